@@ -1,0 +1,134 @@
+//! Run-time values of the reference interpreter.
+
+use crate::ir::{DType, Tensor};
+use half::f16;
+use ndarray::{ArrayD, IxDyn};
+
+/// A tensor during interpretation. Floats of every width compute as f32 (fp16 values are
+/// rounded to half precision after each op only when emulation is on); integers as i32, as
+/// Core ML does at run time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// fp16/fp32/fp64 elements.
+    Float(ArrayD<f32>),
+    /// Integer elements of any width.
+    Int(ArrayD<i32>),
+    /// Boolean elements.
+    Bool(ArrayD<bool>),
+    /// String elements.
+    Str(ArrayD<String>),
+}
+
+impl Value {
+    /// Converts a constant tensor into a run-time value.
+    pub fn from_tensor(t: &Tensor) -> Value {
+        let shape = IxDyn(t.shape());
+        let built = match t.dtype() {
+            DType::String => ArrayD::from_shape_vec(shape, t.strings().to_vec()).map(Value::Str),
+            DType::Bool => ArrayD::from_shape_vec(shape, t.bytes().iter().map(|&b| b != 0).collect()).map(Value::Bool),
+            d if d.is_float() => ArrayD::from_shape_vec(shape, t.to_f32_vec()).map(Value::Float),
+            _ => ArrayD::from_shape_vec(shape, t.to_i64_vec().into_iter().map(|v| v as i32).collect()).map(Value::Int),
+        };
+        built.expect("tensor length matches its shape")
+    }
+
+    /// Converts to a constant tensor of `dtype` (floats round to fp16 when `dtype` is fp16).
+    pub fn to_tensor(&self, dtype: DType) -> Tensor {
+        let shape = self.shape().to_vec();
+        match self {
+            Value::Float(a) => {
+                let v: Vec<f32> = a.iter().copied().collect();
+                match dtype {
+                    DType::F16 => Tensor::from_f16(&shape, &v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>()),
+                    DType::F32 => Tensor::from_f32(&shape, &v),
+                    other => Tensor::from_f32(&shape, &v).cast(other),
+                }
+            }
+            Value::Int(a) => {
+                Tensor::from_i64_as(dtype, &shape, &a.iter().map(|&v| v as i64).collect::<Vec<_>>())
+            }
+            Value::Bool(a) => Tensor::from_bool(&shape, &a.iter().copied().collect::<Vec<_>>()).cast(dtype),
+            Value::Str(a) => Tensor::from_strings(&shape, a.iter().cloned().collect()),
+        }
+    }
+
+    /// Shape of the value.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Value::Float(a) => a.shape(),
+            Value::Int(a) => a.shape(),
+            Value::Bool(a) => a.shape(),
+            Value::Str(a) => a.shape(),
+        }
+    }
+
+    /// The float array, or an error naming what it is instead.
+    pub fn float(&self) -> Result<&ArrayD<f32>, String> {
+        match self {
+            Value::Float(a) => Ok(a),
+            other => Err(format!("expected a float tensor, got {}", other.kind())),
+        }
+    }
+
+    /// The integer array, or an error.
+    pub fn int(&self) -> Result<&ArrayD<i32>, String> {
+        match self {
+            Value::Int(a) => Ok(a),
+            other => Err(format!("expected an integer tensor, got {}", other.kind())),
+        }
+    }
+
+    /// The bool array, or an error.
+    pub fn bool(&self) -> Result<&ArrayD<bool>, String> {
+        match self {
+            Value::Bool(a) => Ok(a),
+            other => Err(format!("expected a bool tensor, got {}", other.kind())),
+        }
+    }
+
+    /// Elements as i64 (floats truncate), for shape-like arguments.
+    pub fn to_i64_vec(&self) -> Vec<i64> {
+        match self {
+            Value::Float(a) => a.iter().map(|&v| v as i64).collect(),
+            Value::Int(a) => a.iter().map(|&v| v as i64).collect(),
+            Value::Bool(a) => a.iter().map(|&v| v as i64).collect(),
+            Value::Str(_) => Vec::new(),
+        }
+    }
+
+    /// Elements as f32 (bools as 0/1), for numeric arguments of either kind.
+    pub fn to_f32_array(&self) -> Result<ArrayD<f32>, String> {
+        match self {
+            Value::Float(a) => Ok(a.clone()),
+            Value::Int(a) => Ok(a.mapv(|v| v as f32)),
+            Value::Bool(a) => Ok(a.mapv(|v| v as u8 as f32)),
+            Value::Str(_) => Err("expected a numeric tensor, got strings".into()),
+        }
+    }
+
+    /// The single string of a string scalar.
+    pub fn as_str(&self) -> Result<&str, String> {
+        match self {
+            Value::Str(a) if a.len() == 1 => Ok(a.iter().next().unwrap()),
+            other => Err(format!("expected a string scalar, got {}", other.kind())),
+        }
+    }
+
+    /// A word for the value's kind, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Float(_) => "float",
+            Value::Int(_) => "int",
+            Value::Bool(_) => "bool",
+            Value::Str(_) => "string",
+        }
+    }
+
+    /// Rounds float elements to the nearest fp16 value (overflow to ±inf, NaN kept, subnormals
+    /// kept); other kinds are unchanged.
+    pub fn round_to_f16(&mut self) {
+        if let Value::Float(a) = self {
+            a.mapv_inplace(|v| f16::from_f32(v).to_f32());
+        }
+    }
+}

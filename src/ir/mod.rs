@@ -1,0 +1,23 @@
+//! The MIL-style intermediate representation every frontend produces and every pass,
+//! backend and the interpreter consume.
+
+mod builder;
+mod dtype;
+mod names;
+pub mod ops;
+mod print;
+mod program;
+mod target;
+mod tensor;
+mod types;
+mod validate;
+
+pub use builder::{BuildError, Builder};
+pub use dtype::DType;
+pub use names::{sanitize_name, NameTable};
+pub use print::print_program;
+pub use program::{Argument, Block, Function, Operation, Program, Var};
+pub use target::{Target, UnknownTarget};
+pub use tensor::{Tensor, TensorSizeError};
+pub use types::{Dim, TensorType};
+pub use validate::{infer_op, validate_program, ValidationError};

@@ -1,0 +1,68 @@
+//! MIL identifiers: sanitising source names and keeping them unique.
+
+use std::collections::HashSet;
+
+/// Turns any source name into a MIL identifier `[A-Za-z_][A-Za-z0-9_]*`: other characters
+/// become `_`, and a leading digit gets a `_` prefix. Deterministic, so callers can map a
+/// user-supplied source name to the identifier it became.
+pub fn sanitize_name(name: &str) -> String {
+    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// The set of identifiers taken in one function; hands out fresh ones.
+#[derive(Clone, Debug, Default)]
+pub struct NameTable {
+    taken: HashSet<String>,
+}
+
+impl NameTable {
+    /// Marks `name` as taken.
+    pub fn reserve(&mut self, name: &str) {
+        self.taken.insert(name.to_string());
+    }
+
+    /// True when `name` is taken.
+    pub fn contains(&self, name: &str) -> bool {
+        self.taken.contains(name)
+    }
+
+    /// A fresh identifier derived from `hint`: the sanitised hint itself when free, otherwise
+    /// the hint with the smallest free numeric suffix.
+    pub fn fresh(&mut self, hint: &str) -> String {
+        let base = sanitize_name(hint);
+        if self.taken.insert(base.clone()) {
+            return base;
+        }
+        (1..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|candidate| !self.taken.contains(candidate))
+            .inspect(|name| {
+                self.taken.insert(name.clone());
+            })
+            .expect("an unbounded range always yields a free name")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitises_onnx_style_names() {
+        assert_eq!(sanitize_name("/layer1/layer1.0/conv1/Conv_output_0"), "_layer1_layer1_0_conv1_Conv_output_0");
+        assert_eq!(sanitize_name("input.1"), "input_1");
+        assert_eq!(sanitize_name("0"), "_0");
+    }
+
+    #[test]
+    fn fresh_names_never_repeat() {
+        let mut t = NameTable::default();
+        assert_eq!(t.fresh("a.b"), "a_b");
+        assert_eq!(t.fresh("a_b"), "a_b_1");
+        assert_eq!(t.fresh("a.b"), "a_b_2");
+    }
+}

@@ -1,0 +1,317 @@
+//! Constant tensor values whose bytes are borrowed (memory-mapped) or owned.
+
+use super::{DType, TensorType};
+use bytes::Bytes;
+use half::f16;
+use std::sync::Arc;
+
+/// A constant tensor: dtype, static shape and its elements.
+///
+/// Numeric elements are stored little-endian in a [`Bytes`] buffer, which may be a slice of a
+/// memory-mapped model file; cloning a tensor never copies its elements. Booleans take one byte
+/// each, sub-byte integers one byte each (unpacked), strings are held as Rust strings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    dtype: DType,
+    shape: Vec<usize>,
+    data: TensorData,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum TensorData {
+    Bytes(Bytes),
+    Strings(Arc<[String]>),
+}
+
+/// Why raw bytes cannot form a tensor of the requested type.
+#[derive(Debug, thiserror::Error)]
+#[error("{dtype} tensor of shape {shape:?} needs {expected} bytes, got {actual}")]
+pub struct TensorSizeError {
+    dtype: DType,
+    shape: Vec<usize>,
+    expected: usize,
+    actual: usize,
+}
+
+macro_rules! from_slice_le {
+    ($name:ident, $t:ty, $dtype:expr) => {
+        #[doc = concat!("A `", stringify!($t), "` tensor from elements in row-major order.")]
+        pub fn $name(shape: &[usize], values: &[$t]) -> Tensor {
+            let mut bytes = Vec::with_capacity(values.len() * std::mem::size_of::<$t>());
+            for v in values {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+            Tensor::from_vec_bytes($dtype, shape, bytes)
+        }
+    };
+}
+
+impl Tensor {
+    /// Builds a tensor over raw little-endian bytes; fails if the length does not match.
+    pub fn from_bytes(dtype: DType, shape: &[usize], bytes: Bytes) -> Result<Tensor, TensorSizeError> {
+        let expected = shape.iter().product::<usize>() * dtype.ir_bytes();
+        if dtype == DType::String || bytes.len() != expected {
+            return Err(TensorSizeError { dtype, shape: shape.to_vec(), expected, actual: bytes.len() });
+        }
+        Ok(Tensor { dtype, shape: shape.to_vec(), data: TensorData::Bytes(bytes) })
+    }
+
+    fn from_vec_bytes(dtype: DType, shape: &[usize], bytes: Vec<u8>) -> Tensor {
+        debug_assert_eq!(bytes.len(), shape.iter().product::<usize>() * dtype.ir_bytes());
+        Tensor { dtype, shape: shape.to_vec(), data: TensorData::Bytes(Bytes::from(bytes)) }
+    }
+
+    from_slice_le!(from_f32, f32, DType::F32);
+    from_slice_le!(from_f16, f16, DType::F16);
+    from_slice_le!(from_f64, f64, DType::F64);
+    from_slice_le!(from_i32, i32, DType::I32);
+    from_slice_le!(from_i64, i64, DType::I64);
+    from_slice_le!(from_i16, i16, DType::I16);
+    from_slice_le!(from_u16, u16, DType::U16);
+    from_slice_le!(from_u32, u32, DType::U32);
+    from_slice_le!(from_u64, u64, DType::U64);
+
+    /// A tensor of a one-byte dtype (int8/uint8/bool or an unpacked sub-byte type).
+    pub fn from_byte_elements(dtype: DType, shape: &[usize], values: Vec<u8>) -> Tensor {
+        assert_eq!(dtype.ir_bytes(), 1, "{dtype} is not a one-byte type");
+        Tensor::from_vec_bytes(dtype, shape, values)
+    }
+
+    /// A boolean tensor.
+    pub fn from_bool(shape: &[usize], values: &[bool]) -> Tensor {
+        Tensor::from_vec_bytes(DType::Bool, shape, values.iter().map(|&b| b as u8).collect())
+    }
+
+    /// A string tensor.
+    pub fn from_strings(shape: &[usize], values: Vec<String>) -> Tensor {
+        assert_eq!(shape.iter().product::<usize>(), values.len());
+        Tensor { dtype: DType::String, shape: shape.to_vec(), data: TensorData::Strings(values.into()) }
+    }
+
+    /// A rank-0 string tensor.
+    pub fn scalar_string(value: &str) -> Tensor {
+        Tensor::from_strings(&[], vec![value.to_string()])
+    }
+
+    /// A rank-0 fp32 tensor.
+    pub fn scalar_f32(value: f32) -> Tensor {
+        Tensor::from_f32(&[], &[value])
+    }
+
+    /// A rank-0 int32 tensor.
+    pub fn scalar_i32(value: i32) -> Tensor {
+        Tensor::from_i32(&[], &[value])
+    }
+
+    /// A rank-0 bool tensor.
+    pub fn scalar_bool(value: bool) -> Tensor {
+        Tensor::from_bool(&[], &[value])
+    }
+
+    /// A rank-1 int32 tensor.
+    pub fn vec_i32(values: &[i32]) -> Tensor {
+        Tensor::from_i32(&[values.len()], values)
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Shape, outermost dimension first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The tensor's type.
+    pub fn ty(&self) -> TensorType {
+        TensorType::fixed(self.dtype, &self.shape)
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same elements viewed with another shape of equal element count.
+    pub fn reshaped(&self, shape: &[usize]) -> Tensor {
+        assert_eq!(shape.iter().product::<usize>(), self.len());
+        Tensor { dtype: self.dtype, shape: shape.to_vec(), data: self.data.clone() }
+    }
+
+    /// The raw little-endian element bytes (empty for string tensors).
+    pub fn bytes(&self) -> &[u8] {
+        match &self.data {
+            TensorData::Bytes(b) => b,
+            TensorData::Strings(_) => &[],
+        }
+    }
+
+    /// The shared byte buffer, for writers that want to avoid a copy.
+    pub fn shared_bytes(&self) -> Option<&Bytes> {
+        match &self.data {
+            TensorData::Bytes(b) => Some(b),
+            TensorData::Strings(_) => None,
+        }
+    }
+
+    /// The string elements (empty for numeric tensors).
+    pub fn strings(&self) -> &[String] {
+        match &self.data {
+            TensorData::Strings(s) => s,
+            TensorData::Bytes(_) => &[],
+        }
+    }
+
+    /// The single string of a rank-0 (or one-element) string tensor.
+    pub fn as_string(&self) -> Option<&str> {
+        match self.strings() {
+            [s] => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Every element converted to f64 (strings give an empty vector).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        let b = self.bytes();
+        macro_rules! conv {
+            ($t:ty, $n:expr) => {
+                b.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+            };
+        }
+        match self.dtype {
+            DType::String => Vec::new(),
+            DType::Bool | DType::U1 | DType::U2 | DType::U3 | DType::U4 | DType::U6 | DType::U8 => {
+                b.iter().map(|&v| v as f64).collect()
+            }
+            DType::I4 | DType::I8 => b.iter().map(|&v| v as i8 as f64).collect(),
+            DType::F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+            DType::F32 => conv!(f32, 4),
+            DType::F64 => conv!(f64, 8),
+            DType::I16 => conv!(i16, 2),
+            DType::U16 => conv!(u16, 2),
+            DType::I32 => conv!(i32, 4),
+            DType::U32 => conv!(u32, 4),
+            DType::I64 => conv!(i64, 8),
+            DType::U64 => conv!(u64, 8),
+        }
+    }
+
+    /// Every element converted to f32.
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        match self.dtype {
+            DType::F32 => self.bytes().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            DType::F16 => self.bytes().chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            _ => self.to_f64_vec().into_iter().map(|v| v as f32).collect(),
+        }
+    }
+
+    /// Every element converted to i64 (floats truncate toward zero).
+    pub fn to_i64_vec(&self) -> Vec<i64> {
+        match self.dtype {
+            DType::I64 => self.bytes().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            DType::I32 => {
+                self.bytes().chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect()
+            }
+            _ => self.to_f64_vec().into_iter().map(|v| v as i64).collect(),
+        }
+    }
+
+    /// The value of a one-element numeric tensor as i64.
+    pub fn scalar_i64(&self) -> Option<i64> {
+        (self.len() == 1 && self.dtype != DType::String).then(|| self.to_i64_vec()[0])
+    }
+
+    /// The value of a one-element numeric tensor as f64.
+    pub fn scalar_f64(&self) -> Option<f64> {
+        (self.len() == 1 && self.dtype != DType::String).then(|| self.to_f64_vec()[0])
+    }
+
+    /// Converts every element to another numeric dtype (floats to ints truncate; fp16 rounds
+    /// to nearest even; ints wrap as two's complement).
+    pub fn cast(&self, dtype: DType) -> Tensor {
+        if dtype == self.dtype {
+            return self.clone();
+        }
+        let shape = &self.shape;
+        match dtype {
+            DType::F32 => Tensor::from_f32(shape, &self.to_f32_vec()),
+            DType::F16 => {
+                let v: Vec<f16> = self.to_f32_vec().into_iter().map(f16::from_f32).collect();
+                Tensor::from_f16(shape, &v)
+            }
+            DType::F64 => Tensor::from_f64(shape, &self.to_f64_vec()),
+            DType::Bool => {
+                Tensor::from_bool(shape, &self.to_f64_vec().into_iter().map(|v| v != 0.0).collect::<Vec<_>>())
+            }
+            DType::String => panic!("cannot cast a numeric tensor to string"),
+            _ => {
+                let ints: Vec<i64> = if self.dtype.is_float() {
+                    self.to_f64_vec().into_iter().map(|v| v as i64).collect()
+                } else {
+                    self.to_i64_vec()
+                };
+                Tensor::from_i64_as(dtype, shape, &ints)
+            }
+        }
+    }
+
+    /// An integer tensor of `dtype` from i64 values (wrapping to the type's width).
+    pub fn from_i64_as(dtype: DType, shape: &[usize], values: &[i64]) -> Tensor {
+        match dtype {
+            DType::I64 => Tensor::from_i64(shape, values),
+            DType::I32 => Tensor::from_i32(shape, &values.iter().map(|&v| v as i32).collect::<Vec<_>>()),
+            DType::I16 => Tensor::from_i16(shape, &values.iter().map(|&v| v as i16).collect::<Vec<_>>()),
+            DType::U16 => Tensor::from_u16(shape, &values.iter().map(|&v| v as u16).collect::<Vec<_>>()),
+            DType::U32 => Tensor::from_u32(shape, &values.iter().map(|&v| v as u32).collect::<Vec<_>>()),
+            DType::U64 => Tensor::from_u64(shape, &values.iter().map(|&v| v as u64).collect::<Vec<_>>()),
+            DType::Bool => Tensor::from_bool(shape, &values.iter().map(|&v| v != 0).collect::<Vec<_>>()),
+            DType::F32 => Tensor::from_f32(shape, &values.iter().map(|&v| v as f32).collect::<Vec<_>>()),
+            DType::F16 => {
+                Tensor::from_f16(shape, &values.iter().map(|&v| f16::from_f32(v as f32)).collect::<Vec<_>>())
+            }
+            DType::F64 => Tensor::from_f64(shape, &values.iter().map(|&v| v as f64).collect::<Vec<_>>()),
+            DType::String => panic!("cannot build a string tensor from integers"),
+            DType::I8 => Tensor::from_byte_elements(dtype, shape, values.iter().map(|&v| v as i8 as u8).collect()),
+            DType::I4 => {
+                let wrapped = values.iter().map(|&v| ((((v & 0xf) ^ 0x8) - 0x8) as i8) as u8).collect();
+                Tensor::from_byte_elements(dtype, shape, wrapped)
+            }
+            unsigned => {
+                let mask = (1i64 << unsigned.bits()) - 1;
+                Tensor::from_byte_elements(unsigned, shape, values.iter().map(|&v| (v & mask) as u8).collect())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn casts_round_fp16_and_truncate_ints() {
+        let t = Tensor::from_f32(&[3], &[1.0, 65520.0, -2.7]);
+        assert_eq!(t.cast(DType::F16).to_f32_vec(), vec![1.0, f32::INFINITY, -2.69921875]);
+        assert_eq!(t.cast(DType::I32).to_i64_vec(), vec![1, 65520, -2]);
+    }
+
+    #[test]
+    fn rejects_byte_length_mismatch() {
+        assert!(Tensor::from_bytes(DType::F32, &[2, 2], Bytes::from(vec![0u8; 15])).is_err());
+        assert!(Tensor::from_bytes(DType::F32, &[2, 2], Bytes::from(vec![0u8; 16])).is_ok());
+    }
+
+    #[test]
+    fn sub_byte_values_wrap_to_their_width() {
+        let t = Tensor::from_i64_as(DType::I4, &[2], &[-1, 7]);
+        assert_eq!(t.to_i64_vec(), vec![-1, 7]);
+        assert_eq!(Tensor::from_i64_as(DType::I4, &[1], &[9]).to_i64_vec(), vec![-7]);
+        assert_eq!(Tensor::from_i64_as(DType::U8, &[1], &[300]).bytes(), &[44]);
+    }
+}

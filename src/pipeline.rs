@@ -1,0 +1,1 @@
+//! Library entry points for each command.
