@@ -658,3 +658,329 @@ pub fn pixel_shuffle(args: &KernelArgs) -> Result<Vec<Value>, String> {
     })?;
     Ok(vec![Value::Float(out)])
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::interp::kernels::testing::{floats, infer, ints, run, try_run};
+    use crate::ir::{DType, Dim, Tensor, TensorType};
+
+    fn iota(shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        Tensor::from_f32(shape, &(0..n).map(|v| v as f32).collect::<Vec<_>>())
+    }
+
+    fn check(op: &str, inputs: &[(&str, Tensor)], shape: &[usize], values: &[f32]) {
+        let ty = infer(op, inputs).unwrap();
+        assert_eq!(ty[0], TensorType::fixed(DType::F32, shape), "{op} type");
+        assert_eq!(floats(&run(op, inputs, &ty)[0]), values, "{op} values");
+    }
+
+    #[test]
+    fn reshape_infers_minus_one_and_copies_zero() {
+        let x = iota(&[2, 3, 4]);
+        let ty = infer(
+            "reshape",
+            &[("x", x.clone()), ("shape", Tensor::vec_i32(&[0, -1]))],
+        );
+        assert!(ty.is_err(), "0 needs len(shape) == rank(x)");
+        let inputs = [("x", x.clone()), ("shape", Tensor::vec_i32(&[0, -1, 2]))];
+        let ty = infer("reshape", &inputs).unwrap();
+        assert_eq!(ty[0], TensorType::fixed(DType::F32, &[2, 6, 2]));
+        assert_eq!(
+            floats(&run("reshape", &inputs, &ty)[0]),
+            (0..24).map(|v| v as f32).collect::<Vec<_>>()
+        );
+        assert!(infer("reshape", &[("x", x), ("shape", Tensor::vec_i32(&[5, -1]))]).is_err());
+    }
+
+    #[test]
+    fn reshape_of_symbolic_batch_keeps_unknowns_symbolic() {
+        let ty = TensorType {
+            dtype: DType::F32,
+            shape: vec![Dim::Symbol("n".into()), Dim::Fixed(3), Dim::Fixed(4)],
+        };
+        let x = crate::ir::Var::new("x", ty);
+        let mut b = crate::ir::Builder::new("main", vec![x]);
+        let shape = b.constant("shape", Tensor::vec_i32(&[0, -1]));
+        let err = b.op1("reshape", "r", &[("x", &["x"]), ("shape", &[&shape])]);
+        assert!(err.is_err());
+        let shape = b.constant("shape", Tensor::vec_i32(&[-1, 12]));
+        let out = b
+            .op1("reshape", "r", &[("x", &["x"]), ("shape", &[&shape])])
+            .unwrap();
+        let t = b.ty(&out).unwrap();
+        assert!(matches!(t.shape[0], Dim::Symbol(_)));
+        assert_eq!(t.shape[1], Dim::Fixed(12));
+    }
+
+    #[test]
+    fn transpose_concat_split() {
+        let x = iota(&[2, 3]);
+        check(
+            "transpose",
+            &[("x", x.clone()), ("perm", Tensor::vec_i32(&[1, 0]))],
+            &[3, 2],
+            &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0],
+        );
+        let y = Tensor::from_f32(&[2, 1], &[10.0, 20.0]);
+        let op = crate::ir::Operation {
+            op_type: "concat".into(),
+            name: "c".into(),
+            inputs: vec![
+                (
+                    "values".into(),
+                    vec![
+                        crate::ir::Argument::Value(x.clone()),
+                        crate::ir::Argument::Value(y),
+                    ],
+                ),
+                (
+                    "axis".into(),
+                    vec![crate::ir::Argument::Value(Tensor::scalar_i32(-1))],
+                ),
+            ],
+            outputs: vec![],
+            attributes: Default::default(),
+            origin: None,
+        };
+        let ty = crate::ir::infer_op(&op, &|_| None).unwrap();
+        assert_eq!(ty[0], TensorType::fixed(DType::F32, &[2, 4]));
+        let out = crate::interp::eval_op(&op, &|_| None, &ty).unwrap();
+        assert_eq!(
+            floats(&out[0]),
+            vec![0.0, 1.0, 2.0, 10.0, 3.0, 4.0, 5.0, 20.0]
+        );
+
+        let inputs = [
+            ("x", x),
+            ("split_sizes", Tensor::vec_i32(&[1, 2])),
+            ("axis", Tensor::scalar_i32(1)),
+        ];
+        let ty = infer("split", &inputs).unwrap();
+        assert_eq!(
+            ty,
+            vec![
+                TensorType::fixed(DType::F32, &[2, 1]),
+                TensorType::fixed(DType::F32, &[2, 2])
+            ]
+        );
+        let out = run("split", &inputs, &ty);
+        assert_eq!(floats(&out[0]), vec![0.0, 3.0]);
+        assert_eq!(floats(&out[1]), vec![1.0, 2.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn gather_with_negative_indices_and_batch_dims() {
+        let x = iota(&[3, 2]);
+        let idx = Tensor::from_i32(&[2], &[-1, 0]);
+        check(
+            "gather",
+            &[("x", x.clone()), ("indices", idx.clone())],
+            &[2, 2],
+            &[4.0, 5.0, 0.0, 1.0],
+        );
+        let idx2 = Tensor::from_i32(&[2, 1], &[1, -2]);
+        check(
+            "gather",
+            &[
+                ("x", x.clone()),
+                ("indices", idx2),
+                ("axis", Tensor::scalar_i32(1)),
+            ],
+            &[3, 2, 1],
+            &[1.0, 0.0, 3.0, 2.0, 5.0, 4.0],
+        );
+        // batch_dims 1: row i takes x[i, idx[i]].
+        let idx3 = Tensor::from_i32(&[3, 1], &[1, 0, 1]);
+        check(
+            "gather",
+            &[
+                ("x", x.clone()),
+                ("indices", idx3),
+                ("axis", Tensor::scalar_i32(1)),
+                ("batch_dims", Tensor::scalar_i32(1)),
+            ],
+            &[3, 1],
+            &[1.0, 2.0, 5.0],
+        );
+        let bad = [("x", x), ("indices", Tensor::from_i32(&[1], &[3]))];
+        assert!(try_run("gather", &bad, &[TensorType::fixed(DType::F32, &[1, 2])]).is_err());
+    }
+
+    #[test]
+    fn gather_along_axis_picks_per_position() {
+        let x = iota(&[2, 3]);
+        let idx = Tensor::from_i32(&[2, 2], &[2, 0, -1, 1]);
+        check(
+            "gather_along_axis",
+            &[("x", x), ("indices", idx), ("axis", Tensor::scalar_i32(1))],
+            &[2, 2],
+            &[2.0, 0.0, 5.0, 4.0],
+        );
+    }
+
+    #[test]
+    fn slice_by_index_with_masks_and_negative_stride() {
+        let x = iota(&[3, 4]);
+        let b = |v: &[bool]| Tensor::from_bool(&[v.len()], v);
+        // x[1:, ::-2] → rows 1..3, cols 3, 1.
+        let inputs = [
+            ("x", x.clone()),
+            ("begin", Tensor::vec_i32(&[1, 0])),
+            ("end", Tensor::vec_i32(&[0, 0])),
+            ("stride", Tensor::vec_i32(&[1, -2])),
+            ("begin_mask", b(&[false, true])),
+            ("end_mask", b(&[true, true])),
+        ];
+        check("slice_by_index", &inputs, &[2, 2], &[7.0, 5.0, 11.0, 9.0]);
+        // x[-1, 1:-1] with squeeze on axis 0.
+        let inputs = [
+            ("x", x.clone()),
+            ("begin", Tensor::vec_i32(&[-1, 1])),
+            ("end", Tensor::vec_i32(&[0, -1])),
+            ("squeeze_mask", b(&[true, false])),
+        ];
+        check("slice_by_index", &inputs, &[2], &[9.0, 10.0]);
+        // Out-of-range bounds clamp: x[0:100, -100:2].
+        let inputs = [
+            ("x", x),
+            ("begin", Tensor::vec_i32(&[0, -100])),
+            ("end", Tensor::vec_i32(&[100, 2])),
+        ];
+        check(
+            "slice_by_index",
+            &inputs,
+            &[3, 2],
+            &[0.0, 1.0, 4.0, 5.0, 8.0, 9.0],
+        );
+    }
+
+    #[test]
+    fn squeeze_expand_flatten_tile_reverse() {
+        let x = iota(&[1, 2, 1]);
+        check("squeeze", &[("x", x.clone())], &[2], &[0.0, 1.0]);
+        check(
+            "squeeze",
+            &[("x", x.clone()), ("axes", Tensor::vec_i32(&[-1]))],
+            &[1, 2],
+            &[0.0, 1.0],
+        );
+        check(
+            "expand_dims",
+            &[("x", x.clone()), ("axes", Tensor::vec_i32(&[0, -1]))],
+            &[1, 1, 2, 1, 1],
+            &[0.0, 1.0],
+        );
+        check(
+            "flatten2d",
+            &[("x", iota(&[2, 3, 2])), ("axis", Tensor::scalar_i32(-1))],
+            &[6, 2],
+            &(0..12).map(|v| v as f32).collect::<Vec<_>>(),
+        );
+        check(
+            "tile",
+            &[("x", iota(&[2])), ("reps", Tensor::vec_i32(&[3]))],
+            &[6],
+            &[0.0, 1.0, 0.0, 1.0, 0.0, 1.0],
+        );
+        check(
+            "reverse",
+            &[("x", iota(&[2, 2])), ("axes", Tensor::vec_i32(&[1]))],
+            &[2, 2],
+            &[1.0, 0.0, 3.0, 2.0],
+        );
+    }
+
+    #[test]
+    fn shape_fill_range() {
+        let ty = infer("shape", &[("x", iota(&[2, 5]))]).unwrap();
+        assert_eq!(ty[0], TensorType::fixed(DType::I32, &[2]));
+        assert_eq!(
+            ints(&run("shape", &[("x", iota(&[2, 5]))], &ty)[0]),
+            vec![2, 5]
+        );
+        check(
+            "fill",
+            &[
+                ("shape", Tensor::vec_i32(&[2])),
+                ("value", Tensor::scalar_f32(1.5)),
+            ],
+            &[2],
+            &[1.5, 1.5],
+        );
+        let inputs = [
+            ("end", Tensor::scalar_i32(-5)),
+            ("start", Tensor::scalar_i32(4)),
+            ("step", Tensor::scalar_i32(-3)),
+        ];
+        let ty = infer("range_1d", &inputs).unwrap();
+        assert_eq!(ty[0], TensorType::fixed(DType::I32, &[3]));
+        assert_eq!(ints(&run("range_1d", &inputs, &ty)[0]), vec![4, 1, -2]);
+        let inputs = [
+            ("end", Tensor::scalar_f32(1.0)),
+            ("start", Tensor::scalar_f32(0.0)),
+            ("step", Tensor::scalar_f32(0.3)),
+        ];
+        let ty = infer("range_1d", &inputs).unwrap();
+        assert_eq!(ty[0], TensorType::fixed(DType::F32, &[4]));
+    }
+
+    #[test]
+    fn pad_modes() {
+        let x = Tensor::from_f32(&[1, 3], &[1.0, 2.0, 3.0]);
+        let pad = Tensor::vec_i32(&[2, 1]);
+        check(
+            "pad",
+            &[
+                ("x", x.clone()),
+                ("pad", pad.clone()),
+                ("constant_val", Tensor::scalar_f32(9.0)),
+            ],
+            &[1, 6],
+            &[9.0, 9.0, 1.0, 2.0, 3.0, 9.0],
+        );
+        let mode = |m: &str| Tensor::scalar_string(m);
+        check(
+            "pad",
+            &[
+                ("x", x.clone()),
+                ("pad", pad.clone()),
+                ("mode", mode("reflect")),
+            ],
+            &[1, 6],
+            &[3.0, 2.0, 1.0, 2.0, 3.0, 2.0],
+        );
+        check(
+            "pad",
+            &[("x", x), ("pad", pad), ("mode", mode("replicate"))],
+            &[1, 6],
+            &[1.0, 1.0, 1.0, 2.0, 3.0, 3.0],
+        );
+    }
+
+    #[test]
+    fn depth_space_round_trip() {
+        // ONNX DepthToSpace (DCR) example: x [1, 8, 1, 1] = 0..8, block 2 → [1, 2, 2, 2].
+        let x = iota(&[1, 8, 1, 1]);
+        let b = Tensor::scalar_i32(2);
+        check(
+            "depth_to_space",
+            &[("x", x.clone()), ("block_size", b.clone())],
+            &[1, 2, 2, 2],
+            &[0.0, 2.0, 4.0, 6.0, 1.0, 3.0, 5.0, 7.0],
+        );
+        check(
+            "pixel_shuffle",
+            &[("x", x), ("upscale_factor", b.clone())],
+            &[1, 2, 2, 2],
+            &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        );
+        let y = Tensor::from_f32(&[1, 2, 2, 2], &[0.0, 2.0, 4.0, 6.0, 1.0, 3.0, 5.0, 7.0]);
+        check(
+            "space_to_depth",
+            &[("x", y), ("block_size", b)],
+            &[1, 8, 1, 1],
+            &(0..8).map(|v| v as f32).collect::<Vec<_>>(),
+        );
+    }
+}
