@@ -138,7 +138,7 @@ fn floor_div_i32(a: i32, b: i32) -> i32 {
         return 0;
     }
     let q = a.wrapping_div(b);
-    if (a % b != 0) && ((a < 0) != (b < 0)) {
+    if (a.wrapping_rem(b) != 0) && ((a < 0) != (b < 0)) {
         q - 1
     } else {
         q
