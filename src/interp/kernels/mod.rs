@@ -8,6 +8,7 @@ pub mod normalization;
 pub mod pool;
 pub mod reduction;
 pub mod shape;
+pub mod tensor_ops;
 #[cfg(test)]
 pub(crate) mod testing;
 

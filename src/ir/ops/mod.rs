@@ -12,6 +12,7 @@ mod normalization;
 pub mod pool;
 pub mod reduction;
 pub mod shape;
+mod tensor_ops;
 pub mod window;
 
 pub use args::InferArgs;
@@ -144,6 +145,7 @@ const FAMILIES: &[&[OpDef]] = &[
     normalization::DEFS,
     reduction::DEFS,
     shape::DEFS,
+    tensor_ops::DEFS,
 ];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
