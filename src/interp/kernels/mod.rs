@@ -7,6 +7,7 @@ pub mod linear;
 pub mod normalization;
 pub mod pool;
 pub mod reduction;
+pub mod resize;
 pub mod shape;
 pub mod tensor_ops;
 #[cfg(test)]

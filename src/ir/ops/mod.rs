@@ -11,6 +11,7 @@ pub mod linear;
 mod normalization;
 pub mod pool;
 pub mod reduction;
+pub mod resize;
 pub mod shape;
 mod tensor_ops;
 pub mod window;
@@ -145,6 +146,7 @@ const FAMILIES: &[&[OpDef]] = &[
     normalization::DEFS,
     reduction::DEFS,
     shape::DEFS,
+    resize::DEFS,
     tensor_ops::DEFS,
 ];
 
