@@ -12,6 +12,7 @@ mod normalization;
 pub mod pool;
 pub mod reduction;
 pub mod resize;
+mod scatter_gather;
 pub mod shape;
 mod tensor_ops;
 pub mod window;
@@ -147,6 +148,7 @@ const FAMILIES: &[&[OpDef]] = &[
     reduction::DEFS,
     shape::DEFS,
     resize::DEFS,
+    scatter_gather::DEFS,
     tensor_ops::DEFS,
 ];
 
