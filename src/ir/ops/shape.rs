@@ -3,7 +3,7 @@
 
 use super::{op, InferArgs, OpDef, Param, ParamType};
 use crate::interp::kernels::shape as k;
-use crate::ir::{DType, Dim, TensorType};
+use crate::ir::{DType, Dim, Target, TensorType};
 
 const X: Param = Param::new("x", ParamType::Any);
 const fn ints(name: &'static str) -> Param {
@@ -42,7 +42,7 @@ const GATHER: &[Param] = &[
     X,
     ints("indices"),
     int_const("axis").optional(),
-    int_const("batch_dims").optional(),
+    int_const("batch_dims").optional().since(Target::IOS16),
 ];
 const GATHER_ALONG_AXIS: &[Param] = &[X, ints("indices"), int_const("axis").optional()];
 const SLICE_BY_INDEX: &[Param] = &[
