@@ -1,5 +1,8 @@
 //! End-to-end tests of the `mlpack` binary: exit codes, one-line errors, no partial output.
 
+mod common;
+
+use common::packages::package_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -33,7 +36,7 @@ fn assert_dir_only(dir: &Path, expected: &[&str]) {
 }
 
 fn small_model() -> PathBuf {
-    fixture("models/mlp_opset17/model.onnx")
+    fixture("models/mlp_op17/model.onnx")
 }
 
 #[test]
@@ -134,8 +137,7 @@ fn dynamic_batch_needs_input_shape_and_the_error_shows_the_flag() {
 
 #[test]
 fn inspect_describes_onnx_and_packages_as_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.mlpackage");
+    let out = package_dir("cli_inspect").join("out.mlpackage");
     let model = small_model();
     assert!(mlpack(&["convert", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--quiet"]).status.success());
     for path in [&model, &out] {
@@ -170,11 +172,11 @@ fn package_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn output_is_byte_identical_across_runs_thread_counts_and_rewrites() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = fixture("models/small_cnn_opset17/model.onnx");
+    let dir = package_dir("cli_determinism");
+    let model = fixture("models/small_cnn_op17/model.onnx");
     let mut packages = Vec::new();
     for (i, threads) in ["1", "2", "2"].iter().enumerate() {
-        let out = dir.path().join(format!("run{i}.mlpackage"));
+        let out = dir.join(format!("run{i}.mlpackage"));
         let o = Command::new(env!("CARGO_BIN_EXE_mlpack"))
             .env("RAYON_NUM_THREADS", threads)
             .args(["convert", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--quiet"])
@@ -188,8 +190,8 @@ fn output_is_byte_identical_across_runs_thread_counts_and_rewrites() {
     assert_eq!(packages[1], packages[2]);
 
     // Re-writing a package with the same flags reproduces it exactly.
-    let again = dir.path().join("again.mlpackage");
-    let first = dir.path().join("run0.mlpackage");
+    let again = dir.join("again.mlpackage");
+    let first = dir.join("run0.mlpackage");
     let o = mlpack(&["convert", first.to_str().unwrap(), "-o", again.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(package_files(&again), packages[0]);

@@ -48,15 +48,27 @@ fn read_npy(path: &Path) -> Value {
     mlpack::npy::parse(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// The `--input-shape` values a fixture with dynamic dims needs.
+fn input_shapes(fx: &Fixture) -> Vec<(String, Vec<usize>)> {
+    fx.meta
+        .input_shape_flags
+        .iter()
+        .map(|flag| {
+            let (name, dims) = flag.split_once('=').expect("NAME=DIMS");
+            (name.to_string(), dims.split(',').map(|d| d.parse().expect("a size")).collect())
+        })
+        .collect()
+}
+
 /// Converts `fx` at `precision`, runs it, and returns (output name, diff) per output.
 fn convert_and_compare(fx: &Fixture, precision: Precision, dir: &Path) -> Vec<(String, Diff)> {
-    let out = dir.join(format!("{}_{precision:?}.mlpackage", fx.name()));
+    let out = dir.join(format!("{}_{precision:?}.mlpackage", fx.case));
     let options = ConvertOptions {
         input: fx.model_path(),
         output: out.clone(),
         precision,
         target: Target::IOS17,
-        input_shapes: fx.input_shapes(),
+        input_shapes: input_shapes(fx),
         force: false,
     };
     pipeline::convert(&options).unwrap_or_else(|e| panic!("{}: {e}", fx.name()));
@@ -73,10 +85,10 @@ fn convert_and_compare(fx: &Fixture, precision: Precision, dir: &Path) -> Vec<(S
 }
 
 fn check_group(group: &str, precision: Precision) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::packages::package_dir(&format!("models_{group}_{precision:?}"));
     let mut failures = Vec::new();
     for fx in Fixture::all(group) {
-        for (name, d) in convert_and_compare(&fx, precision, dir.path()) {
+        for (name, d) in convert_and_compare(&fx, precision, &dir) {
             let (tol, min_cos) = match precision {
                 Precision::Fp32 => (1e-4, 0.999_999),
                 Precision::Fp16 => (3e-2, 0.999),
