@@ -276,6 +276,20 @@ fn same_program_gives_byte_identical_packages() {
     let program = every_constant_program(Target::IOS18);
     write_package(&program, &a, false).unwrap();
     write_package(&program, &b, false).unwrap();
+    // The 20-element value bound to a plain op's input stays immediate.
+    let Some(model::Type::MlProgram(mil_program)) = decode_model(&a).r#type else {
+        panic!()
+    };
+    let inline = &mil_program.functions["main"].block_specializations["CoreML8"].operations[1];
+    let Some(mil::argument::binding::Binding::Value(bias)) =
+        &inline.inputs["y"].arguments[0].binding
+    else {
+        panic!("inline_add.y is not bound by value")
+    };
+    assert!(matches!(
+        bias.value,
+        Some(mil::value::Value::ImmediateValue(_))
+    ));
     let (fa, fb) = (files_under(&a), files_under(&b));
     assert_eq!(fa.len(), 6, "{:?}", fa.keys());
     assert_eq!(fa, fb);
@@ -437,6 +451,27 @@ fn inconsistent_models_are_reported() {
         read_package(&dest).unwrap_err(),
         "model.mlmodel",
         "'undefined' is not defined",
+    );
+
+    let (_dir, dest) = written();
+    let mut model = decode_model(&dest);
+    let Some(model::Type::MlProgram(program)) = &mut model.r#type else {
+        panic!()
+    };
+    let block = program
+        .functions
+        .get_mut("main")
+        .unwrap()
+        .block_specializations
+        .get_mut("CoreML5")
+        .unwrap();
+    block.operations[1].r#type = "cast".into();
+    block.operations[3].r#type = "cast".into();
+    fs::write(dest.join(MODEL), model.encode_to_vec()).unwrap();
+    let err = read_package(&dest).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { message, .. } if message.ends_with("support: cast (2)")),
+        "{err}"
     );
 
     let (_dir, dest) = written();

@@ -53,8 +53,30 @@ pub fn read_package(path: &Path) -> Result<Program, Error> {
         weights: BTreeMap::new(),
     };
     let program = reader.program(&model)?;
+    unknown_ops(&program).map_err(|message| Error::Unsupported {
+        path: model_path.clone(),
+        message,
+    })?;
     validate_program(&program).map_err(|e| Error::invalid(&model_path, e.to_string()))?;
     Ok(program)
+}
+
+/// Fails with a message listing every op type the registry does not know, with counts.
+fn unknown_ops(program: &Program) -> Result<(), String> {
+    let mut unknown: BTreeMap<&str, usize> = BTreeMap::new();
+    for op in program.functions.iter().flat_map(|f| &f.block.operations) {
+        if op.op_type != "const" && ops::lookup(&op.op_type).is_none() {
+            *unknown.entry(&op.op_type).or_default() += 1;
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = unknown.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+    Err(format!(
+        "op types mlpack does not support: {}",
+        list.join(", ")
+    ))
 }
 
 /// Decoding state: the model file (for messages) and the weight files opened so far.

@@ -113,13 +113,16 @@ fn encode_program(program: &Program, blobs: &mut BlobWriter) -> Result<mil::Prog
 }
 
 /// One operation: its type, the `name` attribute plus its own attributes, inputs bound by
-/// variable name or by value, and typed outputs.
+/// variable name or by value, and typed outputs. Values bound to inputs follow the blob rule
+/// only for `constexpr_*` ops; other ops get them as immediates (as coremltools writes the
+/// literal parameters of `classify` and `reshape_like`, and as its reader requires).
 fn encode_operation(
     op: &Operation,
     blobs: &mut BlobWriter,
     spec_version: i32,
 ) -> Result<mil::Operation, Error> {
     use mil::argument::{binding::Binding as Bound, Binding};
+    let literals_may_be_blobs = op.op_type.starts_with("constexpr_");
     let mut attributes = BTreeMap::from([("name".to_string(), string_value(&op.name))]);
     for (key, tensor) in &op.attributes {
         let value = encode_value(tensor, blobs, spec_version)?;
@@ -138,9 +141,10 @@ fn encode_operation(
                 Ok(Binding {
                     binding: Some(match arg {
                         Argument::Var(name) => Bound::Name(name.clone()),
-                        Argument::Value(tensor) => {
+                        Argument::Value(tensor) if literals_may_be_blobs => {
                             Bound::Value(encode_value(tensor, blobs, spec_version)?)
                         }
+                        Argument::Value(tensor) => Bound::Value(immediate(tensor)),
                     }),
                 })
             })
