@@ -52,12 +52,13 @@ pub fn read_package(path: &Path) -> Result<Program, Error> {
         model_dir,
         weights: BTreeMap::new(),
     };
-    let program = reader.program(&model)?;
+    let mut program = reader.program(&model)?;
     unknown_ops(&program).map_err(|message| Error::Unsupported {
         path: model_path.clone(),
         message,
     })?;
     validate_program(&program).map_err(|e| Error::invalid(&model_path, e.to_string()))?;
+    program.metadata = description::check(model.description.as_ref(), program.main(), &model_path)?;
     Ok(program)
 }
 
@@ -100,6 +101,7 @@ impl Reader<'_> {
         }
     }
 
+    /// The program of `model`, without its metadata (see [`description::check`]).
     fn program(&mut self, model: &Model) -> Result<Program, Error> {
         let version = model.specification_version;
         let target = Target::ALL
@@ -174,11 +176,10 @@ impl Reader<'_> {
                 outputs: block.outputs.clone(),
             },
         };
-        let metadata = description::check(model.description.as_ref(), &function, self.model_path)?;
         Ok(Program {
             target,
             functions: vec![function],
-            metadata,
+            metadata: BTreeMap::new(),
         })
     }
 
