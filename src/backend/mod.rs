@@ -3,4 +3,4 @@
 pub mod mlpackage;
 
 pub use mlpackage::blob::{pack_bits, unpack_bits};
-pub use mlpackage::{read_package, write_package};
+pub use mlpackage::{read_package, stored_in_blob, write_package};

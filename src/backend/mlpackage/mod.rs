@@ -12,6 +12,7 @@ mod value;
 mod write;
 
 pub use read::read_package;
+pub use value::stored_in_blob;
 pub use write::write_package;
 
 use crate::Error;

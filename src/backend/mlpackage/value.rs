@@ -3,7 +3,7 @@
 
 use super::blob::{pack_bits, unpack_bits};
 use super::Problem;
-use crate::ir::{DType, Dim, Tensor, TensorType};
+use crate::ir::{DType, Dim, Target, Tensor, TensorType};
 use crate::proto::coreml::mil_spec as mil;
 use mil::tensor_value::Value as Field;
 use mil::value::immediate_value::Value as Immediate;
@@ -131,13 +131,14 @@ pub fn static_shape(ty: &TensorType) -> Result<Vec<usize>, Problem> {
         .ok_or_else(|| Problem::Invalid(format!("constant has a symbolic shape {ty}")))
 }
 
-/// True when `tensor` goes to weight.bin rather than into the protobuf: numeric, at least 10
-/// elements, and a storage dtype Core ML reads from blobs at this specification version.
-pub fn is_blob_worthy(tensor: &Tensor, spec_version: i32) -> bool {
+/// True when a constant `tensor` is stored in weight.bin rather than in the protobuf for
+/// `target`: numeric, at least 10 elements, and a storage dtype Core ML reads from blobs at
+/// that target (int16/uint16/int32/uint32 only from iOS18 on).
+pub fn stored_in_blob(tensor: &Tensor, target: Target) -> bool {
     let dtype = tensor.dtype();
     let storable = match dtype {
         DType::F16 | DType::F32 | DType::I8 | DType::U8 => true,
-        DType::I16 | DType::U16 | DType::I32 | DType::U32 => spec_version >= 9,
+        DType::I16 | DType::U16 | DType::I32 | DType::U32 => target >= Target::IOS18,
         d => d.is_sub_byte(),
     };
     storable && tensor.len() >= 10
@@ -467,17 +468,23 @@ mod tests {
     }
 
     #[test]
-    fn blob_rule_follows_size_dtype_and_spec_version() {
-        assert!(is_blob_worthy(&Tensor::from_f32(&[10], &[0.0; 10]), 6));
-        assert!(!is_blob_worthy(&Tensor::from_f32(&[9], &[0.0; 9]), 6));
-        assert!(!is_blob_worthy(&Tensor::from_i32(&[10], &[0; 10]), 8));
-        assert!(is_blob_worthy(&Tensor::from_i32(&[10], &[0; 10]), 9));
-        assert!(is_blob_worthy(
-            &Tensor::from_i64_as(DType::U4, &[10], &[0; 10]),
-            9
+    fn blob_rule_follows_size_dtype_and_target() {
+        let f32s = |n: usize| Tensor::from_f32(&[n], &vec![0.0; n]);
+        let i32s = Tensor::from_i32(&[10], &[0; 10]);
+        assert!(stored_in_blob(&f32s(10), Target::IOS15));
+        assert!(!stored_in_blob(&f32s(9), Target::IOS15));
+        assert!(!stored_in_blob(&i32s, Target::IOS17));
+        assert!(stored_in_blob(&i32s, Target::IOS18));
+        let u4s = Tensor::from_i64_as(DType::U4, &[10], &[0; 10]);
+        assert!(stored_in_blob(&u4s, Target::IOS18));
+        assert!(!stored_in_blob(
+            &Tensor::from_i64(&[10], &[0; 10]),
+            Target::IOS18
         ));
-        assert!(!is_blob_worthy(&Tensor::from_i64(&[10], &[0; 10]), 9));
-        assert!(!is_blob_worthy(&Tensor::from_bool(&[10], &[true; 10]), 9));
+        assert!(!stored_in_blob(
+            &Tensor::from_bool(&[10], &[true; 10]),
+            Target::IOS18
+        ));
     }
 
     #[test]

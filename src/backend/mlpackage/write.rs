@@ -2,11 +2,11 @@
 //! destination, then renamed into place.
 
 use super::blob::BlobWriter;
-use super::value::{immediate, is_blob_worthy, string_value, value_type};
+use super::value::{immediate, stored_in_blob, string_value, value_type};
 use super::{
     description, manifest, AUTHOR, MODEL_FILE, MODEL_PATH_PREFIX, WEIGHTS_DIR, WEIGHT_FILE,
 };
-use crate::ir::{validate_program, Argument, Operation, Program, Tensor, Var};
+use crate::ir::{validate_program, Argument, Operation, Program, Target, Tensor, Var};
 use crate::proto::coreml::mil_spec as mil;
 use crate::proto::coreml::{model, Model};
 use crate::Error;
@@ -84,12 +84,12 @@ fn write_contents(
 /// The MIL program: one function `main` whose block is specialised for the target's opset.
 fn encode_program(program: &Program, blobs: &mut BlobWriter) -> Result<mil::Program, Error> {
     let function = program.main();
-    let spec_version = program.target.spec_version();
+    let target = program.target;
     let operations = function
         .block
         .operations
         .iter()
-        .map(|op| encode_operation(op, blobs, spec_version))
+        .map(|op| encode_operation(op, blobs, target))
         .collect::<Result<_, _>>()?;
     let opset = program.target.opset().to_string();
     let block = mil::Block {
@@ -119,13 +119,13 @@ fn encode_program(program: &Program, blobs: &mut BlobWriter) -> Result<mil::Prog
 fn encode_operation(
     op: &Operation,
     blobs: &mut BlobWriter,
-    spec_version: i32,
+    target: Target,
 ) -> Result<mil::Operation, Error> {
     use mil::argument::{binding::Binding as Bound, Binding};
     let literals_may_be_blobs = op.op_type.starts_with("constexpr_");
     let mut attributes = BTreeMap::from([("name".to_string(), string_value(&op.name))]);
     for (key, tensor) in &op.attributes {
-        let value = encode_value(tensor, blobs, spec_version)?;
+        let value = encode_value(tensor, blobs, target)?;
         if attributes.insert(key.clone(), value).is_some() {
             return Err(Error::Internal(format!(
                 "op '{}' has an attribute called 'name'",
@@ -142,7 +142,7 @@ fn encode_operation(
                     binding: Some(match arg {
                         Argument::Var(name) => Bound::Name(name.clone()),
                         Argument::Value(tensor) if literals_may_be_blobs => {
-                            Bound::Value(encode_value(tensor, blobs, spec_version)?)
+                            Bound::Value(encode_value(tensor, blobs, target)?)
                         }
                         Argument::Value(tensor) => Bound::Value(immediate(tensor)),
                     }),
@@ -172,9 +172,9 @@ fn encode_operation(
 fn encode_value(
     tensor: &Tensor,
     blobs: &mut BlobWriter,
-    spec_version: i32,
+    target: Target,
 ) -> Result<mil::Value, Error> {
-    if !is_blob_worthy(tensor, spec_version) {
+    if !stored_in_blob(tensor, target) {
         return Ok(immediate(tensor));
     }
     let offset = blobs.append(tensor)?;
