@@ -465,12 +465,12 @@ fn inconsistent_models_are_reported() {
         .block_specializations
         .get_mut("CoreML5")
         .unwrap();
-    block.operations[1].r#type = "cast".into();
-    block.operations[3].r#type = "cast".into();
+    block.operations[1].r#type = "frobnicate".into();
+    block.operations[3].r#type = "frobnicate".into();
     fs::write(dest.join(MODEL), model.encode_to_vec()).unwrap();
     let err = read_package(&dest).unwrap_err();
     assert!(
-        matches!(&err, Error::Unsupported { message, .. } if message.ends_with("support: cast (2)")),
+        matches!(&err, Error::Unsupported { message, .. } if message.ends_with("support: frobnicate (2)")),
         "{err}"
     );
 
@@ -501,4 +501,93 @@ fn inconsistent_models_are_reported() {
         matches!(&err, Error::Unsupported { message, .. } if message.contains("'x' is an image")),
         "{err}"
     );
+}
+
+/// conv → relu → reshape → linear on a [1, 3, 8, 8] input; with `fp16` the body runs in fp16
+/// between two casts, with fp16 weights.
+fn conv_net(target: Target, fp16: bool) -> Program {
+    let x = Var::new("x", TensorType::fixed(DType::F32, &[1, 3, 8, 8]));
+    let mut b = Builder::new("main", vec![x]);
+    let dt = if fp16 { DType::F16 } else { DType::F32 };
+    let weight = |b: &mut Builder, hint: &str, shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| ((i * 37) % 11) as f32 / 11.0 - 0.5)
+            .collect();
+        b.constant(hint, Tensor::from_f32(shape, &values).cast(dt))
+    };
+    let mut h = "x".to_string();
+    if fp16 {
+        let to = b.constant("to_fp16", Tensor::scalar_string("fp16"));
+        h = b
+            .op1("cast", "x_fp16", &[("x", &[&h]), ("dtype", &[&to])])
+            .unwrap();
+    }
+    let w = weight(&mut b, "conv_weight", &[4, 3, 3, 3]);
+    let bias = weight(&mut b, "conv_bias", &[4]);
+    let strides = b.constant("strides", Tensor::vec_i32(&[1, 1]));
+    let pad_type = b.constant("pad_type", Tensor::scalar_string("custom"));
+    let pad = b.constant("pad", Tensor::vec_i32(&[1, 1, 1, 1]));
+    let dilations = b.constant("dilations", Tensor::vec_i32(&[1, 1]));
+    let groups = b.constant("groups", Tensor::scalar_i32(1));
+    let conv_inputs: [(&str, &[&str]); 8] = [
+        ("x", &[&h]),
+        ("weight", &[&w]),
+        ("bias", &[&bias]),
+        ("strides", &[&strides]),
+        ("pad_type", &[&pad_type]),
+        ("pad", &[&pad]),
+        ("dilations", &[&dilations]),
+        ("groups", &[&groups]),
+    ];
+    let c = b.op1("conv", "conv", &conv_inputs).unwrap();
+    let r = b.op1("relu", "relu", &[("x", &[&c])]).unwrap();
+    let shape = b.constant("flat_shape", Tensor::vec_i32(&[1, 256]));
+    let f = b
+        .op1("reshape", "flat", &[("x", &[&r]), ("shape", &[&shape])])
+        .unwrap();
+    let lw = weight(&mut b, "fc_weight", &[10, 256]);
+    let lb = weight(&mut b, "fc_bias", &[10]);
+    let mut y = b
+        .op1(
+            "linear",
+            "fc",
+            &[("x", &[&f]), ("weight", &[&lw]), ("bias", &[&lb])],
+        )
+        .unwrap();
+    if fp16 {
+        let to = b.constant("to_fp32", Tensor::scalar_string("fp32"));
+        y = b
+            .op1("cast", "y", &[("x", &[&y]), ("dtype", &[&to])])
+            .unwrap();
+    }
+    Program {
+        target,
+        functions: vec![b.finish(vec![y])],
+        metadata: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn conv_nets_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    for target in Target::ALL {
+        for fp16 in [false, true] {
+            let program = conv_net(target, fp16);
+            let dest = dir.path().join(format!("conv_{target}_{fp16}.mlpackage"));
+            write_package(&program, &dest, false).unwrap();
+            assert_eq!(
+                read_package(&dest).unwrap(),
+                program,
+                "{target} fp16={fp16}"
+            );
+            // conv weight, fc weight (and fc bias, 10 elements) are blobs; conv bias is not.
+            let blobs = u32::from_le_bytes(
+                fs::read(dest.join(WEIGHTS)).unwrap()[..4]
+                    .try_into()
+                    .unwrap(),
+            );
+            assert_eq!(blobs, 3);
+        }
+    }
 }
