@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn casts_round_fp16_and_truncate_ints() {
         let t = Tensor::from_f32(&[3], &[1.0, 65520.0, -2.7]);
-        assert_eq!(t.cast(DType::F16).to_f32_vec(), vec![1.0, f32::INFINITY, -2.69921875]);
+        assert_eq!(t.cast(DType::F16).to_f32_vec(), vec![1.0, f32::INFINITY, -2.699_218_8]);
         assert_eq!(t.cast(DType::I32).to_i64_vec(), vec![1, 65520, -2]);
     }
 

@@ -92,7 +92,7 @@ pub fn infer_op<'a>(
             }
         }
     }
-    (def.infer)(&InferArgs { args })
+    (def.infer)(&InferArgs { op_name: &op.name, args })
 }
 
 /// Validates every function of `program`: names defined before use and unique, every op

@@ -1,10 +1,12 @@
 //! What a type-inference rule sees of an op's arguments.
 
-use crate::ir::{Tensor, TensorType};
+use crate::ir::{Dim, Tensor, TensorType};
 use std::collections::BTreeMap;
 
 /// Argument types (and constant values, where known) of one op, by parameter name.
 pub struct InferArgs<'a> {
+    /// Name of the op being typed (used to name the symbolic dims it introduces).
+    pub op_name: &'a str,
     /// Parameter name → one entry per argument: its type and its value if constant.
     pub args: BTreeMap<&'a str, Vec<(&'a TensorType, Option<&'a Tensor>)>>,
 }
@@ -12,7 +14,8 @@ pub struct InferArgs<'a> {
 impl<'a> InferArgs<'a> {
     /// Type of single-argument parameter `name`; an error if absent.
     pub fn ty(&self, name: &str) -> Result<&'a TensorType, String> {
-        self.opt_ty(name).ok_or_else(|| format!("missing input '{name}'"))
+        self.opt_ty(name)
+            .ok_or_else(|| format!("missing input '{name}'"))
     }
 
     /// Type of single-argument parameter `name`, if present.
@@ -22,17 +25,24 @@ impl<'a> InferArgs<'a> {
 
     /// Types of every argument of variadic parameter `name`.
     pub fn tys(&self, name: &str) -> Vec<&'a TensorType> {
-        self.args.get(name).map(|a| a.iter().map(|(t, _)| *t).collect()).unwrap_or_default()
+        self.args
+            .get(name)
+            .map(|a| a.iter().map(|(t, _)| *t).collect())
+            .unwrap_or_default()
     }
 
     /// Constant value of parameter `name`, if present and constant.
     pub fn value(&self, name: &str) -> Option<&'a Tensor> {
-        self.args.get(name).and_then(|a| a.first()).and_then(|(_, v)| *v)
+        self.args
+            .get(name)
+            .and_then(|a| a.first())
+            .and_then(|(_, v)| *v)
     }
 
     /// Constant value of parameter `name`; an error if it is not a known constant.
     pub fn const_value(&self, name: &str) -> Result<&'a Tensor, String> {
-        self.value(name).ok_or_else(|| format!("input '{name}' must be a constant"))
+        self.value(name)
+            .ok_or_else(|| format!("input '{name}' must be a constant"))
     }
 
     /// Constant integer list of parameter `name`.
@@ -53,7 +63,10 @@ impl<'a> InferArgs<'a> {
     pub fn int_or(&self, name: &str, default: i64) -> Result<i64, String> {
         match self.args.get(name) {
             None => Ok(default),
-            Some(_) => self.const_value(name)?.scalar_i64().ok_or_else(|| format!("input '{name}' must be a scalar")),
+            Some(_) => self
+                .const_value(name)?
+                .scalar_i64()
+                .ok_or_else(|| format!("input '{name}' must be a scalar")),
         }
     }
 
@@ -66,7 +79,10 @@ impl<'a> InferArgs<'a> {
     pub fn str_or(&self, name: &str, default: &'a str) -> Result<&'a str, String> {
         match self.args.get(name) {
             None => Ok(default),
-            Some(_) => self.const_value(name)?.as_string().ok_or_else(|| format!("input '{name}' must be a string")),
+            Some(_) => self
+                .const_value(name)?
+                .as_string()
+                .ok_or_else(|| format!("input '{name}' must be a string")),
         }
     }
 
@@ -76,6 +92,32 @@ impl<'a> InferArgs<'a> {
         if axis < -r || axis >= r.max(1) {
             return Err(format!("axis {axis} out of range for rank {rank}"));
         }
-        Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+        Ok(if axis < 0 {
+            (axis + r) as usize
+        } else {
+            axis as usize
+        })
+    }
+
+    /// A fresh symbolic dim for output dimension `index` of this op, for sizes only known at
+    /// run time (names are deterministic: derived from the op name).
+    pub fn symbol(&self, index: usize) -> Dim {
+        Dim::Symbol(format!("{}_d{index}", self.op_name))
+    }
+
+    /// Constant float scalar of parameter `name`, or `default` when absent.
+    pub fn float_or(&self, name: &str, default: f64) -> Result<f64, String> {
+        match self.args.get(name) {
+            None => Ok(default),
+            Some(_) => self
+                .const_value(name)?
+                .scalar_f64()
+                .ok_or_else(|| format!("input '{name}' must be a scalar")),
+        }
+    }
+
+    /// Constant integer list of parameter `name` when it is present and constant.
+    pub fn known_ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.value(name).map(Tensor::to_i64_vec)
     }
 }

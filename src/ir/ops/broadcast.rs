@@ -7,8 +7,16 @@ pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
     let rank = a.len().max(b.len());
     let mut out = Vec::with_capacity(rank);
     for i in 0..rank {
-        let da = if i + a.len() >= rank { Some(&a[i + a.len() - rank]) } else { None };
-        let db = if i + b.len() >= rank { Some(&b[i + b.len() - rank]) } else { None };
+        let da = if i + a.len() >= rank {
+            Some(&a[i + a.len() - rank])
+        } else {
+            None
+        };
+        let db = if i + b.len() >= rank {
+            Some(&b[i + b.len() - rank])
+        } else {
+            None
+        };
         let d = match (da, db) {
             (Some(x), None) | (None, Some(x)) => x.clone(),
             (Some(x), Some(y)) => match (x, y) {
@@ -26,7 +34,14 @@ pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
 }
 
 fn fmt(shape: &[Dim]) -> String {
-    format!("[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -39,8 +54,14 @@ mod tests {
 
     #[test]
     fn broadcasts_like_numpy() {
-        assert_eq!(broadcast_shapes(&dims(&[2, 1, 4]), &dims(&[3, 1])).unwrap(), dims(&[2, 3, 4]));
-        assert_eq!(broadcast_shapes(&dims(&[]), &dims(&[5])).unwrap(), dims(&[5]));
+        assert_eq!(
+            broadcast_shapes(&dims(&[2, 1, 4]), &dims(&[3, 1])).unwrap(),
+            dims(&[2, 3, 4])
+        );
+        assert_eq!(
+            broadcast_shapes(&dims(&[]), &dims(&[5])).unwrap(),
+            dims(&[5])
+        );
         assert!(broadcast_shapes(&dims(&[2]), &dims(&[3])).is_err());
     }
 }

@@ -2,9 +2,17 @@
 //! has it, its type-inference rule and its interpreter kernel. The validator, the frontends,
 //! the interpreter and the coverage docs all read this one table.
 
+mod activation;
 mod args;
 pub mod broadcast;
-mod elementwise;
+pub mod conv;
+pub mod elementwise;
+pub mod linear;
+mod normalization;
+pub mod pool;
+pub mod reduction;
+pub mod shape;
+pub mod window;
 
 pub use args::InferArgs;
 
@@ -50,22 +58,37 @@ pub struct Param {
 impl Param {
     /// A required, non-constant, single-argument parameter.
     pub const fn new(name: &'static str, ty: ParamType) -> Param {
-        Param { name, ty, required: true, variadic: false, constant: false }
+        Param {
+            name,
+            ty,
+            required: true,
+            variadic: false,
+            constant: false,
+        }
     }
 
     /// The same parameter, optional.
     pub const fn optional(self) -> Param {
-        Param { required: false, ..self }
+        Param {
+            required: false,
+            ..self
+        }
     }
 
     /// The same parameter, constant.
     pub const fn constant(self) -> Param {
-        Param { constant: true, ..self }
+        Param {
+            constant: true,
+            ..self
+        }
     }
 
     /// The same parameter, variadic.
     pub const fn variadic(self) -> Param {
-        Param { variadic: true, ..self }
+        Param {
+            variadic: true,
+            ..self
+        }
     }
 }
 
@@ -95,15 +118,75 @@ impl OpDef {
     }
 }
 
+/// An iOS15 op definition (the common case).
+pub(crate) const fn op(
+    name: &'static str,
+    params: &'static [Param],
+    infer: InferFn,
+    kernel: KernelFn,
+) -> OpDef {
+    OpDef {
+        name,
+        since: Target::IOS15,
+        params,
+        infer,
+        kernel,
+    }
+}
+
 /// Every op family's definitions.
-const FAMILIES: &[&[OpDef]] = &[elementwise::DEFS];
+const FAMILIES: &[&[OpDef]] = &[
+    elementwise::DEFS,
+    activation::DEFS,
+    linear::DEFS,
+    conv::DEFS,
+    pool::DEFS,
+    normalization::DEFS,
+    reduction::DEFS,
+    shape::DEFS,
+];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
 pub fn lookup(op_type: &str) -> Option<&'static OpDef> {
-    FAMILIES.iter().flat_map(|family| family.iter()).find(|def| def.name == op_type)
+    FAMILIES
+        .iter()
+        .flat_map(|family| family.iter())
+        .find(|def| def.name == op_type)
 }
 
 /// Every registered op, in family order.
 pub fn all() -> impl Iterator<Item = &'static OpDef> {
     FAMILIES.iter().flat_map(|family| family.iter())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn op_names_are_unique() {
+        let mut seen = HashSet::new();
+        for def in all() {
+            assert!(
+                seen.insert(def.name),
+                "op '{}' is registered twice",
+                def.name
+            );
+        }
+        assert!(seen.len() > 100, "only {} ops registered", seen.len());
+    }
+
+    #[test]
+    fn parameter_names_are_unique_per_op() {
+        for def in all() {
+            let names: HashSet<_> = def.params.iter().map(|p| p.name).collect();
+            assert_eq!(
+                names.len(),
+                def.params.len(),
+                "op '{}' repeats a parameter",
+                def.name
+            );
+        }
+    }
 }

@@ -1,0 +1,66 @@
+//! Helpers for kernel unit tests.
+
+use crate::interp::{eval_op, Value};
+use crate::ir::{Argument, Operation, Tensor, TensorType};
+
+/// Runs op `op_type` on inline constant inputs; `out` are its declared output types.
+pub fn run(op_type: &str, inputs: &[(&str, Tensor)], out: &[TensorType]) -> Vec<Value> {
+    try_run(op_type, inputs, out).unwrap()
+}
+
+/// Like [`run`], returning the kernel's error.
+pub fn try_run(
+    op_type: &str,
+    inputs: &[(&str, Tensor)],
+    out: &[TensorType],
+) -> Result<Vec<Value>, String> {
+    let op = Operation {
+        op_type: op_type.into(),
+        name: "t".into(),
+        inputs: inputs
+            .iter()
+            .map(|(p, t)| (p.to_string(), vec![Argument::Value(t.clone())]))
+            .collect(),
+        outputs: Vec::new(),
+        attributes: Default::default(),
+        origin: None,
+    };
+    eval_op(&op, &|_| None, out)
+}
+
+/// Type-checks op `op_type` on inline constant inputs through the registry.
+pub fn infer(op_type: &str, inputs: &[(&str, Tensor)]) -> Result<Vec<TensorType>, String> {
+    let op = Operation {
+        op_type: op_type.into(),
+        name: "t".into(),
+        inputs: inputs
+            .iter()
+            .map(|(p, t)| (p.to_string(), vec![Argument::Value(t.clone())]))
+            .collect(),
+        outputs: Vec::new(),
+        attributes: Default::default(),
+        origin: None,
+    };
+    crate::ir::infer_op(&op, &|_| None)
+}
+
+/// The elements of a float value.
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.float().unwrap().iter().copied().collect()
+}
+
+/// The elements of an int value.
+pub fn ints(v: &Value) -> Vec<i32> {
+    v.int().unwrap().iter().copied().collect()
+}
+
+/// Asserts two float slices agree to `tol`.
+pub fn assert_close(got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "lengths differ: {got:?} vs {want:?}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol,
+            "element {i}: got {g}, want {w} (all: {got:?})"
+        );
+    }
+}

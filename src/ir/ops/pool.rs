@@ -1,0 +1,97 @@
+//! Pooling ops: `max_pool`, `avg_pool`, `l2_pool` over 1-D, 2-D or 3-D spatial dims.
+
+use super::window::{axes, output_dims, Axis1, PadType};
+use super::{op, InferArgs, OpDef, Param, ParamType};
+use crate::interp::kernels::pool as k;
+use crate::ir::TensorType;
+
+const X: Param = Param::new("x", ParamType::T);
+const KERNEL: Param = Param::new("kernel_sizes", ParamType::Int).constant();
+const STRIDES: Param = Param::new("strides", ParamType::Int).optional().constant();
+const PAD_TYPE: Param = Param::new("pad_type", ParamType::Str).optional().constant();
+const PAD: Param = Param::new("pad", ParamType::Int).optional().constant();
+const CEIL: Param = Param::new("ceil_mode", ParamType::Bool)
+    .optional()
+    .constant();
+const EXCLUDE: Param = Param::new("exclude_padding_from_average", ParamType::Bool)
+    .optional()
+    .constant();
+
+const MAX_POOL: &[Param] = &[X, KERNEL, STRIDES, PAD_TYPE, PAD, CEIL];
+const AVG_POOL: &[Param] = &[X, KERNEL, STRIDES, PAD_TYPE, PAD, EXCLUDE, CEIL];
+const L2_POOL: &[Param] = &[X, KERNEL, STRIDES, PAD_TYPE, PAD];
+
+/// The resolved attributes of a pool.
+#[derive(Clone, Debug)]
+pub struct PoolAttrs {
+    /// Window geometry per spatial dim.
+    pub axes: Vec<Axis1>,
+    /// Padding scheme.
+    pub pad_type: PadType,
+    /// Round output sizes up.
+    pub ceil_mode: bool,
+}
+
+/// Builds pool attributes from the raw parameter values (MIL defaults: strides 1, pad_type
+/// "valid", pad 0, ceil_mode false). `ceil_mode` only applies to valid and custom padding.
+pub fn pool_attrs(
+    spatial: usize,
+    kernel: &[i64],
+    strides: Option<Vec<i64>>,
+    pad_type: &str,
+    pad: Option<Vec<i64>>,
+    ceil_mode: bool,
+) -> Result<PoolAttrs, String> {
+    let pad_type = PadType::parse(pad_type)?;
+    let pad = match pad_type {
+        PadType::Custom => pad.unwrap_or_else(|| vec![0; 2 * spatial]),
+        _ => vec![0; 2 * spatial],
+    };
+    let axes = axes(
+        spatial,
+        kernel,
+        &strides.unwrap_or_else(|| vec![1; spatial]),
+        &vec![1; spatial],
+        &pad,
+    )?;
+    Ok(PoolAttrs {
+        axes,
+        pad_type,
+        ceil_mode: ceil_mode && matches!(pad_type, PadType::Valid | PadType::Custom),
+    })
+}
+
+fn infer_pool(a: &InferArgs) -> Result<Vec<TensorType>, String> {
+    let x = a.ty("x")?;
+    if !(3..=5).contains(&x.rank()) {
+        return Err(format!("x {x} must have rank 3 to 5 ([N, C, spatial…])"));
+    }
+    let attrs = pool_attrs(
+        x.rank() - 2,
+        &a.ints("kernel_sizes")?,
+        a.opt_ints("strides")?,
+        a.str_or("pad_type", "valid")?,
+        a.opt_ints("pad")?,
+        a.bool_or("ceil_mode", false)?,
+    )?;
+    let mut shape = x.shape[..2].to_vec();
+    shape.extend(output_dims(
+        &x.shape[2..],
+        &attrs.axes,
+        attrs.pad_type,
+        attrs.ceil_mode,
+        2,
+        |i| a.symbol(i),
+    )?);
+    Ok(vec![TensorType {
+        dtype: x.dtype,
+        shape,
+    }])
+}
+
+/// The definitions of this family.
+pub const DEFS: &[OpDef] = &[
+    op("max_pool", MAX_POOL, infer_pool, k::max_pool),
+    op("avg_pool", AVG_POOL, infer_pool, k::avg_pool),
+    op("l2_pool", L2_POOL, infer_pool, k::l2_pool),
+];
