@@ -1,10 +1,11 @@
 //! `mlpack inspect`.
 
 use super::print_json;
+use crate::frontend::onnx::{DimSummary, OnnxSummary, Storage};
 use crate::pipeline::{self, InspectReport, PackageSummary};
 use crate::Error;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags of `mlpack inspect`.
 #[derive(Debug, Args)]
@@ -27,7 +28,7 @@ pub fn execute(args: &InspectArgs) -> Result<(), Error> {
     }
     match &report {
         InspectReport::Package(p) => print_package(p),
-        InspectReport::Onnx(summary) => print!("{summary}"),
+        InspectReport::Onnx(summary) => print_onnx(&args.path, summary),
     }
     Ok(())
 }
@@ -55,4 +56,49 @@ fn print_package(p: &PackageSummary) {
         println!();
         print!("{mil}");
     }
+}
+
+fn print_onnx(path: &Path, s: &OnnxSummary) {
+    let opsets: Vec<String> = s
+        .opset_imports
+        .iter()
+        .map(|o| format!("{}{}", if o.domain.is_empty() { "ai.onnx" } else { &o.domain }, o.version))
+        .collect();
+    println!("{} (ONNX, IR version {}, {}, opsets {})", path.display(), s.ir_version, s.producer, opsets.join(" "));
+    for (title, list) in [("inputs", &s.inputs), ("outputs", &s.outputs)] {
+        println!("{title}:");
+        for v in list {
+            let dims = match &v.dims {
+                None => "?".to_string(),
+                Some(d) => d
+                    .iter()
+                    .map(|d| match d {
+                        DimSummary::Fixed(n) => n.to_string(),
+                        DimSummary::Param(p) => p.clone(),
+                        DimSummary::Unknown => "?".to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            println!("  {:<24} {:<8} [{dims}]", v.name, v.elem_type);
+        }
+    }
+    println!("ops:");
+    for (op, count) in &s.op_histogram {
+        println!("  {op:<24} {count}");
+    }
+    println!("initializers:");
+    println!("  {:<40} {:<20} {:<8} {:>12}  storage", "name", "shape", "dtype", "bytes");
+    for i in &s.initializers {
+        let storage = match &i.storage {
+            Storage::Embedded => "embedded".to_string(),
+            Storage::External { file, offset } => format!("external {file}@{offset}"),
+        };
+        println!("  {:<40} {:<20} {:<8} {:>12}  {storage}", i.name, format!("{:?}", i.dims), i.dtype, i.bytes);
+    }
+    let t = &s.totals;
+    println!(
+        "total: {} nodes, {} initializers, {} parameters, {} bytes",
+        t.nodes, t.initializers, t.parameters, t.initializer_bytes
+    );
 }

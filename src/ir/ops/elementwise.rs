@@ -21,14 +21,14 @@ const LOGICAL: &[Param] = &[
 const UNARY: &[Param] = &[Param::new("x", ParamType::T)];
 const UNARY_EPS: &[Param] = &[
     Param::new("x", ParamType::T),
-    Param::new("epsilon", ParamType::Float)
+    Param::new("epsilon", ParamType::T)
         .optional()
         .constant(),
 ];
 const LOGICAL_NOT: &[Param] = &[Param::new("x", ParamType::Bool)];
 const THRESHOLD: &[Param] = &[
     Param::new("x", ParamType::T),
-    Param::new("alpha", ParamType::Float).constant(),
+    Param::new("alpha", ParamType::T).constant(),
 ];
 const SELECT: &[Param] = &[
     Param::new("cond", ParamType::Bool),
