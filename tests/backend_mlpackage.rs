@@ -591,3 +591,28 @@ fn conv_nets_round_trip() {
         }
     }
 }
+
+#[test]
+fn unsupported_model_kinds_and_versions() {
+    let (_dir, dest) = written();
+    let mut model = decode_model(&dest);
+    model.specification_version = 10;
+    fs::write(dest.join(MODEL), model.encode_to_vec()).unwrap();
+    let err = read_package(&dest).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { message, .. } if message.contains("version 10")),
+        "{err}"
+    );
+
+    // A model whose `Type` is not an ML program (e.g. a neural network, field 500, which
+    // mlpack's schema does not even name) decodes with no program.
+    let (_dir, dest) = written();
+    let mut model = decode_model(&dest);
+    model.r#type = None;
+    fs::write(dest.join(MODEL), model.encode_to_vec()).unwrap();
+    let err = read_package(&dest).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { message, .. } if message.contains("not an ML Program")),
+        "{err}"
+    );
+}

@@ -256,32 +256,22 @@ impl BlobFile {
         let (expected_size, expected_pad) = count
             .and_then(|n| payload_size(dtype, n))
             .ok_or_else(|| fail(format!("shape {shape:?} is too large")))?;
-        let start = usize::try_from(offset)
+        let record = usize::try_from(offset)
             .ok()
-            .filter(|&o| o >= RECORD_SIZE as usize);
-        let field =
-            |at: usize, width: usize| start.and_then(|s| self.data.get(s + at..s + at + width));
-        let (Some(sentinel), Some(found_code), Some(size), Some(data_offset), Some(pad)) = (
-            field(0, 4),
-            field(4, 4),
-            field(8, 8),
-            field(16, 8),
-            field(24, 8),
-        ) else {
-            return Err(fail(format!(
-                "no metadata record there (file is {} bytes)",
-                self.data.len()
-            )));
+            .filter(|&o| o >= RECORD_SIZE as usize)
+            .and_then(|o| self.data.get(o..o.checked_add(RECORD_SIZE as usize)?))
+            .ok_or_else(|| {
+                fail(format!(
+                    "no metadata record there (file is {} bytes)",
+                    self.data.len()
+                ))
+            })?;
+        let le32 = |at: usize| {
+            u32::from_le_bytes([record[at], record[at + 1], record[at + 2], record[at + 3]])
         };
-        let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let le64 = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-        let (sentinel, found_code, size, data_offset, pad) = (
-            le32(sentinel),
-            le32(found_code),
-            le64(size),
-            le64(data_offset),
-            le64(pad),
-        );
+        let le64 = |at: usize| u64::from(le32(at)) | (u64::from(le32(at + 4)) << 32);
+        let (sentinel, found_code, size, data_offset, pad) =
+            (le32(0), le32(4), le64(8), le64(16), le64(24));
         if sentinel != SENTINEL {
             return Err(fail(format!(
                 "bad sentinel 0x{sentinel:08x} (expected 0x{SENTINEL:08x})"
@@ -489,6 +479,7 @@ mod tests {
         );
         check(&file, DType::F32, &[11], offsets[0], "needs 44 bytes");
         check(&file, DType::F32, &[10], 4096, "no metadata record");
+        check(&file, DType::F32, &[10], u64::MAX - 3, "no metadata record");
         check(
             &file[..file.len() - 1],
             DType::F32,
