@@ -61,7 +61,7 @@ fn input_shapes(fx: &Fixture) -> Vec<(String, Vec<usize>)> {
 }
 
 /// Converts `fx` at `precision`, runs it, and returns (output name, diff) per output.
-fn convert_and_compare(fx: &Fixture, precision: Precision, dir: &Path) -> Vec<(String, Diff)> {
+fn convert_and_compare(fx: &Fixture, precision: Precision, dir: &Path) -> Result<Vec<(String, Diff)>, String> {
     let out = dir.join(format!("{}_{precision:?}.mlpackage", fx.case));
     let options = ConvertOptions {
         input: fx.model_path(),
@@ -71,24 +71,28 @@ fn convert_and_compare(fx: &Fixture, precision: Precision, dir: &Path) -> Vec<(S
         input_shapes: input_shapes(fx),
         force: false,
     };
-    pipeline::convert(&options).unwrap_or_else(|e| panic!("{}: {e}", fx.name()));
+    pipeline::convert(&options).map_err(|e| format!("{}: convert: {e}", fx.name()))?;
     let inputs = fx.input_files();
     let run = RunOptions { emulate_fp16: precision == Precision::Fp16 };
-    let outputs = pipeline::run_package(&out, &inputs, run).unwrap_or_else(|e| panic!("{}: {e}", fx.name()));
+    let outputs = pipeline::run_package(&out, &inputs, run).map_err(|e| format!("{}: run: {e}", fx.name()))?;
     let expected = fx.output_files();
     assert_eq!(outputs.len(), expected.len(), "{}: output count", fx.name());
-    outputs
-        .iter()
-        .zip(&expected)
-        .map(|((name, value), (_, file))| (name.clone(), diff(value, &read_npy(file))))
-        .collect()
+    Ok(outputs.iter().zip(&expected).map(|((name, value), (_, file))| (name.clone(), diff(value, &read_npy(file)))).collect())
 }
 
 fn check_group(group: &str, precision: Precision) {
     let dir = common::packages::package_dir(&format!("models_{group}_{precision:?}"));
     let mut failures = Vec::new();
     for fx in Fixture::all(group) {
-        for (name, d) in convert_and_compare(&fx, precision, &dir) {
+        let diffs = match convert_and_compare(&fx, precision, &dir) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("{e}");
+                failures.push(e);
+                continue;
+            }
+        };
+        for (name, d) in diffs {
             let (tol, min_cos) = match precision {
                 Precision::Fp32 => (1e-4, 0.999_999),
                 Precision::Fp16 => (3e-2, 0.999),
