@@ -1,1 +1,3 @@
 //! Source-model frontends.
+
+pub mod onnx;

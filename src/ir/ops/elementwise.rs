@@ -21,7 +21,7 @@ const LOGICAL: &[Param] = &[
 const UNARY: &[Param] = &[Param::new("x", ParamType::T)];
 const UNARY_EPS: &[Param] = &[
     Param::new("x", ParamType::T),
-    Param::new("epsilon", ParamType::Float)
+    Param::new("epsilon", ParamType::T)
         .optional()
         .constant(),
 ];

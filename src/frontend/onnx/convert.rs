@@ -1,0 +1,574 @@
+//! The conversion driver: graph inputs, the per-node conversion context, graph outputs.
+
+use super::node::Node;
+use super::reader::ExternalData;
+use super::tensor::{elem_type_name, ir_dtype, to_ir_tensor};
+use super::{ops, OnnxOptions};
+use crate::ir::{sanitize_name, Builder, Function, NameTable, Program, Tensor, TensorType, Var};
+use crate::proto::onnx::{
+    tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto, TensorProto, ValueInfoProto,
+};
+use crate::Error;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Oldest default-domain opset the converters handle.
+pub const MIN_OPSET: i64 = 7;
+
+/// What a node converter works with: the builder, the ONNX → IR name map and the model's
+/// initializers, plus helpers that turn problems into errors naming the current node.
+pub struct Ctx<'m> {
+    /// The function being built.
+    pub b: Builder,
+    /// The model's default-domain opset version.
+    pub opset: i64,
+    path: PathBuf,
+    initializers: HashMap<&'m str, &'m TensorProto>,
+    data: ExternalData,
+    /// ONNX tensor name → IR variable name.
+    values: HashMap<String, String>,
+    /// ONNX tensor names read by some node or returned by the graph.
+    consumed: HashSet<&'m str>,
+    /// `node 'name' (OpType)`, prefixed to errors.
+    current: String,
+}
+
+impl<'m> Ctx<'m> {
+    /// An [`Error::Unsupported`] about the current node.
+    pub fn unsupported(&self, message: impl std::fmt::Display) -> Error {
+        Error::Unsupported {
+            path: self.path.clone(),
+            message: format!("{}: {message}", self.current),
+        }
+    }
+
+    /// An [`Error::Invalid`] about the current node.
+    pub fn invalid(&self, message: impl std::fmt::Display) -> Error {
+        Error::invalid(&self.path, format!("{}: {message}", self.current))
+    }
+
+    /// The IR variable holding ONNX tensor `name`, materialising an initializer as a `const`
+    /// on first use.
+    fn resolve(&mut self, name: &str) -> Result<String, Error> {
+        if let Some(var) = self.values.get(name) {
+            return Ok(var.clone());
+        }
+        let Some(&init) = self.initializers.get(name) else {
+            return Err(self.invalid(format!(
+                "input '{name}' is not produced by any earlier node"
+            )));
+        };
+        let tensor = to_ir_tensor(init, &self.path, &mut self.data)?;
+        let var = self.b.constant(name, tensor);
+        self.values.insert(name.to_string(), var.clone());
+        Ok(var)
+    }
+
+    /// The variable bound to required input `i` of `node`.
+    pub fn input(&mut self, node: &Node, i: usize) -> Result<String, Error> {
+        match node.input_name(i) {
+            Some(name) => self.resolve(name),
+            None => Err(self.invalid(format!("required input #{i} is missing"))),
+        }
+    }
+
+    /// The variable bound to optional input `i`, None when it is omitted.
+    pub fn opt_input(&mut self, node: &Node, i: usize) -> Result<Option<String>, Error> {
+        node.input_name(i)
+            .map(|name| self.resolve(name))
+            .transpose()
+    }
+
+    /// The constant value of input `i` when it is present and constant (an initializer is read
+    /// without emitting a `const` op); None when omitted or computed at run time.
+    pub fn try_const_input(&mut self, node: &Node, i: usize) -> Result<Option<Tensor>, Error> {
+        let Some(name) = node.input_name(i) else {
+            return Ok(None);
+        };
+        if let Some(var) = self.values.get(name) {
+            return Ok(self.b.const_value(var).cloned());
+        }
+        match self.initializers.get(name) {
+            Some(&init) => to_ir_tensor(init, &self.path, &mut self.data).map(Some),
+            None => Err(self.invalid(format!(
+                "input '{name}' is not produced by any earlier node"
+            ))),
+        }
+    }
+
+    /// The constant value of input `i` (None when omitted); an error naming the input when it
+    /// is computed at run time.
+    pub fn const_input(&mut self, node: &Node, i: usize) -> Result<Option<Tensor>, Error> {
+        match self.try_const_input(node, i)? {
+            Some(t) => Ok(Some(t)),
+            None => match node.input_name(i) {
+                None => Ok(None),
+                Some(name) => Err(self.unsupported(format!("input '{name}' must be a constant"))),
+            },
+        }
+    }
+
+    /// Converts a tensor stored in the model (e.g. a `Constant` attribute) to an IR tensor.
+    pub fn tensor(&mut self, t: &TensorProto) -> Result<Tensor, Error> {
+        to_ir_tensor(t, &self.path, &mut self.data)
+    }
+
+    /// The type of variable `var`.
+    pub fn ty(&self, var: &str) -> Result<TensorType, Error> {
+        self.b
+            .ty(var)
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("variable '{var}' has no type")))
+    }
+
+    /// The static shape of variable `var`; Unsupported when a dimension is symbolic.
+    pub fn shape(&self, var: &str) -> Result<Vec<usize>, Error> {
+        let ty = self.ty(var)?;
+        ty.static_shape()
+            .ok_or_else(|| self.unsupported(format!("needs a static shape, '{var}' has type {ty}")))
+    }
+
+    /// The rank of variable `var`.
+    pub fn rank(&self, var: &str) -> Result<usize, Error> {
+        Ok(self.ty(var)?.rank())
+    }
+
+    /// The constant value of variable `var`, if it is one.
+    pub fn const_value(&self, var: &str) -> Option<&Tensor> {
+        self.b.const_value(var)
+    }
+
+    /// Adds a MIL op (folded when its inputs are constant) and returns its output variables.
+    pub fn op(
+        &mut self,
+        op_type: &str,
+        hint: &str,
+        inputs: &[(&str, &str)],
+    ) -> Result<Vec<String>, Error> {
+        let grouped: Vec<(&str, Vec<&str>)> = inputs.iter().map(|&(p, v)| (p, vec![v])).collect();
+        self.op_lists(op_type, hint, &grouped)
+    }
+
+    /// [`Ctx::op`] with several arguments per parameter (variadic parameters).
+    pub fn op_lists(
+        &mut self,
+        op_type: &str,
+        hint: &str,
+        inputs: &[(&str, Vec<&str>)],
+    ) -> Result<Vec<String>, Error> {
+        let refs: Vec<(&str, &[&str])> = inputs.iter().map(|(p, v)| (*p, v.as_slice())).collect();
+        self.b.op(op_type, hint, &refs).map_err(|e| self.invalid(e))
+    }
+
+    /// [`Ctx::op`] for a single-output op.
+    pub fn op1(
+        &mut self,
+        op_type: &str,
+        hint: &str,
+        inputs: &[(&str, &str)],
+    ) -> Result<String, Error> {
+        let mut outs = self.op(op_type, hint, inputs)?;
+        match outs.len() {
+            1 => Ok(outs.remove(0)),
+            n => Err(Error::Internal(format!(
+                "{op_type} produced {n} outputs, expected 1"
+            ))),
+        }
+    }
+
+    /// Adds a `const` op.
+    pub fn constant(&mut self, hint: &str, value: Tensor) -> String {
+        self.b.constant(hint, value)
+    }
+
+    /// A rank-1 int32 constant.
+    pub fn ints(&mut self, hint: &str, values: &[i64]) -> String {
+        let v: Vec<i32> = values
+            .iter()
+            .map(|&x| x.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
+            .collect();
+        self.b.constant(hint, Tensor::vec_i32(&v))
+    }
+
+    /// A rank-0 int32 constant.
+    pub fn int(&mut self, hint: &str, value: i64) -> String {
+        self.b.constant(
+            hint,
+            Tensor::scalar_i32(value.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
+        )
+    }
+
+    /// A rank-0 fp32 constant.
+    pub fn float(&mut self, hint: &str, value: f32) -> String {
+        self.b.constant(hint, Tensor::scalar_f32(value))
+    }
+
+    /// A rank-0 bool constant.
+    pub fn boolean(&mut self, hint: &str, value: bool) -> String {
+        self.b.constant(hint, Tensor::scalar_bool(value))
+    }
+
+    /// A rank-0 string constant.
+    pub fn string(&mut self, hint: &str, value: &str) -> String {
+        self.b.constant(hint, Tensor::scalar_string(value))
+    }
+
+    /// The name for the op producing output `i` of `node`: the ONNX tensor name.
+    pub fn out_name(&self, node: &Node, i: usize) -> String {
+        node.output_name(i)
+            .map_or_else(|| format!("{}_out{i}", node.label), str::to_string)
+    }
+
+    /// Binds output `i` of `node` to variable `var`.
+    pub fn set_output(&mut self, node: &Node, i: usize, var: String) {
+        if let Some(name) = node.output_name(i) {
+            self.values.insert(name.to_string(), var);
+        }
+    }
+
+    /// True when output `i` of `node` exists and is read by a node or returned by the graph.
+    pub fn output_used(&self, node: &Node, i: usize) -> bool {
+        node.output_name(i)
+            .is_some_and(|n| self.consumed.contains(n))
+    }
+
+    /// Fails unless every output from `first` on is unused, naming what it is.
+    pub fn require_unused_outputs(
+        &self,
+        node: &Node,
+        first: usize,
+        what: &str,
+    ) -> Result<(), Error> {
+        for i in first..node.proto.output.len() {
+            if self.output_used(node, i) {
+                return Err(self.unsupported(format!(
+                    "output #{i} ({what}) is used, which mlpack cannot convert"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Converts an attribute-access problem into an error naming the node.
+    pub fn attr<T>(&self, r: Result<T, String>) -> Result<T, Error> {
+        r.map_err(|m| self.invalid(m))
+    }
+}
+
+/// The default-domain opset the model imports.
+pub fn default_opset(model: &ModelProto, path: &Path) -> Result<i64, Error> {
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .ok_or_else(|| Error::invalid(path, "the model imports no ai.onnx opset"))?;
+    if opset < MIN_OPSET {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "ai.onnx opset {opset} is older than the oldest supported ({MIN_OPSET})"
+            ),
+        });
+    }
+    Ok(opset)
+}
+
+/// One `Unsupported` error listing every node without a converter, grouped by op type.
+fn check_supported(graph: &GraphProto, path: &Path) -> Result<(), Error> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for proto in &graph.node {
+        let default_domain = proto.domain.is_empty() || proto.domain == "ai.onnx";
+        if default_domain && ops::converter(&proto.op_type).is_some() {
+            continue;
+        }
+        let key = if default_domain {
+            proto.op_type.clone()
+        } else {
+            format!("{} [{}]", proto.op_type, proto.domain)
+        };
+        let label = Node::new(proto).label;
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) => names.push(label),
+            None => groups.push((key, vec![label])),
+        }
+    }
+    if groups.is_empty() {
+        return Ok(());
+    }
+    const SHOWN: usize = 8;
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(key, names)| {
+            let mut shown = names
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if names.len() > SHOWN {
+                shown.push_str(&format!(", … {} more", names.len() - SHOWN));
+            }
+            format!("{key} ×{} ({shown})", names.len())
+        })
+        .collect();
+    Err(Error::Unsupported {
+        path: path.to_path_buf(),
+        message: format!("unsupported operators: {}", parts.join(", ")),
+    })
+}
+
+/// The declared dims of a graph input: Some(size) for fixed dims, Err(label) for dynamic ones.
+type DeclaredDims = Vec<Result<usize, String>>;
+
+fn declared_input(v: &ValueInfoProto, path: &Path) -> Result<(i32, Option<DeclaredDims>), Error> {
+    let unsupported = |m: String| Error::Unsupported {
+        path: path.to_path_buf(),
+        message: format!("input '{}': {m}", v.name),
+    };
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => {
+            let dims = t.shape.as_ref().map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(dimension::Value::DimValue(n)) if *n > 0 => Ok(*n as usize),
+                        Some(dimension::Value::DimParam(p)) if !p.is_empty() => Err(p.clone()),
+                        _ => Err("?".to_string()),
+                    })
+                    .collect()
+            });
+            Ok((t.elem_type, dims))
+        }
+        Some(_) => Err(unsupported(
+            "only tensor inputs are supported (this one is a sequence, map or optional)".into(),
+        )),
+        None => Err(unsupported("its type is not declared".into())),
+    }
+}
+
+/// The function inputs: graph inputs that are not initializers, with `--input-shape`
+/// overrides applied; every dimension must end up static.
+fn function_inputs(
+    graph: &GraphProto,
+    options: &OnnxOptions,
+    path: &Path,
+) -> Result<Vec<(String, Var)>, Error> {
+    let init_names: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|v| !init_names.contains(v.name.as_str()))
+        .collect();
+    for (name, _) in &options.input_shapes {
+        if !inputs
+            .iter()
+            .any(|v| v.name == *name || sanitize_name(&v.name) == *name)
+        {
+            let known: Vec<&str> = inputs.iter().map(|v| v.name.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "--input-shape names '{name}', which is not an input of the model (inputs: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    let mut names = NameTable::default();
+    let mut result = Vec::with_capacity(inputs.len());
+    let mut dynamic = Vec::new();
+    for v in inputs {
+        let (elem_type, declared) = declared_input(v, path)?;
+        let dtype = ir_dtype(elem_type).ok_or_else(|| Error::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "input '{}' has element type {}, which is not supported",
+                v.name,
+                elem_type_name(elem_type)
+            ),
+        })?;
+        let override_shape = options
+            .input_shapes
+            .iter()
+            .find(|(n, _)| *n == v.name || *n == sanitize_name(&v.name));
+        let shape = match (override_shape, &declared) {
+            (Some((_, shape)), Some(dims)) if shape.len() != dims.len() => {
+                return Err(Error::Usage(format!(
+                    "--input-shape gives input '{}' rank {}, but the model declares rank {}",
+                    v.name,
+                    shape.len(),
+                    dims.len()
+                )));
+            }
+            (Some((_, shape)), _) => shape.clone(),
+            (None, Some(dims)) => match dims.iter().find_map(|d| d.as_ref().err()) {
+                None => dims.iter().map(|d| *d.as_ref().unwrap_or(&0)).collect(),
+                Some(label) => {
+                    let shown: Vec<String> = dims
+                        .iter()
+                        .map(|d| d.as_ref().map_or_else(Clone::clone, |n| n.to_string()))
+                        .collect();
+                    let fixed: Vec<String> = dims
+                        .iter()
+                        .map(|d| d.as_ref().map_or(1, |n| *n).to_string())
+                        .collect();
+                    dynamic.push(format!(
+                        "input '{}' has dynamic dimension '{label}' (shape [{}]); fix it with --input-shape {}={}",
+                        v.name,
+                        shown.join(","),
+                        v.name,
+                        fixed.join(",")
+                    ));
+                    continue;
+                }
+            },
+            (None, None) => {
+                dynamic.push(format!(
+                    "input '{}' has no declared shape; give it with --input-shape {}=d0,d1,...",
+                    v.name, v.name
+                ));
+                continue;
+            }
+        };
+        let var_name = names.fresh(&v.name);
+        result.push((
+            v.name.clone(),
+            Var::new(var_name, TensorType::fixed(dtype, &shape)),
+        ));
+    }
+    if !dynamic.is_empty() {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            message: dynamic.join("; "),
+        });
+    }
+    Ok(result)
+}
+
+/// Converts a decoded model into an IR program (function `main`).
+pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result<Program, Error> {
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::invalid(path, "the model has no graph"))?;
+    let opset = default_opset(model, path)?;
+    check_supported(graph, path)?;
+    let inputs = function_inputs(graph, options, path)?;
+    let mut consumed: HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .collect();
+    consumed.extend(graph.output.iter().map(|o| o.name.as_str()));
+    let mut ctx = Ctx {
+        b: Builder::new("main", inputs.iter().map(|(_, v)| v.clone()).collect()),
+        opset,
+        path: path.to_path_buf(),
+        initializers: graph
+            .initializer
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect(),
+        data: ExternalData::new(path),
+        values: inputs
+            .iter()
+            .map(|(onnx, v)| (onnx.clone(), v.name.clone()))
+            .collect(),
+        consumed,
+        current: String::new(),
+    };
+    for proto in &graph.node {
+        let node = Node::new(proto);
+        ctx.current = format!("node '{}' ({})", node.label, node.op_type());
+        ctx.b.origin = Some(node.label.clone());
+        let convert = ops::converter(node.op_type())
+            .ok_or_else(|| Error::Internal(format!("no converter for {}", node.op_type())))?;
+        convert(&mut ctx, &node)?;
+    }
+    ctx.b.origin = None;
+    ctx.current = "graph outputs".into();
+    let input_vars: HashSet<String> = inputs.iter().map(|(_, v)| v.name.clone()).collect();
+    let mut outputs: Vec<(String, String)> = Vec::with_capacity(graph.output.len());
+    for out in &graph.output {
+        let desired = sanitize_name(&out.name);
+        let mut var = ctx.resolve(&out.name)?;
+        let reused = outputs.iter().any(|(_, v)| *v == var);
+        if input_vars.contains(&var) || ctx.const_value(&var).is_some() || reused {
+            ctx.b.fold_constants = false;
+            var = ctx.op1("identity", &desired, &[("x", &var)])?;
+            ctx.b.fold_constants = true;
+        }
+        outputs.push((desired, var));
+    }
+    let mut function = ctx
+        .b
+        .finish(outputs.iter().map(|(_, v)| v.clone()).collect());
+    name_outputs_after_graph(&mut function, &outputs);
+    remove_dead_ops(&mut function);
+    let mut metadata = BTreeMap::new();
+    let file_name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    metadata.insert("mlpack.source".to_string(), file_name);
+    metadata.insert("mlpack.onnx_opset".to_string(), opset.to_string());
+    Ok(Program {
+        target: options.target,
+        functions: vec![function],
+        metadata,
+    })
+}
+
+/// Renames each output variable to its graph output's sanitised name when an intermediate
+/// variable took that name first (the intermediate gets a fresh one).
+fn name_outputs_after_graph(function: &mut Function, outputs: &[(String, String)]) {
+    let mut names = NameTable::default();
+    for v in &function.inputs {
+        names.reserve(&v.name);
+    }
+    for op in &function.block.operations {
+        names.reserve(&op.name);
+        op.outputs.iter().for_each(|o| names.reserve(&o.name));
+    }
+    let inputs: HashSet<String> = function.inputs.iter().map(|v| v.name.clone()).collect();
+    for (desired, var) in outputs {
+        if desired == var || inputs.contains(desired) || function.block.outputs.contains(desired) {
+            continue;
+        }
+        if names.contains(desired) {
+            let displaced = names.fresh(desired);
+            rename_var(function, desired, &displaced);
+        }
+        names.reserve(desired);
+        rename_var(function, var, desired);
+    }
+}
+
+fn rename_var(function: &mut Function, from: &str, to: &str) {
+    for op in &mut function.block.operations {
+        if op.name == from {
+            op.name = to.to_string();
+        }
+        for out in &mut op.outputs {
+            if out.name == from {
+                out.name = to.to_string();
+            }
+        }
+    }
+    function.block.rename_uses(from, to);
+}
+
+/// Drops ops none of whose outputs is read (folded shape computations leave such constants).
+fn remove_dead_ops(function: &mut Function) {
+    let mut live: HashSet<String> = function.block.outputs.iter().cloned().collect();
+    let mut keep = vec![false; function.block.operations.len()];
+    for (i, op) in function.block.operations.iter().enumerate().rev() {
+        if op.outputs.iter().any(|o| live.contains(&o.name)) {
+            keep[i] = true;
+            live.extend(op.input_vars().map(str::to_string));
+        }
+    }
+    let mut flags = keep.into_iter();
+    function
+        .block
+        .operations
+        .retain(|_| flags.next().unwrap_or(true));
+}

@@ -1,0 +1,54 @@
+//! The ONNX frontend: reads an `.onnx` file (memory-mapped, external data supported) and
+//! converts its graph into an fp32 IR [`Program`] whose function is `main`.
+//!
+//! Integer tensors become int32 and every float tensor fp32 (see [`tensor`]); ops whose
+//! inputs are all constant are folded while building, so shape computations resolve.
+
+mod convert;
+mod node;
+mod ops;
+mod reader;
+mod summary;
+pub mod tensor;
+
+#[cfg(test)]
+mod tests;
+
+pub use summary::{
+    summarize, DimSummary, InitializerSummary, OnnxSummary, OpsetImport, Storage, Totals,
+    ValueSummary,
+};
+
+use crate::ir::{Program, Target};
+use crate::Error;
+use std::path::Path;
+
+/// Conversion settings.
+#[derive(Clone, Debug)]
+pub struct OnnxOptions {
+    /// Shape overrides for graph inputs (`--input-shape NAME=d0,d1,...`), by ONNX name or
+    /// its sanitised form.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Deployment target recorded in the program.
+    pub target: Target,
+}
+
+impl Default for OnnxOptions {
+    fn default() -> OnnxOptions {
+        OnnxOptions {
+            input_shapes: Vec::new(),
+            target: Target::IOS15,
+        }
+    }
+}
+
+/// Loads and converts the ONNX model at `path`.
+pub fn load(path: &Path, options: &OnnxOptions) -> Result<Program, Error> {
+    let model = reader::read_model(path)?;
+    convert::convert(&model, path, options)
+}
+
+/// The ONNX op types (default domain) mlpack converts, sorted.
+pub fn supported_op_types() -> Vec<&'static str> {
+    ops::op_types()
+}

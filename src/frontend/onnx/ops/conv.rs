@@ -1,0 +1,124 @@
+//! `Conv`, and the padding and window attributes it shares with pooling.
+
+use super::{ConvertFn, Ctx, Node};
+use crate::Error;
+
+/// Window geometry common to convolution and pooling, in MIL terms.
+pub struct Window {
+    /// `pad_type`: `custom`, `valid`, `same` or `same_lower`.
+    pub pad_type: &'static str,
+    /// MIL `pad` ([begin0, end0, begin1, end1, …]) when `pad_type` is `custom`.
+    pub pad: Option<Vec<i64>>,
+    /// Strides, one per spatial dimension.
+    pub strides: Vec<i64>,
+}
+
+/// ONNX `pads` ([b0, b1, …, e0, e1, …]) in MIL order ([b0, e0, b1, e1, …]).
+pub fn mil_pad_order(pads: &[i64]) -> Vec<i64> {
+    let n = pads.len() / 2;
+    (0..n).flat_map(|i| [pads[i], pads[n + i]]).collect()
+}
+
+/// Reads `auto_pad`, `pads` and `strides` for `spatial` spatial dimensions.
+pub fn window(ctx: &Ctx, node: &Node, spatial: usize) -> Result<Window, Error> {
+    let auto_pad = ctx
+        .attr(node.string("auto_pad"))?
+        .unwrap_or_else(|| "NOTSET".into());
+    let strides = ctx
+        .attr(node.ints("strides"))?
+        .unwrap_or_else(|| vec![1; spatial]);
+    if strides.len() != spatial || strides.iter().any(|&s| s < 1) {
+        return Err(ctx.invalid(format!(
+            "strides {strides:?} do not fit {spatial} spatial dimensions"
+        )));
+    }
+    let (pad_type, pad) = match auto_pad.as_str() {
+        "NOTSET" => {
+            let pads = ctx
+                .attr(node.ints("pads"))?
+                .unwrap_or_else(|| vec![0; 2 * spatial]);
+            if pads.len() != 2 * spatial || pads.iter().any(|&p| p < 0) {
+                return Err(ctx.invalid(format!(
+                    "pads {pads:?} do not fit {spatial} spatial dimensions"
+                )));
+            }
+            ("custom", Some(mil_pad_order(&pads)))
+        }
+        "VALID" => ("valid", None),
+        "SAME_UPPER" => ("same", None),
+        "SAME_LOWER" => ("same_lower", None),
+        other => return Err(ctx.invalid(format!("unknown auto_pad '{other}'"))),
+    };
+    Ok(Window {
+        pad_type,
+        pad,
+        strides,
+    })
+}
+
+/// Adds the `const` ops for a window's parameters and returns (param, var) pairs.
+pub fn window_params(ctx: &mut Ctx, out: &str, w: &Window) -> Vec<(&'static str, String)> {
+    let mut params = vec![
+        ("strides", ctx.ints(&format!("{out}_strides"), &w.strides)),
+        (
+            "pad_type",
+            ctx.string(&format!("{out}_pad_type"), w.pad_type),
+        ),
+    ];
+    if let Some(pad) = &w.pad {
+        params.push(("pad", ctx.ints(&format!("{out}_pad"), pad)));
+    }
+    params
+}
+
+/// `Conv(X, W, B?)` → `conv` (1-D to 3-D, groups, dilations, any padding mode).
+fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let (x, w) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+    let bias = ctx.opt_input(node, 2)?;
+    let out = ctx.out_name(node, 0);
+    let rank = ctx.rank(&x)?;
+    if !(3..=5).contains(&rank) {
+        return Err(ctx.unsupported(format!(
+            "only 1-D to 3-D convolutions are supported, input has rank {rank}"
+        )));
+    }
+    let spatial = rank - 2;
+    let win = window(ctx, node, spatial)?;
+    let dilations = ctx
+        .attr(node.ints("dilations"))?
+        .unwrap_or_else(|| vec![1; spatial]);
+    if dilations.len() != spatial || dilations.iter().any(|&d| d < 1) {
+        return Err(ctx.invalid(format!(
+            "dilations {dilations:?} do not fit {spatial} spatial dimensions"
+        )));
+    }
+    let groups = ctx.attr(node.int_or("group", 1))?;
+    let mut params = vec![("x", x), ("weight", w)];
+    if let Some(b) = bias {
+        params.push(("bias", b));
+    }
+    params.extend(window_params(ctx, &out, &win));
+    params.push((
+        "dilations",
+        ctx.ints(&format!("{out}_dilations"), &dilations),
+    ));
+    params.push(("groups", ctx.int(&format!("{out}_groups"), groups)));
+    let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
+    let y = ctx.op1("conv", &out, &refs)?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// This family's converters.
+pub const CONVERTERS: &[(&str, ConvertFn)] = &[("Conv", conv)];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onnx_pads_become_begin_end_pairs() {
+        assert_eq!(mil_pad_order(&[1, 2, 3, 4]), vec![1, 3, 2, 4]);
+        assert_eq!(mil_pad_order(&[0, 5]), vec![0, 5]);
+    }
+}

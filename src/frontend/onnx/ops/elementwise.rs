@@ -1,0 +1,238 @@
+//! Elementwise ops: arithmetic, comparisons, logic, unary math, `Where`, `Cast`, variadic
+//! `Sum`/`Max`/`Min`.
+
+use super::super::tensor::ir_dtype;
+use super::{alias, ConvertFn, Ctx, Node};
+use crate::ir::{DType, Tensor};
+use crate::Error;
+
+/// Defines a converter mapping a one-input ONNX op to a one-input MIL op.
+macro_rules! unary {
+    ($($fn_name:ident => $mil:literal),* $(,)?) => {$(
+        fn $fn_name(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+            let x = ctx.input(node, 0)?;
+            let y = ctx.op1($mil, &ctx.out_name(node, 0), &[("x", &x)])?;
+            ctx.set_output(node, 0, y);
+            Ok(())
+        }
+    )*};
+}
+
+/// Defines a converter mapping a two-input broadcasting ONNX op to a MIL op on `x`, `y`.
+macro_rules! binary {
+    ($($fn_name:ident => $mil:literal),* $(,)?) => {$(
+        fn $fn_name(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+            let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+            let z = ctx.op1($mil, &ctx.out_name(node, 0), &[("x", &x), ("y", &y)])?;
+            ctx.set_output(node, 0, z);
+            Ok(())
+        }
+    )*};
+}
+
+unary! {
+    sqrt => "sqrt", exp => "exp", log => "log", abs => "abs", erf => "erf", tanh => "tanh",
+    floor => "floor", ceil => "ceil", round => "round", sign => "sign", sin => "sin", cos => "cos",
+    tan => "tan", asin => "asin", acos => "acos", atan => "atan", sinh => "sinh", cosh => "cosh",
+    not => "logical_not",
+}
+
+binary! {
+    add => "add", sub => "sub", mul => "mul", equal => "equal", less => "less", greater => "greater",
+    less_equal => "less_equal", greater_equal => "greater_equal", and => "logical_and",
+    or => "logical_or", xor => "logical_xor",
+}
+
+/// `Div`: `real_div` for floats; `floor_div` for integers. ONNX integer division truncates
+/// toward zero, so the two agree only when the quotient is non-negative; mlpack cannot know
+/// the signs of run-time values and uses `floor_div` (Core ML's only integer division).
+fn div(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+    let mil = if ctx.ty(&x)?.dtype.is_float() {
+        "real_div"
+    } else {
+        "floor_div"
+    };
+    let z = ctx.op1(mil, &ctx.out_name(node, 0), &[("x", &x), ("y", &y)])?;
+    ctx.set_output(node, 0, z);
+    Ok(())
+}
+
+/// `Mod` with `fmod=0` (the sign of the divisor, like MIL `mod`); C-style `fmod=1` is
+/// unsupported.
+fn modulo(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    if ctx.attr(node.int_or("fmod", 0))? != 0 {
+        return Err(
+            ctx.unsupported("fmod=1 (remainder with the sign of the dividend) is not supported")
+        );
+    }
+    let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+    let z = ctx.op1("mod", &ctx.out_name(node, 0), &[("x", &x), ("y", &y)])?;
+    ctx.set_output(node, 0, z);
+    Ok(())
+}
+
+/// Makes `var` have `dtype`: a constant is converted in place, anything else gets a `cast`.
+pub fn coerce(ctx: &mut Ctx, var: &str, dtype: DType, hint: &str) -> Result<String, Error> {
+    if ctx.ty(var)?.dtype == dtype {
+        return Ok(var.to_string());
+    }
+    if let Some(value) = ctx.const_value(var) {
+        let converted = value.cast(dtype);
+        return Ok(ctx.constant(hint, converted));
+    }
+    let dtype_name = ctx.string(&format!("{hint}_dtype"), dtype.name());
+    ctx.op1("cast", hint, &[("x", var), ("dtype", &dtype_name)])
+}
+
+/// `Pow`: the exponent is converted to the base's type (ONNX allows them to differ).
+fn pow(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+    let out = ctx.out_name(node, 0);
+    let dtype = ctx.ty(&x)?.dtype;
+    let y = coerce(ctx, &y, dtype, &format!("{out}_exponent"))?;
+    let z = ctx.op1("pow", &out, &[("x", &x), ("y", &y)])?;
+    ctx.set_output(node, 0, z);
+    Ok(())
+}
+
+/// A scalar constant of `dtype` (fp32 or int32) holding `value`.
+pub fn scalar_like(ctx: &mut Ctx, hint: &str, dtype: DType, value: f32) -> String {
+    if dtype.is_float() {
+        ctx.constant(hint, Tensor::scalar_f32(value))
+    } else {
+        ctx.constant(hint, Tensor::scalar_i32(value as i32))
+    }
+}
+
+/// `Neg`: multiplication by -1.
+fn neg(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let minus_one = scalar_like(ctx, &format!("{out}_minus_one"), ctx.ty(&x)?.dtype, -1.0);
+    let y = ctx.op1("mul", &out, &[("x", &x), ("y", &minus_one)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Reciprocal`: `1 / x` with `real_div` (MIL `inverse` adds an epsilon to `x`).
+fn reciprocal(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let one = ctx.float(&format!("{out}_one"), 1.0);
+    let y = ctx.op1("real_div", &out, &[("x", &one), ("y", &x)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Where(condition, X, Y)` → `select(cond, a, b)`.
+fn where_(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let (c, a, b) = (
+        ctx.input(node, 0)?,
+        ctx.input(node, 1)?,
+        ctx.input(node, 2)?,
+    );
+    let y = ctx.op1(
+        "select",
+        &ctx.out_name(node, 0),
+        &[("cond", &c), ("a", &a), ("b", &b)],
+    )?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// Folds a variadic op into a chain of binary MIL ops; the last one is named after the output.
+fn variadic(ctx: &mut Ctx, node: &Node, mil: &str) -> Result<(), Error> {
+    let n = node.num_inputs();
+    if n == 0 {
+        return Err(ctx.invalid("needs at least one input"));
+    }
+    let out = ctx.out_name(node, 0);
+    let mut acc = ctx.input(node, 0)?;
+    for i in 1..n {
+        let next = ctx.input(node, i)?;
+        let hint = if i + 1 == n {
+            out.clone()
+        } else {
+            format!("{out}_partial{i}")
+        };
+        acc = ctx.op1(mil, &hint, &[("x", &acc), ("y", &next)])?;
+    }
+    ctx.set_output(node, 0, acc);
+    Ok(())
+}
+
+fn sum(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    variadic(ctx, node, "add")
+}
+
+fn max(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    variadic(ctx, node, "maximum")
+}
+
+fn min(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    variadic(ctx, node, "minimum")
+}
+
+/// `Cast`: every float type becomes fp32 and every integer type int32 (the IR's types), so
+/// casts between types that map to the same IR type disappear.
+fn cast(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let to = ctx
+        .attr(node.int("to"))?
+        .ok_or_else(|| ctx.invalid("attribute 'to' is missing"))?;
+    let dtype = ir_dtype(to as i32).ok_or_else(|| {
+        ctx.unsupported(format!(
+            "casting to {} is not supported",
+            super::super::tensor::elem_type_name(to as i32)
+        ))
+    })?;
+    let x = ctx.input(node, 0)?;
+    let y = coerce(ctx, &x, dtype, &ctx.out_name(node, 0))?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// This family's converters.
+pub const CONVERTERS: &[(&str, ConvertFn)] = &[
+    ("Abs", abs),
+    ("Acos", acos),
+    ("Add", add),
+    ("And", and),
+    ("Asin", asin),
+    ("Atan", atan),
+    ("Cast", cast),
+    ("Ceil", ceil),
+    ("Cos", cos),
+    ("Cosh", cosh),
+    ("Div", div),
+    ("Equal", equal),
+    ("Erf", erf),
+    ("Exp", exp),
+    ("Floor", floor),
+    ("Greater", greater),
+    ("GreaterOrEqual", greater_equal),
+    ("Identity", alias),
+    ("Less", less),
+    ("LessOrEqual", less_equal),
+    ("Log", log),
+    ("Max", max),
+    ("Min", min),
+    ("Mod", modulo),
+    ("Mul", mul),
+    ("Neg", neg),
+    ("Not", not),
+    ("Or", or),
+    ("Pow", pow),
+    ("Reciprocal", reciprocal),
+    ("Round", round),
+    ("Sign", sign),
+    ("Sin", sin),
+    ("Sinh", sinh),
+    ("Sqrt", sqrt),
+    ("Sub", sub),
+    ("Sum", sum),
+    ("Tan", tan),
+    ("Tanh", tanh),
+    ("Where", where_),
+    ("Xor", xor),
+];

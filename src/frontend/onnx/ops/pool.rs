@@ -1,0 +1,113 @@
+//! Pooling: `MaxPool`, `AveragePool`, `GlobalAveragePool`, `GlobalMaxPool`.
+
+use super::conv::{window, window_params};
+use super::{ConvertFn, Ctx, Node};
+use crate::Error;
+
+/// Shared part of `MaxPool` and `AveragePool`; `extra` adds op-specific parameters.
+fn pool(
+    ctx: &mut Ctx,
+    node: &Node,
+    mil: &str,
+    extra: Option<(&'static str, bool)>,
+) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let rank = ctx.rank(&x)?;
+    if !(3..=5).contains(&rank) {
+        return Err(ctx.unsupported(format!(
+            "only 1-D to 3-D pooling is supported, input has rank {rank}"
+        )));
+    }
+    let spatial = rank - 2;
+    let kernel = ctx
+        .attr(node.ints("kernel_shape"))?
+        .ok_or_else(|| ctx.invalid("attribute 'kernel_shape' is missing"))?;
+    if kernel.len() != spatial || kernel.iter().any(|&k| k < 1) {
+        return Err(ctx.invalid(format!(
+            "kernel_shape {kernel:?} does not fit {spatial} spatial dimensions"
+        )));
+    }
+    if let Some(d) = ctx.attr(node.ints("dilations"))? {
+        if d.iter().any(|&v| v != 1) {
+            return Err(ctx.unsupported(format!(
+                "dilations {d:?} are not supported (Core ML pooling has none)"
+            )));
+        }
+    }
+    let win = window(ctx, node, spatial)?;
+    let ceil_mode = ctx.attr(node.int_or("ceil_mode", 0))? != 0;
+    let mut params = vec![
+        ("x", x),
+        (
+            "kernel_sizes",
+            ctx.ints(&format!("{out}_kernel_sizes"), &kernel),
+        ),
+    ];
+    params.extend(window_params(ctx, &out, &win));
+    if let Some((name, value)) = extra {
+        params.push((name, ctx.boolean(&format!("{out}_{name}"), value)));
+    }
+    params.push((
+        "ceil_mode",
+        ctx.boolean(&format!("{out}_ceil_mode"), ceil_mode),
+    ));
+    let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
+    let y = ctx.op1(mil, &out, &refs)?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `MaxPool`; the `Indices` output and `storage_order` are unsupported.
+fn max_pool(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    ctx.require_unused_outputs(node, 1, "Indices")?;
+    pool(ctx, node, "max_pool", None)
+}
+
+/// `AveragePool`: `count_include_pad` (default 0) is the negation of MIL
+/// `exclude_padding_from_average`.
+fn avg_pool(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let include_pad = ctx.attr(node.int_or("count_include_pad", 0))? != 0;
+    pool(
+        ctx,
+        node,
+        "avg_pool",
+        Some(("exclude_padding_from_average", !include_pad)),
+    )
+}
+
+/// A global pool: the MIL reduction over every spatial axis, keeping dimensions.
+fn global(ctx: &mut Ctx, node: &Node, mil: &str) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let rank = ctx.rank(&x)?;
+    if rank < 3 {
+        return Err(ctx.invalid(format!("input must have rank 3 or more, has {rank}")));
+    }
+    let axes: Vec<i64> = (2..rank as i64).collect();
+    let axes = ctx.ints(&format!("{out}_axes"), &axes);
+    let keep = ctx.boolean(&format!("{out}_keep_dims"), true);
+    let y = ctx.op1(
+        mil,
+        &out,
+        &[("x", &x), ("axes", &axes), ("keep_dims", &keep)],
+    )?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+fn global_avg_pool(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    global(ctx, node, "reduce_mean")
+}
+
+fn global_max_pool(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    global(ctx, node, "reduce_max")
+}
+
+/// This family's converters.
+pub const CONVERTERS: &[(&str, ConvertFn)] = &[
+    ("AveragePool", avg_pool),
+    ("GlobalAveragePool", global_avg_pool),
+    ("GlobalMaxPool", global_max_pool),
+    ("MaxPool", max_pool),
+];

@@ -1,0 +1,619 @@
+//! Tensor manipulation: `Reshape`, `Flatten`, `Transpose`, `Concat`, `Squeeze`,
+//! `Unsqueeze`, `Shape`, `Gather`, `Slice`, `Expand`, `Tile`, `Split`, `Pad`,
+//! `DepthToSpace`, `SpaceToDepth`.
+
+use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Node};
+use crate::ir::Tensor;
+use crate::Error;
+
+/// Emits `reshape(x, shape)` to a concrete shape, named `hint`.
+fn reshape_to(ctx: &mut Ctx, x: &str, shape: &[usize], hint: &str) -> Result<String, Error> {
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let shape_c = ctx.ints(&format!("{hint}_shape"), &dims);
+    ctx.op1("reshape", hint, &[("x", x), ("shape", &shape_c)])
+}
+
+/// The concrete shape ONNX `Reshape` produces: `0` copies the input dimension (unless
+/// `allowzero`), one `-1` is inferred from the element count.
+pub fn reshape_target(
+    input: &[usize],
+    requested: &[i64],
+    allow_zero: bool,
+) -> Result<Vec<usize>, String> {
+    let total: usize = input.iter().product();
+    let mut out = Vec::with_capacity(requested.len());
+    let mut infer_at = None;
+    for (i, &d) in requested.iter().enumerate() {
+        match d {
+            -1 if infer_at.is_none() => {
+                infer_at = Some(i);
+                out.push(1);
+            }
+            -1 => return Err(format!("shape {requested:?} has more than one -1")),
+            0 if !allow_zero => out.push(*input.get(i).ok_or_else(|| {
+                format!("shape {requested:?}: 0 at {i} has no input dimension to copy")
+            })?),
+            d if d >= 0 => out.push(d as usize),
+            d => return Err(format!("shape {requested:?} has invalid dimension {d}")),
+        }
+    }
+    let known: usize = out.iter().product();
+    if let Some(i) = infer_at {
+        if known == 0 || total % known != 0 {
+            return Err(format!(
+                "cannot infer -1 in {requested:?} for {total} elements"
+            ));
+        }
+        out[i] = total / known;
+    } else if known != total {
+        return Err(format!(
+            "shape {requested:?} does not hold {total} elements of input {input:?}"
+        ));
+    }
+    Ok(out)
+}
+
+/// `Reshape(data, shape)`: the shape must be constant (after folding); the op gets the
+/// concrete static shape.
+fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let requested = ctx
+        .const_input(node, 1)?
+        .ok_or_else(|| ctx.invalid("input 'shape' is missing"))?
+        .to_i64_vec();
+    let allow_zero = ctx.attr(node.int_or("allowzero", 0))? != 0;
+    let shape =
+        reshape_target(&ctx.shape(&x)?, &requested, allow_zero).map_err(|m| ctx.invalid(m))?;
+    let y = reshape_to(ctx, &x, &shape, &ctx.out_name(node, 0))?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Flatten(axis=1)` → reshape to `[prod(d[..axis]), prod(d[axis..])]`.
+fn flatten(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let shape = ctx.shape(&x)?;
+    let a = ctx.attr(node.int_or("axis", 1))?;
+    let a = if a == shape.len() as i64 {
+        shape.len()
+    } else {
+        axis(ctx, a, shape.len())?
+    };
+    let target = [shape[..a].iter().product(), shape[a..].iter().product()];
+    let y = reshape_to(ctx, &x, &target, &ctx.out_name(node, 0))?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Transpose(perm)`; without `perm` the dimensions are reversed.
+fn transpose(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let rank = ctx.rank(&x)?;
+    let perm = ctx
+        .attr(node.ints("perm"))?
+        .unwrap_or_else(|| (0..rank as i64).rev().collect());
+    let perm_c = ctx.ints(&format!("{out}_perm"), &perm);
+    let y = ctx.op1("transpose", &out, &[("x", &x), ("perm", &perm_c)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Concat(axis)`; empty inputs (a zero-sized dimension) are dropped.
+fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let out = ctx.out_name(node, 0);
+    let mut values = Vec::with_capacity(node.num_inputs());
+    for i in 0..node.num_inputs() {
+        let v = ctx.input(node, i)?;
+        if ctx.ty(&v)?.shape.iter().any(|d| d.fixed() == Some(0)) {
+            continue;
+        }
+        values.push(v);
+    }
+    let rank = match values.first() {
+        Some(v) => ctx.rank(v)?,
+        None => return Err(ctx.unsupported("every input is empty")),
+    };
+    let a = axis(
+        ctx,
+        ctx.attr(node.int("axis"))?
+            .ok_or_else(|| ctx.invalid("attribute 'axis' is missing"))?,
+        rank,
+    )?;
+    let y = if values.len() == 1 {
+        values.remove(0)
+    } else {
+        let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let mut outs = ctx.op_lists(
+            "concat",
+            &out,
+            &[("values", refs), ("axis", vec![axis_c.as_str()])],
+        )?;
+        outs.remove(0)
+    };
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Squeeze`: axes from the attribute (before 13) or the input (from 13); none → every
+/// dimension of size 1.
+fn squeeze(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let shape = ctx.shape(&x)?;
+    let listed = ints_attr_or_input(ctx, node, "axes", 1, 13)?;
+    let mut squeezed: Vec<usize> = match listed {
+        Some(a) => axes(ctx, &a, shape.len())?,
+        None => (0..shape.len()).filter(|&i| shape[i] == 1).collect(),
+    };
+    squeezed.sort_unstable();
+    if let Some(&bad) = squeezed.iter().find(|&&a| shape[a] != 1) {
+        return Err(ctx.invalid(format!(
+            "cannot squeeze axis {bad} of size {} (shape {shape:?})",
+            shape[bad]
+        )));
+    }
+    let y = if squeezed.is_empty() {
+        x
+    } else {
+        let axes_c = ctx.ints(
+            &format!("{out}_axes"),
+            &squeezed.iter().map(|&a| a as i64).collect::<Vec<_>>(),
+        );
+        ctx.op1("squeeze", &out, &[("x", &x), ("axes", &axes_c)])?
+    };
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Unsqueeze` → `expand_dims`; axes (attribute before 13, input from 13) refer to the
+/// output's rank.
+fn unsqueeze(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let rank = ctx.rank(&x)?;
+    let listed = ints_attr_or_input(ctx, node, "axes", 1, 13)?
+        .ok_or_else(|| ctx.invalid("axes are missing"))?;
+    let mut inserted = axes(ctx, &listed, rank + listed.len())?;
+    inserted.sort_unstable();
+    let axes_c = ctx.ints(
+        &format!("{out}_axes"),
+        &inserted.iter().map(|&a| a as i64).collect::<Vec<_>>(),
+    );
+    let y = ctx.op1("expand_dims", &out, &[("x", &x), ("axes", &axes_c)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// Clamps an ONNX `Shape` start/end (opset 15) to `[0, rank]`.
+fn clamp_index(i: i64, rank: usize) -> usize {
+    let r = rank as i64;
+    (if i < 0 { i + r } else { i }).clamp(0, r) as usize
+}
+
+/// `Shape(start, end)`: a constant when the shape is static, the `shape` op otherwise.
+fn shape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let ty = ctx.ty(&x)?;
+    let rank = ty.rank();
+    let start = clamp_index(ctx.attr(node.int_or("start", 0))?, rank);
+    let end = clamp_index(ctx.attr(node.int_or("end", rank as i64))?, rank).max(start);
+    let y = match ty.static_shape() {
+        Some(dims) => {
+            let dims: Vec<i64> = dims[start..end].iter().map(|&d| d as i64).collect();
+            ctx.ints(&out, &dims)
+        }
+        None if start == 0 && end == rank => ctx.op1("shape", &out, &[("x", &x)])?,
+        None => {
+            let full = ctx.op1("shape", &format!("{out}_full"), &[("x", &x)])?;
+            let begin = ctx.ints(&format!("{out}_begin"), &[start as i64]);
+            let end = ctx.ints(&format!("{out}_end"), &[end as i64]);
+            ctx.op1(
+                "slice_by_index",
+                &out,
+                &[("x", &full), ("begin", &begin), ("end", &end)],
+            )?
+        }
+    };
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Gather(axis)` → `gather`; constant negative indices are made non-negative.
+fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let ty = ctx.ty(&x)?;
+    let a = axis(ctx, ctx.attr(node.int_or("axis", 0))?, ty.rank())?;
+    let indices = match (ctx.try_const_input(node, 1)?, ty.shape[a].fixed()) {
+        (Some(t), Some(dim)) => {
+            let mut v = t.to_i64_vec();
+            for i in &mut v {
+                if *i < -(dim as i64) || *i >= dim as i64 {
+                    return Err(ctx.invalid(format!(
+                        "index {i} is out of range for axis {a} of size {dim}"
+                    )));
+                }
+                if *i < 0 {
+                    *i += dim as i64;
+                }
+            }
+            let values: Vec<i32> = v.iter().map(|&i| i as i32).collect();
+            ctx.constant(
+                &format!("{out}_indices"),
+                Tensor::from_i32(t.shape(), &values),
+            )
+        }
+        _ => ctx.input(node, 1)?,
+    };
+    let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
+    let y = ctx.op1(
+        "gather",
+        &out,
+        &[("x", &x), ("indices", &indices), ("axis", &axis_c)],
+    )?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// One axis of a slice, normalised against its dimension `dim` the way ONNX clamps:
+/// returns (begin, end, end_mask) for `slice_by_index`.
+pub fn slice_axis(start: i64, end: i64, step: i64, dim: usize) -> (i64, i64, bool) {
+    let d = dim as i64;
+    let norm = |v: i64| if v < 0 { v + d } else { v };
+    if step > 0 {
+        (norm(start).clamp(0, d), norm(end).clamp(0, d), false)
+    } else {
+        let begin = norm(start).clamp(0, d - 1);
+        let end = norm(end).clamp(-1, d - 1);
+        // An end before index 0 cannot be written as an index (-1 means the last element).
+        if end < 0 {
+            (begin, 0, true)
+        } else {
+            (begin, end, false)
+        }
+    }
+}
+
+/// `Slice`: attributes before opset 10, constant inputs from it; emitted as a full-rank
+/// `slice_by_index` with concrete begin/end/stride.
+fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let shape = ctx.shape(&x)?;
+    let rank = shape.len();
+    let (starts, ends, listed_axes, steps) = if ctx.opset < 10 {
+        let starts = ctx
+            .attr(node.ints("starts"))?
+            .ok_or_else(|| ctx.invalid("attribute 'starts' is missing"))?;
+        let ends = ctx
+            .attr(node.ints("ends"))?
+            .ok_or_else(|| ctx.invalid("attribute 'ends' is missing"))?;
+        (starts, ends, ctx.attr(node.ints("axes"))?, None)
+    } else {
+        let mut get = |i: usize| ctx.const_input(node, i).map(|t| t.map(|t| t.to_i64_vec()));
+        let starts = get(1)?.unwrap_or_default();
+        let ends = get(2)?.unwrap_or_default();
+        (starts, ends, get(3)?, get(4)?)
+    };
+    let listed_axes = listed_axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+    if ends.len() != starts.len()
+        || listed_axes.len() != starts.len()
+        || steps.len() != starts.len()
+    {
+        return Err(ctx.invalid("starts, ends, axes and steps must have the same length"));
+    }
+    let sliced = axes(ctx, &listed_axes, rank)?;
+    let mut begin: Vec<i64> = vec![0; rank];
+    let mut end: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let mut stride = vec![1i64; rank];
+    let mut end_mask = vec![false; rank];
+    for (k, &a) in sliced.iter().enumerate() {
+        if steps[k] == 0 {
+            return Err(ctx.invalid("a slice step is 0"));
+        }
+        let (b, e, m) = slice_axis(starts[k], ends[k], steps[k], shape[a]);
+        (begin[a], end[a], stride[a], end_mask[a]) = (b, e, steps[k], m);
+        let len = if steps[k] > 0 {
+            e - b
+        } else if m {
+            b + 1
+        } else {
+            b - e
+        };
+        if len <= 0 {
+            return Err(ctx.unsupported(format!(
+                "slice along axis {a} is empty (Core ML has no empty tensors)"
+            )));
+        }
+    }
+    if begin.iter().all(|&b| b == 0)
+        && stride.iter().all(|&s| s == 1)
+        && end.iter().zip(&shape).all(|(&e, &d)| e == d as i64)
+    {
+        ctx.set_output(node, 0, x);
+        return Ok(());
+    }
+    let begin_c = ctx.ints(&format!("{out}_begin"), &begin);
+    let end_c = ctx.ints(&format!("{out}_end"), &end);
+    let stride_c = ctx.ints(&format!("{out}_stride"), &stride);
+    let mut params = vec![
+        ("x", x),
+        ("begin", begin_c),
+        ("end", end_c),
+        ("stride", stride_c),
+    ];
+    if end_mask.iter().any(|&m| m) {
+        params.push((
+            "end_mask",
+            ctx.constant(
+                &format!("{out}_end_mask"),
+                Tensor::from_bool(&[rank], &end_mask),
+            ),
+        ));
+    }
+    let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
+    let y = ctx.op1("slice_by_index", &out, &refs)?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Expand(input, shape)`: NumPy broadcast to `shape`, as a reshape to the output rank
+/// followed by `tile` (folded when the input is constant).
+fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let in_shape = ctx.shape(&x)?;
+    let requested = ctx
+        .const_input(node, 1)?
+        .ok_or_else(|| ctx.invalid("input 'shape' is missing"))?
+        .to_i64_vec();
+    let rank = in_shape.len().max(requested.len());
+    let padded: Vec<usize> = std::iter::repeat_n(1, rank - in_shape.len())
+        .chain(in_shape.iter().copied())
+        .collect();
+    let req: Vec<i64> = std::iter::repeat_n(1, rank - requested.len())
+        .chain(requested.iter().copied())
+        .collect();
+    let mut reps = Vec::with_capacity(rank);
+    for (&have, &want) in padded.iter().zip(&req) {
+        match (have, want) {
+            (h, w) if w == 1 || w as usize == h => reps.push(1),
+            (1, w) if w > 1 => reps.push(w),
+            _ => {
+                return Err(
+                    ctx.invalid(format!("cannot expand shape {in_shape:?} to {requested:?}"))
+                )
+            }
+        }
+    }
+    let mut y = x;
+    if padded.len() != in_shape.len() {
+        let hint = if reps.iter().all(|&r| r == 1) {
+            out.clone()
+        } else {
+            format!("{out}_ranked")
+        };
+        y = reshape_to(ctx, &y, &padded, &hint)?;
+    }
+    if reps.iter().any(|&r| r != 1) {
+        let reps_c = ctx.ints(&format!("{out}_reps"), &reps);
+        y = ctx.op1("tile", &out, &[("x", &y), ("reps", &reps_c)])?;
+    }
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Tile(input, repeats)` → `tile` with constant repeats.
+fn tile(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let reps = ctx
+        .const_input(node, 1)?
+        .ok_or_else(|| ctx.invalid("input 'repeats' is missing"))?
+        .to_i64_vec();
+    let reps_c = ctx.ints(&format!("{out}_reps"), &reps);
+    let y = ctx.op1("tile", &out, &[("x", &x), ("reps", &reps_c)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Split`: sizes from the attribute (before 13) or the input (from 13), else equal parts
+/// (from opset 18 `num_outputs` parts, the last one smaller if need be).
+fn split(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let shape = ctx.shape(&x)?;
+    let a = axis(ctx, ctx.attr(node.int_or("axis", 0))?, shape.len())?;
+    let parts = node.proto.output.len();
+    let sizes = match ints_attr_or_input(ctx, node, "split", 1, 13)? {
+        Some(s) => s,
+        None => {
+            let n = ctx
+                .attr(node.int("num_outputs"))?
+                .map_or(parts, |n| n.max(1) as usize);
+            let chunk = shape[a].div_ceil(n.max(1));
+            (0..n)
+                .map(|i| chunk.min(shape[a].saturating_sub(i * chunk)) as i64)
+                .collect()
+        }
+    };
+    if sizes.len() != parts
+        || sizes.iter().sum::<i64>() != shape[a] as i64
+        || sizes.iter().any(|&s| s <= 0)
+    {
+        return Err(ctx.invalid(format!(
+            "split sizes {sizes:?} do not divide axis {a} of size {} into {parts} parts",
+            shape[a]
+        )));
+    }
+    let sizes_c = ctx.ints(&format!("{out}_split_sizes"), &sizes);
+    let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
+    let outs = ctx.op(
+        "split",
+        &out,
+        &[("x", &x), ("split_sizes", &sizes_c), ("axis", &axis_c)],
+    )?;
+    for (i, var) in outs.into_iter().enumerate() {
+        ctx.set_output(node, i, var);
+    }
+    Ok(())
+}
+
+/// `Pad`: attributes before opset 11, inputs from it (`axes` from 18); modes constant,
+/// reflect and edge (MIL `replicate`). Padding is given for the trailing axes that need it.
+fn pad(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let rank = ctx.rank(&x)?;
+    let mode = ctx
+        .attr(node.string("mode"))?
+        .unwrap_or_else(|| "constant".into());
+    let mil_mode = match mode.as_str() {
+        "constant" => "constant",
+        "reflect" => "reflect",
+        "edge" => "replicate",
+        other => return Err(ctx.unsupported(format!("mode '{other}' is not supported"))),
+    };
+    let (pads, value, listed_axes) = if ctx.opset < 11 {
+        let pads = ctx
+            .attr(node.ints("pads"))?
+            .ok_or_else(|| ctx.invalid("attribute 'pads' is missing"))?;
+        (pads, ctx.attr(node.float_or("value", 0.0))?, None)
+    } else {
+        let pads = ctx
+            .const_input(node, 1)?
+            .ok_or_else(|| ctx.invalid("input 'pads' is missing"))?
+            .to_i64_vec();
+        let value = match ctx.const_input(node, 2)? {
+            Some(t) => t
+                .scalar_f64()
+                .ok_or_else(|| ctx.invalid("constant_value must be a scalar"))?
+                as f32,
+            None => 0.0,
+        };
+        let listed_axes = ctx.const_input(node, 3)?.map(|t| t.to_i64_vec());
+        (pads, value, listed_axes)
+    };
+    let padded_axes = match listed_axes {
+        Some(a) => axes(ctx, &a, rank)?,
+        None => (0..rank).collect(),
+    };
+    let n = padded_axes.len();
+    if pads.len() != 2 * n {
+        return Err(ctx.invalid(format!("pads {pads:?} should have {} entries", 2 * n)));
+    }
+    if pads.iter().any(|&p| p < 0) {
+        return Err(ctx.unsupported(format!("negative pads {pads:?} are not supported")));
+    }
+    let mut full = vec![(0i64, 0i64); rank];
+    for (k, &a) in padded_axes.iter().enumerate() {
+        full[a] = (pads[k], pads[n + k]);
+    }
+    let first = full.iter().position(|&(b, e)| b != 0 || e != 0);
+    let Some(first) = first else {
+        ctx.set_output(node, 0, x);
+        return Ok(());
+    };
+    let mil_pad: Vec<i64> = full[first..].iter().flat_map(|&(b, e)| [b, e]).collect();
+    let pad_c = ctx.ints(&format!("{out}_pad"), &mil_pad);
+    let mode_c = ctx.string(&format!("{out}_mode"), mil_mode);
+    let value_c = super::elementwise::scalar_like(
+        ctx,
+        &format!("{out}_constant_val"),
+        ctx.ty(&x)?.dtype,
+        value,
+    );
+    let y = ctx.op1(
+        "pad",
+        &out,
+        &[
+            ("x", &x),
+            ("pad", &pad_c),
+            ("mode", &mode_c),
+            ("constant_val", &value_c),
+        ],
+    )?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `DepthToSpace` (DCR mode only, which is MIL's) and `SpaceToDepth`.
+fn depth_space(ctx: &mut Ctx, node: &Node, mil: &str) -> Result<(), Error> {
+    let mode = ctx
+        .attr(node.string("mode"))?
+        .unwrap_or_else(|| "DCR".into());
+    if mode != "DCR" {
+        return Err(ctx.unsupported(format!("mode '{mode}' is not supported (only DCR)")));
+    }
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let block = ctx
+        .attr(node.int("blocksize"))?
+        .ok_or_else(|| ctx.invalid("attribute 'blocksize' is missing"))?;
+    let block_c = ctx.int(&format!("{out}_block_size"), block);
+    let y = ctx.op1(mil, &out, &[("x", &x), ("block_size", &block_c)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+fn depth_to_space(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    depth_space(ctx, node, "depth_to_space")
+}
+
+fn space_to_depth(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    depth_space(ctx, node, "space_to_depth")
+}
+
+/// This family's converters.
+pub const CONVERTERS: &[(&str, ConvertFn)] = &[
+    ("Concat", concat),
+    ("DepthToSpace", depth_to_space),
+    ("Expand", expand),
+    ("Flatten", flatten),
+    ("Gather", gather),
+    ("Pad", pad),
+    ("Reshape", reshape),
+    ("Shape", shape),
+    ("Slice", slice),
+    ("SpaceToDepth", space_to_depth),
+    ("Split", split),
+    ("Squeeze", squeeze),
+    ("Tile", tile),
+    ("Transpose", transpose),
+    ("Unsqueeze", unsqueeze),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshape_copies_zeros_and_infers_minus_one() {
+        assert_eq!(
+            reshape_target(&[2, 3, 4], &[0, -1], false).unwrap(),
+            vec![2, 12]
+        );
+        assert_eq!(reshape_target(&[2, 3, 4], &[-1], false).unwrap(), vec![24]);
+        assert!(reshape_target(&[2, 3, 4], &[5, -1], false).is_err());
+        assert!(reshape_target(&[2, 3], &[-1, -1], false).is_err());
+    }
+
+    #[test]
+    fn slice_ends_clamp_like_onnx() {
+        // x[1:INT64_MAX] on a dimension of 5.
+        assert_eq!(slice_axis(1, i64::MAX, 1, 5), (1, 5, false));
+        // x[-2:] → begin 3.
+        assert_eq!(slice_axis(-2, i32::MAX as i64, 1, 5), (3, 5, false));
+        // x[::-1]: start INT_MAX clamps to 4, end INT_MIN runs past the front.
+        assert_eq!(
+            slice_axis(i32::MAX as i64, i32::MIN as i64, -1, 5),
+            (4, 0, true)
+        );
+        // x[3:0:-1] stops before index 0.
+        assert_eq!(slice_axis(3, 0, -1, 5), (3, 0, false));
+    }
+}

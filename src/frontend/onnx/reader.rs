@@ -1,0 +1,158 @@
+//! Reading an ONNX file: the model is memory-mapped and decoded so that tensor payloads are
+//! slices of the map, and external-data files are mapped once each and sliced on demand.
+
+use crate::proto::onnx::{tensor_proto::DataLocation, ModelProto, TensorProto};
+use crate::Error;
+use bytes::Bytes;
+use memmap2::Mmap;
+use prost::Message;
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Component, Path, PathBuf};
+
+/// Memory-maps `path` as shared bytes (an empty file gives empty bytes).
+fn map_file(path: &Path) -> Result<Bytes, Error> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the map is read-only; like every tool that maps its input, we rely on the file
+    // not being truncated by another process while it is mapped.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    Ok(Bytes::from_owner(map))
+}
+
+/// Reads and decodes the model at `path` without copying tensor payloads.
+pub fn read_model(path: &Path) -> Result<ModelProto, Error> {
+    let bytes = map_file(path)?;
+    if bytes.is_empty() {
+        return Err(Error::invalid(
+            path,
+            "not a valid ONNX model: the file is empty",
+        ));
+    }
+    let model = ModelProto::decode(bytes)
+        .map_err(|e| Error::invalid(path, format!("not a valid ONNX model: {e}")))?;
+    if model.graph.is_none() {
+        return Err(Error::invalid(
+            path,
+            "not a valid ONNX model: it has no graph",
+        ));
+    }
+    Ok(model)
+}
+
+/// Where an initializer's external bytes live, as its `external_data` entries say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalRef {
+    /// The `location` entry: a path relative to the model's directory.
+    pub location: String,
+    /// Byte offset in that file (0 when absent).
+    pub offset: u64,
+    /// Byte length (None: up to the end of the file).
+    pub length: Option<u64>,
+}
+
+/// The external-data reference of `tensor`, if its data lives outside the model file.
+pub fn external_ref(tensor: &TensorProto, model_path: &Path) -> Result<Option<ExternalRef>, Error> {
+    if tensor.data_location != DataLocation::External as i32 {
+        return Ok(None);
+    }
+    let bad =
+        |what: String| Error::invalid(model_path, format!("initializer '{}': {what}", tensor.name));
+    let mut location = None;
+    let mut offset = 0;
+    let mut length = None;
+    for entry in &tensor.external_data {
+        let number = || {
+            entry
+                .value
+                .parse::<u64>()
+                .map_err(|_| bad(format!("bad external-data {} '{}'", entry.key, entry.value)))
+        };
+        match entry.key.as_str() {
+            "location" => location = Some(entry.value.clone()),
+            "offset" => offset = number()?,
+            "length" => length = Some(number()?),
+            _ => {}
+        }
+    }
+    let location =
+        location.ok_or_else(|| bad("external data without a 'location' entry".into()))?;
+    Ok(Some(ExternalRef {
+        location,
+        offset,
+        length,
+    }))
+}
+
+/// External-data files of one model, each mapped at most once.
+pub struct ExternalData {
+    model_path: PathBuf,
+    base_dir: PathBuf,
+    files: HashMap<PathBuf, Bytes>,
+}
+
+impl ExternalData {
+    /// External data for the model at `model_path` (locations resolve against its directory).
+    pub fn new(model_path: &Path) -> ExternalData {
+        let base_dir = model_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        ExternalData {
+            model_path: model_path.to_path_buf(),
+            base_dir,
+            files: HashMap::new(),
+        }
+    }
+
+    /// The bytes of initializer `tensor_name` described by `r`, bounds-checked.
+    pub fn slice(&mut self, tensor_name: &str, r: &ExternalRef) -> Result<Bytes, Error> {
+        let bad = |what: String| {
+            Error::invalid(
+                &self.model_path,
+                format!("initializer '{tensor_name}': {what}"),
+            )
+        };
+        let relative = Path::new(&r.location);
+        let escapes = relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+        if escapes || r.location.is_empty() {
+            return Err(bad(format!(
+                "external data location '{}' must be a relative path inside the model's directory",
+                r.location
+            )));
+        }
+        let path = self.base_dir.join(relative);
+        if !self.files.contains_key(&path) {
+            if !path.is_file() {
+                return Err(bad(format!(
+                    "external data file {} is missing",
+                    path.display()
+                )));
+            }
+            let bytes = map_file(&path)?;
+            self.files.insert(path.clone(), bytes);
+        }
+        let file = &self.files[&path];
+        let size = file.len() as u64;
+        let end = match r.length {
+            Some(len) => r.offset.checked_add(len),
+            None => Some(size),
+        };
+        match end {
+            Some(end) if r.offset <= end && end <= size => {
+                Ok(file.slice(r.offset as usize..end as usize))
+            }
+            _ => Err(bad(format!(
+                "external data range offset {} length {} lies outside {} ({size} bytes)",
+                r.offset,
+                r.length.map_or("(rest)".to_string(), |l| l.to_string()),
+                path.display()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,714 @@
+//! End-to-end tests of the ONNX frontend on small models built in code.
+
+use super::*;
+use crate::ir::{DType, Dim, Function, Operation, Tensor};
+use crate::proto::onnx::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use bytes::Bytes;
+use prost::Message;
+use std::path::PathBuf;
+
+/// A dimension of a declared input shape.
+enum D {
+    N(i64),
+    P(&'static str),
+}
+
+fn value(name: &str, elem: DataType, dims: &[D]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                D::N(n) => tensor_shape_proto::dimension::Value::DimValue(*n),
+                D::P(p) => tensor_shape_proto::dimension::Value::DimParam(p.to_string()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: elem as i32,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn fixed(name: &str, dims: &[i64]) -> ValueInfoProto {
+    value(
+        name,
+        DataType::Float,
+        &dims.iter().map(|&d| D::N(d)).collect::<Vec<_>>(),
+    )
+}
+
+fn output(name: &str) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i: v,
+        ..Default::default()
+    }
+}
+
+fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::String as i32,
+        s: Bytes::from(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+fn init_f32(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        data_type: DataType::Float as i32,
+        dims: dims.to_vec(),
+        raw_data: Bytes::from(
+            values
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<_>>(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn init_i64(name: &str, values: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![values.len() as i64],
+        int64_data: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn model(
+    opset: i64,
+    nodes: Vec<NodeProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: &[&str],
+    inits: Vec<TensorProto>,
+) -> ModelProto {
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            input: inputs,
+            output: outputs.iter().map(|o| output(o)).collect(),
+            initializer: inits,
+            name: "g".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Writes `m` to `model.onnx` in a fresh temporary directory.
+fn write(m: &ModelProto) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.onnx");
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    (dir, path)
+}
+
+fn load_with(m: &ModelProto, options: &OnnxOptions) -> Result<Program, Error> {
+    let (_dir, path) = write(m);
+    load(&path, options)
+}
+
+fn load_ok(m: &ModelProto) -> Program {
+    match load_with(m, &OnnxOptions::default()) {
+        Ok(p) => p,
+        Err(e) => panic!("conversion failed: {e}"),
+    }
+}
+
+/// Non-const ops of `f`, in order.
+fn ops(f: &Function) -> Vec<&Operation> {
+    f.block
+        .operations
+        .iter()
+        .filter(|op| op.op_type != "const")
+        .collect()
+}
+
+fn op_types(f: &Function) -> Vec<&str> {
+    ops(f).iter().map(|op| op.op_type.as_str()).collect()
+}
+
+/// The constant bound to parameter `param` of `op`.
+fn param<'a>(f: &'a Function, op: &Operation, param: &str) -> &'a Tensor {
+    let var = op
+        .input(param)
+        .and_then(|a| a[0].var())
+        .unwrap_or_else(|| panic!("no param {param}"));
+    f.block
+        .producer(var)
+        .and_then(|(_, p)| p.const_value())
+        .unwrap_or_else(|| panic!("{param} is not constant"))
+}
+
+fn out_shape(op: &Operation) -> Vec<usize> {
+    op.outputs[0].ty.static_shape().unwrap()
+}
+
+#[test]
+fn conv_pads_are_reordered_and_auto_pad_maps_to_pad_type() {
+    let w = init_f32("w", &[4, 3, 3, 3], &[0.1; 108]);
+    let conv = node(
+        "Conv",
+        "conv",
+        &["x", "w"],
+        &["y"],
+        vec![ints("pads", &[1, 2, 3, 4]), ints("strides", &[1, 1])],
+    );
+    let p = load_ok(&model(
+        13,
+        vec![conv],
+        vec![fixed("x", &[1, 3, 8, 8])],
+        &["y"],
+        vec![w.clone()],
+    ));
+    let f = p.main();
+    let c = ops(f)[0];
+    assert_eq!(c.op_type, "conv");
+    assert_eq!(c.name, "y");
+    assert_eq!(c.origin.as_deref(), Some("conv"));
+    assert_eq!(param(f, c, "pad").to_i64_vec(), vec![1, 3, 2, 4]);
+    assert_eq!(param(f, c, "pad_type").as_string(), Some("custom"));
+    assert_eq!(param(f, c, "groups").to_i64_vec(), vec![1]);
+    // H: 8 + 1 + 3 - 3 + 1 = 10; W: 8 + 2 + 4 - 3 + 1 = 12.
+    assert_eq!(out_shape(c), vec![1, 4, 10, 12]);
+
+    for (auto, mil) in [
+        ("SAME_UPPER", "same"),
+        ("SAME_LOWER", "same_lower"),
+        ("VALID", "valid"),
+    ] {
+        let conv = node(
+            "Conv",
+            "conv",
+            &["x", "w"],
+            &["y"],
+            vec![string("auto_pad", auto), ints("strides", &[2, 2])],
+        );
+        let p = load_ok(&model(
+            13,
+            vec![conv],
+            vec![fixed("x", &[1, 3, 8, 8])],
+            &["y"],
+            vec![w.clone()],
+        ));
+        let c = ops(p.main())[0];
+        assert_eq!(param(p.main(), c, "pad_type").as_string(), Some(mil));
+        assert!(c.input("pad").is_none());
+        let expected = if mil == "valid" { 3 } else { 4 };
+        assert_eq!(out_shape(c), vec![1, 4, expected, expected]);
+    }
+}
+
+#[test]
+fn gemm_with_constant_weight_becomes_linear() {
+    let b: Vec<f32> = (0..12).map(|v| v as f32).collect();
+    let nodes = vec![node(
+        "Gemm",
+        "fc",
+        &["a", "b", "c"],
+        &["y"],
+        vec![int("transB", 1)],
+    )];
+    let inits = vec![
+        init_f32("b", &[3, 4], &b),
+        init_f32("c", &[3], &[1.0, 2.0, 3.0]),
+    ];
+    let p = load_ok(&model(13, nodes, vec![fixed("a", &[2, 4])], &["y"], inits));
+    let f = p.main();
+    let lin = ops(f)[0];
+    assert_eq!(op_types(f), vec!["linear"]);
+    assert_eq!(param(f, lin, "weight").to_f32_vec(), b);
+    assert_eq!(param(f, lin, "bias").to_f32_vec(), vec![1.0, 2.0, 3.0]);
+    assert_eq!(out_shape(lin), vec![2, 3]);
+
+    // Without transB the weight is Bᵀ: B [2, 3] = [[0,1,2],[3,4,5]] → weight [[0,3],[1,4],[2,5]].
+    let nodes = vec![node("Gemm", "fc", &["a", "b"], &["y"], vec![])];
+    let inits = vec![init_f32("b", &[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])];
+    let p = load_ok(&model(13, nodes, vec![fixed("a", &[5, 2])], &["y"], inits));
+    let lin = ops(p.main())[0];
+    assert_eq!(
+        param(p.main(), lin, "weight").to_f32_vec(),
+        vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+    );
+    assert!(lin.input("bias").is_none());
+}
+
+#[test]
+fn gemm_with_alpha_uses_matmul() {
+    let alpha = AttributeProto {
+        name: "alpha".into(),
+        r#type: AttributeType::Float as i32,
+        f: 2.0,
+        ..Default::default()
+    };
+    let nodes = vec![node(
+        "Gemm",
+        "fc",
+        &["a", "b"],
+        &["y"],
+        vec![alpha, int("transA", 1)],
+    )];
+    let p = load_ok(&model(
+        13,
+        nodes,
+        vec![fixed("a", &[4, 2]), fixed("b", &[4, 3])],
+        &["y"],
+        vec![],
+    ));
+    let f = p.main();
+    assert_eq!(op_types(f), vec!["matmul", "mul"]);
+    assert!(param(f, ops(f)[0], "transpose_x").to_i64_vec() == vec![1]);
+    assert_eq!(out_shape(ops(f)[1]), vec![2, 3]);
+    assert_eq!(f.block.outputs, vec!["y"]);
+}
+
+#[test]
+fn matmul_with_constant_matrix_becomes_linear() {
+    let nodes = vec![node("MatMul", "mm", &["x", "w"], &["y"], vec![])];
+    let inits = vec![init_f32("w", &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])];
+    let p = load_ok(&model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 5, 2])],
+        &["y"],
+        inits,
+    ));
+    let f = p.main();
+    assert_eq!(op_types(f), vec!["linear"]);
+    assert_eq!(
+        param(f, ops(f)[0], "weight").to_f32_vec(),
+        vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+    );
+    assert_eq!(out_shape(ops(f)[0]), vec![1, 5, 3]);
+}
+
+#[test]
+fn softmax_before_opset_13_flattens_at_axis() {
+    let nodes = vec![node("Softmax", "sm", &["x"], &["y"], vec![int("axis", 1)])];
+    let p = load_ok(&model(
+        11,
+        nodes.clone(),
+        vec![fixed("x", &[2, 3, 4])],
+        &["y"],
+        vec![],
+    ));
+    let f = p.main();
+    assert_eq!(op_types(f), vec!["reshape", "softmax", "reshape"]);
+    assert_eq!(param(f, ops(f)[0], "shape").to_i64_vec(), vec![2, 12]);
+    assert_eq!(param(f, ops(f)[1], "axis").to_i64_vec(), vec![-1]);
+    assert_eq!(out_shape(ops(f)[2]), vec![2, 3, 4]);
+    assert_eq!(f.block.outputs, vec!["y"]);
+
+    let p = load_ok(&model(
+        13,
+        nodes,
+        vec![fixed("x", &[2, 3, 4])],
+        &["y"],
+        vec![],
+    ));
+    let f = p.main();
+    assert_eq!(op_types(f), vec!["softmax"]);
+    assert_eq!(param(f, ops(f)[0], "axis").to_i64_vec(), vec![1]);
+}
+
+#[test]
+fn squeeze_axes_come_from_the_attribute_before_13_and_the_input_from_13() {
+    let old = vec![node(
+        "Squeeze",
+        "sq",
+        &["x"],
+        &["y"],
+        vec![ints("axes", &[-1])],
+    )];
+    let p = load_ok(&model(
+        11,
+        old,
+        vec![fixed("x", &[1, 3, 1])],
+        &["y"],
+        vec![],
+    ));
+    let f = p.main();
+    assert_eq!(op_types(f), vec!["squeeze"]);
+    assert_eq!(param(f, ops(f)[0], "axes").to_i64_vec(), vec![2]);
+    assert_eq!(out_shape(ops(f)[0]), vec![1, 3]);
+
+    let new = vec![node("Squeeze", "sq", &["x", "axes"], &["y"], vec![])];
+    let p = load_ok(&model(
+        13,
+        new,
+        vec![fixed("x", &[1, 3, 1])],
+        &["y"],
+        vec![init_i64("axes", &[0])],
+    ));
+    let f = p.main();
+    assert_eq!(param(f, ops(f)[0], "axes").to_i64_vec(), vec![0]);
+    assert_eq!(out_shape(ops(f)[0]), vec![3, 1]);
+    // The axes initializer is read as a value, not emitted.
+    assert!(f.block.operations.iter().all(|op| op.name != "axes"));
+}
+
+#[test]
+fn shape_gather_unsqueeze_concat_reshape_folds_to_a_constant_shape() {
+    let nodes = vec![
+        node("Shape", "shape", &["x"], &["s"], vec![]),
+        node(
+            "Gather",
+            "gather",
+            &["s", "zero"],
+            &["batch"],
+            vec![int("axis", 0)],
+        ),
+        node(
+            "Unsqueeze",
+            "unsq",
+            &["batch", "axes0"],
+            &["batch1"],
+            vec![],
+        ),
+        node(
+            "Concat",
+            "cat",
+            &["batch1", "minus_one"],
+            &["new_shape"],
+            vec![int("axis", 0)],
+        ),
+        node("Reshape", "reshape", &["x", "new_shape"], &["y"], vec![]),
+    ];
+    let zero = TensorProto {
+        name: "zero".into(),
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![0],
+        ..Default::default()
+    };
+    let inits = vec![zero, init_i64("axes0", &[0]), init_i64("minus_one", &[-1])];
+    let p = load_ok(&model(
+        13,
+        nodes,
+        vec![fixed("x", &[2, 3, 4])],
+        &["y"],
+        inits,
+    ));
+    let f = p.main();
+    assert_eq!(op_types(f), vec!["reshape"]);
+    assert_eq!(param(f, ops(f)[0], "shape").to_i64_vec(), vec![2, 12]);
+    assert_eq!(out_shape(ops(f)[0]), vec![2, 12]);
+    // Only the reshape and its shape constant survive.
+    assert_eq!(f.block.operations.len(), 2);
+}
+
+#[test]
+fn unsupported_operators_are_listed_at_once() {
+    let mut foo = node("Foo", "foo", &["x"], &["b"], vec![]);
+    foo.domain = "com.example".into();
+    let nodes = vec![
+        node("NonMaxSuppression", "nms_1", &["x"], &["a"], vec![]),
+        foo,
+        node("Relu", "relu", &["x"], &["r"], vec![]),
+        node("NonMaxSuppression", "nms_2", &["x"], &["c"], vec![]),
+    ];
+    let err = load_with(
+        &model(13, nodes, vec![fixed("x", &[1])], &["a"], vec![]),
+        &OnnxOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.ends_with("unsupported operators: NonMaxSuppression ×2 (nms_1, nms_2), Foo [com.example] ×1 (foo)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn dynamic_dimensions_need_an_input_shape() {
+    let nodes = vec![node("Relu", "relu", &["x"], &["y"], vec![])];
+    let inputs = vec![value(
+        "x",
+        DataType::Float,
+        &[D::P("batch"), D::N(3), D::N(224), D::N(224)],
+    )];
+    let m = model(13, nodes, inputs, &["y"], vec![]);
+    let err = load_with(&m, &OnnxOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }));
+    assert!(
+        err.to_string().ends_with(
+            "input 'x' has dynamic dimension 'batch' (shape [batch,3,224,224]); fix it with --input-shape x=1,3,224,224"
+        ),
+        "{err}"
+    );
+    let options = OnnxOptions {
+        input_shapes: vec![("x".into(), vec![2, 3, 224, 224])],
+        ..Default::default()
+    };
+    let p = load_with(&m, &options).unwrap();
+    assert_eq!(p.main().inputs[0].ty.shape[0], Dim::Fixed(2));
+
+    let bad_name = OnnxOptions {
+        input_shapes: vec![("nope".into(), vec![1])],
+        ..Default::default()
+    };
+    assert!(matches!(load_with(&m, &bad_name), Err(Error::Usage(_))));
+    let bad_rank = OnnxOptions {
+        input_shapes: vec![("x".into(), vec![1, 3])],
+        ..Default::default()
+    };
+    assert!(matches!(load_with(&m, &bad_rank), Err(Error::Usage(_))));
+}
+
+#[test]
+fn names_inputs_outputs_and_metadata() {
+    let nodes = vec![
+        node("Relu", "relu", &["in.put:0"], &["out/put"], vec![]),
+        node(
+            "Cast",
+            "cast",
+            &["ids"],
+            &["ids_f"],
+            vec![int("to", DataType::Float as i64)],
+        ),
+    ];
+    let inputs = vec![
+        fixed("in.put:0", &[2]),
+        value("ids", DataType::Int64, &[D::N(3)]),
+    ];
+    let p = load_ok(&model(
+        13,
+        nodes,
+        inputs,
+        &["out/put", "in.put:0", "ids_f"],
+        vec![],
+    ));
+    let f = p.main();
+    assert_eq!(f.inputs[0].name, "in_put_0");
+    assert_eq!(f.inputs[1].ty.dtype, DType::I32);
+    // A graph output that is a graph input is returned through an identity.
+    assert_eq!(f.block.outputs[0], "out_put");
+    let identity = f.block.producer(&f.block.outputs[1]).unwrap().1;
+    assert_eq!(identity.op_type, "identity");
+    assert_eq!(f.block.outputs[2], "ids_f");
+    assert_eq!(
+        p.metadata.get("mlpack.source").map(String::as_str),
+        Some("model.onnx")
+    );
+    assert_eq!(
+        p.metadata.get("mlpack.onnx_opset").map(String::as_str),
+        Some("13")
+    );
+    crate::ir::validate_program(&p).unwrap();
+}
+
+#[test]
+fn slice_clamps_int64_max_ends() {
+    let nodes = vec![node(
+        "Slice",
+        "sl",
+        &["x", "starts", "ends", "axes", "steps"],
+        &["y"],
+        vec![],
+    )];
+    let inits = vec![
+        init_i64("starts", &[1, -1]),
+        init_i64("ends", &[i64::MAX, i64::MIN]),
+        init_i64("axes", &[0, 1]),
+        init_i64("steps", &[1, -1]),
+    ];
+    let p = load_ok(&model(13, nodes, vec![fixed("x", &[4, 5])], &["y"], inits));
+    let f = p.main();
+    let s = ops(f)[0];
+    assert_eq!(s.op_type, "slice_by_index");
+    assert_eq!(param(f, s, "begin").to_i64_vec(), vec![1, 4]);
+    assert_eq!(param(f, s, "end").to_i64_vec(), vec![4, 0]);
+    assert_eq!(param(f, s, "stride").to_i64_vec(), vec![1, -1]);
+    assert_eq!(param(f, s, "end_mask").to_i64_vec(), vec![0, 1]);
+    assert_eq!(out_shape(s), vec![3, 5]);
+}
+
+#[test]
+fn dropout_with_a_used_mask_is_unsupported() {
+    let nodes = vec![node("Dropout", "drop", &["x"], &["y", "mask"], vec![])];
+    let err = load_with(
+        &model(
+            13,
+            nodes.clone(),
+            vec![fixed("x", &[2])],
+            &["y", "mask"],
+            vec![],
+        ),
+        &OnnxOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("node 'drop' (Dropout)"), "{err}");
+    let p = load_ok(&model(13, nodes, vec![fixed("x", &[2])], &["y"], vec![]));
+    assert_eq!(op_types(p.main()), vec!["identity"]);
+}
+
+#[test]
+fn external_data_is_read_relative_to_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut blob = vec![0u8; 16];
+    blob.extend([1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(dir.path().join("weights.bin"), &blob).unwrap();
+    let entry = |k: &str, v: &str| StringStringEntryProto {
+        key: k.into(),
+        value: v.into(),
+    };
+    let b = TensorProto {
+        name: "b".into(),
+        data_type: DataType::Float as i32,
+        dims: vec![3],
+        data_location: 1,
+        external_data: vec![
+            entry("location", "weights.bin"),
+            entry("offset", "16"),
+            entry("length", "12"),
+        ],
+        ..Default::default()
+    };
+    let nodes = vec![node("Add", "add", &["x", "b"], &["y"], vec![])];
+    let m = model(13, nodes, vec![fixed("x", &[3])], &["y"], vec![b.clone()]);
+    let path = dir.path().join("model.onnx");
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    let p = load(&path, &OnnxOptions::default()).unwrap();
+    let f = p.main();
+    assert_eq!(param(f, ops(f)[0], "y").to_f32_vec(), vec![1.0, 2.0, 3.0]);
+
+    let summary = summarize(&path).unwrap();
+    assert_eq!(
+        summary.initializers[0].storage,
+        Storage::External {
+            file: "weights.bin".into(),
+            offset: 16
+        }
+    );
+    assert_eq!(summary.initializers[0].bytes, 12);
+
+    std::fs::remove_file(dir.path().join("weights.bin")).unwrap();
+    let err = load(&path, &OnnxOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("initializer 'b'") && msg.contains("weights.bin") && msg.contains("missing"),
+        "{msg}"
+    );
+
+    let mut escaping = b;
+    escaping.external_data[0].value = "../weights.bin".into();
+    let m = model(
+        13,
+        vec![node("Add", "add", &["x", "b"], &["y"], vec![])],
+        vec![fixed("x", &[3])],
+        &["y"],
+        vec![escaping],
+    );
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    assert!(load(&path, &OnnxOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("relative path inside"));
+}
+
+#[test]
+fn truncated_and_missing_files_are_reported() {
+    let w = init_f32("w", &[64], &[0.5; 64]);
+    let m = model(
+        13,
+        vec![node("Add", "add", &["x", "w"], &["y"], vec![])],
+        vec![fixed("x", &[64])],
+        &["y"],
+        vec![w],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.onnx");
+    let bytes = m.encode_to_vec();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load(&path, &OnnxOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("not a valid ONNX model"), "{err}");
+    let err = load(&dir.path().join("absent.onnx"), &OnnxOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }));
+}
+
+#[test]
+fn summary_lists_dims_ops_and_initializers() {
+    let nodes = vec![
+        node("Relu", "r1", &["x"], &["a"], vec![]),
+        node("Relu", "r2", &["a"], &["y"], vec![]),
+    ];
+    let inputs = vec![value("x", DataType::Float, &[D::P("batch"), D::N(3)])];
+    let m = model(
+        13,
+        nodes,
+        inputs,
+        &["y"],
+        vec![init_f32("w", &[2, 2], &[0.0; 4])],
+    );
+    let (_dir, path) = write(&m);
+    let s = summarize(&path).unwrap();
+    assert_eq!(
+        s.inputs[0].dims,
+        Some(vec![
+            DimSummary::Param("batch".into()),
+            DimSummary::Fixed(3)
+        ])
+    );
+    assert_eq!(s.op_histogram.get("Relu"), Some(&2));
+    assert_eq!(s.initializers[0].bytes, 16);
+    assert_eq!(s.totals.parameters, 4);
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(json.contains(r#""dims":["batch",3]"#), "{json}");
+}
