@@ -6,9 +6,7 @@ use crate::interp::kernels::normalization as k;
 use crate::ir::{Dim, TensorType};
 
 const X: Param = Param::new("x", ParamType::T);
-const EPS: Param = Param::new("epsilon", ParamType::T)
-    .optional()
-    .constant();
+const EPS: Param = Param::new("epsilon", ParamType::T).optional().constant();
 const BATCH_NORM: &[Param] = &[
     X,
     Param::new("mean", ParamType::T).constant(),
