@@ -15,7 +15,7 @@ pub struct InspectArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Also print the program as MIL text (packages only).
+    /// Also print the program as MIL text (for ONNX: the fp32 program as converted).
     #[arg(long)]
     mil: bool,
 }
@@ -28,7 +28,13 @@ pub fn execute(args: &InspectArgs) -> Result<(), Error> {
     }
     match &report {
         InspectReport::Package(p) => print_package(p),
-        InspectReport::Onnx(summary) => print_onnx(&args.path, summary),
+        InspectReport::Onnx { summary, mil } => {
+            print_onnx(&args.path, summary);
+            if let Some(mil) = mil {
+                println!();
+                print!("{mil}");
+            }
+        }
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 use super::ModelKind;
 use crate::backend::{read_package, stored_in_blob};
 use crate::frontend::onnx::{self, OnnxSummary};
-use crate::ir::{print_program, DType, Program};
+use super::load_model;
+use crate::ir::{print_program, DType, Program, Target};
 use crate::Error;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -66,15 +67,30 @@ pub struct PackageSummary {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum InspectReport {
     /// An ONNX model.
-    Onnx(OnnxSummary),
+    Onnx {
+        /// What the file holds.
+        #[serde(flatten)]
+        summary: OnnxSummary,
+        /// The converted fp32 program as text, when asked for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mil: Option<String>,
+    },
     /// A package.
     Package(PackageSummary),
 }
 
-/// Describes `path`. With `mil`, a package summary also carries the program text.
+/// Describes `path`. With `mil`, the report also carries the program as text (for ONNX, the
+/// fp32 program as converted for the default target).
 pub fn inspect(path: &Path, mil: bool) -> Result<InspectReport, Error> {
     match ModelKind::of(path)? {
-        ModelKind::Onnx => onnx::summarize(path).map(InspectReport::Onnx),
+        ModelKind::Onnx => {
+            let summary = onnx::summarize(path)?;
+            let mil = match mil {
+                true => Some(print_program(&load_model(path, Target::IOS17, &[])?)),
+                false => None,
+            };
+            Ok(InspectReport::Onnx { summary, mil })
+        }
         ModelKind::Package => {
             let program = read_package(path)?;
             let mut summary = summarize_program(path, &program);
