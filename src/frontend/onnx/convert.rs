@@ -12,8 +12,9 @@ use crate::Error;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-/// Oldest default-domain opset the converters handle.
-pub const MIN_OPSET: i64 = 7;
+/// Oldest default-domain opset the converters handle (opset 6 differs from 7 only in the
+/// legacy `broadcast`/`axis` attributes of binary ops, which are checked per node).
+pub const MIN_OPSET: i64 = 6;
 
 /// What a node converter works with: the builder, the ONNX → IR name map and the model's
 /// initializers, plus helpers that turn problems into errors naming the current node.
