@@ -712,3 +712,300 @@ fn summary_lists_dims_ops_and_initializers() {
     let json = serde_json::to_string(&s).unwrap();
     assert!(json.contains(r#""dims":["batch",3]"#), "{json}");
 }
+
+/// Converts `m` and runs it on float inputs (by ONNX input order), returning output 0.
+fn run_f32(m: &ModelProto, inputs: &[(&[usize], &[f32])]) -> (Vec<usize>, Vec<f32>) {
+    use crate::interp::{run, RunOptions, Value};
+    let p = load_ok(m);
+    crate::ir::validate_program(&p).unwrap();
+    let f = p.main();
+    let mut values = std::collections::BTreeMap::new();
+    for (var, (shape, data)) in f.inputs.iter().zip(inputs) {
+        let array = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec()).unwrap();
+        values.insert(var.name.clone(), Value::Float(array));
+    }
+    let outs = run(f, &values, RunOptions::default()).unwrap();
+    let out = outs[0].1.to_f32_array().unwrap();
+    (out.shape().to_vec(), out.iter().copied().collect())
+}
+
+#[test]
+fn expand_broadcasts_with_reshape_and_tile() {
+    let nodes = vec![node("Expand", "ex", &["x", "shape"], &["y"], vec![])];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[3, 1])],
+        &["y"],
+        vec![init_i64("shape", &[2, 1, 2])],
+    );
+    assert_eq!(op_types(load_ok(&m).main()), vec!["reshape", "tile"]);
+    let (shape, v) = run_f32(&m, &[(&[3, 1], &[1.0, 2.0, 3.0])]);
+    assert_eq!(shape, vec![2, 3, 2]);
+    assert_eq!(
+        v,
+        vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    );
+}
+
+#[test]
+fn split_sizes_come_from_the_input_or_num_outputs() {
+    let nodes = vec![node(
+        "Split",
+        "sp",
+        &["x", "sizes"],
+        &["a", "b"],
+        vec![int("axis", 0)],
+    )];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[5])],
+        &["b", "a"],
+        vec![init_i64("sizes", &[2, 3])],
+    );
+    let p = load_ok(&m);
+    let f = p.main();
+    assert_eq!(f.block.outputs, vec!["b", "a"]);
+    let split = ops(f)[0];
+    assert_eq!(param(f, split, "split_sizes").to_i64_vec(), vec![2, 3]);
+    let (shape, v) = run_f32(&m, &[(&[5], &[1.0, 2.0, 3.0, 4.0, 5.0])]);
+    assert_eq!((shape, v), (vec![3], vec![3.0, 4.0, 5.0]));
+
+    // Opset 18: 7 elements in 3 outputs are 3, 3, 1.
+    let nodes = vec![node(
+        "Split",
+        "sp",
+        &["x"],
+        &["a", "b", "c"],
+        vec![int("num_outputs", 3)],
+    )];
+    let p = load_ok(&model(
+        18,
+        nodes,
+        vec![fixed("x", &[7])],
+        &["a", "b", "c"],
+        vec![],
+    ));
+    assert_eq!(
+        param(p.main(), ops(p.main())[0], "split_sizes").to_i64_vec(),
+        vec![3, 3, 1]
+    );
+}
+
+#[test]
+fn pad_uses_mil_order_for_trailing_axes() {
+    let nodes = vec![node("Pad", "pad", &["x", "pads", "value"], &["y"], vec![])];
+    let value = TensorProto {
+        name: "value".into(),
+        data_type: DataType::Float as i32,
+        float_data: vec![9.0],
+        ..Default::default()
+    };
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 2])],
+        &["y"],
+        vec![init_i64("pads", &[0, 1, 0, 2]), value],
+    );
+    let p = load_ok(&m);
+    assert_eq!(
+        param(p.main(), ops(p.main())[0], "pad").to_i64_vec(),
+        vec![1, 2]
+    );
+    let (shape, v) = run_f32(&m, &[(&[1, 2], &[1.0, 2.0])]);
+    assert_eq!((shape, v), (vec![1, 5], vec![9.0, 1.0, 2.0, 9.0, 9.0]));
+}
+
+#[test]
+fn range_and_constant_of_shape_fold() {
+    let fill = TensorProto {
+        name: "v".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![1],
+        int64_data: vec![4],
+        ..Default::default()
+    };
+    let value_attr = AttributeProto {
+        name: "value".into(),
+        r#type: AttributeType::Tensor as i32,
+        t: Some(fill),
+        ..Default::default()
+    };
+    let scalar = |name: &str, v: i64| TensorProto {
+        name: name.into(),
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![v],
+        ..Default::default()
+    };
+    let nodes = vec![
+        node(
+            "Range",
+            "range",
+            &["start", "limit", "delta"],
+            &["r"],
+            vec![],
+        ),
+        node(
+            "ConstantOfShape",
+            "cos",
+            &["shape"],
+            &["c"],
+            vec![value_attr],
+        ),
+        node("Add", "add", &["r", "c"], &["y"], vec![]),
+    ];
+    let inits = vec![
+        scalar("start", 10),
+        scalar("limit", 4),
+        scalar("delta", -3),
+        init_i64("shape", &[2]),
+    ];
+    let p = load_ok(&model(13, nodes, vec![], &["y"], inits));
+    let f = p.main();
+    // Everything folds: the output is a constant returned through an identity.
+    assert_eq!(op_types(f), vec!["identity"]);
+    let value = f
+        .block
+        .operations
+        .iter()
+        .find_map(|op| op.const_value())
+        .unwrap();
+    assert_eq!(
+        (value.dtype(), value.to_i64_vec()),
+        (DType::I32, vec![14, 11])
+    );
+}
+
+#[test]
+fn clip_at_opset_6_uses_attributes_and_one_bound_uses_maximum() {
+    let f32_attr = |name: &str, v: f32| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f: v,
+        ..Default::default()
+    };
+    let nodes = vec![node(
+        "Clip",
+        "clip",
+        &["x"],
+        &["y"],
+        vec![f32_attr("min", -1.0), f32_attr("max", 1.0)],
+    )];
+    let m = model(6, nodes, vec![fixed("x", &[3])], &["y"], vec![]);
+    assert_eq!(op_types(load_ok(&m).main()), vec!["clip"]);
+    assert_eq!(
+        run_f32(&m, &[(&[3], &[-3.0, 0.5, 2.0])]).1,
+        vec![-1.0, 0.5, 1.0]
+    );
+
+    let lo = TensorProto {
+        name: "lo".into(),
+        data_type: DataType::Float as i32,
+        float_data: vec![0.0],
+        ..Default::default()
+    };
+    let nodes = vec![node("Clip", "clip", &["x", "lo"], &["y"], vec![])];
+    let m = model(13, nodes, vec![fixed("x", &[3])], &["y"], vec![lo]);
+    assert_eq!(op_types(load_ok(&m).main()), vec!["maximum"]);
+    assert_eq!(
+        run_f32(&m, &[(&[3], &[-3.0, 0.5, 2.0])]).1,
+        vec![0.0, 0.5, 2.0]
+    );
+
+    let nodes = vec![node(
+        "Add",
+        "add",
+        &["x", "x"],
+        &["y"],
+        vec![int("broadcast", 1), int("axis", 0)],
+    )];
+    let err = load_with(
+        &model(6, nodes, vec![fixed("x", &[3])], &["y"], vec![]),
+        &OnnxOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("legacy broadcasting"), "{err}");
+}
+
+#[test]
+fn arithmetic_helpers_compute_exactly() {
+    let nodes = vec![
+        node("Neg", "neg", &["x"], &["n"], vec![]),
+        node("Reciprocal", "rec", &["x"], &["r"], vec![]),
+        node("Sum", "sum", &["x", "n", "r"], &["s"], vec![]),
+        node("PRelu", "prelu", &["s", "slope"], &["y"], vec![]),
+    ];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[2])],
+        &["y"],
+        vec![init_f32("slope", &[1], &[0.5])],
+    );
+    // x = [2, -4]: -x = [-2, 4], 1/x = [0.5, -0.25], sum = [0.5, -0.25], prelu → [0.5, -0.125].
+    assert_eq!(run_f32(&m, &[(&[2], &[2.0, -4.0])]).1, vec![0.5, -0.125]);
+}
+
+#[test]
+fn layer_norm_argmax_and_cast() {
+    let nodes = vec![
+        node(
+            "LayerNormalization",
+            "ln",
+            &["x", "gamma", "beta"],
+            &["n"],
+            vec![int("axis", -1)],
+        ),
+        node(
+            "ArgMax",
+            "am",
+            &["n"],
+            &["i"],
+            vec![int("axis", 1), int("keepdims", 0)],
+        ),
+        node(
+            "Cast",
+            "cast",
+            &["i"],
+            &["y"],
+            vec![int("to", DataType::Float as i64)],
+        ),
+    ];
+    let inits = vec![
+        init_f32("gamma", &[3], &[1.0, 1.0, -1.0]),
+        init_f32("beta", &[3], &[0.0; 3]),
+    ];
+    let m = model(17, nodes, vec![fixed("x", &[2, 3])], &["y"], inits);
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["layer_norm", "reduce_argmax", "cast"]
+    );
+    // Row 0 normalised is increasing, so gamma = -1 on the last element makes index 1 largest;
+    // row 1 is decreasing, so index 0 is largest.
+    let (shape, v) = run_f32(&m, &[(&[2, 3], &[1.0, 2.0, 3.0, 3.0, 2.0, 1.0])]);
+    assert_eq!((shape, v), (vec![2], vec![1.0, 0.0]));
+}
+
+#[test]
+fn output_names_win_over_intermediate_names() {
+    // The softmax emits intermediate ops named after its output "y"; the graph output "y_flat"
+    // produced by another node must still be called "y_flat".
+    let nodes = vec![
+        node("Softmax", "sm", &["x"], &["y"], vec![int("axis", 1)]),
+        node("Relu", "relu", &["y"], &["y_flat"], vec![]),
+    ];
+    let p = load_ok(&model(
+        11,
+        nodes,
+        vec![fixed("x", &[2, 3, 4])],
+        &["y_flat", "y"],
+        vec![],
+    ));
+    let f = p.main();
+    assert_eq!(f.block.outputs, vec!["y_flat", "y"]);
+    assert_eq!(f.block.producer("y_flat").unwrap().1.op_type, "relu");
+    assert_eq!(f.block.producer("y").unwrap().1.op_type, "reshape");
+    crate::ir::validate_program(&p).unwrap();
+}
