@@ -1009,3 +1009,34 @@ fn output_names_win_over_intermediate_names() {
     assert_eq!(f.block.producer("y").unwrap().1.op_type, "reshape");
     crate::ir::validate_program(&p).unwrap();
 }
+
+#[test]
+fn conv_transpose_pads_and_output_padding() {
+    // x = [1, 2], w = [1, 1, 1], stride 2: x0 covers outputs 0..3, x1 covers 2..5 → [1, 1, 3, 2, 2].
+    let w = init_f32("w", &[1, 1, 3], &[1.0; 3]);
+    let case = |attrs: Vec<AttributeProto>| {
+        let nodes = vec![node("ConvTranspose", "ct", &["x", "w"], &["y"], attrs)];
+        run_f32(
+            &model(
+                13,
+                nodes,
+                vec![fixed("x", &[1, 1, 2])],
+                &["y"],
+                vec![w.clone()],
+            ),
+            &[(&[1, 1, 2], &[1.0, 2.0])],
+        )
+    };
+    assert_eq!(
+        case(vec![ints("strides", &[2])]),
+        (vec![1, 1, 5], vec![1.0, 1.0, 3.0, 2.0, 2.0])
+    );
+    assert_eq!(
+        case(vec![ints("strides", &[2]), ints("output_padding", &[1])]),
+        (vec![1, 1, 6], vec![1.0, 1.0, 3.0, 2.0, 2.0, 0.0])
+    );
+    assert_eq!(
+        case(vec![ints("strides", &[2]), ints("pads", &[1, 1])]),
+        (vec![1, 1, 3], vec![1.0, 3.0, 2.0])
+    );
+}
