@@ -5,7 +5,7 @@
 //! way whatever the thread count, so results do not depend on it.
 
 use crate::interp::{KernelArgs, Value};
-use crate::ir::ops::conv::{conv_attrs, conv_transpose_size, ConvAttrs};
+use crate::ir::ops::conv::{conv_attrs, conv_transpose_size, transposed_extent, ConvAttrs};
 use crate::ir::ops::window::{output_size, PadType};
 use ndarray::{ArrayD, ArrayView2, IxDyn};
 use rayon::prelude::*;
@@ -258,7 +258,7 @@ pub fn conv_transpose(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let mut output = Vec::with_capacity(spatial);
     let mut pad_begin = Vec::with_capacity(spatial);
     for (d, &ax) in a.axes.iter().enumerate() {
-        let full = (xs[2 + d].max(1) - 1) * ax.stride + (ax.kernel - 1) * ax.dilation + 1;
+        let full = transposed_extent(xs[2 + d], ax)?;
         let out = match &requested {
             Some(r) => usize::try_from(*r.get(d).ok_or("output_shape is too short")?)
                 .map_err(|e| e.to_string())?,

@@ -138,7 +138,7 @@ fn floor_div_i32(a: i32, b: i32) -> i32 {
         return 0;
     }
     let q = a.wrapping_div(b);
-    if (a % b != 0) && ((a < 0) != (b < 0)) {
+    if (a.wrapping_rem(b) != 0) && ((a < 0) != (b < 0)) {
         q - 1
     } else {
         q
@@ -241,9 +241,21 @@ pub fn unary(args: &KernelArgs, f: impl Fn(f32) -> f32) -> Result<Vec<Value>, St
     Ok(vec![Value::Float(args.get("x")?.to_f32_array()?.mapv(f))])
 }
 
+/// Applies `float` to float inputs and `int` to integer inputs, keeping the kind.
+fn unary_with_int(
+    args: &KernelArgs,
+    float: impl Fn(f32) -> f32,
+    int: impl Fn(i32) -> i32,
+) -> Result<Vec<Value>, String> {
+    match args.get("x")? {
+        Value::Int(a) => Ok(vec![Value::Int(a.mapv(int))]),
+        _ => unary(args, float),
+    }
+}
+
 /// `abs`.
 pub fn abs(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    unary(args, f32::abs)
+    unary_with_int(args, f32::abs, i32::wrapping_abs)
 }
 
 /// `ceil`.
@@ -263,7 +275,7 @@ pub fn round(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `sign` (0 for 0, NaN stays NaN).
 pub fn sign(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    unary(args, |v| {
+    let float = |v: f32| {
         if v > 0.0 {
             1.0
         } else if v < 0.0 {
@@ -271,7 +283,8 @@ pub fn sign(args: &KernelArgs) -> Result<Vec<Value>, String> {
         } else {
             v
         }
-    })
+    };
+    unary_with_int(args, float, i32::signum)
 }
 
 /// `sqrt`.
@@ -364,13 +377,14 @@ pub fn inverse(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `square`.
 pub fn square(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    unary(args, |v| v * v)
+    unary_with_int(args, |v| v * v, |v| v.wrapping_mul(v))
 }
 
 /// `threshold`: `max(x, alpha)`.
 pub fn threshold(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let alpha = args.float_or("alpha", 0.0)?;
-    unary(args, |v| v.max(alpha))
+    let int_alpha = args.int_or("alpha", 0)? as i32;
+    unary_with_int(args, |v| v.max(alpha), |v| v.max(int_alpha))
 }
 
 /// `select`: `a` where `cond` holds, else `b`, broadcasting all three.
@@ -529,6 +543,27 @@ mod tests {
             out[0].int().unwrap().iter().copied().collect::<Vec<_>>(),
             vec![0, 1, 2, 0, -2]
         );
+    }
+
+    #[test]
+    fn integer_unary_ops_stay_exact() {
+        let x = Tensor::from_i32(&[3], &[-16_777_217, 0, 5]);
+        let t = [TensorType::fixed(DType::I32, &[3])];
+        let ints = |v: &Value| v.int().unwrap().iter().copied().collect::<Vec<_>>();
+        assert_eq!(
+            ints(&run("abs", &[("x", x.clone())], &t)[0]),
+            vec![16_777_217, 0, 5]
+        );
+        assert_eq!(
+            ints(&run("sign", &[("x", x.clone())], &t)[0]),
+            vec![-1, 0, 1]
+        );
+        let out = run(
+            "threshold",
+            &[("x", x), ("alpha", Tensor::scalar_i32(1))],
+            &t,
+        );
+        assert_eq!(ints(&out[0]), vec![1, 1, 5]);
     }
 
     #[test]

@@ -170,6 +170,24 @@ mod tests {
     }
 
     #[test]
+    fn ceil_mode_needs_symmetric_padding_and_2d() {
+        let mut inputs = pool_inputs(true, false);
+        inputs[3] = ("pad_type", Tensor::scalar_string("custom"));
+        inputs.push(("pad", Tensor::vec_i32(&[0, 1, 1, 1])));
+        assert!(infer("avg_pool", &inputs)
+            .unwrap_err()
+            .contains("symmetric"));
+        let x3 = Tensor::from_f32(&[1, 1, 2, 2, 2], &[0.0; 8]);
+        let inputs = [
+            ("x", x3),
+            ("kernel_sizes", Tensor::vec_i32(&[1, 1, 1])),
+            ("pad_type", Tensor::scalar_string("valid")),
+            ("ceil_mode", Tensor::scalar_bool(true)),
+        ];
+        assert!(infer("max_pool", &inputs).is_err());
+    }
+
+    #[test]
     fn avg_pool_counts_padding_unless_excluded() {
         let mut inputs = vec![
             ("x", image()),

@@ -395,7 +395,7 @@ pub fn tile(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
     let reps = args.ints("reps")?;
     let shape = x.shape();
-    if reps.len() != shape.len() || reps.iter().any(|&r| r < 0) {
+    if reps.len() != shape.len() || reps.iter().any(|&r| !(0..=i32::MAX as i64).contains(&r)) {
         return Err(format!(
             "reps {reps:?} must have one non-negative entry per dim of {shape:?}"
         ));
@@ -436,7 +436,10 @@ pub fn pad(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let mode = args.str_or("mode", "constant")?;
     let value = args.float_or("constant_val", 0.0)?;
     let rank = x.ndim();
-    if pad.len() % 2 != 0 || pad.len() / 2 > rank || pad.iter().any(|&p| p < 0) {
+    if pad.len() % 2 != 0
+        || pad.len() / 2 > rank
+        || pad.iter().any(|&p| !(0..=i32::MAX as i64).contains(&p))
+    {
         return Err(format!("pad {pad:?} does not fit rank {rank}"));
     }
     let first = rank - pad.len() / 2;
@@ -452,14 +455,13 @@ pub fn pad(args: &KernelArgs) -> Result<Vec<Value>, String> {
             }
         })
         .collect();
-    if mode == "reflect"
-        && x.shape()
-            .iter()
-            .zip(&pads)
-            .any(|(&n, &(b, e))| n > 0 && (b >= n || e >= n) && (b, e) != (0, 0))
-    {
+    // Reflect needs more source elements than padding; replicate and reflect need a source.
+    let unpaddable = |n: usize, (b, e): (usize, usize)| {
+        (b, e) != (0, 0) && (n == 0 || (mode == "reflect" && (b >= n || e >= n)))
+    };
+    if mode != "constant" && x.shape().iter().zip(&pads).any(|(&n, &p)| unpaddable(n, p)) {
         return Err(format!(
-            "reflect padding {pad:?} must be smaller than the padded dims of {:?}",
+            "{mode} padding {pad:?} does not fit the dims of {:?}",
             x.shape()
         ));
     }

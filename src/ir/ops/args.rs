@@ -89,7 +89,7 @@ impl<'a> InferArgs<'a> {
     /// Normalises axis `axis` (negative counts from the end) for a tensor of `rank`.
     pub fn axis(axis: i64, rank: usize) -> Result<usize, String> {
         let r = rank as i64;
-        if axis < -r || axis >= r.max(1) {
+        if axis < -r || axis >= r {
             return Err(format!("axis {axis} out of range for rank {rank}"));
         }
         Ok(if axis < 0 {

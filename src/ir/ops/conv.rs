@@ -157,11 +157,23 @@ fn infer_conv(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }])
 }
 
+/// The unpadded output extent of a transposed convolution: `(in - 1) * stride + (k - 1) *
+/// dilation + 1`.
+pub fn transposed_extent(input: usize, axis: Axis1) -> Result<usize, String> {
+    (input.max(1) - 1)
+        .checked_mul(axis.stride)
+        .zip((axis.kernel.max(1) - 1).checked_mul(axis.dilation))
+        .and_then(|(p, q)| p.checked_add(q)?.checked_add(1))
+        .ok_or_else(|| format!("transposed convolution of size {input} with {axis:?} is too large"))
+}
+
 /// Output size of a transposed convolution along one dim (`same` gives `in * stride`).
 pub fn conv_transpose_size(input: usize, axis: Axis1, pad_type: PadType) -> Result<usize, String> {
-    let full = (input.max(1) - 1) * axis.stride + (axis.kernel - 1) * axis.dilation + 1;
+    let full = transposed_extent(input, axis)?;
     match pad_type {
-        PadType::Same | PadType::SameLower => Ok(input * axis.stride),
+        PadType::Same | PadType::SameLower => input
+            .checked_mul(axis.stride)
+            .ok_or_else(|| format!("output of {input} × stride {} is too large", axis.stride)),
         PadType::Valid => Ok(full),
         PadType::Custom => full
             .checked_sub(axis.custom_pad.0 + axis.custom_pad.1)

@@ -26,9 +26,10 @@ const UNARY_EPS: &[Param] = &[
         .constant(),
 ];
 const LOGICAL_NOT: &[Param] = &[Param::new("x", ParamType::Bool)];
+const UNARY_WITH_INT: &[Param] = &[Param::new("x", ParamType::TOrInt)];
 const THRESHOLD: &[Param] = &[
-    Param::new("x", ParamType::T),
-    Param::new("alpha", ParamType::Float).constant(),
+    Param::new("x", ParamType::TOrInt),
+    Param::new("alpha", ParamType::TOrInt).constant(),
 ];
 const SELECT: &[Param] = &[
     Param::new("cond", ParamType::Bool),
@@ -82,12 +83,10 @@ fn infer_select(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }])
 }
 
-/// The dtype a `cast` to MIL dtype name `name` produces (`int64`/`fp64` compute as
-/// `int32`/`fp32`, as coremltools maps them).
+/// The dtype a `cast` to MIL dtype name `name` produces: fp16, fp32, int32 or bool (iOS15),
+/// or int8, uint8, int16, uint16 (iOS17).
 pub fn cast_target(name: &str) -> Result<DType, String> {
     match name {
-        "int64" => Ok(DType::I32),
-        "fp64" => Ok(DType::F32),
         "fp16" | "fp32" | "int32" | "bool" | "int8" | "uint8" | "int16" | "uint16" => {
             DType::from_name(name).ok_or_else(|| format!("unknown dtype '{name}'"))
         }
@@ -127,15 +126,15 @@ pub const DEFS: &[OpDef] = &[
     op("logical_or", LOGICAL, infer_binary, k::logical_or),
     op("logical_xor", LOGICAL, infer_binary, k::logical_xor),
     op("logical_not", LOGICAL_NOT, infer_same, k::logical_not),
-    op("abs", UNARY, infer_same, k::abs),
+    op("abs", UNARY_WITH_INT, infer_same, k::abs),
     op("ceil", UNARY, infer_same, k::ceil),
     op("floor", UNARY, infer_same, k::floor),
     op("round", UNARY, infer_same, k::round),
-    op("sign", UNARY, infer_same, k::sign),
+    op("sign", UNARY_WITH_INT, infer_same, k::sign),
     op("sqrt", UNARY, infer_same, k::sqrt),
     op("rsqrt", UNARY_EPS, infer_same, k::rsqrt),
     op("exp", UNARY, infer_same, k::exp),
-    op("exp2", UNARY, infer_same, k::exp2),
+    op("exp2", UNARY_WITH_INT, infer_same, k::exp2),
     op("log", UNARY_EPS, infer_same, k::log),
     op("sin", UNARY, infer_same, k::sin),
     op("cos", UNARY, infer_same, k::cos),
@@ -149,7 +148,7 @@ pub const DEFS: &[OpDef] = &[
     op("tanh", UNARY, infer_same, k::tanh),
     op("erf", UNARY, infer_same, k::erf),
     op("inverse", UNARY_EPS, infer_same, k::inverse),
-    op("square", UNARY, infer_same, k::square),
+    op("square", UNARY_WITH_INT, infer_same, k::square),
     op("threshold", THRESHOLD, infer_same, k::threshold),
     op("select", SELECT, infer_select, k::select),
     op("identity", IDENTITY, infer_same, k::identity),

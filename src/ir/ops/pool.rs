@@ -8,7 +8,7 @@ use crate::ir::TensorType;
 const X: Param = Param::new("x", ParamType::T);
 const KERNEL: Param = Param::new("kernel_sizes", ParamType::Int).constant();
 const STRIDES: Param = Param::new("strides", ParamType::Int).optional().constant();
-const PAD_TYPE: Param = Param::new("pad_type", ParamType::Str).optional().constant();
+const PAD_TYPE: Param = Param::new("pad_type", ParamType::Str).constant();
 const PAD: Param = Param::new("pad", ParamType::Int).optional().constant();
 const CEIL: Param = Param::new("ceil_mode", ParamType::Bool)
     .optional()
@@ -19,7 +19,7 @@ const EXCLUDE: Param = Param::new("exclude_padding_from_average", ParamType::Boo
 
 const MAX_POOL: &[Param] = &[X, KERNEL, STRIDES, PAD_TYPE, PAD, CEIL];
 const AVG_POOL: &[Param] = &[X, KERNEL, STRIDES, PAD_TYPE, PAD, EXCLUDE, CEIL];
-const L2_POOL: &[Param] = &[X, KERNEL, STRIDES, PAD_TYPE, PAD];
+const L2_POOL: &[Param] = &[X, KERNEL, STRIDES, PAD_TYPE, PAD, CEIL];
 
 /// The resolved attributes of a pool.
 #[derive(Clone, Debug)]
@@ -61,18 +61,51 @@ pub fn pool_attrs(
     })
 }
 
+/// Core ML's limits on `ceil_mode`: 1-D or 2-D only, not with `same` padding, and with
+/// symmetric custom padding.
+fn check_ceil_mode(spatial: usize, pad_type: &str, pad: Option<&[i64]>) -> Result<(), String> {
+    if spatial > 2 {
+        return Err("ceil_mode is only supported for 1-D and 2-D pools".into());
+    }
+    if pad_type.starts_with("same") {
+        return Err(format!(
+            "ceil_mode cannot be combined with pad_type '{pad_type}'"
+        ));
+    }
+    if pad_type == "custom" && pad.is_some_and(|p| p.chunks(2).any(|c| c.first() != c.last())) {
+        return Err(format!("ceil_mode needs symmetric padding, got {pad:?}"));
+    }
+    Ok(())
+}
+
 fn infer_pool(a: &InferArgs) -> Result<Vec<TensorType>, String> {
+    infer_pool_max_rank(a, 5)
+}
+
+fn infer_l2_pool(a: &InferArgs) -> Result<Vec<TensorType>, String> {
+    infer_pool_max_rank(a, 4)
+}
+
+fn infer_pool_max_rank(a: &InferArgs, max_rank: usize) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    if !(3..=5).contains(&x.rank()) {
-        return Err(format!("x {x} must have rank 3 to 5 ([N, C, spatial…])"));
+    if !(3..=max_rank).contains(&x.rank()) {
+        return Err(format!(
+            "x {x} must have rank 3 to {max_rank} ([N, C, spatial…])"
+        ));
+    }
+    let pad_type = a.str_or("pad_type", "valid")?;
+    let pad = a.opt_ints("pad")?;
+    let ceil_mode = a.bool_or("ceil_mode", false)?;
+    if ceil_mode {
+        check_ceil_mode(x.rank() - 2, pad_type, pad.as_deref())?;
     }
     let attrs = pool_attrs(
         x.rank() - 2,
         &a.ints("kernel_sizes")?,
         a.opt_ints("strides")?,
-        a.str_or("pad_type", "valid")?,
-        a.opt_ints("pad")?,
-        a.bool_or("ceil_mode", false)?,
+        pad_type,
+        pad,
+        ceil_mode,
     )?;
     let mut shape = x.shape[..2].to_vec();
     shape.extend(output_dims(
@@ -93,5 +126,5 @@ fn infer_pool(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 pub const DEFS: &[OpDef] = &[
     op("max_pool", MAX_POOL, infer_pool, k::max_pool),
     op("avg_pool", AVG_POOL, infer_pool, k::avg_pool),
-    op("l2_pool", L2_POOL, infer_pool, k::l2_pool),
+    op("l2_pool", L2_POOL, infer_l2_pool, k::l2_pool),
 ];

@@ -615,7 +615,7 @@ fn infer_tile(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
     let shape = match a.known_ints("reps") {
         Some(reps) => {
-            if reps.len() != x.rank() || reps.iter().any(|&r| r < 0) {
+            if reps.len() != x.rank() || reps.iter().any(|&r| !(0..=i32::MAX as i64).contains(&r)) {
                 return Err(format!(
                     "reps {reps:?} must have one non-negative entry per dim of {x}"
                 ));
@@ -649,7 +649,10 @@ fn infer_pad(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }
     let shape = match a.known_ints("pad") {
         Some(pad) => {
-            if pad.len() % 2 != 0 || pad.len() / 2 > x.rank() || pad.iter().any(|&p| p < 0) {
+            if pad.len() % 2 != 0
+                || pad.len() / 2 > x.rank()
+                || pad.iter().any(|&p| !(0..=i32::MAX as i64).contains(&p))
+            {
                 return Err(format!("pad {pad:?} must hold a non-negative (begin, end) pair for some of the last dims of {x}"));
             }
             let first = x.rank() - pad.len() / 2;
@@ -698,7 +701,11 @@ pub fn range_len(start: f64, end: f64, step: f64) -> Result<usize, String> {
     if step == 0.0 {
         return Err("range step must not be 0".into());
     }
-    Ok(((end - start) / step).ceil().max(0.0) as usize)
+    let len = ((end - start) / step).ceil().max(0.0);
+    if !len.is_finite() || len > i32::MAX as f64 {
+        return Err(format!("range from {start} to {end} by {step} is too long"));
+    }
+    Ok(len as usize)
 }
 
 fn infer_range_1d(a: &InferArgs) -> Result<Vec<TensorType>, String> {

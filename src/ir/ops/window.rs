@@ -64,13 +64,22 @@ pub fn output_size(
             "kernel size {kernel}, stride {stride} and dilation {dilation} must be positive"
         ));
     }
-    let effective = (kernel - 1) * dilation + 1;
+    let too_big = || {
+        format!("window of kernel {kernel}, dilation {dilation} and padding {custom_pad:?} is too large")
+    };
+    let effective = (kernel - 1)
+        .checked_mul(dilation)
+        .and_then(|e| e.checked_add(1))
+        .ok_or_else(too_big)?;
     let (pb, pe) = match pad_type {
         PadType::Valid => (0, 0),
         PadType::Custom => custom_pad,
         PadType::Same | PadType::SameLower => {
             let out = input.div_ceil(stride);
-            let total = ((out.max(1) - 1) * stride + effective).saturating_sub(input);
+            let total = ((out.max(1) - 1) * stride)
+                .checked_add(effective)
+                .ok_or_else(too_big)?
+                .saturating_sub(input);
             let small = total / 2;
             let (pb, pe) = if pad_type == PadType::Same {
                 (small, total - small)
@@ -80,7 +89,10 @@ pub fn output_size(
             return Ok((out, pb, pe));
         }
     };
-    let padded = input + pb + pe;
+    let padded = input
+        .checked_add(pb)
+        .and_then(|p| p.checked_add(pe))
+        .ok_or_else(too_big)?;
     if padded < effective {
         return Err(format!(
             "window of size {effective} does not fit in a padded input of size {padded}"
