@@ -1040,3 +1040,32 @@ fn conv_transpose_pads_and_output_padding() {
         (vec![1, 1, 3], vec![1.0, 3.0, 2.0])
     );
 }
+
+#[test]
+fn batch_norm_on_a_matrix_runs_with_a_unit_spatial_dimension() {
+    let nodes = vec![node(
+        "BatchNormalization",
+        "bn",
+        &["x", "s", "b", "m", "v"],
+        &["y"],
+        vec![],
+    )];
+    let inits = vec![
+        init_f32("s", &[2], &[2.0, 1.0]),
+        init_f32("b", &[2], &[1.0, 0.0]),
+        init_f32("m", &[2], &[1.0, -1.0]),
+        init_f32("v", &[2], &[4.0 - 1e-5, 1.0 - 1e-5]),
+    ];
+    let m = model(13, nodes, vec![fixed("x", &[1, 2])], &["y"], inits);
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["expand_dims", "batch_norm", "squeeze"]
+    );
+    // (5 - 1) / 2 * 2 + 1 = 5; (1 + 1) / 1 * 1 + 0 = 2.
+    let (shape, v) = run_f32(&m, &[(&[1, 2], &[5.0, 1.0])]);
+    assert_eq!(shape, vec![1, 2]);
+    assert!(
+        (v[0] - 5.0).abs() < 1e-5 && (v[1] - 2.0).abs() < 1e-5,
+        "{v:?}"
+    );
+}
