@@ -399,6 +399,12 @@ fn function_inputs(
                     dims.len()
                 )));
             }
+            (Some((_, shape)), _) if shape.contains(&0) => {
+                return Err(Error::Usage(format!(
+                    "--input-shape gives input '{}' a zero dimension {shape:?}",
+                    v.name
+                )));
+            }
             (Some((_, shape)), _) => shape.clone(),
             (None, Some(dims)) => match dims.iter().find_map(|d| d.as_ref().err()) {
                 None => dims.iter().map(|d| *d.as_ref().unwrap_or(&0)).collect(),

@@ -1069,3 +1069,21 @@ fn batch_norm_on_a_matrix_runs_with_a_unit_spatial_dimension() {
         "{v:?}"
     );
 }
+
+#[test]
+fn log_softmax_is_x_minus_log_sum_exp() {
+    let nodes = vec![node("LogSoftmax", "lsm", &["x"], &["y"], vec![])];
+    let m = model(13, nodes, vec![fixed("x", &[2])], &["y"], vec![]);
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["reduce_log_sum_exp", "sub"]
+    );
+    // log(e^0 + e^ln3) = ln 4: y = [-ln 4, ln 3 - ln 4]; the large input stays finite.
+    let (_, v) = run_f32(&m, &[(&[2], &[0.0, 3f32.ln()])]);
+    assert!(
+        (v[0] + 4f32.ln()).abs() < 1e-6 && (v[1] - (3f32.ln() - 4f32.ln())).abs() < 1e-6,
+        "{v:?}"
+    );
+    let (_, v) = run_f32(&m, &[(&[2], &[0.0, 200.0])]);
+    assert_eq!(v, vec![-200.0, 0.0]);
+}
