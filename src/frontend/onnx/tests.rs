@@ -1087,3 +1087,46 @@ fn log_softmax_is_x_minus_log_sum_exp() {
     let (_, v) = run_f32(&m, &[(&[2], &[0.0, 200.0])]);
     assert_eq!(v, vec![-200.0, 0.0]);
 }
+
+#[test]
+fn hostile_sizes_are_errors_not_panics() {
+    let huge = TensorProto {
+        name: "w".into(),
+        data_type: DataType::Float as i32,
+        dims: vec![i64::MAX, 4],
+        ..Default::default()
+    };
+    let nodes = vec![node("Add", "add", &["x", "w"], &["y"], vec![])];
+    let err = load_with(
+        &model(13, nodes, vec![fixed("x", &[1])], &["y"], vec![huge]),
+        &OnnxOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+
+    let nodes = vec![node("ConstantOfShape", "c", &["shape"], &["y"], vec![])];
+    let m = model(
+        13,
+        nodes,
+        vec![],
+        &["y"],
+        vec![init_i64("shape", &[1 << 40, 1 << 40])],
+    );
+    assert!(matches!(
+        load_with(&m, &OnnxOptions::default()),
+        Err(Error::Unsupported { .. })
+    ));
+
+    let nodes = vec![node("Reshape", "r", &["x", "shape"], &["y"], vec![])];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[4])],
+        &["y"],
+        vec![init_i64("shape", &[i64::MAX, i64::MAX])],
+    );
+    assert!(matches!(
+        load_with(&m, &OnnxOptions::default()),
+        Err(Error::Invalid { .. })
+    ));
+}
