@@ -7,7 +7,9 @@ pub mod linear;
 pub mod normalization;
 pub mod pool;
 pub mod reduction;
+pub mod resize;
 pub mod shape;
+pub mod tensor_ops;
 #[cfg(test)]
 pub(crate) mod testing;
 

@@ -3,9 +3,20 @@
 use crate::interp::{eval_op, Value};
 use crate::ir::{Argument, Operation, Tensor, TensorType};
 
-/// Runs op `op_type` on inline constant inputs; `out` are its declared output types.
+/// Runs op `op_type` on inline constant inputs; `out` are its declared output types, which
+/// the produced shapes must match (so type rules and kernels are checked against each other).
 pub fn run(op_type: &str, inputs: &[(&str, Tensor)], out: &[TensorType]) -> Vec<Value> {
-    try_run(op_type, inputs, out).unwrap()
+    let values = try_run(op_type, inputs, out).unwrap();
+    for (i, (v, t)) in values.iter().zip(out).enumerate() {
+        if let Some(shape) = t.static_shape() {
+            assert_eq!(
+                v.shape(),
+                shape.as_slice(),
+                "{op_type} output {i}: kernel shape differs from declared {t}"
+            );
+        }
+    }
+    values
 }
 
 /// Like [`run`], returning the kernel's error.

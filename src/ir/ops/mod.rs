@@ -11,7 +11,9 @@ pub mod linear;
 mod normalization;
 pub mod pool;
 pub mod reduction;
+pub mod resize;
 pub mod shape;
+mod tensor_ops;
 pub mod window;
 
 pub use args::InferArgs;
@@ -144,6 +146,8 @@ const FAMILIES: &[&[OpDef]] = &[
     normalization::DEFS,
     reduction::DEFS,
     shape::DEFS,
+    resize::DEFS,
+    tensor_ops::DEFS,
 ];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
@@ -175,6 +179,93 @@ mod tests {
             );
         }
         assert!(seen.len() > 100, "only {} ops registered", seen.len());
+    }
+
+    /// A small CNN with a symbolic batch dim: built (type rules), validated, then run (kernels);
+    /// every output value must match its declared type.
+    #[test]
+    fn small_network_types_and_runs_with_symbolic_batch() {
+        use crate::interp::{run, RunOptions, Value};
+        use crate::ir::{validate_program, Builder, DType, Dim, Program, Tensor, Var};
+        use std::collections::BTreeMap;
+
+        let batch = Dim::Symbol("batch".into());
+        let input_ty = TensorType {
+            dtype: DType::F32,
+            shape: vec![batch.clone(), Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(4)],
+        };
+        let mut b = Builder::new("main", vec![Var::new("image", input_ty)]);
+        let w = b.constant("w", Tensor::from_f32(&[2, 1, 3, 3], &[1.0 / 9.0; 18]));
+        let strides = b.constant("strides", Tensor::vec_i32(&[1, 1]));
+        let same = b.constant("same", Tensor::scalar_string("same"));
+        let conv = b
+            .op1(
+                "conv",
+                "conv",
+                &[
+                    ("x", &["image"]),
+                    ("weight", &[&w]),
+                    ("strides", &[&strides]),
+                    ("pad_type", &[&same]),
+                ],
+            )
+            .unwrap();
+        let relu = b.op1("relu", "relu", &[("x", &[&conv])]).unwrap();
+        let k = b.constant("k", Tensor::vec_i32(&[2, 2]));
+        let s2 = b.constant("s2", Tensor::vec_i32(&[2, 2]));
+        let valid = b.constant("valid", Tensor::scalar_string("valid"));
+        let pool = b
+            .op1(
+                "max_pool",
+                "pool",
+                &[
+                    ("x", &[&relu]),
+                    ("kernel_sizes", &[&k]),
+                    ("strides", &[&s2]),
+                    ("pad_type", &[&valid]),
+                ],
+            )
+            .unwrap();
+        let shape = b.constant("shape", Tensor::vec_i32(&[-1, 8]));
+        let flat = b
+            .op1("reshape", "flat", &[("x", &[&pool]), ("shape", &[&shape])])
+            .unwrap();
+        let fc = b.constant(
+            "fc",
+            Tensor::from_f32(
+                &[3, 8],
+                &(0..24).map(|v| (v % 5) as f32 * 0.1).collect::<Vec<_>>(),
+            ),
+        );
+        let logits = b
+            .op1("linear", "logits", &[("x", &[&flat]), ("weight", &[&fc])])
+            .unwrap();
+        let probs = b.op1("softmax", "probs", &[("x", &[&logits])]).unwrap();
+        assert_eq!(
+            b.ty(&pool).unwrap().shape,
+            vec![batch.clone(), Dim::Fixed(2), Dim::Fixed(2), Dim::Fixed(2)]
+        );
+        assert_eq!(b.ty(&probs).unwrap().shape[1], Dim::Fixed(3));
+        let function = b.finish(vec![probs.clone()]);
+        let program = Program {
+            target: Target::IOS15,
+            functions: vec![function],
+            metadata: BTreeMap::new(),
+        };
+        validate_program(&program).unwrap();
+
+        let image = ndarray::ArrayD::from_shape_vec(
+            ndarray::IxDyn(&[2, 1, 4, 4]),
+            (0..32).map(|v| v as f32).collect(),
+        )
+        .unwrap();
+        let inputs = BTreeMap::from([("image".to_string(), Value::Float(image))]);
+        let out = run(program.main(), &inputs, RunOptions::default()).unwrap();
+        let probs = out[0].1.float().unwrap();
+        assert_eq!(probs.shape(), &[2, 3]);
+        for row in probs.outer_iter() {
+            assert!((row.sum() - 1.0).abs() < 1e-5);
+        }
     }
 
     #[test]
