@@ -1130,3 +1130,56 @@ fn hostile_sizes_are_errors_not_panics() {
         Err(Error::Invalid { .. })
     ));
 }
+
+#[test]
+fn resize_nearest_by_whole_factors_repeats_pixels() {
+    let scales = TensorProto {
+        name: "scales".into(),
+        data_type: DataType::Float as i32,
+        dims: vec![4],
+        float_data: vec![1.0, 1.0, 2.0, 2.0],
+        ..Default::default()
+    };
+    let attrs = vec![
+        string("mode", "nearest"),
+        string("coordinate_transformation_mode", "asymmetric"),
+        string("nearest_mode", "floor"),
+    ];
+    let nodes = vec![node("Resize", "rs", &["x", "", "scales"], &["y"], attrs)];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 1, 1, 2])],
+        &["y"],
+        vec![scales],
+    );
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["upsample_nearest_neighbor"]
+    );
+    let (shape, v) = run_f32(&m, &[(&[1, 1, 1, 2], &[1.0, 2.0])]);
+    assert_eq!(
+        (shape, v),
+        (
+            vec![1, 1, 2, 4],
+            vec![1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]
+        )
+    );
+
+    let nodes = vec![node(
+        "Resize",
+        "rs",
+        &["x", "", "", "sizes"],
+        &["y"],
+        vec![string("mode", "linear")],
+    )];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 1, 1, 2])],
+        &["y"],
+        vec![init_i64("sizes", &[1, 1, 2, 4])],
+    );
+    let err = load_with(&m, &OnnxOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("mode 'linear'"), "{err}");
+}

@@ -9,6 +9,7 @@ mod linear;
 mod normalization;
 mod pool;
 mod reduction;
+mod resize;
 mod shape;
 
 use super::convert::Ctx;
@@ -28,6 +29,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     normalization::CONVERTERS,
     pool::CONVERTERS,
     reduction::CONVERTERS,
+    resize::CONVERTERS,
     shape::CONVERTERS,
 ];
 
