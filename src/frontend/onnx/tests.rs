@@ -1166,6 +1166,8 @@ fn resize_nearest_by_whole_factors_repeats_pixels() {
         )
     );
 
+    // Linear, half-pixel: 2 → 4 samples at (i + 0.5) / 2 - 0.5 = [-0.25→0, 0.25, 0.75, 1.25→1]
+    // of [1, 3] → [1, 1.5, 2.5, 3].
     let nodes = vec![node(
         "Resize",
         "rs",
@@ -1176,10 +1178,34 @@ fn resize_nearest_by_whole_factors_repeats_pixels() {
     let m = model(
         13,
         nodes,
-        vec![fixed("x", &[1, 1, 1, 2])],
+        vec![fixed("x", &[1, 1, 2, 2])],
+        &["y"],
+        vec![init_i64("sizes", &[1, 1, 2, 4])],
+    );
+    assert_eq!(op_types(load_ok(&m).main()), vec!["resize_bilinear"]);
+    let (shape, v) = run_f32(&m, &[(&[1, 1, 2, 2], &[1.0, 3.0, 1.0, 3.0])]);
+    assert_eq!(
+        (shape, v),
+        (
+            vec![1, 1, 2, 4],
+            vec![1.0, 1.5, 2.5, 3.0, 1.0, 1.5, 2.5, 3.0]
+        )
+    );
+
+    let nodes = vec![node(
+        "Resize",
+        "rs",
+        &["x", "", "", "sizes"],
+        &["y"],
+        vec![string("mode", "cubic")],
+    )];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 1, 2, 2])],
         &["y"],
         vec![init_i64("sizes", &[1, 1, 2, 4])],
     );
     let err = load_with(&m, &OnnxOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("mode 'linear'"), "{err}");
+    assert!(err.to_string().contains("mode 'cubic'"), "{err}");
 }

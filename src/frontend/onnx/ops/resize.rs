@@ -1,7 +1,7 @@
-//! `Resize` and `Upsample` in nearest mode by whole-number factors on the two spatial
-//! dimensions of an NCHW tensor → `upsample_nearest_neighbor`. Other modes, fractional
-//! factors and coordinate/rounding combinations that do not reduce to repeating each pixel
-//! are unsupported.
+//! `Resize` and `Upsample` on the two spatial dimensions of an NCHW tensor: nearest mode by
+//! whole-number factors → `upsample_nearest_neighbor`; `Resize` linear mode to whole sizes →
+//! `resize_bilinear` with the matching sampling grid. Cubic mode, fractional nearest factors
+//! and coordinate/rounding combinations without an exact Core ML equivalent are unsupported.
 
 use super::{ConvertFn, Ctx, Node};
 use crate::Error;
@@ -73,61 +73,122 @@ fn require_nearest(ctx: &Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// `Resize`: scales (input 1 at opset 10, input 2 from 11) or sizes (input 3).
-fn resize(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
-    require_nearest(ctx, node)?;
-    if ctx.opset >= 11 {
-        let coord = ctx
-            .attr(node.string("coordinate_transformation_mode"))?
-            .unwrap_or_else(|| "half_pixel".into());
-        let nearest = ctx
-            .attr(node.string("nearest_mode"))?
-            .unwrap_or_else(|| "round_prefer_floor".into());
-        if !repeats_pixels(&coord, &nearest) {
-            return Err(ctx.unsupported(format!(
-                "coordinate_transformation_mode '{coord}' with nearest_mode '{nearest}' is not supported"
-            )));
-        }
-        if ctx.attr(node.ints("axes"))?.is_some() || ctx.attr(node.int_or("antialias", 0))? != 0 {
-            return Err(ctx.unsupported("the 'axes' and 'antialias' attributes are not supported"));
-        }
-        let policy = ctx
-            .attr(node.string("keep_aspect_ratio_policy"))?
-            .unwrap_or_else(|| "stretch".into());
-        if policy != "stretch" {
-            return Err(ctx.unsupported(format!(
-                "keep_aspect_ratio_policy '{policy}' is not supported"
-            )));
-        }
+/// The Core ML `resize_bilinear` sampling mode computing the same grid as ONNX
+/// `coordinate_transformation_mode` for linear resizing to more than one output pixel:
+/// half-pixel centres (clamped to the edges) are UNALIGN_CORNERS, `align_corners` is
+/// STRICT_ALIGN_CORNERS, and `asymmetric` (`dst * in / out`) is DEFAULT.
+pub fn bilinear_sampling_mode(coordinate_mode: &str) -> Option<&'static str> {
+    match coordinate_mode {
+        "half_pixel" | "pytorch_half_pixel" => Some("UNALIGN_CORNERS"),
+        "align_corners" => Some("STRICT_ALIGN_CORNERS"),
+        "asymmetric" => Some("DEFAULT"),
+        _ => None,
     }
+}
+
+/// `Resize`: scales (input 1 at opset 10, input 2 from 11) or sizes (input 3); modes
+/// nearest (whole factors) and linear (NCHW, exact output sizes).
+fn resize(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let mode = ctx
+        .attr(node.string("mode"))?
+        .unwrap_or_else(|| "nearest".into());
+    let coord = if ctx.opset >= 11 {
+        ctx.attr(node.string("coordinate_transformation_mode"))?
+            .unwrap_or_else(|| "half_pixel".into())
+    } else {
+        "asymmetric".into()
+    };
+    if ctx.attr(node.ints("axes"))?.is_some() || ctx.attr(node.int_or("antialias", 0))? != 0 {
+        return Err(ctx.unsupported("the 'axes' and 'antialias' attributes are not supported"));
+    }
+    let policy = ctx
+        .attr(node.string("keep_aspect_ratio_policy"))?
+        .unwrap_or_else(|| "stretch".into());
+    if policy != "stretch" {
+        return Err(ctx.unsupported(format!(
+            "keep_aspect_ratio_policy '{policy}' is not supported"
+        )));
+    }
+    let x = ctx.input(node, 0)?;
+    let shape = ctx.shape(&x)?;
     let scales_input = if ctx.opset < 11 { 1 } else { 2 };
     let scales = ctx
         .const_input(node, scales_input)?
         .map(|t| t.to_f64_vec())
         .filter(|v| !v.is_empty());
-    let scales = match scales {
-        Some(s) => s,
+    let (scales, sizes) = match scales {
+        Some(s) => {
+            let sizes: Vec<f64> = shape.iter().zip(&s).map(|(&i, &f)| i as f64 * f).collect();
+            (s, sizes)
+        }
         None => {
             let sizes = ctx
                 .const_input(node, 3)?
                 .ok_or_else(|| ctx.invalid("neither scales nor sizes is given"))?;
-            let x = ctx.input(node, 0)?;
-            let shape = ctx.shape(&x)?;
-            let sizes = sizes.to_i64_vec();
-            if sizes.len() != shape.len() {
-                return Err(ctx.invalid(format!(
-                    "sizes {sizes:?} do not match the input rank {}",
-                    shape.len()
-                )));
-            }
-            sizes
+            let sizes: Vec<f64> = sizes.to_i64_vec().into_iter().map(|v| v as f64).collect();
+            let scales = sizes
                 .iter()
                 .zip(&shape)
-                .map(|(&o, &i)| o as f64 / i as f64)
-                .collect()
+                .map(|(&o, &i)| o / i as f64)
+                .collect();
+            (scales, sizes)
         }
     };
-    upsample(ctx, node, &scales)
+    if scales.len() != shape.len() || sizes.len() != shape.len() {
+        return Err(ctx.invalid(format!(
+            "scales/sizes do not match the input rank {}",
+            shape.len()
+        )));
+    }
+    match mode.as_str() {
+        "nearest" if ctx.opset < 11 => upsample(ctx, node, &scales),
+        "nearest" => {
+            let nearest = ctx
+                .attr(node.string("nearest_mode"))?
+                .unwrap_or_else(|| "round_prefer_floor".into());
+            if !repeats_pixels(&coord, &nearest) {
+                return Err(ctx.unsupported(format!(
+                    "coordinate_transformation_mode '{coord}' with nearest_mode '{nearest}' is not supported"
+                )));
+            }
+            upsample(ctx, node, &scales)
+        }
+        "linear" => {
+            let sampling = bilinear_sampling_mode(&coord).ok_or_else(|| {
+                ctx.unsupported(format!(
+                    "coordinate_transformation_mode '{coord}' is not supported"
+                ))
+            })?;
+            let exact = sizes
+                .iter()
+                .all(|s| s.fract() == 0.0 && *s <= i32::MAX as f64)
+                && sizes[2..].iter().all(|&s| s >= 2.0);
+            if shape.len() != 4
+                || !exact
+                || sizes[0] != shape[0] as f64
+                || sizes[1] != shape[1] as f64
+            {
+                return Err(ctx.unsupported(format!(
+                    "linear resizing needs an NCHW input resized to whole sizes ≥ 2 on H and W only (input {shape:?}, output {sizes:?})"
+                )));
+            }
+            let out = ctx.out_name(node, 0);
+            let h = ctx.int(&format!("{out}_target_size_height"), sizes[2] as i64);
+            let w = ctx.int(&format!("{out}_target_size_width"), sizes[3] as i64);
+            let m = ctx.string(&format!("{out}_sampling_mode"), sampling);
+            let params = [
+                ("x", &x),
+                ("target_size_height", &h),
+                ("target_size_width", &w),
+                ("sampling_mode", &m),
+            ];
+            let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
+            let y = ctx.op1("resize_bilinear", &out, &refs)?;
+            ctx.set_output(node, 0, y);
+            Ok(())
+        }
+        other => Err(ctx.unsupported(format!("mode '{other}' is not supported"))),
+    }
 }
 
 /// `Upsample` (opsets 7–9): scales are an attribute before 9 and an input from 9.
