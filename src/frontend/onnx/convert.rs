@@ -496,6 +496,13 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
     let mut outputs: Vec<(String, String)> = Vec::with_capacity(graph.output.len());
     for out in &graph.output {
         let desired = sanitize_name(&out.name);
+        if !ctx.values.contains_key(&out.name) && !ctx.initializers.contains_key(out.name.as_str())
+        {
+            return Err(Error::invalid(
+                path,
+                format!("graph output '{}' is not produced by any node", out.name),
+            ));
+        }
         let mut var = ctx.resolve(&out.name)?;
         let reused = outputs.iter().any(|(_, v)| *v == var);
         if input_vars.contains(&var) || ctx.const_value(&var).is_some() || reused {
@@ -549,6 +556,7 @@ fn name_outputs_after_graph(function: &mut Function, outputs: &[(String, String)
     }
 }
 
+/// Renames variable `from` (its definition, its op's name and every use) to `to`.
 fn rename_var(function: &mut Function, from: &str, to: &str) {
     for op in &mut function.block.operations {
         if op.name == from {

@@ -1209,3 +1209,18 @@ fn resize_nearest_by_whole_factors_repeats_pixels() {
     let err = load_with(&m, &OnnxOptions::default()).unwrap_err();
     assert!(err.to_string().contains("mode 'cubic'"), "{err}");
 }
+
+#[test]
+fn a_graph_output_nobody_produces_is_invalid() {
+    let nodes = vec![node("Relu", "relu", &["x"], &["y"], vec![])];
+    let err = load_with(
+        &model(13, nodes, vec![fixed("x", &[2])], &["z"], vec![]),
+        &OnnxOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }));
+    assert!(
+        err.to_string().contains("graph output 'z' is not produced"),
+        "{err}"
+    );
+}
