@@ -144,7 +144,14 @@ fn check_target(op: &Operation, target: Target) -> Result<(), ValidationError> {
             &op.op_type,
             &format!("needs target {} or later (program targets {target})", def.since),
         )),
-        _ => Ok(()),
+        Some(def) => {
+            let newer = op.inputs.iter().filter_map(|(p, _)| def.param(p)).find(|p| p.since > target);
+            match newer {
+                Some(p) => Err(err(&op.name, &op.op_type, &format!("input '{}' needs target {} or later (program targets {target})", p.name, p.since))),
+                None => Ok(()),
+            }
+        }
+        None => Ok(()),
     }
 }
 

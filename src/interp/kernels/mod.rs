@@ -8,6 +8,7 @@ pub mod normalization;
 pub mod pool;
 pub mod reduction;
 pub mod resize;
+pub mod scatter_gather;
 pub mod shape;
 pub mod tensor_ops;
 #[cfg(test)]

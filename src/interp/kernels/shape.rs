@@ -706,6 +706,13 @@ mod tests {
         let shape = b.constant("shape", Tensor::vec_i32(&[0, -1]));
         let err = b.op1("reshape", "r", &[("x", &["x"]), ("shape", &[&shape])]);
         assert!(err.is_err());
+        // 0 copies the batch symbol, so -1 is known: 3 * 4 / 2.
+        let shape = b.constant("shape", Tensor::vec_i32(&[0, 2, -1]));
+        let out = b
+            .op1("reshape", "r", &[("x", &["x"]), ("shape", &[&shape])])
+            .unwrap();
+        assert_eq!(b.ty(&out).unwrap().shape[2], Dim::Fixed(6));
+        assert_eq!(b.ty(&out).unwrap().shape[0], Dim::Symbol("n".into()));
         let shape = b.constant("shape", Tensor::vec_i32(&[-1, 12]));
         let out = b
             .op1("reshape", "r", &[("x", &["x"]), ("shape", &[&shape])])

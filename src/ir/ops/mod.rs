@@ -12,6 +12,7 @@ mod normalization;
 pub mod pool;
 pub mod reduction;
 pub mod resize;
+mod scatter_gather;
 pub mod shape;
 mod tensor_ops;
 pub mod window;
@@ -55,6 +56,9 @@ pub struct Param {
     pub variadic: bool,
     /// True when the argument must be a compile-time constant.
     pub constant: bool,
+    /// First target whose opset has this parameter (later than the op's own for parameters
+    /// added by a newer opset, e.g. `gather.batch_dims`).
+    pub since: Target,
 }
 
 impl Param {
@@ -66,7 +70,13 @@ impl Param {
             required: true,
             variadic: false,
             constant: false,
+            since: Target::IOS15,
         }
+    }
+
+    /// The same parameter, available only from target `since`.
+    pub const fn since(self, since: Target) -> Param {
+        Param { since, ..self }
     }
 
     /// The same parameter, optional.
@@ -147,6 +157,7 @@ const FAMILIES: &[&[OpDef]] = &[
     reduction::DEFS,
     shape::DEFS,
     resize::DEFS,
+    scatter_gather::DEFS,
     tensor_ops::DEFS,
 ];
 
@@ -266,6 +277,37 @@ mod tests {
         for row in probs.outer_iter() {
             assert!((row.sum() - 1.0).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn newer_parameters_need_newer_targets() {
+        use crate::ir::{validate_program, Builder, DType, Program, Tensor, Var};
+        let x = Var::new("x", TensorType::fixed(DType::F32, &[2, 3]));
+        let mut b = Builder::new("main", vec![x]);
+        let idx = b.constant("idx", Tensor::from_i32(&[2, 1], &[0, 2]));
+        let axis = b.constant("axis", Tensor::scalar_i32(1));
+        let batch = b.constant("batch", Tensor::scalar_i32(1));
+        let g = b
+            .op1(
+                "gather",
+                "g",
+                &[
+                    ("x", &["x"]),
+                    ("indices", &[&idx]),
+                    ("axis", &[&axis]),
+                    ("batch_dims", &[&batch]),
+                ],
+            )
+            .unwrap();
+        let mut program = Program {
+            target: Target::IOS15,
+            functions: vec![b.finish(vec![g])],
+            metadata: Default::default(),
+        };
+        let e = validate_program(&program).unwrap_err();
+        assert!(e.message.contains("batch_dims"), "{e}");
+        program.target = Target::IOS16;
+        validate_program(&program).unwrap();
     }
 
     #[test]

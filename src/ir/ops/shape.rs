@@ -3,7 +3,7 @@
 
 use super::{op, InferArgs, OpDef, Param, ParamType};
 use crate::interp::kernels::shape as k;
-use crate::ir::{DType, Dim, TensorType};
+use crate::ir::{DType, Dim, Target, TensorType};
 
 const X: Param = Param::new("x", ParamType::Any);
 const fn ints(name: &'static str) -> Param {
@@ -42,7 +42,7 @@ const GATHER: &[Param] = &[
     X,
     ints("indices"),
     int_const("axis").optional(),
-    int_const("batch_dims").optional(),
+    int_const("batch_dims").optional().since(Target::IOS16),
 ];
 const GATHER_ALONG_AXIS: &[Param] = &[X, ints("indices"), int_const("axis").optional()];
 const SLICE_BY_INDEX: &[Param] = &[
@@ -111,23 +111,30 @@ pub fn reshape_target(a: &InferArgs, from: &[Dim], to: &[i64]) -> Result<Vec<Dim
             d => return Err(format!("shape {to:?} has invalid size {d}")),
         });
     }
-    let volume: Option<usize> = from.iter().map(Dim::fixed).product();
-    let known: Option<usize> = out.iter().flatten().map(Dim::fixed).product();
+    // Symbolic dims copied through (by 0 or by name) cancel out: the fixed parts of the two
+    // volumes are comparable when both sides hold the same symbols.
+    let symbols = |dims: &mut dyn Iterator<Item = &Dim>| {
+        let mut names: Vec<String> = dims
+            .filter(|d| d.fixed().is_none())
+            .map(|d| d.to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let comparable = symbols(&mut from.iter()) == symbols(&mut out.iter().flatten());
+    let volume: usize = from.iter().filter_map(Dim::fixed).product();
+    let known: usize = out.iter().flatten().filter_map(Dim::fixed).product();
     if let Some(pos) = out.iter().position(Option::is_none) {
-        out[pos] = Some(match (volume, known) {
-            (Some(v), Some(k)) if k > 0 && v % k == 0 => fixed(v / k),
-            (Some(v), Some(k)) => {
-                return Err(format!("cannot reshape {} elements to {to:?}", v.max(k)))
-            }
-            _ => a.symbol(pos),
+        out[pos] = Some(match comparable {
+            true if known > 0 && volume % known == 0 => fixed(volume / known),
+            true => return Err(format!("cannot reshape {} to {to:?}", shape_str(from))),
+            false => a.symbol(pos),
         });
-    } else if let (Some(v), Some(k)) = (volume, known) {
-        if v != k {
-            return Err(format!(
-                "cannot reshape {} ({v} elements) to {to:?} ({k} elements)",
-                shape_str(from)
-            ));
-        }
+    } else if comparable && volume != known {
+        return Err(format!(
+            "cannot reshape {} ({volume} elements) to {to:?} ({known} elements)",
+            shape_str(from)
+        ));
     }
     Ok(out.into_iter().flatten().collect())
 }
