@@ -1224,3 +1224,91 @@ fn a_graph_output_nobody_produces_is_invalid() {
         "{err}"
     );
 }
+
+#[test]
+fn gather_and_scatter_elements_follow_the_onnx_examples() {
+    // GatherElements example from the ONNX operator docs, with -1 standing for index 1.
+    let idx = TensorProto {
+        name: "i".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![2, 2],
+        int64_data: vec![0, 0, -1, 0],
+        ..Default::default()
+    };
+    let nodes = vec![node(
+        "GatherElements",
+        "ge",
+        &["x", "i"],
+        &["y"],
+        vec![int("axis", 1)],
+    )];
+    let m = model(13, nodes, vec![fixed("x", &[2, 2])], &["y"], vec![idx]);
+    assert_eq!(
+        run_f32(&m, &[(&[2, 2], &[1.0, 2.0, 3.0, 4.0])]).1,
+        vec![1.0, 1.0, 4.0, 3.0]
+    );
+
+    // ScatterElements example: data [[1, 2, 3, 4, 5]], indices [[1, 3]], updates [[1.1, 2.1]], axis 1.
+    let idx = TensorProto {
+        name: "i".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![1, 2],
+        int64_data: vec![1, 3],
+        ..Default::default()
+    };
+    let nodes = vec![node(
+        "ScatterElements",
+        "se",
+        &["x", "i", "u"],
+        &["y"],
+        vec![int("axis", 1)],
+    )];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 5])],
+        &["y"],
+        vec![idx, init_f32("u", &[1, 2], &[1.1, 2.1])],
+    );
+    assert_eq!(
+        run_f32(&m, &[(&[1, 5], &[1.0, 2.0, 3.0, 4.0, 5.0])]).1,
+        vec![1.0, 1.1, 3.0, 2.1, 5.0]
+    );
+
+    // ScatterND example 1: indices [[4], [3], [1], [7]], updates [9, 10, 11, 12].
+    let idx = TensorProto {
+        name: "i".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![4, 1],
+        int64_data: vec![4, 3, 1, 7],
+        ..Default::default()
+    };
+    let nodes = vec![node("ScatterND", "sn", &["x", "i", "u"], &["y"], vec![])];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[8])],
+        &["y"],
+        vec![idx, init_f32("u", &[4], &[9.0, 10.0, 11.0, 12.0])],
+    );
+    let x: Vec<f32> = (1..=8).map(|v| v as f32).collect();
+    assert_eq!(
+        run_f32(&m, &[(&[8], &x)]).1,
+        vec![1.0, 11.0, 3.0, 10.0, 9.0, 6.0, 7.0, 12.0]
+    );
+
+    // GatherND example 2 of the docs: data [[0, 1], [2, 3]], indices [[1], [0]] → [[2, 3], [0, 1]].
+    let idx = TensorProto {
+        name: "i".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![2, 1],
+        int64_data: vec![1, 0],
+        ..Default::default()
+    };
+    let nodes = vec![node("GatherND", "gn", &["x", "i"], &["y"], vec![])];
+    let m = model(13, nodes, vec![fixed("x", &[2, 2])], &["y"], vec![idx]);
+    assert_eq!(
+        run_f32(&m, &[(&[2, 2], &[0.0, 1.0, 2.0, 3.0])]),
+        (vec![2, 2], vec![2.0, 3.0, 0.0, 1.0])
+    );
+}

@@ -5,6 +5,7 @@ mod activation;
 mod constant;
 mod conv;
 mod elementwise;
+mod gather_scatter;
 mod linear;
 mod normalization;
 mod pool;
@@ -25,6 +26,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     constant::CONVERTERS,
     conv::CONVERTERS,
     elementwise::CONVERTERS,
+    gather_scatter::CONVERTERS,
     linear::CONVERTERS,
     normalization::CONVERTERS,
     pool::CONVERTERS,
