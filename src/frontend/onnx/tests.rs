@@ -1312,3 +1312,48 @@ fn gather_and_scatter_elements_follow_the_onnx_examples() {
         (vec![2, 2], vec![2.0, 3.0, 0.0, 1.0])
     );
 }
+
+#[test]
+fn cumsum_and_topk() {
+    let axis0 = TensorProto {
+        name: "a".into(),
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![0],
+        ..Default::default()
+    };
+    let nodes = vec![node(
+        "CumSum",
+        "cs",
+        &["x", "a"],
+        &["y"],
+        vec![int("exclusive", 1), int("reverse", 1)],
+    )];
+    let m = model(14, nodes, vec![fixed("x", &[3])], &["y"], vec![axis0]);
+    // ONNX docs: exclusive + reverse of [1, 2, 3] is [5, 3, 0].
+    assert_eq!(
+        run_f32(&m, &[(&[3], &[1.0, 2.0, 3.0])]).1,
+        vec![5.0, 3.0, 0.0]
+    );
+
+    let nodes = vec![node(
+        "TopK",
+        "tk",
+        &["x", "k"],
+        &["values", "indices"],
+        vec![],
+    )];
+    let m = model(
+        11,
+        nodes,
+        vec![fixed("x", &[4])],
+        &["indices", "values"],
+        vec![init_i64("k", &[2])],
+    );
+    let p = load_ok(&m);
+    assert_eq!(p.main().block.outputs, vec!["indices", "values"]);
+    assert_eq!(p.main().outputs()[0].ty.dtype, DType::I32);
+    assert_eq!(
+        run_f32(&m, &[(&[4], &[3.0, 9.0, 1.0, 5.0])]),
+        (vec![2], vec![1.0, 3.0])
+    );
+}

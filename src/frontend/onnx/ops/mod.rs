@@ -12,6 +12,7 @@ mod pool;
 mod reduction;
 mod resize;
 mod shape;
+mod tensor_ops;
 
 use super::convert::Ctx;
 use super::node::Node;
@@ -33,6 +34,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     reduction::CONVERTERS,
     resize::CONVERTERS,
     shape::CONVERTERS,
+    tensor_ops::CONVERTERS,
 ];
 
 /// The converter for ONNX op type `op_type`.
