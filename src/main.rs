@@ -1,1 +1,5 @@
-fn main() {}
+//! The `mlpack` command.
+
+fn main() -> std::process::ExitCode {
+    mlpack::cli::main()
+}

@@ -1,1 +1,36 @@
-//! Library entry points for each command.
+//! Library entry points for each command. The CLI parses flags and calls these; tests call
+//! them directly.
+
+mod convert;
+mod inspect;
+mod run;
+
+pub use convert::{convert, load_model, ConvertOptions, ConvertReport, Precision};
+pub use inspect::{inspect, InspectReport, IoInfo, PackageSummary, WeightInfo};
+pub use run::{run_package, RunInputs};
+
+use crate::Error;
+use std::path::Path;
+
+/// The kind of model file a path names, by extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// An ONNX model (`.onnx`).
+    Onnx,
+    /// A Core ML ML Program package (`.mlpackage`).
+    Package,
+}
+
+impl ModelKind {
+    /// Classifies `path`; an unknown extension is a usage error naming the file.
+    pub fn of(path: &Path) -> Result<ModelKind, Error> {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("onnx") => Ok(ModelKind::Onnx),
+            Some("mlpackage") => Ok(ModelKind::Package),
+            _ => Err(Error::Usage(format!(
+                "{}: unknown model format (expected a .onnx file or a .mlpackage directory)",
+                path.display()
+            ))),
+        }
+    }
+}

@@ -1,1 +1,6 @@
-//! Package backends.
+//! Package backends: the Core ML `.mlpackage` writer and reader.
+
+pub mod mlpackage;
+
+pub use mlpackage::blob::{pack_bits, unpack_bits};
+pub use mlpackage::{read_package, stored_in_blob, write_package};

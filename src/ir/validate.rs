@@ -72,7 +72,6 @@ pub fn infer_op<'a>(
             let ok = match spec.ty {
                 ParamType::T => matches!(ty.dtype, DType::F16 | DType::F32),
                 ParamType::TOrInt => ty.dtype.is_float() || ty.dtype.is_int(),
-                ParamType::Float => matches!(ty.dtype, DType::F16 | DType::F32),
                 ParamType::Int => ty.dtype.is_int(),
                 ParamType::Bool => ty.dtype == DType::Bool,
                 ParamType::Str => ty.dtype == DType::String,

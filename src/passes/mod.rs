@@ -1,1 +1,22 @@
-//! Program transformations.
+//! Program transformations: cleanup (constant folding, identity removal, dead code) and
+//! precision (fp16 compute with casts at the fp32 boundaries).
+
+mod const_fold;
+mod dead_code;
+mod identity;
+mod precision;
+
+pub use const_fold::fold_constants;
+pub use dead_code::remove_dead_code;
+pub use identity::remove_identities;
+pub use precision::{to_fp16, Fp16Report};
+
+use crate::ir::Program;
+
+/// The cleanup pipeline: constant folding, identity removal, then dead-code elimination.
+pub fn cleanup(program: &mut Program) -> Result<(), String> {
+    fold_constants(program)?;
+    remove_identities(program);
+    remove_dead_code(program);
+    Ok(())
+}

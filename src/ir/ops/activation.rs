@@ -8,7 +8,7 @@ use crate::ir::{Dim, TensorType};
 const X: Param = Param::new("x", ParamType::T);
 const UNARY: &[Param] = &[X];
 const fn scalar(name: &'static str) -> Param {
-    Param::new(name, ParamType::Float).constant()
+    Param::new(name, ParamType::T).constant()
 }
 const ALPHA_OPT: &[Param] = &[X, scalar("alpha").optional()];
 const ALPHA_BETA: &[Param] = &[X, scalar("alpha"), scalar("beta")];

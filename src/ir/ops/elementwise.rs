@@ -21,9 +21,7 @@ const LOGICAL: &[Param] = &[
 const UNARY: &[Param] = &[Param::new("x", ParamType::T)];
 const UNARY_EPS: &[Param] = &[
     Param::new("x", ParamType::T),
-    Param::new("epsilon", ParamType::Float)
-        .optional()
-        .constant(),
+    Param::new("epsilon", ParamType::T).optional().constant(),
 ];
 const LOGICAL_NOT: &[Param] = &[Param::new("x", ParamType::Bool)];
 const UNARY_WITH_INT: &[Param] = &[Param::new("x", ParamType::TOrInt)];

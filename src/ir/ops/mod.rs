@@ -28,8 +28,6 @@ pub enum ParamType {
     /// The op's floating-point type variable `T` (fp16 or fp32); every `T` parameter of one op
     /// has the same dtype.
     T,
-    /// fp16 or fp32, independent of `T`.
-    Float,
     /// Any integer type.
     Int,
     /// `T`, or an integer type (used by ops that also run on indices, e.g. `add`, `concat`);

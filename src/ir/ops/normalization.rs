@@ -6,9 +6,7 @@ use crate::interp::kernels::normalization as k;
 use crate::ir::{Dim, TensorType};
 
 const X: Param = Param::new("x", ParamType::T);
-const EPS: Param = Param::new("epsilon", ParamType::Float)
-    .optional()
-    .constant();
+const EPS: Param = Param::new("epsilon", ParamType::T).optional().constant();
 const BATCH_NORM: &[Param] = &[
     X,
     Param::new("mean", ParamType::T).constant(),
@@ -34,9 +32,9 @@ const L2_NORM: &[Param] = &[X, EPS];
 const LRN: &[Param] = &[
     X,
     Param::new("size", ParamType::Int).constant(),
-    Param::new("alpha", ParamType::Float).optional().constant(),
-    Param::new("beta", ParamType::Float).optional().constant(),
-    Param::new("k", ParamType::Float).optional().constant(),
+    Param::new("alpha", ParamType::T).optional().constant(),
+    Param::new("beta", ParamType::T).optional().constant(),
+    Param::new("k", ParamType::T).optional().constant(),
 ];
 
 /// Checks that per-channel parameter `name` (if present) is `[channels]`.

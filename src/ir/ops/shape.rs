@@ -60,7 +60,7 @@ const PAD: &[Param] = &[
     Param::new("x", ParamType::T),
     ints("pad"),
     Param::new("mode", ParamType::Str).optional().constant(),
-    Param::new("constant_val", ParamType::Float)
+    Param::new("constant_val", ParamType::T)
         .optional()
         .constant(),
 ];

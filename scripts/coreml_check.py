@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Check .mlpackage directories with coremltools (no Core ML runtime needed; works on Linux).
+
+Usage: .venv/bin/python scripts/coreml_check.py PKG [PKG ...]
+
+For each package, in a child process (so that a crash in coremltools' native code fails that
+package instead of the whole run):
+  1. coremltools.models.MLModel(PKG, skip_model_load=True) loads it;
+  2. the ML program parses into a pymil Program, with weights read from
+     PKG/Data/com.apple.CoreML/weights (the same call coremltools 9.0 makes in
+     coremltools/models/utils.py when it rewrites a model);
+  3. the inputs and outputs of the main function match spec.description: same names, and each
+     dtype and static shape is the declared one.
+Prints one JSON line per package, {"path", "ok", "error"}, and exits 1 if any failed.
+"""
+
+import json
+import multiprocessing
+import os
+import sys
+import traceback
+
+WEIGHTS_SUBDIR = os.path.join("Data", "com.apple.CoreML", "weights")
+CHILD_TIMEOUT_SECONDS = 600
+
+
+class CheckError(Exception):
+    """A package does not conform; the message says why."""
+
+
+def declared_dtype(array_type):
+    """The pymil dtype name for a description's ArrayFeatureType."""
+    from coremltools.proto import FeatureTypes_pb2 as ft
+
+    names = {
+        ft.ArrayFeatureType.FLOAT32: "fp32",
+        ft.ArrayFeatureType.FLOAT16: "fp16",
+        ft.ArrayFeatureType.INT32: "int32",
+        ft.ArrayFeatureType.DOUBLE: "fp64",
+    }
+    if array_type.dataType not in names:
+        raise CheckError(f"unknown multiArray dataType {array_type.dataType}")
+    return names[array_type.dataType]
+
+
+def compare_feature(kind, feature, var):
+    """Compare one description feature with the program variable of the same name."""
+    from coremltools.converters.mil.mil import types
+    from coremltools.converters.mil.mil.types.symbolic import is_symbolic
+
+    which = feature.type.WhichOneof("Type")
+    if which != "multiArrayType":
+        # Images and other feature kinds are described differently; mlpack writes tensors only.
+        raise CheckError(f"{kind} {feature.name!r}: unsupported feature type {which}")
+    array_type = feature.type.multiArrayType
+    want_dtype = declared_dtype(array_type)
+    dtype = var.dtype
+    if types.is_tensor(var.sym_type):
+        dtype = var.sym_type.get_primitive()
+    got_dtype = types.builtin_to_string(dtype)
+    if got_dtype != want_dtype:
+        raise CheckError(f"{kind} {feature.name!r}: program dtype {got_dtype}, "
+                         f"description says {want_dtype}")
+    got_shape = list(var.shape) if var.shape is not None else []
+    want_shape = [int(d) for d in array_type.shape]
+    flexible = array_type.WhichOneof("ShapeFlexibility") is not None
+    if not want_shape:
+        return  # no shape declared (coremltools writes none for outputs of flexible models)
+    if len(got_shape) != len(want_shape):
+        raise CheckError(f"{kind} {feature.name!r}: program rank {len(got_shape)} "
+                         f"{got_shape}, description shape {want_shape}")
+    for axis, (got, want) in enumerate(zip(got_shape, want_shape)):
+        if is_symbolic(got):
+            if not flexible:
+                raise CheckError(f"{kind} {feature.name!r}: program dim {axis} is symbolic "
+                                 f"({got}) but the description declares static {want_shape}")
+        elif int(got) != want:
+            raise CheckError(f"{kind} {feature.name!r}: program shape {got_shape}, "
+                             f"description shape {want_shape} (axis {axis})")
+
+
+def check_package(path):
+    """Raise CheckError (or any coremltools exception) if `path` does not conform."""
+    import coremltools as ct
+    from coremltools.converters.mil.frontend.milproto import load as milproto
+
+    if not os.path.isdir(path):
+        raise CheckError("not a directory")
+    model = ct.models.MLModel(path, skip_model_load=True)
+    spec = model.get_spec()
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise CheckError(f"model type is {spec.WhichOneof('Type')}, not mlProgram")
+    weights_dir = os.path.join(path, WEIGHTS_SUBDIR)
+    if model.weights_dir is not None and os.path.realpath(model.weights_dir) != os.path.realpath(
+            weights_dir):
+        # MLModel copies packages it has to rewrite; it should not have needed to here.
+        raise CheckError(f"coremltools resolved the weights to {model.weights_dir}")
+    program = milproto.load(spec, spec.specificationVersion, file_weights_dir=weights_dir)
+    if "main" not in program.functions:
+        raise CheckError(f"no main function (functions: {sorted(program.functions)})")
+    main = program.functions["main"]
+
+    inputs = main.inputs
+    declared_inputs = list(spec.description.input)
+    if sorted(inputs) != sorted(f.name for f in declared_inputs):
+        raise CheckError(f"main inputs {sorted(inputs)} differ from description inputs "
+                         f"{sorted(f.name for f in declared_inputs)}")
+    for feature in declared_inputs:
+        compare_feature("input", feature, inputs[feature.name])
+
+    outputs = {var.name: var for var in main.outputs}
+    declared_outputs = list(spec.description.output)
+    if [v.name for v in main.outputs] != [f.name for f in declared_outputs]:
+        raise CheckError(f"main outputs {[v.name for v in main.outputs]} differ from "
+                         f"description outputs {[f.name for f in declared_outputs]}")
+    for feature in declared_outputs:
+        compare_feature("output", feature, outputs[feature.name])
+
+
+def child(path, connection):
+    """Child process body: send None or an error message back."""
+    try:
+        check_package(path)
+        connection.send(None)
+    except CheckError as error:
+        connection.send(str(error))
+    except Exception as error:  # noqa: BLE001 -- any coremltools failure means "not conformant"
+        last = traceback.extract_tb(error.__traceback__)[-1]
+        where = f"{os.path.basename(last.filename)}:{last.lineno}"
+        connection.send(f"{type(error).__name__}: {error} (at {where})")
+
+
+def run_isolated(path):
+    """Check one package in a child process; return None or an error message."""
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=child, args=(path, writer))
+    process.start()
+    writer.close()
+    process.join(CHILD_TIMEOUT_SECONDS)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return f"checker timed out after {CHILD_TIMEOUT_SECONDS} s"
+    if reader.poll():
+        return reader.recv()
+    return f"checker process died (exit code {process.exitcode})"
+
+
+def main(argv):
+    if not argv or any(a in ("-h", "--help") for a in argv):
+        print(__doc__.strip())
+        return 0 if argv else 2
+    import coremltools  # noqa: F401 -- imported once here, inherited by each forked child
+    failed = False
+    for path in argv:
+        error = run_isolated(path)
+        failed |= error is not None
+        print(json.dumps({"path": path, "ok": error is None, "error": error}), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,504 @@
+//! `weight.bin` ("MIL blob storage v2"): a 64-byte file header, then per blob a 64-byte
+//! metadata record at a 64-aligned offset followed directly by its payload; sub-byte element
+//! types are bit-packed LSB-first.
+
+use crate::ir::{DType, Tensor};
+use crate::Error;
+use bytes::Bytes;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Size of the file header and of each metadata record; also the alignment of records.
+const RECORD_SIZE: u64 = 64;
+/// First word of every metadata record.
+const SENTINEL: u32 = 0xDEAD_BEEF;
+/// The only storage version mlpack reads and writes.
+const VERSION: u32 = 2;
+
+/// The blob-storage dtype code of `dtype`, or `None` when weight.bin cannot hold it.
+pub fn blob_code(dtype: DType) -> Option<u32> {
+    Some(match dtype {
+        DType::F16 => 1,
+        DType::F32 => 2,
+        DType::U8 => 3,
+        DType::I8 => 4,
+        DType::I16 => 6,
+        DType::U16 => 7,
+        DType::I4 => 8,
+        DType::U1 => 9,
+        DType::U2 => 10,
+        DType::U4 => 11,
+        DType::U3 => 12,
+        DType::U6 => 13,
+        DType::I32 => 14,
+        DType::U32 => 15,
+        _ => return None,
+    })
+}
+
+/// Packs elements of `bits` bits (1 to 8; one element per input byte, higher bits ignored)
+/// into a little-endian bit stream: element `i` occupies stream bits `i·bits ..`, stream bit
+/// `k` being bit `k mod 8` of byte `k / 8`. Unused bits of the last byte are zero.
+pub fn pack_bits(values: &[u8], bits: usize) -> Vec<u8> {
+    debug_assert!((1..=8).contains(&bits));
+    let mask = (1u16 << bits) - 1;
+    let mut out = vec![0u8; (values.len() * bits).div_ceil(8)];
+    for (i, &v) in values.iter().enumerate() {
+        let start = i * bits;
+        let (byte, shift) = (start / 8, start % 8);
+        let wide = (u16::from(v) & mask) << shift;
+        out[byte] |= wide as u8;
+        if shift + bits > 8 {
+            out[byte + 1] |= (wide >> 8) as u8;
+        }
+    }
+    out
+}
+
+/// Unpacks `count` elements of `bits` bits (1 to 8) from a stream written by [`pack_bits`],
+/// one unsigned element per output byte; `None` when `packed` is too short.
+pub fn unpack_bits(packed: &[u8], bits: usize, count: usize) -> Option<Vec<u8>> {
+    debug_assert!((1..=8).contains(&bits));
+    if packed.len() < count.checked_mul(bits)?.div_ceil(8) {
+        return None;
+    }
+    let mask = (1u16 << bits) - 1;
+    let values = (0..count)
+        .map(|i| {
+            let start = i * bits;
+            let (byte, shift) = (start / 8, start % 8);
+            let high = if shift + bits > 8 {
+                u16::from(packed[byte + 1]) << 8
+            } else {
+                0
+            };
+            (((u16::from(packed[byte]) | high) >> shift) & mask) as u8
+        })
+        .collect();
+    Some(values)
+}
+
+/// The payload size and trailing pad bits of a blob of `count` elements of `dtype`.
+fn payload_size(dtype: DType, count: usize) -> Option<(u64, u64)> {
+    if dtype.is_sub_byte() {
+        let bits = count.checked_mul(dtype.bits())?;
+        Some((bits.div_ceil(8) as u64, ((8 - bits % 8) % 8) as u64))
+    } else {
+        Some((count.checked_mul(dtype.ir_bytes())? as u64, 0))
+    }
+}
+
+/// Writes blobs into weight.bin as they are appended, through a buffered file that is only
+/// created for the first blob.
+pub struct BlobWriter {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+    /// Current length of the file.
+    end: u64,
+    count: u32,
+}
+
+impl BlobWriter {
+    /// A writer for the file at `path` (not created until the first blob).
+    pub fn new(path: PathBuf) -> BlobWriter {
+        BlobWriter {
+            path,
+            file: None,
+            end: 0,
+            count: 0,
+        }
+    }
+
+    /// Appends `tensor` (whose dtype must have a [`blob_code`]) and returns the offset of its
+    /// metadata record, which is what a `BlobFileValue` refers to.
+    pub fn append(&mut self, tensor: &Tensor) -> Result<u64, Error> {
+        let dtype = tensor.dtype();
+        let code = blob_code(dtype)
+            .ok_or_else(|| Error::Internal(format!("{dtype} cannot be stored in weight.bin")))?;
+        let packed;
+        let payload = if dtype.is_sub_byte() {
+            packed = pack_bits(tensor.bytes(), dtype.bits());
+            &packed[..]
+        } else {
+            tensor.bytes()
+        };
+        let (size, pad_bits) = payload_size(dtype, tensor.len()).ok_or_else(|| {
+            Error::Internal(format!("blob of {} elements is too large", tensor.len()))
+        })?;
+        if size != payload.len() as u64 {
+            return Err(Error::Internal(format!(
+                "{dtype} blob of {} elements has {} bytes",
+                tensor.len(),
+                payload.len()
+            )));
+        }
+        self.count = self
+            .count
+            .checked_add(1)
+            .ok_or_else(|| Error::Internal("more than 2^32 blobs".into()))?;
+        let io = |e| Error::io(&self.path, e);
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let mut file = BufWriter::new(File::create(&self.path).map_err(io)?);
+                file.write_all(&header(0)).map_err(io)?;
+                self.end = RECORD_SIZE;
+                self.file.insert(file)
+            }
+        };
+        let record_offset = self.end.next_multiple_of(RECORD_SIZE);
+        let data_offset = record_offset + RECORD_SIZE;
+        let gap = vec![0u8; (record_offset - self.end) as usize];
+        file.write_all(&gap).map_err(io)?;
+        file.write_all(&record(code, size, data_offset, pad_bits))
+            .map_err(io)?;
+        file.write_all(payload).map_err(io)?;
+        self.end = data_offset + size;
+        Ok(record_offset)
+    }
+
+    /// Writes the final blob count into the header and flushes the file (if one was created).
+    pub fn finish(self) -> Result<(), Error> {
+        let io = |e| Error::io(&self.path, e);
+        if let Some(mut file) = self.file {
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+            file.write_all(&self.count.to_le_bytes()).map_err(io)?;
+            file.into_inner()
+                .map_err(|e| io(e.into_error()))?
+                .sync_all()
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+/// The file header for `count` blobs.
+fn header(count: u32) -> [u8; RECORD_SIZE as usize] {
+    let mut h = [0u8; RECORD_SIZE as usize];
+    h[0..4].copy_from_slice(&count.to_le_bytes());
+    h[4..8].copy_from_slice(&VERSION.to_le_bytes());
+    h
+}
+
+/// A metadata record (reserved fields zero).
+fn record(code: u32, size: u64, data_offset: u64, pad_bits: u64) -> [u8; RECORD_SIZE as usize] {
+    let mut r = [0u8; RECORD_SIZE as usize];
+    r[0..4].copy_from_slice(&SENTINEL.to_le_bytes());
+    r[4..8].copy_from_slice(&code.to_le_bytes());
+    r[8..16].copy_from_slice(&size.to_le_bytes());
+    r[16..24].copy_from_slice(&data_offset.to_le_bytes());
+    r[24..32].copy_from_slice(&pad_bits.to_le_bytes());
+    r
+}
+
+/// A weight file held in memory (normally a memory map); tensors read from it borrow its bytes.
+pub struct BlobFile {
+    path: PathBuf,
+    data: Bytes,
+}
+
+impl BlobFile {
+    /// Memory-maps the weight file at `path` and checks its header.
+    pub fn open(path: &Path) -> Result<BlobFile, Error> {
+        let file = File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::invalid(path, "missing (model.mlmodel refers to it)")
+            }
+            _ => Error::io(path, e),
+        })?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len < RECORD_SIZE {
+            return Err(Error::invalid(
+                path,
+                format!("{len} bytes is too short for a weight file header"),
+            ));
+        }
+        // SAFETY: the map is read-only; mlpack never writes a package while reading it, and
+        // another process truncating the file meanwhile is outside what a reader can guard.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        BlobFile::from_bytes(path, Bytes::from_owner(map))
+    }
+
+    /// A weight file whose contents are `data`; checks the header.
+    pub fn from_bytes(path: &Path, data: Bytes) -> Result<BlobFile, Error> {
+        let blob = BlobFile {
+            path: path.to_path_buf(),
+            data,
+        };
+        let version = blob
+            .u32_at(4)
+            .ok_or_else(|| blob.invalid("too short for a weight file header".into()))?;
+        if version != VERSION {
+            return Err(blob.invalid(format!(
+                "blob storage version {version} is not supported (expected {VERSION})"
+            )));
+        }
+        Ok(blob)
+    }
+
+    /// The tensor of `dtype` and `shape` whose metadata record is at `offset`. Byte-aligned
+    /// dtypes borrow the file's bytes; sub-byte dtypes are unpacked. `context` names the value
+    /// for error messages.
+    pub fn tensor(
+        &self,
+        offset: u64,
+        dtype: DType,
+        shape: &[usize],
+        context: &str,
+    ) -> Result<Tensor, Error> {
+        let fail = |message: String| {
+            self.invalid(format!("{context}: blob at offset {offset}: {message}"))
+        };
+        let code = blob_code(dtype)
+            .ok_or_else(|| fail(format!("{dtype} values cannot be stored in a blob")))?;
+        let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        let (expected_size, expected_pad) = count
+            .and_then(|n| payload_size(dtype, n))
+            .ok_or_else(|| fail(format!("shape {shape:?} is too large")))?;
+        let record = usize::try_from(offset)
+            .ok()
+            .filter(|&o| o >= RECORD_SIZE as usize)
+            .and_then(|o| self.data.get(o..o.checked_add(RECORD_SIZE as usize)?))
+            .ok_or_else(|| {
+                fail(format!(
+                    "no metadata record there (file is {} bytes)",
+                    self.data.len()
+                ))
+            })?;
+        let le32 = |at: usize| {
+            u32::from_le_bytes([record[at], record[at + 1], record[at + 2], record[at + 3]])
+        };
+        let le64 = |at: usize| u64::from(le32(at)) | (u64::from(le32(at + 4)) << 32);
+        let (sentinel, found_code, size, data_offset, pad) =
+            (le32(0), le32(4), le64(8), le64(16), le64(24));
+        if sentinel != SENTINEL {
+            return Err(fail(format!(
+                "bad sentinel 0x{sentinel:08x} (expected 0x{SENTINEL:08x})"
+            )));
+        }
+        if found_code != code {
+            return Err(fail(format!(
+                "blob dtype code {found_code} does not match the declared {dtype} (code {code})"
+            )));
+        }
+        if size != expected_size || pad != expected_pad {
+            return Err(fail(format!(
+                "{size} bytes with {pad} pad bits, but a {dtype} tensor of shape {shape:?} needs {expected_size} \
+                 bytes with {expected_pad} pad bits"
+            )));
+        }
+        let range = usize::try_from(data_offset)
+            .ok()
+            .and_then(|s| Some(s..s.checked_add(usize::try_from(size).ok()?)?))
+            .filter(|r| r.end <= self.data.len())
+            .ok_or_else(|| {
+                fail(format!("payload at {data_offset} ({size} bytes) runs past the end of the file ({} bytes)", self.data.len()))
+            })?;
+        let payload = self.data.slice(range);
+        if dtype.is_sub_byte() {
+            let values = unpack_bits(&payload, dtype.bits(), count.unwrap_or(0))
+                .ok_or_else(|| fail("packed payload is too short".into()))?;
+            let values: Vec<i64> = values.into_iter().map(i64::from).collect();
+            Ok(Tensor::from_i64_as(dtype, shape, &values))
+        } else {
+            Tensor::from_bytes(dtype, shape, payload).map_err(|e| fail(e.to_string()))
+        }
+    }
+
+    fn u32_at(&self, at: usize) -> Option<u32> {
+        self.data
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn invalid(&self, message: String) -> Error {
+        Error::invalid(&self.path, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use half::f16;
+
+    /// Writes `tensors` through a [`BlobWriter`] and returns the offsets and the file bytes.
+    fn write_blobs(tensors: &[Tensor]) -> (Vec<u64>, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weight.bin");
+        let mut writer = BlobWriter::new(path.clone());
+        let offsets = tensors.iter().map(|t| writer.append(t).unwrap()).collect();
+        writer.finish().unwrap();
+        (offsets, std::fs::read(&path).unwrap())
+    }
+
+    fn u64_at(bytes: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn packs_uint4_low_nibble_first() {
+        // format-facts §3.5: values 0..=15 then 1..=5 → 10 32 54 76 98 ba dc fe 21 43 05.
+        let values: Vec<u8> = (0..16).chain(1..6).collect();
+        let packed = pack_bits(&values, 4);
+        assert_eq!(
+            packed,
+            [0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe, 0x21, 0x43, 0x05]
+        );
+        assert_eq!(unpack_bits(&packed, 4, 21).unwrap(), values);
+    }
+
+    #[test]
+    fn packs_int4_twos_complement() {
+        // §3.5: -8,-7,-1,0,1,7,3,-2,5,6,-3,2 → 98 0f 71 e3 65 2d.
+        let values: Vec<i8> = vec![-8, -7, -1, 0, 1, 7, 3, -2, 5, 6, -3, 2];
+        let bytes: Vec<u8> = values.iter().map(|&v| v as u8).collect();
+        assert_eq!(pack_bits(&bytes, 4), [0x98, 0x0f, 0x71, 0xe3, 0x65, 0x2d]);
+    }
+
+    #[test]
+    fn packs_uint3_across_byte_boundaries() {
+        // §3.5: 0,1,2,3,4,5,6,7,7,6,5,4,3 → 88 c6 fa 77 39 (39 bits, 1 pad bit).
+        let values = [0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3];
+        let packed = pack_bits(&values, 3);
+        assert_eq!(packed, [0x88, 0xc6, 0xfa, 0x77, 0x39]);
+        assert_eq!(unpack_bits(&packed, 3, 13).unwrap(), values);
+    }
+
+    #[test]
+    fn packs_uint1_masks() {
+        // §3.5: 1,0,1,1,0,0,0,1 | 1,1,1 → 8d 07.
+        let values = [1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1];
+        assert_eq!(pack_bits(&values, 1), [0x8d, 0x07]);
+        assert_eq!(unpack_bits(&[0x8d, 0x07], 1, 11).unwrap(), values);
+    }
+
+    #[test]
+    fn uint6_and_uint2_round_trip() {
+        let six: Vec<u8> = (0..12).map(|i| (i * 5 + 3) % 64).collect();
+        let packed = pack_bits(&six, 6);
+        assert_eq!(packed.len(), 9);
+        // 3 fills bits 0-5; 8 = 0b001000 takes bits 6-11 (byte 1 low nibble = 8 >> 2 = 2);
+        // 13 = 0b001101 starts at bit 12 (byte 1 high nibble = 13 & 0xf = 0xd).
+        assert_eq!(packed[0], 0x03);
+        assert_eq!(packed[1], 0xd2);
+        assert_eq!(unpack_bits(&packed, 6, 12).unwrap(), six);
+        assert_eq!(pack_bits(&[3, 0, 1, 2], 2), [0b1001_0011]);
+        assert!(unpack_bits(&packed, 6, 13).is_none());
+    }
+
+    #[test]
+    fn lays_out_linear_weight_and_bias_like_coremltools() {
+        // §3.5: W[20,4] = arange(80)/8 and b[20] = arange(20), fp32 → 592-byte file.
+        let w: Vec<f32> = (0..80).map(|i| i as f32 / 8.0).collect();
+        let b: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        let (offsets, file) =
+            write_blobs(&[Tensor::from_f32(&[20, 4], &w), Tensor::from_f32(&[20], &b)]);
+        assert_eq!(offsets, [64, 0x1c0]);
+        assert_eq!(file.len(), 592);
+        assert_eq!(file[0..8], [2, 0, 0, 0, 2, 0, 0, 0]);
+        assert!(file[8..64].iter().all(|&x| x == 0));
+        assert_eq!(file[0x40..0x48], [0xef, 0xbe, 0xad, 0xde, 2, 0, 0, 0]);
+        assert_eq!(u64_at(&file, 0x48), 320);
+        assert_eq!(u64_at(&file, 0x50), 0x80);
+        assert_eq!(u64_at(&file, 0x58), 0);
+        assert!(file[0x60..0x80].iter().all(|&x| x == 0));
+        assert_eq!(
+            file[0x80..0x90],
+            [0, 0, 0, 0, 0, 0, 0, 0x3e, 0, 0, 0x80, 0x3e, 0, 0, 0xc0, 0x3e]
+        );
+        assert_eq!(file[0x1c0..0x1c8], [0xef, 0xbe, 0xad, 0xde, 2, 0, 0, 0]);
+        assert_eq!(u64_at(&file, 0x1c8), 80);
+        assert_eq!(u64_at(&file, 0x1d0), 0x200);
+        assert_eq!(
+            file[0x200..0x210],
+            [0, 0, 0, 0, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40, 0, 0, 0x40, 0x40]
+        );
+    }
+
+    #[test]
+    fn lays_out_sub_byte_blobs_with_pad_bits() {
+        let u4 = Tensor::from_i64_as(DType::U4, &[21], &(0..16).chain(1..6).collect::<Vec<_>>());
+        let u3 = Tensor::from_i64_as(DType::U3, &[13], &[0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3]);
+        let (offsets, file) = write_blobs(&[u4, u3]);
+        assert_eq!(offsets, [0x40, 0xc0]);
+        assert_eq!(file[0x44..0x48], [11, 0, 0, 0]);
+        assert_eq!(u64_at(&file, 0x48), 11);
+        assert_eq!(u64_at(&file, 0x58), 4);
+        assert_eq!(
+            file[0x80..0x8b],
+            [0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe, 0x21, 0x43, 0x05]
+        );
+        assert_eq!(file[0xc4..0xc8], [12, 0, 0, 0]);
+        assert_eq!(u64_at(&file, 0xc8), 5);
+        assert_eq!(u64_at(&file, 0xd0), 0x100);
+        assert_eq!(u64_at(&file, 0xd8), 1);
+        assert_eq!(file[0x100..], [0x88, 0xc6, 0xfa, 0x77, 0x39]);
+    }
+
+    #[test]
+    fn no_blobs_means_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weight.bin");
+        BlobWriter::new(path.clone()).finish().unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn reads_back_borrowed_and_unpacked_tensors() {
+        let halves: Vec<f16> = (0..12).map(|i| f16::from_f32(i as f32 * 0.5)).collect();
+        let h = Tensor::from_f16(&[3, 4], &halves);
+        let i4 = Tensor::from_i64_as(DType::I4, &[12], &[-8, -7, -1, 0, 1, 7, 3, -2, 5, 6, -3, 2]);
+        let (offsets, file) = write_blobs(&[h.clone(), i4.clone()]);
+        let data = Bytes::from(file);
+        let blobs = BlobFile::from_bytes(Path::new("weight.bin"), data.clone()).unwrap();
+        let back = blobs.tensor(offsets[0], DType::F16, &[3, 4], "w").unwrap();
+        assert_eq!(back, h);
+        // The fp16 payload is a slice of the file's buffer, not a copy.
+        assert_eq!(back.bytes().as_ptr(), data[0x80..].as_ptr());
+        assert_eq!(blobs.tensor(offsets[1], DType::I4, &[12], "q").unwrap(), i4);
+    }
+
+    #[test]
+    fn rejects_corrupt_records() {
+        let (offsets, mut file) = write_blobs(&[Tensor::from_f32(&[10], &[1.0; 10])]);
+        let check = |file: &[u8], dtype, shape: &[usize], offset, needle: &str| {
+            let blobs = BlobFile::from_bytes(Path::new("weight.bin"), Bytes::copy_from_slice(file))
+                .unwrap();
+            let err = blobs.tensor(offset, dtype, shape, "op 'w'").unwrap_err();
+            assert!(matches!(err, Error::Invalid { .. }), "{err}");
+            assert!(err.to_string().contains(needle), "{err}");
+            assert!(err.to_string().starts_with("weight.bin: op 'w'"), "{err}");
+        };
+        check(
+            &file,
+            DType::F16,
+            &[10],
+            offsets[0],
+            "does not match the declared fp16",
+        );
+        check(&file, DType::F32, &[11], offsets[0], "needs 44 bytes");
+        check(&file, DType::F32, &[10], 4096, "no metadata record");
+        check(&file, DType::F32, &[10], u64::MAX - 3, "no metadata record");
+        check(
+            &file[..file.len() - 1],
+            DType::F32,
+            &[10],
+            offsets[0],
+            "runs past the end",
+        );
+        file[0x40] = 0;
+        check(
+            &file,
+            DType::F32,
+            &[10],
+            offsets[0],
+            "bad sentinel 0xdeadbe00",
+        );
+        file[4] = 1;
+        let err = BlobFile::from_bytes(Path::new("weight.bin"), Bytes::from(file))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("version 1"), "{err}");
+    }
+}

@@ -1,0 +1,301 @@
+//! The model description: the main function's inputs and outputs as Core ML features, and
+//! the user-defined metadata.
+
+use crate::ir::{DType, Dim, Function, Program, Target, Var};
+use crate::proto::coreml::{
+    array_feature_type::ArrayDataType, feature_type, ArrayFeatureType, FeatureDescription,
+    FeatureType, Metadata, ModelDescription,
+};
+use crate::Error;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The description of `program`'s main function; a feature Core ML cannot express is an
+/// [`Error::Unsupported`] for `dest`.
+pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Error> {
+    let main = program.main();
+    let unsupported = |message: String| Error::Unsupported {
+        path: dest.to_path_buf(),
+        message,
+    };
+    let input = main
+        .inputs
+        .iter()
+        .map(|var| {
+            let data_type = array_data_type(var, "input", program.target).map_err(&unsupported)?;
+            let shape = var
+                .ty
+                .shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => Ok(*n as i64),
+                    Dim::Symbol(s) => Err(unsupported(format!(
+                        "input '{}' has symbolic dimension '{s}'; flexible input shapes are not supported yet",
+                        var.name
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // A scalar input is described as a one-element array.
+            Ok(feature(var, data_type, if shape.is_empty() { vec![1] } else { shape }))
+        })
+        .collect::<Result<_, Error>>()?;
+    let output = main
+        .outputs()
+        .iter()
+        .map(|var| {
+            let data_type = array_data_type(var, "output", program.target).map_err(&unsupported)?;
+            // The shape is only given when fully static (and omitted for scalars).
+            let shape = var
+                .ty
+                .static_shape()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| n as i64)
+                .collect();
+            Ok(feature(var, data_type, shape))
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(ModelDescription {
+        input,
+        output,
+        metadata: Some(Metadata {
+            user_defined: program.metadata.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// A multi-array feature for `var`.
+fn feature(var: &Var, data_type: ArrayDataType, shape: Vec<i64>) -> FeatureDescription {
+    FeatureDescription {
+        name: var.name.clone(),
+        short_description: String::new(),
+        r#type: Some(FeatureType {
+            is_optional: false,
+            r#type: Some(feature_type::Type::MultiArrayType(ArrayFeatureType {
+                shape,
+                data_type: data_type as i32,
+                shape_flexibility: None,
+                default_optional_value: None,
+            })),
+        }),
+    }
+}
+
+/// The array dtype of model input/output `var`: fp32, int32, or fp16 from iOS16 on.
+fn array_data_type(var: &Var, role: &str, target: Target) -> Result<ArrayDataType, String> {
+    match var.ty.dtype {
+        DType::F32 => Ok(ArrayDataType::Float32),
+        DType::I32 => Ok(ArrayDataType::Int32),
+        DType::F16 if target >= Target::IOS16 => Ok(ArrayDataType::Float16),
+        DType::F16 => Err(format!(
+            "{role} '{}' is fp16, which needs target iOS16 or later",
+            var.name
+        )),
+        other => Err(format!(
+            "{role} '{}' is {other}; model inputs and outputs must be fp32, fp16 or int32",
+            var.name
+        )),
+    }
+}
+
+/// Checks that `description` matches `function` (a single-function model whose features are
+/// all multi-arrays of the same names and dtypes) and returns its user-defined metadata.
+pub fn check(
+    description: Option<&ModelDescription>,
+    function: &Function,
+    model_path: &Path,
+) -> Result<BTreeMap<String, String>, Error> {
+    let invalid = |m: String| Error::invalid(model_path, m);
+    let unsupported = |message: String| Error::Unsupported {
+        path: model_path.to_path_buf(),
+        message,
+    };
+    let description = description.ok_or_else(|| invalid("the model has no description".into()))?;
+    if !description.functions.is_empty() {
+        return Err(unsupported(
+            "multi-function models are not supported".into(),
+        ));
+    }
+    if !description.state.is_empty() {
+        return Err(unsupported("stateful models are not supported".into()));
+    }
+    let outputs = function.outputs();
+    for (role, features, vars) in [
+        ("input", &description.input, &function.inputs),
+        ("output", &description.output, &outputs),
+    ] {
+        if features.len() != vars.len() {
+            return Err(invalid(format!(
+                "the description lists {} {role}s but the main function has {}",
+                features.len(),
+                vars.len()
+            )));
+        }
+        for (feature, var) in features.iter().zip(vars.iter()) {
+            let array = match feature.r#type.as_ref().and_then(|t| t.r#type.as_ref()) {
+                Some(feature_type::Type::MultiArrayType(a)) => a,
+                Some(other) => {
+                    return Err(unsupported(format!(
+                        "{role} '{}' is {}; only multi-array {role}s are supported",
+                        feature.name,
+                        feature_kind(other)
+                    )))
+                }
+                None => return Err(invalid(format!("{role} '{}' has no type", feature.name))),
+            };
+            if feature.name != var.name {
+                return Err(invalid(format!(
+                    "description {role} '{}' does not match main function {role} '{}'",
+                    feature.name, var.name
+                )));
+            }
+            let dtype = match ArrayDataType::try_from(array.data_type) {
+                Ok(ArrayDataType::Float32) => DType::F32,
+                Ok(ArrayDataType::Float16) => DType::F16,
+                Ok(ArrayDataType::Int32) => DType::I32,
+                Ok(other) => {
+                    return Err(unsupported(format!(
+                        "{role} '{}' has array type {}",
+                        feature.name,
+                        other.as_str_name()
+                    )))
+                }
+                Err(_) => {
+                    return Err(invalid(format!(
+                        "{role} '{}' has unknown array type {}",
+                        feature.name, array.data_type
+                    )))
+                }
+            };
+            if dtype != var.ty.dtype {
+                return Err(invalid(format!(
+                    "{role} '{}' is {dtype} in the description but {} in the program",
+                    feature.name, var.ty.dtype
+                )));
+            }
+        }
+    }
+    Ok(description
+        .metadata
+        .as_ref()
+        .map(|m| m.user_defined.clone())
+        .unwrap_or_default())
+}
+
+/// A human name for a non-array feature type.
+fn feature_kind(t: &feature_type::Type) -> &'static str {
+    match t {
+        feature_type::Type::Int64Type(_) => "an int64 feature",
+        feature_type::Type::DoubleType(_) => "a double feature",
+        feature_type::Type::StringType(_) => "a string feature",
+        feature_type::Type::ImageType(_) => "an image",
+        feature_type::Type::MultiArrayType(_) => "a multi-array",
+        feature_type::Type::DictionaryType(_) => "a dictionary",
+        feature_type::Type::SequenceType(_) => "a sequence",
+        feature_type::Type::StateType(_) => "a state",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Block, Function, TensorType};
+
+    fn program(target: Target, inputs: Vec<Var>) -> Program {
+        let outputs = inputs.iter().map(|v| v.name.clone()).collect();
+        Program {
+            target,
+            functions: vec![Function {
+                name: "main".into(),
+                inputs,
+                block: Block {
+                    operations: vec![],
+                    outputs,
+                },
+            }],
+            metadata: BTreeMap::from([("k".to_string(), "v".to_string())]),
+        }
+    }
+
+    fn array(f: &FeatureDescription) -> &ArrayFeatureType {
+        match f.r#type.as_ref().and_then(|t| t.r#type.as_ref()) {
+            Some(feature_type::Type::MultiArrayType(a)) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn describes_inputs_outputs_and_metadata() {
+        let x = Var::new("x", TensorType::fixed(DType::F16, &[1, 4]));
+        let s = Var::new("s", TensorType::scalar(DType::I32));
+        let d = describe(
+            &program(Target::IOS16, vec![x, s]),
+            Path::new("m.mlpackage"),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                array(&d.input[0]).shape.as_slice(),
+                array(&d.input[0]).data_type
+            ),
+            (&[1, 4][..], 65552)
+        );
+        assert_eq!(
+            (
+                array(&d.input[1]).shape.as_slice(),
+                array(&d.input[1]).data_type
+            ),
+            (&[1][..], 131104)
+        );
+        assert_eq!(array(&d.output[0]).shape, [1, 4]);
+        assert!(array(&d.output[1]).shape.is_empty());
+        assert_eq!(d.metadata.unwrap().user_defined["k"], "v");
+    }
+
+    #[test]
+    fn refuses_what_core_ml_cannot_express() {
+        let dest = Path::new("m.mlpackage");
+        let half = Var::new("h", TensorType::fixed(DType::F16, &[2]));
+        let err = describe(&program(Target::IOS15, vec![half]), dest).unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported { .. }) && err.to_string().contains("'h' is fp16"),
+            "{err}"
+        );
+        let long = Var::new("n", TensorType::fixed(DType::I64, &[2]));
+        let err = describe(&program(Target::IOS18, vec![long]), dest).unwrap_err();
+        assert!(err.to_string().contains("input 'n' is int64"), "{err}");
+        let flexible = Var::new(
+            "x",
+            TensorType {
+                dtype: DType::F32,
+                shape: vec![Dim::Symbol("batch".into())],
+            },
+        );
+        let err = describe(&program(Target::IOS18, vec![flexible]), dest).unwrap_err();
+        assert!(
+            err.to_string().contains("symbolic dimension 'batch'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn check_accepts_its_own_description_and_rejects_images() {
+        let p = program(
+            Target::IOS15,
+            vec![Var::new("x", TensorType::fixed(DType::F32, &[3]))],
+        );
+        let mut d = describe(&p, Path::new("m")).unwrap();
+        assert_eq!(check(Some(&d), p.main(), Path::new("m")).unwrap()["k"], "v");
+        d.input[0].r#type = Some(FeatureType {
+            is_optional: false,
+            r#type: Some(feature_type::Type::ImageType(Default::default())),
+        });
+        let err = check(Some(&d), p.main(), Path::new("m")).unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported { .. }) && err.to_string().contains("an image"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Writing a program as an `.mlpackage`: built in a hidden temporary directory beside the
+//! destination, then renamed into place.
+
+use super::blob::BlobWriter;
+use super::value::{immediate, stored_in_blob, string_value, value_type};
+use super::{
+    description, manifest, AUTHOR, MODEL_FILE, MODEL_PATH_PREFIX, WEIGHTS_DIR, WEIGHT_FILE,
+};
+use crate::ir::{validate_program, Argument, Operation, Program, Target, Tensor, Var};
+use crate::proto::coreml::mil_spec as mil;
+use crate::proto::coreml::{model, Model};
+use crate::Error;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Writes `program` as the `.mlpackage` directory `dest`.
+///
+/// The program is validated first (a failure is an [`Error::Internal`]: passes must not
+/// produce invalid programs). If `dest` exists it is only replaced when `overwrite` is set,
+/// and only once the new package is complete; on any failure `dest` is left untouched and the
+/// temporary directory is removed.
+pub fn write_package(program: &Program, dest: &Path, overwrite: bool) -> Result<(), Error> {
+    validate_program(program)
+        .map_err(|e| Error::Internal(format!("refusing to write an invalid program: {e}")))?;
+    if program.functions.len() != 1 {
+        return Err(Error::Unsupported {
+            path: dest.to_path_buf(),
+            message: format!(
+                "{} functions; only single-function programs can be written",
+                program.functions.len()
+            ),
+        });
+    }
+    if dest.extension().is_none_or(|e| e != "mlpackage") {
+        return Err(Error::Usage(format!(
+            "{}: a Core ML package name must end in .mlpackage",
+            dest.display()
+        )));
+    }
+    if !overwrite && dest.symlink_metadata().is_ok() {
+        return Err(exists(dest));
+    }
+    let description = description::describe(program, dest)?;
+    let temp = sibling(dest, "tmp")?;
+    remove_any(&temp)?;
+    fs::create_dir(&temp).map_err(|e| Error::io(&temp, e))?;
+    let written =
+        write_contents(program, description, &temp).and_then(|()| install(&temp, dest, overwrite));
+    if written.is_err() {
+        // Best effort: the error being returned matters more than a failed cleanup.
+        let _ = remove_any(&temp);
+    }
+    written
+}
+
+/// Writes the package files into the empty directory `root`.
+fn write_contents(
+    program: &Program,
+    description: crate::proto::coreml::ModelDescription,
+    root: &Path,
+) -> Result<(), Error> {
+    let data = root.join("Data").join(AUTHOR);
+    let weights = data.join(WEIGHTS_DIR);
+    fs::create_dir_all(&weights).map_err(|e| Error::io(&weights, e))?;
+    let mut blobs = BlobWriter::new(weights.join(WEIGHT_FILE));
+    let ml_program = encode_program(program, &mut blobs)?;
+    blobs.finish()?;
+    let model = Model {
+        specification_version: program.target.spec_version(),
+        description: Some(description),
+        is_updatable: false,
+        r#type: Some(model::Type::MlProgram(ml_program)),
+    };
+    let model_bytes = model.encode_to_vec();
+    let model_path = data.join(MODEL_FILE);
+    fs::write(&model_path, &model_bytes).map_err(|e| Error::io(&model_path, e))?;
+    let manifest_path = root.join("Manifest.json");
+    fs::write(&manifest_path, manifest::render(&model_bytes)?)
+        .map_err(|e| Error::io(&manifest_path, e))
+}
+
+/// The MIL program: one function `main` whose block is specialised for the target's opset.
+fn encode_program(program: &Program, blobs: &mut BlobWriter) -> Result<mil::Program, Error> {
+    let function = program.main();
+    let target = program.target;
+    let operations = function
+        .block
+        .operations
+        .iter()
+        .map(|op| encode_operation(op, blobs, target))
+        .collect::<Result<_, _>>()?;
+    let opset = program.target.opset().to_string();
+    let block = mil::Block {
+        inputs: Vec::new(),
+        outputs: function.block.outputs.clone(),
+        operations,
+        attributes: Default::default(),
+    };
+    let function = mil::Function {
+        inputs: function.inputs.iter().map(named_value_type).collect(),
+        opset: opset.clone(),
+        block_specializations: BTreeMap::from([(opset, block)]),
+        attributes: Default::default(),
+    };
+    Ok(mil::Program {
+        version: 1,
+        functions: BTreeMap::from([("main".to_string(), function)]),
+        doc_string: String::new(),
+        attributes: Default::default(),
+    })
+}
+
+/// One operation: its type, the `name` attribute plus its own attributes, inputs bound by
+/// variable name or by value, and typed outputs. Values bound to inputs follow the blob rule
+/// only for `constexpr_*` ops; other ops get them as immediates (as coremltools writes the
+/// literal parameters of `classify` and `reshape_like`, and as its reader requires).
+fn encode_operation(
+    op: &Operation,
+    blobs: &mut BlobWriter,
+    target: Target,
+) -> Result<mil::Operation, Error> {
+    use mil::argument::{binding::Binding as Bound, Binding};
+    let literals_may_be_blobs = op.op_type.starts_with("constexpr_");
+    let mut attributes = BTreeMap::from([("name".to_string(), string_value(&op.name))]);
+    for (key, tensor) in &op.attributes {
+        let value = encode_value(tensor, blobs, target)?;
+        if attributes.insert(key.clone(), value).is_some() {
+            return Err(Error::Internal(format!(
+                "op '{}' has an attribute called 'name'",
+                op.name
+            )));
+        }
+    }
+    let mut inputs = BTreeMap::new();
+    for (param, args) in &op.inputs {
+        let arguments = args
+            .iter()
+            .map(|arg| {
+                Ok(Binding {
+                    binding: Some(match arg {
+                        Argument::Var(name) => Bound::Name(name.clone()),
+                        Argument::Value(tensor) if literals_may_be_blobs => {
+                            Bound::Value(encode_value(tensor, blobs, target)?)
+                        }
+                        Argument::Value(tensor) => Bound::Value(immediate(tensor)),
+                    }),
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        if inputs
+            .insert(param.clone(), mil::Argument { arguments })
+            .is_some()
+        {
+            return Err(Error::Internal(format!(
+                "op '{}' binds input '{param}' twice",
+                op.name
+            )));
+        }
+    }
+    Ok(mil::Operation {
+        r#type: op.op_type.clone(),
+        inputs,
+        outputs: op.outputs.iter().map(named_value_type).collect(),
+        blocks: Vec::new(),
+        attributes,
+    })
+}
+
+/// A constant as a blob reference (appended to weight.bin now) or an immediate value.
+fn encode_value(
+    tensor: &Tensor,
+    blobs: &mut BlobWriter,
+    target: Target,
+) -> Result<mil::Value, Error> {
+    if !stored_in_blob(tensor, target) {
+        return Ok(immediate(tensor));
+    }
+    let offset = blobs.append(tensor)?;
+    Ok(mil::Value {
+        doc_string: String::new(),
+        r#type: Some(value_type(&tensor.ty())),
+        value: Some(mil::value::Value::BlobFileValue(
+            mil::value::BlobFileValue {
+                file_name: format!("{MODEL_PATH_PREFIX}{WEIGHTS_DIR}/{WEIGHT_FILE}"),
+                offset,
+            },
+        )),
+    })
+}
+
+fn named_value_type(var: &Var) -> mil::NamedValueType {
+    mil::NamedValueType {
+        name: var.name.clone(),
+        r#type: Some(value_type(&var.ty)),
+    }
+}
+
+/// Moves the finished package `temp` to `dest`, replacing an existing `dest` only when
+/// `overwrite` is set (the old one is moved aside first and restored if the move fails).
+fn install(temp: &Path, dest: &Path, overwrite: bool) -> Result<(), Error> {
+    if dest.symlink_metadata().is_err() {
+        return fs::rename(temp, dest).map_err(|e| Error::io(dest, e));
+    }
+    if !overwrite {
+        return Err(exists(dest));
+    }
+    let old = sibling(dest, "old")?;
+    remove_any(&old)?;
+    fs::rename(dest, &old).map_err(|e| Error::io(dest, e))?;
+    if let Err(e) = fs::rename(temp, dest) {
+        let restored = fs::rename(&old, dest);
+        let message = match restored {
+            Ok(()) => e.to_string(),
+            Err(_) => format!("{e}; the previous package is kept at {}", old.display()),
+        };
+        return Err(Error::io(dest, std::io::Error::new(e.kind(), message)));
+    }
+    remove_any(&old)
+}
+
+/// The usage error for an existing destination.
+fn exists(dest: &Path) -> Error {
+    Error::Usage(format!(
+        "{} exists; pass --force to replace it",
+        dest.display()
+    ))
+}
+
+/// A hidden path beside `dest` for work in progress: `.<name>.<tag>-<pid>`.
+fn sibling(dest: &Path, tag: &str) -> Result<PathBuf, Error> {
+    let name = dest
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{}: not a valid package path", dest.display())))?
+        .to_string_lossy();
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Ok(parent.join(format!(".{name}.{tag}-{}", std::process::id())))
+}
+
+/// Removes a file or directory tree if it exists.
+fn remove_any(path: &Path) -> Result<(), Error> {
+    let removed = match path.symlink_metadata() {
+        Err(_) => return Ok(()),
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+    };
+    removed.map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,72 @@
+//! `mlpack convert`.
+
+use super::progress::Progress;
+use super::{print_json, split_assignment};
+use crate::ir::Target;
+use crate::pipeline::{self, ConvertOptions, Precision};
+use crate::Error;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Flags of `mlpack convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Source model: .onnx, or an .mlpackage to re-write / re-target.
+    input: PathBuf,
+    /// Destination .mlpackage.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Compute precision.
+    #[arg(long, value_enum, default_value = "fp16")]
+    precision: Precision,
+    /// Deployment target: iOS15…iOS18 or macOS12…macOS15.
+    #[arg(long, default_value = "iOS17")]
+    target: String,
+    /// Fix the shape of an input with dynamic dimensions: NAME=D0,D1,... (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_shape)]
+    input_shapes: Vec<(String, Vec<usize>)>,
+    /// Replace OUTPUT if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+    let (name, dims) = split_assignment(s)?;
+    let dims = dims
+        .split(',')
+        .map(|d| d.trim().parse::<usize>().map_err(|_| format!("'{d}' in '{s}' is not a dimension size")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name, dims))
+}
+
+/// Runs `mlpack convert`.
+pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
+    let target: Target = args.target.parse().map_err(|e: crate::ir::UnknownTarget| Error::Usage(format!("--target: {e}")))?;
+    let options = ConvertOptions {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        precision: args.precision,
+        target,
+        input_shapes: args.input_shapes.clone(),
+        force: args.force,
+    };
+    progress.stage(&format!("converting {}", args.input.display()));
+    let report = pipeline::convert(&options)?;
+    progress.clear();
+    if args.json {
+        return print_json(&report);
+    }
+    if !quiet {
+        let ops: usize = report.ops.iter().filter(|(k, _)| k.as_str() != "const").map(|(_, v)| v).sum();
+        println!(
+            "wrote {} ({}, {:?}): {ops} ops",
+            report.output.display(),
+            report.target,
+            report.precision
+        );
+    }
+    Ok(())
+}

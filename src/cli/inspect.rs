@@ -1,0 +1,104 @@
+//! `mlpack inspect`.
+
+use super::print_json;
+use crate::frontend::onnx::{DimSummary, OnnxSummary, Storage};
+use crate::pipeline::{self, InspectReport, PackageSummary};
+use crate::Error;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// Flags of `mlpack inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An .onnx model or an .mlpackage.
+    path: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also print the program as MIL text (packages only).
+    #[arg(long)]
+    mil: bool,
+}
+
+/// Runs `mlpack inspect`.
+pub fn execute(args: &InspectArgs) -> Result<(), Error> {
+    let report = pipeline::inspect(&args.path, args.mil)?;
+    if args.json {
+        return print_json(&report);
+    }
+    match &report {
+        InspectReport::Package(p) => print_package(p),
+        InspectReport::Onnx(summary) => print_onnx(&args.path, summary),
+    }
+    Ok(())
+}
+
+fn print_package(p: &PackageSummary) {
+    println!("{} (Core ML package, {}, specification version {})", p.path.display(), p.target, p.specification_version);
+    for (title, list) in [("inputs", &p.inputs), ("outputs", &p.outputs)] {
+        println!("{title}:");
+        for io in list {
+            println!("  {:<24} {:<6} [{}]", io.name, io.dtype, io.shape.join(", "));
+        }
+    }
+    println!("ops:");
+    for (op, count) in &p.ops {
+        println!("  {op:<24} {count}");
+    }
+    println!("weights:");
+    println!("  {:<40} {:<20} {:<6} {:>12}  storage", "name", "shape", "dtype", "bytes");
+    for w in &p.weights {
+        let shape = format!("{:?}", w.shape);
+        println!("  {:<40} {:<20} {:<6} {:>12}  {}", w.name, shape, w.dtype, w.bytes, w.storage);
+    }
+    println!("total: {} weights, {} parameters, {} bytes", p.weights.len(), p.total_parameters, p.total_weight_bytes);
+    if let Some(mil) = &p.mil {
+        println!();
+        print!("{mil}");
+    }
+}
+
+fn print_onnx(path: &Path, s: &OnnxSummary) {
+    let opsets: Vec<String> = s
+        .opset_imports
+        .iter()
+        .map(|o| format!("{}{}", if o.domain.is_empty() { "ai.onnx" } else { &o.domain }, o.version))
+        .collect();
+    println!("{} (ONNX, IR version {}, {}, opsets {})", path.display(), s.ir_version, s.producer, opsets.join(" "));
+    for (title, list) in [("inputs", &s.inputs), ("outputs", &s.outputs)] {
+        println!("{title}:");
+        for v in list {
+            let dims = match &v.dims {
+                None => "?".to_string(),
+                Some(d) => d
+                    .iter()
+                    .map(|d| match d {
+                        DimSummary::Fixed(n) => n.to_string(),
+                        DimSummary::Param(p) => p.clone(),
+                        DimSummary::Unknown => "?".to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            println!("  {:<24} {:<8} [{dims}]", v.name, v.elem_type);
+        }
+    }
+    println!("ops:");
+    for (op, count) in &s.op_histogram {
+        println!("  {op:<24} {count}");
+    }
+    println!("initializers:");
+    println!("  {:<40} {:<20} {:<8} {:>12}  storage", "name", "shape", "dtype", "bytes");
+    for i in &s.initializers {
+        let storage = match &i.storage {
+            Storage::Embedded => "embedded".to_string(),
+            Storage::External { file, offset } => format!("external {file}@{offset}"),
+        };
+        println!("  {:<40} {:<20} {:<8} {:>12}  {storage}", i.name, format!("{:?}", i.dims), i.dtype, i.bytes);
+    }
+    let t = &s.totals;
+    println!(
+        "total: {} nodes, {} initializers, {} parameters, {} bytes",
+        t.nodes, t.initializers, t.parameters, t.initializer_bytes
+    );
+}

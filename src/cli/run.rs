@@ -1,0 +1,42 @@
+//! `mlpack run`.
+
+use super::progress::Progress;
+use super::split_assignment;
+use crate::interp::RunOptions;
+use crate::{npy, pipeline, Error};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Flags of `mlpack run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The .mlpackage to run.
+    package: PathBuf,
+    /// An input value: NAME=FILE.npy (repeatable; one per model input).
+    #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = parse_input)]
+    inputs: Vec<(String, PathBuf)>,
+    /// Directory for the outputs, one NAME.npy per output.
+    #[arg(short, long, default_value = ".")]
+    output_dir: PathBuf,
+}
+
+fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
+    split_assignment(s).map(|(n, f)| (n, PathBuf::from(f)))
+}
+
+/// Runs `mlpack run`.
+pub fn execute(args: &RunArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
+    progress.stage(&format!("running {}", args.package.display()));
+    let outputs = pipeline::run_package(&args.package, &args.inputs, RunOptions::default())?;
+    progress.clear();
+    std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
+    for (name, value) in &outputs {
+        let path = args.output_dir.join(format!("{name}.npy"));
+        let bytes = npy::serialize(value).map_err(|e| Error::invalid(&path, e.to_string()))?;
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        if !quiet {
+            println!("{name}: {} {:?} -> {}", value.kind(), value.shape(), path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! `convert`: load a model, clean it up, set its precision, write a package.
+
+use super::ModelKind;
+use crate::backend::{read_package, write_package};
+use crate::frontend::onnx::{self, OnnxOptions};
+use crate::ir::{validate_program, Program, Target};
+use crate::passes::{self, Fp16Report};
+use crate::Error;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Compute precision of the written model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// fp16 compute and weights, fp32 model inputs and outputs (coremltools' default).
+    Fp16,
+    /// fp32 throughout.
+    Fp32,
+}
+
+/// Everything `convert` needs.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    /// Source model (`.onnx` or `.mlpackage`).
+    pub input: PathBuf,
+    /// Destination `.mlpackage`.
+    pub output: PathBuf,
+    /// Compute precision.
+    pub precision: Precision,
+    /// Deployment target.
+    pub target: Target,
+    /// Fixed shapes for inputs with dynamic dimensions, by input name.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Replace an existing output.
+    pub force: bool,
+}
+
+/// What `convert` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConvertReport {
+    /// Source model.
+    pub input: PathBuf,
+    /// Written package.
+    pub output: PathBuf,
+    /// Deployment target.
+    pub target: String,
+    /// Compute precision.
+    pub precision: Precision,
+    /// Op count by type in the written program (constants included).
+    pub ops: BTreeMap<String, usize>,
+    /// Precision pass outcome (fp16 only).
+    pub fp16: Option<Fp16Report>,
+}
+
+/// Checks the output path before any work: it must end in `.mlpackage`, differ from the
+/// input, and not exist unless `force`.
+pub fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), Error> {
+    if ModelKind::of(output)? != ModelKind::Package {
+        return Err(Error::Usage(format!("{}: the output must be a .mlpackage path", output.display())));
+    }
+    let same = match (input.canonicalize(), output.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => input == output,
+    };
+    if same {
+        return Err(Error::Usage(format!(
+            "{}: the output is the input; choose another output path (the input is never overwritten)",
+            output.display()
+        )));
+    }
+    if output.exists() && !force {
+        return Err(Error::Usage(format!("{}: already exists; pass --force to replace it", output.display())));
+    }
+    Ok(())
+}
+
+/// Loads a model of either kind as an fp32 (or, for packages, as-written) program for `target`.
+pub fn load_model(path: &Path, target: Target, input_shapes: &[(String, Vec<usize>)]) -> Result<Program, Error> {
+    match ModelKind::of(path)? {
+        ModelKind::Onnx => onnx::load(path, &OnnxOptions { input_shapes: input_shapes.to_vec(), target }),
+        ModelKind::Package => {
+            if !input_shapes.is_empty() {
+                return Err(Error::Usage("--input-shape applies to ONNX inputs only".into()));
+            }
+            let mut program = read_package(path)?;
+            program.target = target;
+            validate_program(&program).map_err(|e| Error::Unsupported {
+                path: path.to_path_buf(),
+                message: format!("cannot re-target to {target}: {e}"),
+            })?;
+            Ok(program)
+        }
+    }
+}
+
+/// Runs the whole conversion and writes the package.
+pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
+    check_output(&options.input, &options.output, options.force)?;
+    let mut program = load_model(&options.input, options.target, &options.input_shapes)?;
+    let fp16 = prepare(&mut program, options.precision)
+        .map_err(|m| Error::invalid(&options.input, m))?;
+    write_package(&program, &options.output, options.force)?;
+    let mut ops = BTreeMap::new();
+    for op in &program.main().block.operations {
+        *ops.entry(op.op_type.clone()).or_insert(0) += 1;
+    }
+    Ok(ConvertReport {
+        input: options.input.clone(),
+        output: options.output.clone(),
+        target: options.target.to_string(),
+        precision: options.precision,
+        ops,
+        fp16,
+    })
+}
+
+/// Cleanup and precision passes shared by every command that writes a package.
+pub fn prepare(program: &mut Program, precision: Precision) -> Result<Option<Fp16Report>, String> {
+    passes::cleanup(program)?;
+    let report = match precision {
+        Precision::Fp16 => Some(passes::to_fp16(program, |_| None)),
+        Precision::Fp32 => None,
+    };
+    passes::remove_dead_code(program);
+    validate_program(program).map_err(|e| e.to_string())?;
+    Ok(report)
+}

@@ -1,0 +1,45 @@
+//! `run`: execute a package with the reference interpreter.
+
+use crate::backend::read_package;
+use crate::interp::{self, RunOptions, Value};
+use crate::ir::{sanitize_name, Function};
+use crate::{npy, Error};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Input files by input name (the package's name or the source model's name it came from).
+pub type RunInputs = Vec<(String, PathBuf)>;
+
+/// Runs the package at `path` on `.npy` inputs and returns its outputs by name.
+pub fn run_package(path: &Path, inputs: &RunInputs, options: RunOptions) -> Result<Vec<(String, Value)>, Error> {
+    let program = read_package(path)?;
+    let main = program.main();
+    let mut values = BTreeMap::new();
+    for (given, file) in inputs {
+        let var = main
+            .inputs
+            .iter()
+            .find(|v| v.name == *given || v.name == sanitize_name(given))
+            .ok_or_else(|| Error::Usage(format!("--input {given}: the package has no such input ({})", signature(main))))?;
+        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        let value = npy::parse(&bytes).map_err(|e| Error::invalid(file, e.to_string()))?;
+        if values.insert(var.name.clone(), value).is_some() {
+            return Err(Error::Usage(format!("--input {given}: given twice")));
+        }
+    }
+    if let Some(missing) = main.inputs.iter().find(|v| !values.contains_key(&v.name)) {
+        return Err(Error::Usage(format!("missing --input {}=FILE.npy (expects {})", missing.name, signature(main))));
+    }
+    interp::run(main, &values, options).map_err(|e| match e {
+        interp::InterpError::Input { ref name, .. } => {
+            let file = inputs.iter().find(|(g, _)| sanitize_name(g) == *name).map(|(_, f)| f.as_path()).unwrap_or(path);
+            Error::invalid(file, e.to_string())
+        }
+        other => Error::invalid(path, other.to_string()),
+    })
+}
+
+/// A function's input signature, for error messages.
+fn signature(function: &Function) -> String {
+    function.inputs.iter().map(|v| format!("{}: {}", v.name, v.ty)).collect::<Vec<_>>().join(", ")
+}

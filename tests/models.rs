@@ -1,0 +1,130 @@
+//! Every fixture model converts to FP32 and FP16 packages whose outputs, run by the reference
+//! interpreter, match ONNX Runtime's outputs saved with the fixture.
+//!
+//! Tolerances:
+//! - FP32: max |ours − ORT| ≤ 1e-4 × scale, scale = max |ORT output| (at least 1e-3). Both
+//!   compute in fp32; only summation order differs.
+//! - FP16: weights are rounded to fp16 (relative error ≤ 2⁻¹¹ each) and, with fp16 emulation,
+//!   every op's result is rounded to fp16 too. Each layer then adds about 2⁻¹¹ of relative
+//!   error, which accumulates over depth L roughly as √L·2⁻¹¹·(condition of the net). We
+//!   require max error ≤ 3e-2 × scale and cosine similarity ≥ 0.999 — far above what rounding
+//!   explains for the depths here (≤ ~80 layers), yet an op mapped wrongly fails by orders of
+//!   magnitude.
+
+mod common;
+
+use common::fixtures::Fixture;
+use mlpack::interp::{RunOptions, Value};
+use mlpack::ir::Target;
+use mlpack::pipeline::{self, ConvertOptions, Precision};
+use std::path::Path;
+
+/// Error statistics of one output.
+struct Diff {
+    max_abs: f64,
+    scale: f64,
+    cosine: f64,
+}
+
+fn diff(ours: &Value, reference: &Value) -> Diff {
+    assert_eq!(ours.shape(), reference.shape(), "output shapes differ");
+    let a = ours.to_f32_array().unwrap();
+    let b = reference.to_f32_array().unwrap();
+    let (mut max_abs, mut scale, mut dot, mut na, mut nb) = (0f64, 0f64, 0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b.iter()) {
+        let (x, y) = (x as f64, y as f64);
+        assert!(x.is_finite(), "non-finite output value {x}");
+        max_abs = max_abs.max((x - y).abs());
+        scale = scale.max(y.abs());
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    let cosine = if na == 0.0 && nb == 0.0 { 1.0 } else { dot / (na.sqrt() * nb.sqrt()).max(1e-30) };
+    Diff { max_abs, scale: scale.max(1e-3), cosine }
+}
+
+fn read_npy(path: &Path) -> Value {
+    mlpack::npy::parse(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The `--input-shape` values a fixture with dynamic dims needs.
+fn input_shapes(fx: &Fixture) -> Vec<(String, Vec<usize>)> {
+    fx.meta
+        .input_shape_flags
+        .iter()
+        .map(|flag| {
+            let (name, dims) = flag.split_once('=').expect("NAME=DIMS");
+            (name.to_string(), dims.split(',').map(|d| d.parse().expect("a size")).collect())
+        })
+        .collect()
+}
+
+/// Converts `fx` at `precision`, runs it, and returns (output name, diff) per output.
+fn convert_and_compare(fx: &Fixture, precision: Precision, dir: &Path) -> Result<Vec<(String, Diff)>, String> {
+    let out = dir.join(format!("{}_{precision:?}.mlpackage", fx.case));
+    let options = ConvertOptions {
+        input: fx.model_path(),
+        output: out.clone(),
+        precision,
+        target: Target::IOS17,
+        input_shapes: input_shapes(fx),
+        force: false,
+    };
+    pipeline::convert(&options).map_err(|e| format!("{}: convert: {e}", fx.name()))?;
+    let inputs = fx.input_files();
+    let run = RunOptions { emulate_fp16: precision == Precision::Fp16 };
+    let outputs = pipeline::run_package(&out, &inputs, run).map_err(|e| format!("{}: run: {e}", fx.name()))?;
+    let expected = fx.output_files();
+    assert_eq!(outputs.len(), expected.len(), "{}: output count", fx.name());
+    Ok(outputs.iter().zip(&expected).map(|((name, value), (_, file))| (name.clone(), diff(value, &read_npy(file)))).collect())
+}
+
+fn check_group(group: &str, precision: Precision) {
+    let dir = common::packages::package_dir(&format!("models_{group}_{precision:?}"));
+    let mut failures = Vec::new();
+    for fx in Fixture::all(group) {
+        let diffs = match convert_and_compare(&fx, precision, &dir) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("{e}");
+                failures.push(e);
+                continue;
+            }
+        };
+        for (name, d) in diffs {
+            let (tol, min_cos) = match precision {
+                Precision::Fp32 => (1e-4, 0.999_999),
+                Precision::Fp16 => (3e-2, 0.999),
+            };
+            let line = format!(
+                "{}/{name} {precision:?}: max abs err {:.3e} (scale {:.3e}, rel {:.2e}), cosine {:.7}",
+                fx.name(),
+                d.max_abs,
+                d.scale,
+                d.max_abs / d.scale,
+                d.cosine
+            );
+            println!("{line}");
+            if d.max_abs > tol * d.scale || d.cosine < min_cos {
+                failures.push(line);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "outputs differ from ONNX Runtime:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn models_match_onnx_runtime_in_fp32() {
+    check_group("models", Precision::Fp32);
+}
+
+#[test]
+fn models_match_onnx_runtime_in_fp16() {
+    check_group("models", Precision::Fp16);
+}
+
+#[test]
+fn op_cases_match_onnx_runtime_in_fp32() {
+    check_group("ops", Precision::Fp32);
+}
