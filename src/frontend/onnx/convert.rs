@@ -12,8 +12,9 @@ use crate::Error;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-/// Oldest default-domain opset the converters handle.
-pub const MIN_OPSET: i64 = 7;
+/// Oldest default-domain opset the converters handle (opset 6 differs from 7 only in the
+/// legacy `broadcast`/`axis` attributes of binary ops, which are checked per node).
+pub const MIN_OPSET: i64 = 6;
 
 /// What a node converter works with: the builder, the ONNX → IR name map and the model's
 /// initializers, plus helpers that turn problems into errors naming the current node.
@@ -398,6 +399,12 @@ fn function_inputs(
                     dims.len()
                 )));
             }
+            (Some((_, shape)), _) if shape.contains(&0) => {
+                return Err(Error::Usage(format!(
+                    "--input-shape gives input '{}' a zero dimension {shape:?}",
+                    v.name
+                )));
+            }
             (Some((_, shape)), _) => shape.clone(),
             (None, Some(dims)) => match dims.iter().find_map(|d| d.as_ref().err()) {
                 None => dims.iter().map(|d| *d.as_ref().unwrap_or(&0)).collect(),
@@ -489,6 +496,13 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
     let mut outputs: Vec<(String, String)> = Vec::with_capacity(graph.output.len());
     for out in &graph.output {
         let desired = sanitize_name(&out.name);
+        if !ctx.values.contains_key(&out.name) && !ctx.initializers.contains_key(out.name.as_str())
+        {
+            return Err(Error::invalid(
+                path,
+                format!("graph output '{}' is not produced by any node", out.name),
+            ));
+        }
         let mut var = ctx.resolve(&out.name)?;
         let reused = outputs.iter().any(|(_, v)| *v == var);
         if input_vars.contains(&var) || ctx.const_value(&var).is_some() || reused {
@@ -542,6 +556,7 @@ fn name_outputs_after_graph(function: &mut Function, outputs: &[(String, String)
     }
 }
 
+/// Renames variable `from` (its definition, its op's name and every use) to `to`.
 fn rename_var(function: &mut Function, from: &str, to: &str) {
     for op in &mut function.block.operations {
         if op.name == from {

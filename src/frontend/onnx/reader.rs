@@ -156,3 +156,59 @@ impl ExternalData {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::onnx::GraphProto;
+
+    #[test]
+    fn decoded_raw_data_points_into_the_file_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        let tensor = TensorProto {
+            name: "w".into(),
+            raw_data: Bytes::from(vec![7u8; 4096]),
+            ..Default::default()
+        };
+        let model = ModelProto {
+            graph: Some(GraphProto {
+                initializer: vec![tensor],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        std::fs::write(&path, model.encode_to_vec()).unwrap();
+        let map = map_file(&path).unwrap();
+        let decoded = ModelProto::decode(map.clone()).unwrap();
+        let raw = &decoded.graph.unwrap().initializer[0].raw_data;
+        let range = map.as_ptr() as usize..map.as_ptr() as usize + map.len();
+        assert!(
+            range.contains(&(raw.as_ptr() as usize)),
+            "raw_data was copied out of the map"
+        );
+        assert!(read_model(&path).is_ok());
+    }
+
+    #[test]
+    fn external_ranges_are_bounds_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("w.bin"), [1u8, 2, 3, 4]).unwrap();
+        let mut data = ExternalData::new(&dir.path().join("m.onnx"));
+        let r = |offset, length| ExternalRef {
+            location: "w.bin".into(),
+            offset,
+            length,
+        };
+        assert_eq!(&data.slice("w", &r(1, Some(2))).unwrap()[..], &[2, 3]);
+        assert_eq!(&data.slice("w", &r(2, None)).unwrap()[..], &[3, 4]);
+        assert!(data.slice("w", &r(3, Some(2))).is_err());
+        assert!(data.slice("w", &r(u64::MAX, Some(2))).is_err());
+        let abs = ExternalRef {
+            location: "/etc/passwd".into(),
+            offset: 0,
+            length: None,
+        };
+        assert!(data.slice("w", &abs).is_err());
+    }
+}

@@ -153,7 +153,10 @@ pub fn summarize(path: &Path) -> Result<OnnxSummary, Error> {
     let mut initializers = Vec::with_capacity(graph.initializer.len());
     let (mut parameters, mut initializer_bytes) = (0u64, 0u64);
     for t in &graph.initializer {
-        let elements: u64 = t.dims.iter().map(|&d| d.max(0) as u64).product();
+        let elements = t
+            .dims
+            .iter()
+            .fold(1u64, |acc, &d| acc.saturating_mul(d.max(0) as u64));
         let computed = elem_size(t.data_type).map_or(0, |s| s as u64 * elements);
         let (bytes, storage) = match external_ref(t, path)? {
             Some(r) => (

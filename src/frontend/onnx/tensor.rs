@@ -72,7 +72,10 @@ pub fn to_ir_tensor(
                 .map_err(|_| invalid(format!("negative dimension {d} in {:?}", t.dims)))?,
         );
     }
-    let count: usize = shape.iter().product();
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| invalid(format!("dimensions {:?} are too large", t.dims)))?;
     if t.segment.is_some() {
         return Err(unsupported("segmented tensors are not supported".into()));
     }

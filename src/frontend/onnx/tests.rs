@@ -712,3 +712,648 @@ fn summary_lists_dims_ops_and_initializers() {
     let json = serde_json::to_string(&s).unwrap();
     assert!(json.contains(r#""dims":["batch",3]"#), "{json}");
 }
+
+/// Converts `m` and runs it on float inputs (by ONNX input order), returning output 0.
+fn run_f32(m: &ModelProto, inputs: &[(&[usize], &[f32])]) -> (Vec<usize>, Vec<f32>) {
+    use crate::interp::{run, RunOptions, Value};
+    let p = load_ok(m);
+    crate::ir::validate_program(&p).unwrap();
+    let f = p.main();
+    let mut values = std::collections::BTreeMap::new();
+    for (var, (shape, data)) in f.inputs.iter().zip(inputs) {
+        let array = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec()).unwrap();
+        values.insert(var.name.clone(), Value::Float(array));
+    }
+    let outs = run(f, &values, RunOptions::default()).unwrap();
+    let out = outs[0].1.to_f32_array().unwrap();
+    (out.shape().to_vec(), out.iter().copied().collect())
+}
+
+#[test]
+fn expand_broadcasts_with_reshape_and_tile() {
+    let nodes = vec![node("Expand", "ex", &["x", "shape"], &["y"], vec![])];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[3, 1])],
+        &["y"],
+        vec![init_i64("shape", &[2, 1, 2])],
+    );
+    assert_eq!(op_types(load_ok(&m).main()), vec!["reshape", "tile"]);
+    let (shape, v) = run_f32(&m, &[(&[3, 1], &[1.0, 2.0, 3.0])]);
+    assert_eq!(shape, vec![2, 3, 2]);
+    assert_eq!(
+        v,
+        vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    );
+}
+
+#[test]
+fn split_sizes_come_from_the_input_or_num_outputs() {
+    let nodes = vec![node(
+        "Split",
+        "sp",
+        &["x", "sizes"],
+        &["a", "b"],
+        vec![int("axis", 0)],
+    )];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[5])],
+        &["b", "a"],
+        vec![init_i64("sizes", &[2, 3])],
+    );
+    let p = load_ok(&m);
+    let f = p.main();
+    assert_eq!(f.block.outputs, vec!["b", "a"]);
+    let split = ops(f)[0];
+    assert_eq!(param(f, split, "split_sizes").to_i64_vec(), vec![2, 3]);
+    let (shape, v) = run_f32(&m, &[(&[5], &[1.0, 2.0, 3.0, 4.0, 5.0])]);
+    assert_eq!((shape, v), (vec![3], vec![3.0, 4.0, 5.0]));
+
+    // Opset 18: 7 elements in 3 outputs are 3, 3, 1.
+    let nodes = vec![node(
+        "Split",
+        "sp",
+        &["x"],
+        &["a", "b", "c"],
+        vec![int("num_outputs", 3)],
+    )];
+    let p = load_ok(&model(
+        18,
+        nodes,
+        vec![fixed("x", &[7])],
+        &["a", "b", "c"],
+        vec![],
+    ));
+    assert_eq!(
+        param(p.main(), ops(p.main())[0], "split_sizes").to_i64_vec(),
+        vec![3, 3, 1]
+    );
+}
+
+#[test]
+fn pad_uses_mil_order_for_trailing_axes() {
+    let nodes = vec![node("Pad", "pad", &["x", "pads", "value"], &["y"], vec![])];
+    let value = TensorProto {
+        name: "value".into(),
+        data_type: DataType::Float as i32,
+        float_data: vec![9.0],
+        ..Default::default()
+    };
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 2])],
+        &["y"],
+        vec![init_i64("pads", &[0, 1, 0, 2]), value],
+    );
+    let p = load_ok(&m);
+    assert_eq!(
+        param(p.main(), ops(p.main())[0], "pad").to_i64_vec(),
+        vec![1, 2]
+    );
+    let (shape, v) = run_f32(&m, &[(&[1, 2], &[1.0, 2.0])]);
+    assert_eq!((shape, v), (vec![1, 5], vec![9.0, 1.0, 2.0, 9.0, 9.0]));
+}
+
+#[test]
+fn range_and_constant_of_shape_fold() {
+    let fill = TensorProto {
+        name: "v".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![1],
+        int64_data: vec![4],
+        ..Default::default()
+    };
+    let value_attr = AttributeProto {
+        name: "value".into(),
+        r#type: AttributeType::Tensor as i32,
+        t: Some(fill),
+        ..Default::default()
+    };
+    let scalar = |name: &str, v: i64| TensorProto {
+        name: name.into(),
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![v],
+        ..Default::default()
+    };
+    let nodes = vec![
+        node(
+            "Range",
+            "range",
+            &["start", "limit", "delta"],
+            &["r"],
+            vec![],
+        ),
+        node(
+            "ConstantOfShape",
+            "cos",
+            &["shape"],
+            &["c"],
+            vec![value_attr],
+        ),
+        node("Add", "add", &["r", "c"], &["y"], vec![]),
+    ];
+    let inits = vec![
+        scalar("start", 10),
+        scalar("limit", 4),
+        scalar("delta", -3),
+        init_i64("shape", &[2]),
+    ];
+    let p = load_ok(&model(13, nodes, vec![], &["y"], inits));
+    let f = p.main();
+    // Everything folds: the output is a constant returned through an identity.
+    assert_eq!(op_types(f), vec!["identity"]);
+    let value = f
+        .block
+        .operations
+        .iter()
+        .find_map(|op| op.const_value())
+        .unwrap();
+    assert_eq!(
+        (value.dtype(), value.to_i64_vec()),
+        (DType::I32, vec![14, 11])
+    );
+}
+
+#[test]
+fn clip_at_opset_6_uses_attributes_and_one_bound_uses_maximum() {
+    let f32_attr = |name: &str, v: f32| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f: v,
+        ..Default::default()
+    };
+    let nodes = vec![node(
+        "Clip",
+        "clip",
+        &["x"],
+        &["y"],
+        vec![f32_attr("min", -1.0), f32_attr("max", 1.0)],
+    )];
+    let m = model(6, nodes, vec![fixed("x", &[3])], &["y"], vec![]);
+    assert_eq!(op_types(load_ok(&m).main()), vec!["clip"]);
+    assert_eq!(
+        run_f32(&m, &[(&[3], &[-3.0, 0.5, 2.0])]).1,
+        vec![-1.0, 0.5, 1.0]
+    );
+
+    let lo = TensorProto {
+        name: "lo".into(),
+        data_type: DataType::Float as i32,
+        float_data: vec![0.0],
+        ..Default::default()
+    };
+    let nodes = vec![node("Clip", "clip", &["x", "lo"], &["y"], vec![])];
+    let m = model(13, nodes, vec![fixed("x", &[3])], &["y"], vec![lo]);
+    assert_eq!(op_types(load_ok(&m).main()), vec!["maximum"]);
+    assert_eq!(
+        run_f32(&m, &[(&[3], &[-3.0, 0.5, 2.0])]).1,
+        vec![0.0, 0.5, 2.0]
+    );
+
+    let nodes = vec![node(
+        "Add",
+        "add",
+        &["x", "x"],
+        &["y"],
+        vec![int("broadcast", 1), int("axis", 0)],
+    )];
+    let err = load_with(
+        &model(6, nodes, vec![fixed("x", &[3])], &["y"], vec![]),
+        &OnnxOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("legacy broadcasting"), "{err}");
+}
+
+#[test]
+fn arithmetic_helpers_compute_exactly() {
+    let nodes = vec![
+        node("Neg", "neg", &["x"], &["n"], vec![]),
+        node("Reciprocal", "rec", &["x"], &["r"], vec![]),
+        node("Sum", "sum", &["x", "n", "r"], &["s"], vec![]),
+        node("PRelu", "prelu", &["s", "slope"], &["y"], vec![]),
+    ];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[2])],
+        &["y"],
+        vec![init_f32("slope", &[1], &[0.5])],
+    );
+    // x = [2, -4]: -x = [-2, 4], 1/x = [0.5, -0.25], sum = [0.5, -0.25], prelu → [0.5, -0.125].
+    assert_eq!(run_f32(&m, &[(&[2], &[2.0, -4.0])]).1, vec![0.5, -0.125]);
+}
+
+#[test]
+fn layer_norm_argmax_and_cast() {
+    let nodes = vec![
+        node(
+            "LayerNormalization",
+            "ln",
+            &["x", "gamma", "beta"],
+            &["n"],
+            vec![int("axis", -1)],
+        ),
+        node(
+            "ArgMax",
+            "am",
+            &["n"],
+            &["i"],
+            vec![int("axis", 1), int("keepdims", 0)],
+        ),
+        node(
+            "Cast",
+            "cast",
+            &["i"],
+            &["y"],
+            vec![int("to", DataType::Float as i64)],
+        ),
+    ];
+    let inits = vec![
+        init_f32("gamma", &[3], &[1.0, 1.0, -1.0]),
+        init_f32("beta", &[3], &[0.0; 3]),
+    ];
+    let m = model(17, nodes, vec![fixed("x", &[2, 3])], &["y"], inits);
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["layer_norm", "reduce_argmax", "cast"]
+    );
+    // Row 0 normalised is increasing, so gamma = -1 on the last element makes index 1 largest;
+    // row 1 is decreasing, so index 0 is largest.
+    let (shape, v) = run_f32(&m, &[(&[2, 3], &[1.0, 2.0, 3.0, 3.0, 2.0, 1.0])]);
+    assert_eq!((shape, v), (vec![2], vec![1.0, 0.0]));
+}
+
+#[test]
+fn output_names_win_over_intermediate_names() {
+    // The softmax emits intermediate ops named after its output "y"; the graph output "y_flat"
+    // produced by another node must still be called "y_flat".
+    let nodes = vec![
+        node("Softmax", "sm", &["x"], &["y"], vec![int("axis", 1)]),
+        node("Relu", "relu", &["y"], &["y_flat"], vec![]),
+    ];
+    let p = load_ok(&model(
+        11,
+        nodes,
+        vec![fixed("x", &[2, 3, 4])],
+        &["y_flat", "y"],
+        vec![],
+    ));
+    let f = p.main();
+    assert_eq!(f.block.outputs, vec!["y_flat", "y"]);
+    assert_eq!(f.block.producer("y_flat").unwrap().1.op_type, "relu");
+    assert_eq!(f.block.producer("y").unwrap().1.op_type, "reshape");
+    crate::ir::validate_program(&p).unwrap();
+}
+
+#[test]
+fn conv_transpose_pads_and_output_padding() {
+    // x = [1, 2], w = [1, 1, 1], stride 2: x0 covers outputs 0..3, x1 covers 2..5 → [1, 1, 3, 2, 2].
+    let w = init_f32("w", &[1, 1, 3], &[1.0; 3]);
+    let case = |attrs: Vec<AttributeProto>| {
+        let nodes = vec![node("ConvTranspose", "ct", &["x", "w"], &["y"], attrs)];
+        run_f32(
+            &model(
+                13,
+                nodes,
+                vec![fixed("x", &[1, 1, 2])],
+                &["y"],
+                vec![w.clone()],
+            ),
+            &[(&[1, 1, 2], &[1.0, 2.0])],
+        )
+    };
+    assert_eq!(
+        case(vec![ints("strides", &[2])]),
+        (vec![1, 1, 5], vec![1.0, 1.0, 3.0, 2.0, 2.0])
+    );
+    assert_eq!(
+        case(vec![ints("strides", &[2]), ints("output_padding", &[1])]),
+        (vec![1, 1, 6], vec![1.0, 1.0, 3.0, 2.0, 2.0, 0.0])
+    );
+    assert_eq!(
+        case(vec![ints("strides", &[2]), ints("pads", &[1, 1])]),
+        (vec![1, 1, 3], vec![1.0, 3.0, 2.0])
+    );
+}
+
+#[test]
+fn batch_norm_on_a_matrix_runs_with_a_unit_spatial_dimension() {
+    let nodes = vec![node(
+        "BatchNormalization",
+        "bn",
+        &["x", "s", "b", "m", "v"],
+        &["y"],
+        vec![],
+    )];
+    let inits = vec![
+        init_f32("s", &[2], &[2.0, 1.0]),
+        init_f32("b", &[2], &[1.0, 0.0]),
+        init_f32("m", &[2], &[1.0, -1.0]),
+        init_f32("v", &[2], &[4.0 - 1e-5, 1.0 - 1e-5]),
+    ];
+    let m = model(13, nodes, vec![fixed("x", &[1, 2])], &["y"], inits);
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["expand_dims", "batch_norm", "squeeze"]
+    );
+    // (5 - 1) / 2 * 2 + 1 = 5; (1 + 1) / 1 * 1 + 0 = 2.
+    let (shape, v) = run_f32(&m, &[(&[1, 2], &[5.0, 1.0])]);
+    assert_eq!(shape, vec![1, 2]);
+    assert!(
+        (v[0] - 5.0).abs() < 1e-5 && (v[1] - 2.0).abs() < 1e-5,
+        "{v:?}"
+    );
+}
+
+#[test]
+fn log_softmax_is_x_minus_log_sum_exp() {
+    let nodes = vec![node("LogSoftmax", "lsm", &["x"], &["y"], vec![])];
+    let m = model(13, nodes, vec![fixed("x", &[2])], &["y"], vec![]);
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["reduce_log_sum_exp", "sub"]
+    );
+    // log(e^0 + e^ln3) = ln 4: y = [-ln 4, ln 3 - ln 4]; the large input stays finite.
+    let (_, v) = run_f32(&m, &[(&[2], &[0.0, 3f32.ln()])]);
+    assert!(
+        (v[0] + 4f32.ln()).abs() < 1e-6 && (v[1] - (3f32.ln() - 4f32.ln())).abs() < 1e-6,
+        "{v:?}"
+    );
+    let (_, v) = run_f32(&m, &[(&[2], &[0.0, 200.0])]);
+    assert_eq!(v, vec![-200.0, 0.0]);
+}
+
+#[test]
+fn hostile_sizes_are_errors_not_panics() {
+    let huge = TensorProto {
+        name: "w".into(),
+        data_type: DataType::Float as i32,
+        dims: vec![i64::MAX, 4],
+        ..Default::default()
+    };
+    let nodes = vec![node("Add", "add", &["x", "w"], &["y"], vec![])];
+    let err = load_with(
+        &model(13, nodes, vec![fixed("x", &[1])], &["y"], vec![huge]),
+        &OnnxOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+
+    let nodes = vec![node("ConstantOfShape", "c", &["shape"], &["y"], vec![])];
+    let m = model(
+        13,
+        nodes,
+        vec![],
+        &["y"],
+        vec![init_i64("shape", &[1 << 40, 1 << 40])],
+    );
+    assert!(matches!(
+        load_with(&m, &OnnxOptions::default()),
+        Err(Error::Unsupported { .. })
+    ));
+
+    let nodes = vec![node("Reshape", "r", &["x", "shape"], &["y"], vec![])];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[4])],
+        &["y"],
+        vec![init_i64("shape", &[i64::MAX, i64::MAX])],
+    );
+    assert!(matches!(
+        load_with(&m, &OnnxOptions::default()),
+        Err(Error::Invalid { .. })
+    ));
+}
+
+#[test]
+fn resize_nearest_by_whole_factors_repeats_pixels() {
+    let scales = TensorProto {
+        name: "scales".into(),
+        data_type: DataType::Float as i32,
+        dims: vec![4],
+        float_data: vec![1.0, 1.0, 2.0, 2.0],
+        ..Default::default()
+    };
+    let attrs = vec![
+        string("mode", "nearest"),
+        string("coordinate_transformation_mode", "asymmetric"),
+        string("nearest_mode", "floor"),
+    ];
+    let nodes = vec![node("Resize", "rs", &["x", "", "scales"], &["y"], attrs)];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 1, 1, 2])],
+        &["y"],
+        vec![scales],
+    );
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["upsample_nearest_neighbor"]
+    );
+    let (shape, v) = run_f32(&m, &[(&[1, 1, 1, 2], &[1.0, 2.0])]);
+    assert_eq!(
+        (shape, v),
+        (
+            vec![1, 1, 2, 4],
+            vec![1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]
+        )
+    );
+
+    // Linear, half-pixel: 2 → 4 samples at (i + 0.5) / 2 - 0.5 = [-0.25→0, 0.25, 0.75, 1.25→1]
+    // of [1, 3] → [1, 1.5, 2.5, 3].
+    let nodes = vec![node(
+        "Resize",
+        "rs",
+        &["x", "", "", "sizes"],
+        &["y"],
+        vec![string("mode", "linear")],
+    )];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 1, 2, 2])],
+        &["y"],
+        vec![init_i64("sizes", &[1, 1, 2, 4])],
+    );
+    assert_eq!(op_types(load_ok(&m).main()), vec!["resize_bilinear"]);
+    let (shape, v) = run_f32(&m, &[(&[1, 1, 2, 2], &[1.0, 3.0, 1.0, 3.0])]);
+    assert_eq!(
+        (shape, v),
+        (
+            vec![1, 1, 2, 4],
+            vec![1.0, 1.5, 2.5, 3.0, 1.0, 1.5, 2.5, 3.0]
+        )
+    );
+
+    let nodes = vec![node(
+        "Resize",
+        "rs",
+        &["x", "", "", "sizes"],
+        &["y"],
+        vec![string("mode", "cubic")],
+    )];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 1, 2, 2])],
+        &["y"],
+        vec![init_i64("sizes", &[1, 1, 2, 4])],
+    );
+    let err = load_with(&m, &OnnxOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("mode 'cubic'"), "{err}");
+}
+
+#[test]
+fn a_graph_output_nobody_produces_is_invalid() {
+    let nodes = vec![node("Relu", "relu", &["x"], &["y"], vec![])];
+    let err = load_with(
+        &model(13, nodes, vec![fixed("x", &[2])], &["z"], vec![]),
+        &OnnxOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }));
+    assert!(
+        err.to_string().contains("graph output 'z' is not produced"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gather_and_scatter_elements_follow_the_onnx_examples() {
+    // GatherElements example from the ONNX operator docs, with -1 standing for index 1.
+    let idx = TensorProto {
+        name: "i".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![2, 2],
+        int64_data: vec![0, 0, -1, 0],
+        ..Default::default()
+    };
+    let nodes = vec![node(
+        "GatherElements",
+        "ge",
+        &["x", "i"],
+        &["y"],
+        vec![int("axis", 1)],
+    )];
+    let m = model(13, nodes, vec![fixed("x", &[2, 2])], &["y"], vec![idx]);
+    assert_eq!(
+        run_f32(&m, &[(&[2, 2], &[1.0, 2.0, 3.0, 4.0])]).1,
+        vec![1.0, 1.0, 4.0, 3.0]
+    );
+
+    // ScatterElements example: data [[1, 2, 3, 4, 5]], indices [[1, 3]], updates [[1.1, 2.1]], axis 1.
+    let idx = TensorProto {
+        name: "i".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![1, 2],
+        int64_data: vec![1, 3],
+        ..Default::default()
+    };
+    let nodes = vec![node(
+        "ScatterElements",
+        "se",
+        &["x", "i", "u"],
+        &["y"],
+        vec![int("axis", 1)],
+    )];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[1, 5])],
+        &["y"],
+        vec![idx, init_f32("u", &[1, 2], &[1.1, 2.1])],
+    );
+    assert_eq!(
+        run_f32(&m, &[(&[1, 5], &[1.0, 2.0, 3.0, 4.0, 5.0])]).1,
+        vec![1.0, 1.1, 3.0, 2.1, 5.0]
+    );
+
+    // ScatterND example 1: indices [[4], [3], [1], [7]], updates [9, 10, 11, 12].
+    let idx = TensorProto {
+        name: "i".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![4, 1],
+        int64_data: vec![4, 3, 1, 7],
+        ..Default::default()
+    };
+    let nodes = vec![node("ScatterND", "sn", &["x", "i", "u"], &["y"], vec![])];
+    let m = model(
+        13,
+        nodes,
+        vec![fixed("x", &[8])],
+        &["y"],
+        vec![idx, init_f32("u", &[4], &[9.0, 10.0, 11.0, 12.0])],
+    );
+    let x: Vec<f32> = (1..=8).map(|v| v as f32).collect();
+    assert_eq!(
+        run_f32(&m, &[(&[8], &x)]).1,
+        vec![1.0, 11.0, 3.0, 10.0, 9.0, 6.0, 7.0, 12.0]
+    );
+
+    // GatherND example 2 of the docs: data [[0, 1], [2, 3]], indices [[1], [0]] → [[2, 3], [0, 1]].
+    let idx = TensorProto {
+        name: "i".into(),
+        data_type: DataType::Int64 as i32,
+        dims: vec![2, 1],
+        int64_data: vec![1, 0],
+        ..Default::default()
+    };
+    let nodes = vec![node("GatherND", "gn", &["x", "i"], &["y"], vec![])];
+    let m = model(13, nodes, vec![fixed("x", &[2, 2])], &["y"], vec![idx]);
+    assert_eq!(
+        run_f32(&m, &[(&[2, 2], &[0.0, 1.0, 2.0, 3.0])]),
+        (vec![2, 2], vec![2.0, 3.0, 0.0, 1.0])
+    );
+}
+
+#[test]
+fn cumsum_and_topk() {
+    let axis0 = TensorProto {
+        name: "a".into(),
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![0],
+        ..Default::default()
+    };
+    let nodes = vec![node(
+        "CumSum",
+        "cs",
+        &["x", "a"],
+        &["y"],
+        vec![int("exclusive", 1), int("reverse", 1)],
+    )];
+    let m = model(14, nodes, vec![fixed("x", &[3])], &["y"], vec![axis0]);
+    // ONNX docs: exclusive + reverse of [1, 2, 3] is [5, 3, 0].
+    assert_eq!(
+        run_f32(&m, &[(&[3], &[1.0, 2.0, 3.0])]).1,
+        vec![5.0, 3.0, 0.0]
+    );
+
+    let nodes = vec![node(
+        "TopK",
+        "tk",
+        &["x", "k"],
+        &["values", "indices"],
+        vec![],
+    )];
+    let m = model(
+        11,
+        nodes,
+        vec![fixed("x", &[4])],
+        &["indices", "values"],
+        vec![init_i64("k", &[2])],
+    );
+    let p = load_ok(&m);
+    assert_eq!(p.main().block.outputs, vec!["indices", "values"]);
+    assert_eq!(p.main().outputs()[0].ty.dtype, DType::I32);
+    assert_eq!(
+        run_f32(&m, &[(&[4], &[3.0, 9.0, 1.0, 5.0])]),
+        (vec![2], vec![1.0, 3.0])
+    );
+}

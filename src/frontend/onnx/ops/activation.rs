@@ -157,10 +157,13 @@ fn clip(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// `Softmax`. From opset 13 it normalises along `axis` (default -1). Before, the input is
-/// seen as a 2-D matrix split at `axis` (default 1) and normalised along its rows, which
-/// differs from a plain softmax unless `axis` is the last dimension.
-fn softmax(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+/// Emits a softmax-like normalisation of `x` along `axis`, named `hint`.
+type AlongAxis = fn(&mut Ctx, &str, i64, &str) -> Result<String, Error>;
+
+/// `Softmax`/`LogSoftmax`. From opset 13 they normalise along `axis` (default -1). Before,
+/// the input is seen as a 2-D matrix split at `axis` (default 1) and normalised along its
+/// rows, which differs from normalising one axis unless `axis` is the last dimension.
+fn normalize(ctx: &mut Ctx, node: &Node, along: AlongAxis) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
     let rank = ctx.rank(&x)?;
@@ -171,8 +174,7 @@ fn softmax(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         rank.max(1),
     )?;
     let y = if ctx.opset >= 13 || a + 1 >= rank {
-        let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
-        ctx.op1("softmax", &out, &[("x", &x), ("axis", &axis_c)])?
+        along(ctx, &x, a as i64, &out)?
     } else {
         let shape = ctx.shape(&x)?;
         let rows: usize = shape[..a].iter().product();
@@ -183,18 +185,40 @@ fn softmax(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
             &format!("{out}_flat"),
             &[("x", &x), ("shape", &flat_shape)],
         )?;
-        let axis_c = ctx.int(&format!("{out}_axis"), -1);
-        let sm = ctx.op1(
-            "softmax",
-            &format!("{out}_rows"),
-            &[("x", &flat), ("axis", &axis_c)],
-        )?;
+        let normalized = along(ctx, &flat, -1, &format!("{out}_rows"))?;
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         let back = ctx.ints(&format!("{out}_shape"), &dims);
-        ctx.op1("reshape", &out, &[("x", &sm), ("shape", &back)])?
+        ctx.op1("reshape", &out, &[("x", &normalized), ("shape", &back)])?
     };
     ctx.set_output(node, 0, y);
     Ok(())
+}
+
+/// MIL `softmax` along `axis`.
+fn softmax_along(ctx: &mut Ctx, x: &str, axis: i64, hint: &str) -> Result<String, Error> {
+    let axis_c = ctx.int(&format!("{hint}_axis"), axis);
+    ctx.op1("softmax", hint, &[("x", x), ("axis", &axis_c)])
+}
+
+/// `x - log(sum(exp(x)))` along `axis`, with `reduce_log_sum_exp` (stable, unlike
+/// `log(softmax(x))`, which underflows to -inf).
+fn log_softmax_along(ctx: &mut Ctx, x: &str, axis: i64, hint: &str) -> Result<String, Error> {
+    let axes = ctx.ints(&format!("{hint}_axes"), &[axis]);
+    let keep = ctx.boolean(&format!("{hint}_keep_dims"), true);
+    let lse = ctx.op1(
+        "reduce_log_sum_exp",
+        &format!("{hint}_lse"),
+        &[("x", x), ("axes", &axes), ("keep_dims", &keep)],
+    )?;
+    ctx.op1("sub", hint, &[("x", x), ("y", &lse)])
+}
+
+fn softmax(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    normalize(ctx, node, softmax_along)
+}
+
+fn log_softmax(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    normalize(ctx, node, log_softmax_along)
 }
 
 /// `Gelu` (opset 20): `approximate="none"` → EXACT, `"tanh"` → TANH_APPROXIMATION.
@@ -224,6 +248,7 @@ pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("HardSigmoid", hard_sigmoid),
     ("HardSwish", hard_swish),
     ("LeakyRelu", leaky_relu),
+    ("LogSoftmax", log_softmax),
     ("PRelu", prelu),
     ("Relu", relu),
     ("Sigmoid", sigmoid),

@@ -38,6 +38,10 @@ fn clamp(v: i64) -> i32 {
     v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
+/// The most elements a constant made by the frontend may have (2³¹, like Core ML's int32
+/// shapes).
+const MAX_FOLDED_ELEMENTS: usize = 1 << 31;
+
 /// `ConstantOfShape(shape)`: a tensor filled with `value` (default float 0). A constant shape
 /// gives a constant; otherwise a `fill` op.
 fn constant_of_shape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
@@ -57,6 +61,10 @@ fn constant_of_shape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
                 .into_iter()
                 .map(|d| d.max(0) as usize)
                 .collect();
+            let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+            if count.is_none_or(|n| n > MAX_FOLDED_ELEMENTS) {
+                return Err(ctx.unsupported(format!("a constant of shape {dims:?} is too large")));
+            }
             ctx.constant(&out, filled(&fill_value, &dims))
         }
         None => {
@@ -86,7 +94,7 @@ pub fn range_values(start: f64, limit: f64, delta: f64) -> Result<Vec<f64>, Stri
         return Err("delta is 0".into());
     }
     let n = ((limit - start) / delta).ceil().max(0.0);
-    if n > 1e9 {
+    if n > MAX_FOLDED_ELEMENTS as f64 {
         return Err(format!("range of {n} elements is too large"));
     }
     Ok((0..n as usize).map(|i| start + i as f64 * delta).collect())

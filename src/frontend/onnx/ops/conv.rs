@@ -109,8 +109,94 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
+/// `ConvTranspose(X, W, B?)` → `conv_transpose` (weight layout `[C_in, C_out/groups, K…]`
+/// is the same in both). Explicit `pads` and `output_padding` (extra outputs at the end,
+/// passed as `output_shape`) are supported; `auto_pad` SAME_* and the `output_shape`
+/// attribute are not, because runtimes disagree on where their odd padding goes.
+fn conv_transpose(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let (x, w) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+    let bias = ctx.opt_input(node, 2)?;
+    let out = ctx.out_name(node, 0);
+    let x_shape = ctx.shape(&x)?;
+    let w_shape = ctx.shape(&w)?;
+    let rank = x_shape.len();
+    if !(3..=5).contains(&rank) || w_shape.len() != rank {
+        return Err(ctx.unsupported(format!(
+            "only 1-D to 3-D transposed convolutions are supported, input has rank {rank}"
+        )));
+    }
+    let spatial = rank - 2;
+    if ctx.attr(node.ints("output_shape"))?.is_some() {
+        return Err(ctx.unsupported(
+            "the 'output_shape' attribute is not supported; give pads and output_padding",
+        ));
+    }
+    let auto_pad = ctx
+        .attr(node.string("auto_pad"))?
+        .unwrap_or_else(|| "NOTSET".into());
+    let pads = match auto_pad.as_str() {
+        "NOTSET" => ctx
+            .attr(node.ints("pads"))?
+            .unwrap_or_else(|| vec![0; 2 * spatial]),
+        "VALID" => vec![0; 2 * spatial],
+        other => return Err(ctx.unsupported(format!("auto_pad '{other}' is not supported"))),
+    };
+    let strides = ctx
+        .attr(node.ints("strides"))?
+        .unwrap_or_else(|| vec![1; spatial]);
+    let dilations = ctx
+        .attr(node.ints("dilations"))?
+        .unwrap_or_else(|| vec![1; spatial]);
+    let output_padding = ctx
+        .attr(node.ints("output_padding"))?
+        .unwrap_or_else(|| vec![0; spatial]);
+    let fits = |v: &[i64], n: usize, min: i64| v.len() == n && v.iter().all(|&d| d >= min);
+    if !fits(&pads, 2 * spatial, 0)
+        || !fits(&strides, spatial, 1)
+        || !fits(&dilations, spatial, 1)
+        || !fits(&output_padding, spatial, 0)
+    {
+        return Err(ctx.invalid(
+            "pads, strides, dilations or output_padding do not fit the spatial dimensions",
+        ));
+    }
+    let groups = ctx.attr(node.int_or("group", 1))?;
+    let mut params = vec![("x", x), ("weight", w)];
+    if let Some(b) = bias {
+        params.push(("bias", b));
+    }
+    params.push((
+        "pad",
+        ctx.ints(&format!("{out}_pad"), &mil_pad_order(&pads)),
+    ));
+    if output_padding.iter().any(|&p| p != 0) {
+        let mut sizes = Vec::with_capacity(spatial);
+        for i in 0..spatial {
+            let full = (x_shape[2 + i] as i64 - 1) * strides[i]
+                + (w_shape[2 + i] as i64 - 1) * dilations[i]
+                + 1;
+            sizes.push(full - pads[i] - pads[spatial + i] + output_padding[i]);
+        }
+        params.push((
+            "output_shape",
+            ctx.ints(&format!("{out}_output_shape"), &sizes),
+        ));
+    }
+    params.push(("pad_type", ctx.string(&format!("{out}_pad_type"), "custom")));
+    params.push(("strides", ctx.ints(&format!("{out}_strides"), &strides)));
+    params.push((
+        "dilations",
+        ctx.ints(&format!("{out}_dilations"), &dilations),
+    ));
+    params.push(("groups", ctx.int(&format!("{out}_groups"), groups)));
+    let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
+    let y = ctx.op1("conv_transpose", &out, &refs)?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// This family's converters.
-pub const CONVERTERS: &[(&str, ConvertFn)] = &[("Conv", conv)];
+pub const CONVERTERS: &[(&str, ConvertFn)] = &[("Conv", conv), ("ConvTranspose", conv_transpose)];
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,7 @@ macro_rules! unary {
 macro_rules! binary {
     ($($fn_name:ident => $mil:literal),* $(,)?) => {$(
         fn $fn_name(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+            reject_legacy_axis(ctx, node)?;
             let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
             let z = ctx.op1($mil, &ctx.out_name(node, 0), &[("x", &x), ("y", &y)])?;
             ctx.set_output(node, 0, z);
@@ -43,10 +44,23 @@ binary! {
     or => "logical_or", xor => "logical_xor",
 }
 
+/// Before opset 7, binary ops could broadcast `B` from a given `axis` (not NumPy-style);
+/// that form is unsupported. Without `axis`, legacy broadcasting aligns trailing dimensions
+/// like NumPy.
+fn reject_legacy_axis(ctx: &Ctx, node: &Node) -> Result<(), Error> {
+    if ctx.opset < 7 && node.attr("axis").is_some() {
+        return Err(ctx.unsupported(
+            "legacy broadcasting with an 'axis' attribute (opset < 7) is not supported",
+        ));
+    }
+    Ok(())
+}
+
 /// `Div`: `real_div` for floats; `floor_div` for integers. ONNX integer division truncates
 /// toward zero, so the two agree only when the quotient is non-negative; mlpack cannot know
 /// the signs of run-time values and uses `floor_div` (Core ML's only integer division).
 fn div(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    reject_legacy_axis(ctx, node)?;
     let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
     let mil = if ctx.ty(&x)?.dtype.is_float() {
         "real_div"
@@ -87,6 +101,7 @@ pub fn coerce(ctx: &mut Ctx, var: &str, dtype: DType, hint: &str) -> Result<Stri
 
 /// `Pow`: the exponent is converted to the base's type (ONNX allows them to differ).
 fn pow(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    reject_legacy_axis(ctx, node)?;
     let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
     let out = ctx.out_name(node, 0);
     let dtype = ctx.ty(&x)?.dtype;

@@ -5,11 +5,14 @@ mod activation;
 mod constant;
 mod conv;
 mod elementwise;
+mod gather_scatter;
 mod linear;
 mod normalization;
 mod pool;
 mod reduction;
+mod resize;
 mod shape;
+mod tensor_ops;
 
 use super::convert::Ctx;
 use super::node::Node;
@@ -24,11 +27,14 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     constant::CONVERTERS,
     conv::CONVERTERS,
     elementwise::CONVERTERS,
+    gather_scatter::CONVERTERS,
     linear::CONVERTERS,
     normalization::CONVERTERS,
     pool::CONVERTERS,
     reduction::CONVERTERS,
+    resize::CONVERTERS,
     shape::CONVERTERS,
+    tensor_ops::CONVERTERS,
 ];
 
 /// The converter for ONNX op type `op_type`.

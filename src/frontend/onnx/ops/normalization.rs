@@ -19,18 +19,37 @@ fn batch_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let out = ctx.out_name(node, 0);
     let eps = ctx.attr(node.float_or("epsilon", 1e-5))?;
     let eps = ctx.float(&format!("{out}_epsilon"), eps);
-    let y = ctx.op1(
-        "batch_norm",
-        &out,
-        &[
-            ("x", &x),
-            ("mean", &mean),
-            ("variance", &var),
-            ("gamma", &gamma),
-            ("beta", &beta),
-            ("epsilon", &eps),
-        ],
-    )?;
+    // MIL batch_norm needs spatial dimensions: [N, C] runs as [N, C, 1].
+    let flat = ctx.rank(&x)? == 2;
+    let x = if flat {
+        let axes = ctx.ints(&format!("{out}_spatial_axis"), &[2]);
+        ctx.op1(
+            "expand_dims",
+            &format!("{out}_spatial"),
+            &[("x", &x), ("axes", &axes)],
+        )?
+    } else {
+        x
+    };
+    let bn_name = if flat {
+        format!("{out}_normalized")
+    } else {
+        out.clone()
+    };
+    let params = [
+        ("x", &x),
+        ("mean", &mean),
+        ("variance", &var),
+        ("gamma", &gamma),
+        ("beta", &beta),
+        ("epsilon", &eps),
+    ];
+    let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
+    let mut y = ctx.op1("batch_norm", &bn_name, &refs)?;
+    if flat {
+        let axes = ctx.ints(&format!("{out}_squeeze_axis"), &[2]);
+        y = ctx.op1("squeeze", &out, &[("x", &y), ("axes", &axes)])?;
+    }
     ctx.set_output(node, 0, y);
     Ok(())
 }

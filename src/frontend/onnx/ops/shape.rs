@@ -37,7 +37,10 @@ pub fn reshape_target(
             d => return Err(format!("shape {requested:?} has invalid dimension {d}")),
         }
     }
-    let known: usize = out.iter().product();
+    let known = out
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("shape {requested:?} is too large"))?;
     if let Some(i) = infer_at {
         if known == 0 || total % known != 0 {
             return Err(format!(
@@ -262,6 +265,9 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 /// returns (begin, end, end_mask) for `slice_by_index`.
 pub fn slice_axis(start: i64, end: i64, step: i64, dim: usize) -> (i64, i64, bool) {
     let d = dim as i64;
+    if d == 0 {
+        return (0, 0, false);
+    }
     let norm = |v: i64| if v < 0 { v + d } else { v };
     if step > 0 {
         (norm(start).clamp(0, d), norm(end).clamp(0, d), false)
