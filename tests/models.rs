@@ -70,6 +70,7 @@ fn convert_and_compare(fx: &Fixture, precision: Precision, dir: &Path) -> Result
         target: Target::IOS17,
         input_shapes: input_shapes(fx),
         force: false,
+        verify: None,
     };
     pipeline::convert(&options).map_err(|e| format!("{}: convert: {e}", fx.name()))?;
     let inputs = fx.input_files();
