@@ -345,7 +345,7 @@ pub fn verify_programs(
     };
     if samples.is_empty() {
         return Err(VerifyError::Inputs(
-            "no input sets to verify with (samples must be at least 1)".into(),
+            "no input sets to verify with (--random / --verify-samples must be at least 1)".into(),
         ));
     }
     let candidate_fp16 = is_fp16(candidate);
@@ -541,6 +541,39 @@ mod tests {
         assert!(plain.candidate_fp16 && !plain.emulate_fp16);
         // Only the cast of x to fp16 rounds then; the emulated run also rounds the product.
         assert!(plain.outputs[0].metrics.max_abs <= r.outputs[0].metrics.max_abs);
+    }
+
+    #[test]
+    fn per_op_finds_the_diverging_op_and_lists_casts() {
+        let options = VerifyOptions {
+            per_op: true,
+            ..Default::default()
+        };
+        let src = scale_program(2.0, DType::F32);
+        // 3x against 2x: relative max error max|x| / max|2x| = 0.5 > 10 × 0.01.
+        let r = verify_programs(&src, &scale_program(3.0, DType::F32), &options).unwrap();
+        let p = r.per_op.unwrap();
+        let d = p.first_divergence.expect("a divergence");
+        assert_eq!(
+            (d.value.name.as_str(), d.value.op_type.as_str()),
+            ("y", "mul")
+        );
+        assert!(
+            (d.value.metrics.max_rel - 0.5).abs() < 1e-6,
+            "{}",
+            d.value.metrics.max_rel
+        );
+        let fp16 = verify_programs(&src, &scale_program(2.0, DType::F16), &options)
+            .unwrap()
+            .per_op
+            .unwrap();
+        assert!(fp16.first_divergence.is_none());
+        let casts: Vec<(&str, &str)> = fp16
+            .casts
+            .iter()
+            .map(|c| (c.from_dtype.as_str(), c.to_dtype.as_str()))
+            .collect();
+        assert_eq!(casts, [("fp32", "fp16"), ("fp16", "fp32")]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::{Side, VerifyError};
 use crate::interp::{self, RunOptions, Value};
 use crate::ir::{Function, Operation};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// How far past the thresholds' error level a value must be to count as the divergence.
 pub const JUMP_FACTOR: f64 = 10.0;
@@ -97,18 +97,27 @@ pub fn diagnose(
                 .map(move |o| (o.name.as_str(), op.origin.as_deref()))
         })
         .collect();
+    // Constants (weights) are not compared: keeping copies of them would only cost memory.
+    let source_consts: BTreeSet<&str> = source
+        .block
+        .operations
+        .iter()
+        .filter(|op| op.op_type == "const")
+        .flat_map(|op| op.outputs.iter().map(|o| o.name.as_str()))
+        .collect();
     let mut accumulators: BTreeMap<(usize, String), Accumulator> = BTreeMap::new();
-    let mut not_compared: BTreeMap<String, ()> = BTreeMap::new();
+    let mut not_compared: BTreeSet<String> = BTreeSet::new();
     for sample in samples {
         let mut reference: HashMap<String, Value> = HashMap::new();
         interp::run_with_observer(source, sample, source_options, |name, value| {
-            reference.insert(name.to_string(), value.clone());
+            if !source_consts.contains(name) {
+                reference.insert(name.to_string(), value.clone());
+            }
         })
         .map_err(|error| VerifyError::Run {
             side: Side::Source,
             error,
         })?;
-        let mut failure = None;
         interp::run_with_observer(candidate, sample, candidate_options, |name, value| {
             let Some(&(index, op)) = producers.get(name) else {
                 return;
@@ -117,25 +126,20 @@ pub fn diagnose(
                 return;
             }
             let paired = reference.get(name).filter(|r| r.shape() == value.shape());
-            let (Some(r), Ok(c)) = (paired.map(Value::to_f32_array), value.to_f32_array()) else {
-                not_compared.insert(name.to_string(), ());
-                return;
-            };
-            match r {
-                Ok(r) => accumulators
+            match (paired.map(Value::to_f32_array), value.to_f32_array()) {
+                (Some(Ok(r)), Ok(c)) => accumulators
                     .entry((index, name.to_string()))
                     .or_default()
                     .add(&r, &c),
-                Err(e) => failure = Some(e),
+                _ => {
+                    not_compared.insert(name.to_string());
+                }
             }
         })
         .map_err(|error| VerifyError::Run {
             side: Side::Candidate,
             error,
         })?;
-        if let Some(e) = failure {
-            return Err(VerifyError::Signature(e));
-        }
     }
     let values: Vec<ValueDiff> = accumulators
         .into_iter()
