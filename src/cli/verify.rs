@@ -167,7 +167,7 @@ fn range(r: Option<(f64, f64)>) -> String {
 fn print_per_op(p: &PerOpReport) {
     println!(
         "per-op (relative max error = max abs error / max |source|; divergence above {:.3e}):",
-        p.level * 10.0
+        p.level * crate::verify::per_op::JUMP_FACTOR
     );
     let mut casts = p.casts.iter().peekable();
     for v in &p.values {

@@ -577,6 +577,35 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_values_are_reported() {
+        let inf = scale_program(f32::INFINITY, DType::F32);
+        let r = verify_programs(&inf, &inf, &VerifyOptions::default()).unwrap();
+        assert_eq!(
+            r.outputs[0].metrics.reference_non_finite, 12,
+            "3 samples × 4 elements"
+        );
+        assert!(
+            r.summary()
+                .contains("source output y has 12 NaN/inf values"),
+            "{}",
+            r.summary()
+        );
+        let bad = verify_programs(
+            &scale_program(2.0, DType::F32),
+            &inf,
+            &VerifyOptions::default(),
+        )
+        .unwrap();
+        assert!(!bad.passed);
+        assert!(
+            bad.summary()
+                .contains("output y has 12 NaN/inf values where the source is finite"),
+            "{}",
+            bad.summary()
+        );
+    }
+
+    #[test]
     fn signatures_must_agree() {
         let p = scale_program(2.0, DType::F32);
         let mut other = p.clone();
