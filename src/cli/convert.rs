@@ -1,9 +1,9 @@
 //! `mlpack convert`.
 
 use super::progress::Progress;
+use super::verify::parse_range;
 use super::{print_json, split_assignment};
 use crate::ir::Target;
-use super::verify::parse_range;
 use crate::pipeline::{self, ConvertOptions, ConvertVerify, Precision};
 use crate::verify::InputRange;
 use crate::Error;

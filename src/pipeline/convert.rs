@@ -122,13 +122,11 @@ pub fn load_model(path: &Path, target: Target, input_shapes: &[(String, Vec<usiz
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
     check_output(&options.input, &options.output, options.force)?;
     let mut program = load_model(&options.input, options.target, &options.input_shapes)?;
-    let source = options.verify.as_ref().map(|_| program.clone());
+    let source = options.verify.as_ref().map(|settings| (settings, program.clone()));
     let fp16 = prepare(&mut program, options.precision)
         .map_err(|m| Error::invalid(&options.input, m))?;
-    let verified = match (&options.verify, &source) {
-        (Some(settings), Some(source)) => Some(check(source, &program, settings, &options.input)?),
-        _ => None,
-    };
+    let verified =
+        source.map(|(settings, source)| check(&source, &program, settings, &options.input)).transpose()?;
     write_package(&program, &options.output, options.force)?;
     let mut ops = BTreeMap::new();
     for op in &program.main().block.operations {
