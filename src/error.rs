@@ -17,6 +17,8 @@ pub enum ExitCode {
     InvalidInput = 4,
     /// Reading or writing a file failed.
     Io = 5,
+    /// Verification failed: the candidate's outputs break a threshold.
+    VerificationFailed = 6,
 }
 
 /// Everything that can go wrong in a command, with the file, node or flag it concerns.
@@ -52,6 +54,9 @@ pub enum Error {
     /// A bug: an invariant mlpack relies on does not hold.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A verified program's outputs break a threshold; the message is the one-line summary.
+    #[error("verification failed: {0}")]
+    VerificationFailed(String),
 }
 
 impl Error {
@@ -63,6 +68,7 @@ impl Error {
             Error::Invalid { .. } => ExitCode::InvalidInput,
             Error::Io { .. } => ExitCode::Io,
             Error::Internal(_) => ExitCode::Internal,
+            Error::VerificationFailed(_) => ExitCode::VerificationFailed,
         }
     }
 

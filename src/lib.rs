@@ -2,7 +2,8 @@
 //!
 //! The crate is laid out as the pipeline runs: [`frontend`] turns a source model into an
 //! [`ir::Program`], [`passes`] transform programs, [`backend`] writes and reads `.mlpackage`
-//! directories, [`interp`] runs programs on the CPU, and [`cli`] is the command-line tool.
+//! directories, [`interp`] runs programs on the CPU, [`verify`] compares a program with its
+//! source, and [`cli`] is the command-line tool.
 
 pub mod backend;
 pub mod cli;
@@ -14,5 +15,6 @@ pub mod npy;
 pub mod passes;
 pub mod pipeline;
 pub mod proto;
+pub mod verify;
 
 pub use error::{Error, ExitCode};

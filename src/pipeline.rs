@@ -4,10 +4,12 @@
 mod convert;
 mod inspect;
 mod run;
+mod verify;
 
-pub use convert::{convert, load_model, ConvertOptions, ConvertReport, Precision};
+pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, Precision};
 pub use inspect::{inspect, InspectReport, IoInfo, PackageSummary, WeightInfo};
 pub use run::{run_package, RunInputs};
+pub use verify::{verify, verify_error};
 
 use crate::Error;
 use std::path::Path;

@@ -87,6 +87,7 @@ fn convert_and_compare(
         target: Target::IOS17,
         input_shapes: input_shapes(fx),
         force: false,
+        verify: None,
     };
     pipeline::convert(&options).map_err(|e| format!("{}: convert: {e}", fx.name()))?;
     let inputs = fx.input_files();

@@ -1,9 +1,11 @@
 //! `mlpack convert`.
 
 use super::progress::Progress;
+use super::verify::parse_range;
 use super::{print_json, split_assignment};
 use crate::ir::Target;
-use crate::pipeline::{self, ConvertOptions, Precision};
+use crate::pipeline::{self, ConvertOptions, ConvertVerify, Precision};
+use crate::verify::InputRange;
 use crate::Error;
 use clap::Args;
 use std::path::PathBuf;
@@ -31,6 +33,19 @@ pub struct ConvertArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Skip verifying the converted model against the source before writing it.
+    #[arg(long)]
+    no_verify: bool,
+    /// Random input sets for the verification.
+    #[arg(long, value_name = "N", default_value_t = 3, conflicts_with = "no_verify")]
+    verify_samples: usize,
+    /// Range of an input's random verification values: floats in [LO,HI) (default [-1,1)),
+    /// integers in [LO,HI] (default [0,9]) (repeatable).
+    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range, conflicts_with = "no_verify")]
+    input_ranges: Vec<InputRange>,
+    /// Write the package even when verification fails (with a warning).
+    #[arg(long, conflicts_with = "no_verify")]
+    allow_degraded: bool,
 }
 
 fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
@@ -52,10 +67,18 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
         target,
         input_shapes: args.input_shapes.clone(),
         force: args.force,
+        verify: (!args.no_verify).then(|| ConvertVerify {
+            samples: args.verify_samples,
+            ranges: args.input_ranges.clone(),
+            allow_degraded: args.allow_degraded,
+        }),
     };
     progress.stage(&format!("converting {}", args.input.display()));
     let report = pipeline::convert(&options)?;
     progress.clear();
+    if let Some(v) = report.verify.as_ref().filter(|v| !v.passed) {
+        eprintln!("mlpack: warning: verification failed, wrote the package anyway (--allow-degraded): {}", v.summary());
+    }
     if args.json {
         return print_json(&report);
     }
@@ -67,6 +90,9 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
             report.target,
             report.precision
         );
+        if let Some(v) = report.verify.as_ref().filter(|v| v.passed) {
+            println!("verify: {}", v.summary());
+        }
     }
     Ok(())
 }

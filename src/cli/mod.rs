@@ -5,11 +5,12 @@ mod convert;
 mod inspect;
 mod progress;
 mod run;
+mod verify;
 
 use crate::Error;
 use clap::{Parser, Subcommand};
 
-/// Convert ONNX models to Core ML ML Program packages, inspect and run them on Linux.
+/// Convert ONNX models to Core ML ML Program packages, inspect, run and verify them on Linux.
 #[derive(Debug, Parser)]
 #[command(name = "mlpack", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -21,7 +22,7 @@ pub struct Cli {
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 internal error, 2 usage error, \
-3 unsupported model, 4 invalid or corrupt input, 5 I/O failure.";
+3 unsupported model, 4 invalid or corrupt input, 5 I/O failure, 6 verification failed.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -31,6 +32,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run a package on the CPU with the reference interpreter.
     Run(run::RunArgs),
+    /// Compare a package's outputs with its source model's (or a reference package's).
+    Verify(verify::VerifyArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -41,6 +44,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Convert(args) => convert::execute(args, &progress, cli.quiet),
         Command::Inspect(args) => inspect::execute(args),
         Command::Run(args) => run::execute(args, &progress, cli.quiet),
+        Command::Verify(args) => verify::execute(args, &progress, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

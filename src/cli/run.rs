@@ -18,6 +18,10 @@ pub struct RunArgs {
     /// Directory for the outputs, one NAME.npy per output.
     #[arg(short, long, default_value = ".")]
     output_dir: PathBuf,
+    /// Round the result of every fp16-typed op to fp16, as a device computing in fp16 would
+    /// (by default fp16 ops compute in fp32).
+    #[arg(long)]
+    emulate_fp16: bool,
 }
 
 fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
@@ -27,7 +31,7 @@ fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
 /// Runs `mlpack run`.
 pub fn execute(args: &RunArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
     progress.stage(&format!("running {}", args.package.display()));
-    let outputs = pipeline::run_package(&args.package, &args.inputs, RunOptions::default())?;
+    let outputs = pipeline::run_package(&args.package, &args.inputs, RunOptions { emulate_fp16: args.emulate_fp16 })?;
     progress.clear();
     std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
     for (name, value) in &outputs {

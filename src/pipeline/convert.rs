@@ -5,6 +5,7 @@ use crate::backend::{read_package, write_package};
 use crate::frontend::onnx::{self, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
 use crate::passes::{self, Fp16Report};
+use crate::verify::{self, InputRange, InputSpec, VerifyOptions, VerifyReport};
 use crate::Error;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -35,6 +36,26 @@ pub struct ConvertOptions {
     pub input_shapes: Vec<(String, Vec<usize>)>,
     /// Replace an existing output.
     pub force: bool,
+    /// Verify the converted program against the source before writing (`None`: skip).
+    pub verify: Option<ConvertVerify>,
+}
+
+/// How `convert` verifies its result: seeded random inputs (seed 0), default thresholds for
+/// the output precision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvertVerify {
+    /// Random input sets.
+    pub samples: usize,
+    /// Value ranges by input name.
+    pub ranges: Vec<InputRange>,
+    /// Write the package (and report the failure) even when verification fails.
+    pub allow_degraded: bool,
+}
+
+impl Default for ConvertVerify {
+    fn default() -> ConvertVerify {
+        ConvertVerify { samples: 3, ranges: Vec::new(), allow_degraded: false }
+    }
 }
 
 /// What `convert` did.
@@ -52,6 +73,8 @@ pub struct ConvertReport {
     pub ops: BTreeMap<String, usize>,
     /// Precision pass outcome (fp16 only).
     pub fp16: Option<Fp16Report>,
+    /// Verification against the source, unless skipped.
+    pub verify: Option<VerifyReport>,
 }
 
 /// Checks the output path before any work: it must end in `.mlpackage`, differ from the
@@ -99,8 +122,11 @@ pub fn load_model(path: &Path, target: Target, input_shapes: &[(String, Vec<usiz
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
     check_output(&options.input, &options.output, options.force)?;
     let mut program = load_model(&options.input, options.target, &options.input_shapes)?;
+    let source = options.verify.as_ref().map(|settings| (settings, program.clone()));
     let fp16 = prepare(&mut program, options.precision)
         .map_err(|m| Error::invalid(&options.input, m))?;
+    let verified =
+        source.map(|(settings, source)| check(&source, &program, settings, &options.input)).transpose()?;
     write_package(&program, &options.output, options.force)?;
     let mut ops = BTreeMap::new();
     for op in &program.main().block.operations {
@@ -113,7 +139,28 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         precision: options.precision,
         ops,
         fp16,
+        verify: verified,
     })
+}
+
+/// Verifies the converted program against the source; a failure is an error unless
+/// `allow_degraded`.
+fn check(source: &Program, converted: &Program, settings: &ConvertVerify, input: &Path) -> Result<VerifyReport, Error> {
+    let options = VerifyOptions {
+        inputs: InputSpec::Random { samples: settings.samples, seed: 0, ranges: settings.ranges.clone() },
+        ..Default::default()
+    };
+    let report = verify::verify_programs(source, converted, &options).map_err(|e| match e {
+        verify::VerifyError::Inputs(m) => Error::Usage(m),
+        other => Error::invalid(input, format!("verify: {other} (pass --no-verify to skip verification)")),
+    })?;
+    if !report.passed && !settings.allow_degraded {
+        return Err(Error::VerificationFailed(format!(
+            "{}; nothing written (pass --allow-degraded to write it anyway)",
+            report.summary()
+        )));
+    }
+    Ok(report)
 }
 
 /// Cleanup and precision passes shared by every command that writes a package.

@@ -1,0 +1,228 @@
+//! `mlpack verify`.
+
+use super::progress::Progress;
+use super::{print_json, split_assignment};
+use crate::pipeline;
+use crate::verify::{
+    db, per_op::PerOpReport, InputRange, InputSpec, ThresholdOverrides, VerifyOptions, VerifyReport,
+};
+use crate::Error;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Flags of `mlpack verify`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exits with code 6 when an output breaks a threshold. Defaults: fp32 candidates need \
+cosine >= 0.9999 and SNR >= 40 dB; candidates computing in fp16 need cosine >= 0.999 and SNR >= 25 dB."
+)]
+pub struct VerifyArgs {
+    /// The reference: the original .onnx (run in fp32) or a reference .mlpackage.
+    source: PathBuf,
+    /// The .mlpackage to check.
+    candidate: PathBuf,
+    /// Inputs from a NumPy .npz archive (np.savez), one NAME.npy member per model input.
+    #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["random", "seed", "input_ranges"])]
+    inputs: Option<PathBuf>,
+    /// Number of random input sets.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    random: usize,
+    /// Seed of the random inputs (same seed, same inputs on every machine).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+    /// Range of an input's random values: floats uniform in [LO,HI) (default [-1,1)), integers
+    /// in [LO,HI] (default [0,9]) (repeatable).
+    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range)]
+    input_ranges: Vec<InputRange>,
+    /// Fail when any output's max |candidate − source| exceeds X.
+    #[arg(long, value_name = "X")]
+    max_abs: Option<f64>,
+    /// Fail when any output's SNR is below DB decibels.
+    #[arg(long, value_name = "DB")]
+    min_snr: Option<f64>,
+    /// Fail when any output's cosine similarity is below C.
+    #[arg(long, value_name = "C")]
+    min_cosine: Option<f64>,
+    /// Compare every intermediate value both programs share and show the first op that diverges.
+    #[arg(long)]
+    per_op: bool,
+    /// Run the candidate's fp16 ops without rounding their results to fp16.
+    #[arg(long)]
+    no_emulate_fp16: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses `NAME=LO,HI`.
+pub fn parse_range(s: &str) -> Result<InputRange, String> {
+    let (name, range) = split_assignment(s)?;
+    let bounds = range.split_once(',').and_then(|(lo, hi)| {
+        Some((
+            lo.trim().parse::<f64>().ok()?,
+            hi.trim().parse::<f64>().ok()?,
+        ))
+    });
+    let (lo, hi) = bounds.ok_or_else(|| format!("expected NAME=LO,HI with numbers, got '{s}'"))?;
+    Ok(InputRange { name, lo, hi })
+}
+
+/// Runs `mlpack verify`.
+pub fn execute(args: &VerifyArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
+    let options = VerifyOptions {
+        inputs: InputSpec::Random {
+            samples: args.random,
+            seed: args.seed,
+            ranges: args.input_ranges.clone(),
+        },
+        thresholds: ThresholdOverrides {
+            max_abs: args.max_abs,
+            min_snr_db: args.min_snr,
+            min_cosine: args.min_cosine,
+        },
+        no_emulate_fp16: args.no_emulate_fp16,
+        per_op: args.per_op,
+    };
+    progress.stage(&format!("verifying {}", args.candidate.display()));
+    let report = pipeline::verify(
+        &args.source,
+        &args.candidate,
+        args.inputs.as_deref(),
+        &options,
+    )?;
+    progress.clear();
+    if args.json {
+        print_json(&report)?;
+    } else if !quiet {
+        print_report(args, &report);
+    }
+    if report.passed {
+        Ok(())
+    } else {
+        Err(Error::VerificationFailed(report.summary()))
+    }
+}
+
+fn print_report(args: &VerifyArgs, r: &VerifyReport) {
+    let t = &r.thresholds;
+    let precision = if r.candidate_fp16 {
+        if r.emulate_fp16 {
+            "fp16 candidate, fp16 rounding emulated"
+        } else {
+            "fp16 candidate, fp16 rounding not emulated"
+        }
+    } else {
+        "fp32 candidate"
+    };
+    let max_abs = t
+        .max_abs
+        .map(|m| format!(", max abs <= {m}"))
+        .unwrap_or_default();
+    println!(
+        "{} vs {} ({precision})",
+        args.candidate.display(),
+        args.source.display()
+    );
+    println!(
+        "thresholds: cosine >= {}, SNR >= {} dB{max_abs}",
+        t.min_cosine, t.min_snr_db
+    );
+    for o in &r.outputs {
+        let m = &o.metrics;
+        let mut line = format!(
+            "  {}: max abs {:.3e}, mean abs {:.3e}, max rel {:.3e}, cosine {:.6}, SNR {}, PSNR {}",
+            o.name,
+            m.max_abs,
+            m.mean_abs,
+            m.max_rel,
+            m.cosine,
+            db(m.snr_db),
+            db(m.psnr_db)
+        );
+        if let (Some(t1), Some(t5)) = (m.top1, m.top5) {
+            line += &format!(", top-1 {:.1}%, top-5 {:.1}%", t1 * 100.0, t5 * 100.0);
+        }
+        if m.reference_non_finite > 0 {
+            line += &format!(", source NaN/inf: {}", m.reference_non_finite);
+        }
+        let verdict = if o.failures.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("FAILED: {}", o.failures.join("; "))
+        };
+        println!("{line} — {verdict}");
+    }
+    if let Some(p) = &r.per_op {
+        print_per_op(p);
+    }
+    println!("verify: {}", r.summary());
+}
+
+/// Formats an optional (min, max) range.
+fn range(r: Option<(f64, f64)>) -> String {
+    r.map(|(lo, hi)| format!("[{lo:.4e}, {hi:.4e}]"))
+        .unwrap_or_else(|| "[no finite values]".into())
+}
+
+fn print_per_op(p: &PerOpReport) {
+    println!(
+        "per-op (relative max error = max abs error / max |source|; divergence above {:.3e}):",
+        p.level * crate::verify::per_op::JUMP_FACTOR
+    );
+    let mut casts = p.casts.iter().peekable();
+    for v in &p.values {
+        while let Some(c) = casts.next_if(|c| c.index <= v.index) {
+            println!(
+                "  -- cast {} -> {} ({} -> {})",
+                c.from, c.to, c.from_dtype, c.to_dtype
+            );
+        }
+        let m = &v.metrics;
+        let flag = if m.candidate_non_finite > 0 {
+            format!("  NaN/inf: {}", m.candidate_non_finite)
+        } else {
+            String::new()
+        };
+        println!(
+            "  #{:<4} {:<28} {:<14} {:<5} node {:<24} max rel {:.3e}  cosine {:.6}{flag}",
+            v.index,
+            v.name,
+            v.op_type,
+            v.dtype,
+            v.origin.as_deref().unwrap_or("-"),
+            m.max_rel,
+            m.cosine
+        );
+    }
+    for c in casts {
+        println!(
+            "  -- cast {} -> {} ({} -> {})",
+            c.from, c.to, c.from_dtype, c.to_dtype
+        );
+    }
+    println!(
+        "  {} values compared, {} not shared with the source",
+        p.values.len(),
+        p.not_compared
+    );
+    match &p.first_divergence {
+        None => println!("first divergence: none"),
+        Some(d) => {
+            let v = &d.value;
+            println!(
+                "first divergence: {} = {} (op {}, ONNX node {}, {}): {}",
+                v.name,
+                v.op_type,
+                v.op,
+                v.origin.as_deref().unwrap_or("-"),
+                v.dtype,
+                d.reason
+            );
+            println!(
+                "  source range {}, candidate range {}",
+                range(v.metrics.reference_range),
+                range(v.metrics.candidate_range)
+            );
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `verify`: compare a candidate package against its source model (`.onnx`, run as the fp32
+//! program straight from the frontend) or a reference package.
+
+use super::ModelKind;
+use crate::backend::read_package;
+use crate::frontend::onnx::{self, DimSummary, OnnxOptions};
+use crate::ir::{sanitize_name, Program};
+use crate::verify::{self, inputs, InputSpec, Side, VerifyError, VerifyOptions, VerifyReport};
+use crate::Error;
+use std::path::Path;
+
+/// Verifies the package `candidate` against `source`. With `npz`, the inputs come from that
+/// archive instead of `options.inputs`. A failed comparison is a report with `passed ==
+/// false`, not an error.
+pub fn verify(
+    source: &Path,
+    candidate: &Path,
+    npz: Option<&Path>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, Error> {
+    if ModelKind::of(candidate)? != ModelKind::Package {
+        return Err(Error::Usage(format!(
+            "{}: the candidate must be an .mlpackage",
+            candidate.display()
+        )));
+    }
+    let cand = read_package(candidate)?;
+    let src = load_source(source, &cand)?;
+    let mut options = options.clone();
+    if let Some(npz) = npz {
+        let given = inputs::read_npz(npz)?;
+        let sample =
+            inputs::match_inputs(cand.main(), given).map_err(|m| Error::invalid(npz, m))?;
+        options.inputs = InputSpec::Given(vec![sample]);
+    }
+    verify::verify_programs(&src, &cand, &options).map_err(|e| verify_error(e, source, candidate))
+}
+
+/// The reference program: an ONNX model as the unoptimised fp32 program (dynamic input
+/// dimensions take the candidate's sizes), or a package as written.
+fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
+    match ModelKind::of(source)? {
+        ModelKind::Package => read_package(source),
+        ModelKind::Onnx => {
+            let summary = onnx::summarize(source)?;
+            let mut input_shapes = Vec::new();
+            for input in &summary.inputs {
+                let dynamic = input
+                    .dims
+                    .as_ref()
+                    .is_none_or(|d| d.iter().any(|d| !matches!(d, DimSummary::Fixed(_))));
+                let name = sanitize_name(&input.name);
+                let fixed = candidate
+                    .main()
+                    .inputs
+                    .iter()
+                    .find(|v| v.name == name)
+                    .and_then(|v| v.ty.static_shape());
+                if let (true, Some(shape)) = (dynamic, fixed) {
+                    input_shapes.push((input.name.clone(), shape));
+                }
+            }
+            onnx::load(
+                source,
+                &OnnxOptions {
+                    input_shapes,
+                    target: candidate.target,
+                },
+            )
+        }
+    }
+}
+
+/// The crate error for a verification that could not be carried out.
+pub fn verify_error(e: VerifyError, source: &Path, candidate: &Path) -> Error {
+    match e {
+        VerifyError::Signature(m) => Error::invalid(
+            candidate,
+            format!("does not match {}: {m}", source.display()),
+        ),
+        VerifyError::Inputs(m) => Error::Usage(m),
+        VerifyError::Run {
+            side: Side::Source,
+            error,
+        } => Error::invalid(source, error.to_string()),
+        VerifyError::Run {
+            side: Side::Candidate,
+            error,
+        } => Error::invalid(candidate, error.to_string()),
+    }
+}

@@ -1,0 +1,366 @@
+//! Inputs for verification: deterministic random inputs and NumPy `.npz` archives, checked
+//! against a function's input signature.
+
+use crate::interp::Value;
+use crate::ir::{DType, Dim, Function};
+use crate::{npy, Error};
+use ndarray::{ArrayD, IxDyn};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+/// One set of input values, by input name.
+pub type Sample = BTreeMap<String, Value>;
+
+/// A value range for one input: floats are drawn uniformly from `[lo, hi)`, integers from
+/// `[lo, hi]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputRange {
+    /// Input name (the program's, or the source model's before sanitising).
+    pub name: String,
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+}
+
+/// Default float range `[-1, 1)`.
+const FLOAT_RANGE: (f64, f64) = (-1.0, 1.0);
+/// Default integer range `[0, 9]`.
+const INT_RANGE: (f64, f64) = (0.0, 9.0);
+
+/// SplitMix64: a tiny generator whose output depends only on the seed, on every machine.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator starting from `seed`.
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform float in `[0, 1)` with 53 random bits.
+    pub fn next_unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A uniform integer in `[0, n)` (`n` > 0), by multiply-shift.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+}
+
+/// The function's input signature, e.g. `x: fp32 [1,3,224,224], ids: int32 [1,8]`.
+pub fn signature(function: &Function) -> String {
+    function
+        .inputs
+        .iter()
+        .map(|v| {
+            let dims: Vec<String> = v.ty.shape.iter().map(Dim::to_string).collect();
+            format!("{}: {} [{}]", v.name, v.ty.dtype.name(), dims.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The input named `given` (exactly or after sanitising), if any.
+fn find_input<'f>(function: &'f Function, given: &str) -> Option<&'f crate::ir::Var> {
+    function
+        .inputs
+        .iter()
+        .find(|v| v.name == given)
+        .or_else(|| {
+            let s = crate::ir::sanitize_name(given);
+            function.inputs.iter().find(|v| v.name == s)
+        })
+}
+
+/// The concrete shape random inputs get: symbolic dimensions become 1.
+pub fn concrete_shape(shape: &[Dim]) -> Vec<usize> {
+    shape.iter().map(|d| d.fixed().unwrap_or(1)).collect()
+}
+
+/// `samples` sets of random inputs for `function`, drawn from one SplitMix64 stream seeded
+/// with `seed`, sample after sample, inputs in declaration order, elements in C order.
+/// Ranges naming no input, or empty ranges, are errors (message for a usage error).
+pub fn random_inputs(
+    function: &Function,
+    samples: usize,
+    seed: u64,
+    ranges: &[InputRange],
+) -> Result<Vec<Sample>, String> {
+    let mut bounds: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for r in ranges {
+        let var = find_input(function, &r.name).ok_or_else(|| {
+            format!(
+                "--input-range names '{}', which is not an input ({})",
+                r.name,
+                signature(function)
+            )
+        })?;
+        let ok = if var.ty.dtype.is_float() {
+            r.lo.is_finite() && r.hi.is_finite() && r.lo < r.hi
+        } else {
+            r.lo.fract() == 0.0
+                && r.hi.fract() == 0.0
+                && r.lo <= r.hi
+                && r.lo >= i32::MIN as f64
+                && r.hi <= i32::MAX as f64
+        };
+        if !ok {
+            let want = if var.ty.dtype.is_float() {
+                "finite LO < HI"
+            } else {
+                "integers LO ≤ HI within int32"
+            };
+            return Err(format!(
+                "--input-range {}={},{}: expected {want}",
+                r.name, r.lo, r.hi
+            ));
+        }
+        bounds.insert(&var.name, (r.lo, r.hi));
+    }
+    let mut rng = SplitMix64::new(seed);
+    let mut out = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let mut sample = Sample::new();
+        for var in &function.inputs {
+            let shape = concrete_shape(&var.ty.shape);
+            let n: usize = shape.iter().product();
+            let dtype = var.ty.dtype;
+            let value = if dtype.is_float() {
+                let (lo, hi) = bounds
+                    .get(var.name.as_str())
+                    .copied()
+                    .unwrap_or(FLOAT_RANGE);
+                let data = (0..n)
+                    .map(|_| {
+                        let v = (lo + (hi - lo) * rng.next_unit()) as f32;
+                        if (v as f64) < hi {
+                            v
+                        } else {
+                            lo as f32
+                        }
+                    })
+                    .collect();
+                Value::Float(
+                    ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())?,
+                )
+            } else if dtype == DType::Bool {
+                let data = (0..n).map(|_| rng.next_u64() >> 63 == 1).collect();
+                Value::Bool(ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())?)
+            } else if dtype.is_int() {
+                let (lo, hi) = bounds.get(var.name.as_str()).copied().unwrap_or(INT_RANGE);
+                let span = (hi - lo) as u64 + 1;
+                let data = (0..n)
+                    .map(|_| (lo as i64 + rng.below(span) as i64) as i32)
+                    .collect();
+                Value::Int(ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())?)
+            } else {
+                return Err(format!(
+                    "input '{}' is {}: random values of that type are not supported; pass --inputs",
+                    var.name,
+                    dtype.name()
+                ));
+            };
+            sample.insert(var.name.clone(), value);
+        }
+        out.push(sample);
+    }
+    Ok(out)
+}
+
+/// Reads a NumPy `.npz` archive (`np.savez` or `np.savez_compressed`): member `NAME.npy`
+/// becomes input `NAME`.
+pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Value>, Error> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| Error::invalid(path, format!("not an .npz archive: {e}")))?;
+    let mut values = BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut member = archive
+            .by_index(i)
+            .map_err(|e| Error::invalid(path, format!("member {i}: {e}")))?;
+        if member.is_dir() {
+            continue;
+        }
+        let name = member
+            .name()
+            .map_err(|e| Error::invalid(path, format!("member {i}: {e}")))?
+            .into_owned();
+        let input = name.strip_suffix(".npy").unwrap_or(&name).to_string();
+        let mut bytes = Vec::new();
+        member
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::invalid(path, format!("{name}: {e}")))?;
+        let value = npy::parse(&bytes).map_err(|e| Error::invalid(path, format!("{name}: {e}")))?;
+        values.insert(input, value);
+    }
+    Ok(values)
+}
+
+/// Matches named values to `function`'s inputs (names exact or sanitised): every input must
+/// be given once with its element kind and shape, and nothing else. The error lists the
+/// expected signature.
+pub fn match_inputs(function: &Function, given: BTreeMap<String, Value>) -> Result<Sample, String> {
+    let sig = signature(function);
+    let mut sample = Sample::new();
+    for (name, value) in given {
+        let var = find_input(function, &name)
+            .ok_or_else(|| format!("'{name}' is not an input (expects {sig})"))?;
+        let dtype = var.ty.dtype;
+        let kind_ok = match &value {
+            Value::Float(_) => dtype.is_float(),
+            Value::Int(_) => dtype.is_int(),
+            Value::Bool(_) => dtype == DType::Bool,
+            Value::Str(_) => dtype == DType::String,
+        };
+        if !kind_ok {
+            return Err(format!(
+                "'{name}' holds {} values, input {} is {} (expects {sig})",
+                value.kind(),
+                var.name,
+                dtype.name()
+            ));
+        }
+        let shape_ok = value.shape().len() == var.ty.rank()
+            && var
+                .ty
+                .shape
+                .iter()
+                .zip(value.shape())
+                .all(|(d, &n)| d.fixed().is_none_or(|f| f == n));
+        if !shape_ok {
+            return Err(format!(
+                "'{name}' has shape {:?}, input {} needs {} (expects {sig})",
+                value.shape(),
+                var.name,
+                var.ty
+            ));
+        }
+        if sample.insert(var.name.clone(), value).is_some() {
+            return Err(format!("input {} is given twice (expects {sig})", var.name));
+        }
+    }
+    if let Some(missing) = function
+        .inputs
+        .iter()
+        .find(|v| !sample.contains_key(&v.name))
+    {
+        return Err(format!("input {} is missing (expects {sig})", missing.name));
+    }
+    Ok(sample)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Block, TensorType, Var};
+
+    fn function() -> Function {
+        Function {
+            name: "main".into(),
+            inputs: vec![
+                Var::new("x", TensorType::fixed(DType::F32, &[2, 3])),
+                Var::new("ids", TensorType::fixed(DType::I32, &[4])),
+            ],
+            block: Block::default(),
+        }
+    }
+
+    #[test]
+    fn splitmix64_matches_the_reference_sequence() {
+        // First outputs of SplitMix64 seeded with 0 (Vigna's reference implementation).
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn random_inputs_are_deterministic_and_in_range() {
+        let f = function();
+        let ranges = [InputRange {
+            name: "ids".into(),
+            lo: 3.0,
+            hi: 5.0,
+        }];
+        let a = random_inputs(&f, 2, 7, &ranges).unwrap();
+        assert_eq!(a, random_inputs(&f, 2, 7, &ranges).unwrap());
+        assert_ne!(a, random_inputs(&f, 2, 8, &ranges).unwrap());
+        assert_ne!(a[0], a[1]);
+        let x = a[0]["x"].float().unwrap();
+        assert_eq!(x.shape(), &[2, 3]);
+        assert!(x.iter().all(|&v| (-1.0..1.0).contains(&v)));
+        let ids = a[0]["ids"].int().unwrap();
+        assert!(ids.iter().all(|&v| (3..=5).contains(&v)));
+        let all: Vec<i32> = (0..50)
+            .flat_map(|s| {
+                random_inputs(&f, 1, s, &ranges).unwrap()[0]["ids"]
+                    .int()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert!(
+            [3, 4, 5].iter().all(|v| all.contains(v)),
+            "both ends of an integer range are drawn"
+        );
+    }
+
+    #[test]
+    fn bad_ranges_are_rejected() {
+        let f = function();
+        let range = |name: &str, lo, hi| {
+            [InputRange {
+                name: name.into(),
+                lo,
+                hi,
+            }]
+        };
+        assert!(random_inputs(&f, 1, 0, &range("nope", 0.0, 1.0))
+            .unwrap_err()
+            .contains("x: fp32 [2,3], ids: int32 [4]"));
+        assert!(random_inputs(&f, 1, 0, &range("x", 1.0, 1.0)).is_err());
+        assert!(random_inputs(&f, 1, 0, &range("ids", 0.5, 3.0)).is_err());
+    }
+
+    #[test]
+    fn given_inputs_must_match_the_signature() {
+        let f = function();
+        let x = Value::Float(ArrayD::zeros(IxDyn(&[2, 3])));
+        let ids = Value::Int(ArrayD::zeros(IxDyn(&[4])));
+        let ok = BTreeMap::from([
+            ("x".to_string(), x.clone()),
+            ("ids".to_string(), ids.clone()),
+        ]);
+        assert_eq!(match_inputs(&f, ok).unwrap().len(), 2);
+        let missing = match_inputs(&f, BTreeMap::from([("x".to_string(), x.clone())])).unwrap_err();
+        assert!(
+            missing.contains("ids is missing") && missing.contains("x: fp32 [2,3]"),
+            "{missing}"
+        );
+        let wrong_kind = BTreeMap::from([
+            ("x".to_string(), ids.clone()),
+            ("ids".to_string(), ids.clone()),
+        ]);
+        assert!(match_inputs(&f, wrong_kind)
+            .unwrap_err()
+            .contains("holds int values"));
+        let wrong_shape = BTreeMap::from([
+            ("x".to_string(), Value::Float(ArrayD::zeros(IxDyn(&[3, 2])))),
+            ("ids".to_string(), ids),
+        ]);
+        assert!(match_inputs(&f, wrong_shape)
+            .unwrap_err()
+            .contains("shape [3, 2]"));
+    }
+}
