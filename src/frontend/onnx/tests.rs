@@ -1357,3 +1357,100 @@ fn cumsum_and_topk() {
         (vec![2], vec![1.0, 3.0])
     );
 }
+
+#[test]
+fn arg_reduce_select_last_index_picks_the_last_tie() {
+    for (op, data, want) in [
+        (
+            "ArgMax",
+            [1.0, 3.0, 3.0, 2.0, 5.0, 5.0, 0.0, 5.0],
+            [2.0, 3.0],
+        ),
+        (
+            "ArgMin",
+            [1.0, 0.0, 0.0, 2.0, 4.0, 4.0, 4.0, 9.0],
+            [2.0, 2.0],
+        ),
+    ] {
+        let attrs = vec![
+            int("axis", -1),
+            int("keepdims", 0),
+            int("select_last_index", 1),
+        ];
+        let nodes = vec![node(op, "am", &["x"], &["y"], attrs)];
+        let m = model(13, nodes, vec![fixed("x", &[2, 4])], &["y"], vec![]);
+        assert_eq!(
+            run_f32(&m, &[(&[2, 4], &data)]),
+            (vec![2], want.to_vec()),
+            "{op}"
+        );
+    }
+}
+
+#[test]
+fn layer_norm_mean_and_inv_std_dev_outputs() {
+    let x: &[f32] = &[1.0, 2.0, 3.0, 4.0];
+    for (outputs, want) in [
+        (["mean", "inv"], 2.5),
+        // 1 / sqrt(var 1.25 + epsilon 1e-5).
+        (["inv", "mean"], 0.894_423_6),
+    ] {
+        let nodes = vec![node(
+            "LayerNormalization",
+            "ln",
+            &["x", "gamma"],
+            &["y", "mean", "inv"],
+            vec![int("axis", 1)],
+        )];
+        let inits = vec![init_f32("gamma", &[4], &[1.0; 4])];
+        let m = model(17, nodes, vec![fixed("x", &[1, 4])], &outputs, inits);
+        let (shape, v) = run_f32(&m, &[(&[1, 4], x)]);
+        assert_eq!(shape, vec![1, 1]);
+        assert!((v[0] - want).abs() < 1e-6, "{outputs:?}: {v:?}");
+    }
+}
+
+#[test]
+fn batch_and_instance_norm_with_statistics_given_at_run_time() {
+    let nodes = vec![node(
+        "BatchNormalization",
+        "bn",
+        &["x", "s", "b", "m", "v"],
+        &["y"],
+        vec![],
+    )];
+    let inits = vec![
+        init_f32("s", &[2], &[2.0, 1.0]),
+        init_f32("b", &[2], &[1.0, 0.0]),
+        init_f32("v", &[2], &[4.0 - 1e-5, 1.0 - 1e-5]),
+    ];
+    let inputs = vec![fixed("x", &[1, 2, 1]), fixed("m", &[2])];
+    let m = model(15, nodes, inputs, &["y"], inits);
+    assert!(!op_types(load_ok(&m).main()).contains(&"batch_norm"));
+    // (5 - 1) / 2 * 2 + 1 = 5; (1 + 1) / 1 * 1 + 0 = 2.
+    let (shape, v) = run_f32(&m, &[(&[1, 2, 1], &[5.0, 1.0]), (&[2], &[1.0, -1.0])]);
+    assert_eq!(shape, vec![1, 2, 1]);
+    assert!(
+        (v[0] - 5.0).abs() < 1e-5 && (v[1] - 2.0).abs() < 1e-5,
+        "{v:?}"
+    );
+
+    let nodes = vec![node(
+        "InstanceNormalization",
+        "in",
+        &["x", "g", "b"],
+        &["y"],
+        vec![],
+    )];
+    let inputs = vec![fixed("x", &[1, 1, 4]), fixed("g", &[1])];
+    let m = model(6, nodes, inputs, &["y"], vec![init_f32("b", &[1], &[1.0])]);
+    let (shape, v) = run_f32(&m, &[(&[1, 1, 4], &[1.0, 2.0, 3.0, 4.0]), (&[1], &[2.0])]);
+    assert_eq!(shape, vec![1, 1, 4]);
+    // (x - 2.5) / sqrt(1.25 + 1e-5) * 2 + 1.
+    for (got, want) in v
+        .iter()
+        .zip([-1.683_270_8, 0.105_576_4, 1.894_423_6, 3.683_270_8])
+    {
+        assert!((got - want).abs() < 1e-5, "{v:?}");
+    }
+}
