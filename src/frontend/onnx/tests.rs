@@ -1454,3 +1454,39 @@ fn batch_and_instance_norm_with_statistics_given_at_run_time() {
         assert!((got - want).abs() < 1e-5, "{v:?}");
     }
 }
+
+#[test]
+fn layer_norm_with_a_run_time_scale_multiplies_after_normalizing() {
+    let nodes = vec![node(
+        "LayerNormalization",
+        "ln",
+        &["x", "gamma", "beta"],
+        &["y"],
+        vec![int("axis", 1)],
+    )];
+    let inputs = vec![fixed("x", &[1, 4]), fixed("gamma", &[4])];
+    let inits = vec![init_f32("beta", &[4], &[1.0; 4])];
+    let m = model(17, nodes, inputs, &["y"], inits);
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["layer_norm", "mul", "add"]
+    );
+    let x: &[f32] = &[1.0, 2.0, 3.0, 4.0];
+    let (shape, v) = run_f32(&m, &[(&[1, 4], x), (&[4], &[2.0, 2.0, 0.0, 1.0])]);
+    assert_eq!(shape, vec![1, 4]);
+    // (x - 2.5) / sqrt(1.25 + 1e-5) * gamma + 1.
+    for (got, want) in v.iter().zip([-1.683_270_8, 0.105_576_4, 1.0, 2.341_635_4]) {
+        assert!((got - want).abs() < 1e-5, "{v:?}");
+    }
+}
+
+#[test]
+fn mod_with_fmod_takes_the_sign_of_the_dividend() {
+    let nodes = vec![node("Mod", "m", &["x", "y"], &["z"], vec![int("fmod", 1)])];
+    let inputs = vec![fixed("x", &[4]), fixed("y", &[4])];
+    let m = model(13, nodes, inputs, &["z"], vec![]);
+    // C fmod: fmod(-7, 3) = -1, fmod(7, -3) = 1, fmod(-6, 3) = -0, fmod(5.5, 2) = 1.5.
+    let x: &[f32] = &[-7.0, 7.0, -6.0, 5.5];
+    let (shape, v) = run_f32(&m, &[(&[4], x), (&[4], &[3.0, -3.0, 3.0, 2.0])]);
+    assert_eq!((shape, v), (vec![4], vec![-1.0, 1.0, 0.0, 1.5]));
+}

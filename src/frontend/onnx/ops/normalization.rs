@@ -181,7 +181,8 @@ fn instance_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 }
 
 /// `LayerNormalization(X, scale, B?)` (opset 17) → `layer_norm` over the axes from `axis` on;
-/// scale and bias must have exactly the normalised shape. The optional `Mean` and `InvStdDev`
+/// a scale or bias that is not a constant of exactly the normalised shape follows it as
+/// broadcasting `mul`/`add`. The optional `Mean` and `InvStdDev`
 /// outputs are computed beside it (see [`layer_norm_statistics`]).
 fn layer_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
@@ -189,24 +190,43 @@ fn layer_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let shape = ctx.shape(&x)?;
     let first = axis(ctx, ctx.attr(node.int_or("axis", -1))?, shape.len())?;
     let normalized = &shape[first..];
-    let mut params = vec![("x", x)];
+    let mut affine = Vec::new();
     for (i, param) in [(1, "gamma"), (2, "beta")] {
         if let Some(v) = ctx.opt_input(node, i)? {
-            if ctx.shape(&v)? != normalized {
-                return Err(ctx.unsupported(format!(
-                    "{param} of shape {:?} must match the normalised shape {normalized:?}",
-                    ctx.shape(&v)?
-                )));
-            }
-            params.push((param, v));
+            affine.push((param, v));
         }
     }
+    // MIL layer_norm takes constant gamma/beta of exactly the normalised shape; otherwise
+    // they are applied after it with broadcasting mul/add.
+    let fused = affine.iter().all(|(_, v)| {
+        ctx.const_value(v).is_some()
+            && ctx.ty(v).ok().and_then(|t| t.static_shape()).as_deref() == Some(normalized)
+    });
+    let mut params = vec![("x", x)];
     let axes: Vec<i64> = (first as i64..shape.len() as i64).collect();
-    params.insert(1, ("axes", ctx.ints(&format!("{out}_axes"), &axes)));
+    params.push(("axes", ctx.ints(&format!("{out}_axes"), &axes)));
+    if fused {
+        params.extend(affine.iter().cloned());
+    }
     let eps = ctx.attr(node.float_or("epsilon", 1e-5))?;
     params.push(("epsilon", ctx.float(&format!("{out}_epsilon"), eps)));
     let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
-    let y = ctx.op1("layer_norm", &out, &refs)?;
+    let mut y = if fused || affine.is_empty() {
+        ctx.op1("layer_norm", &out, &refs)?
+    } else {
+        ctx.op1("layer_norm", &format!("{out}_normalized"), &refs)?
+    };
+    if !fused {
+        for (i, (param, v)) in affine.iter().enumerate() {
+            let name = if i + 1 == affine.len() {
+                out.clone()
+            } else {
+                format!("{out}_scaled")
+            };
+            let op = if *param == "gamma" { "mul" } else { "add" };
+            y = ctx.op1(op, &name, &[("x", &y), ("y", v)])?;
+        }
+    }
     ctx.set_output(node, 0, y);
     if ctx.output_used(node, 1) || ctx.output_used(node, 2) {
         layer_norm_statistics(ctx, node, &params[0].1, &params[1].1, eps)?;
