@@ -1357,3 +1357,136 @@ fn cumsum_and_topk() {
         (vec![2], vec![1.0, 3.0])
     );
 }
+
+#[test]
+fn arg_reduce_select_last_index_picks_the_last_tie() {
+    for (op, data, want) in [
+        (
+            "ArgMax",
+            [1.0, 3.0, 3.0, 2.0, 5.0, 5.0, 0.0, 5.0],
+            [2.0, 3.0],
+        ),
+        (
+            "ArgMin",
+            [1.0, 0.0, 0.0, 2.0, 4.0, 4.0, 4.0, 9.0],
+            [2.0, 2.0],
+        ),
+    ] {
+        let attrs = vec![
+            int("axis", -1),
+            int("keepdims", 0),
+            int("select_last_index", 1),
+        ];
+        let nodes = vec![node(op, "am", &["x"], &["y"], attrs)];
+        let m = model(13, nodes, vec![fixed("x", &[2, 4])], &["y"], vec![]);
+        assert_eq!(
+            run_f32(&m, &[(&[2, 4], &data)]),
+            (vec![2], want.to_vec()),
+            "{op}"
+        );
+    }
+}
+
+#[test]
+fn layer_norm_mean_and_inv_std_dev_outputs() {
+    let x: &[f32] = &[1.0, 2.0, 3.0, 4.0];
+    for (outputs, want) in [
+        (["mean", "inv"], 2.5),
+        // 1 / sqrt(var 1.25 + epsilon 1e-5).
+        (["inv", "mean"], 0.894_423_6),
+    ] {
+        let nodes = vec![node(
+            "LayerNormalization",
+            "ln",
+            &["x", "gamma"],
+            &["y", "mean", "inv"],
+            vec![int("axis", 1)],
+        )];
+        let inits = vec![init_f32("gamma", &[4], &[1.0; 4])];
+        let m = model(17, nodes, vec![fixed("x", &[1, 4])], &outputs, inits);
+        let (shape, v) = run_f32(&m, &[(&[1, 4], x)]);
+        assert_eq!(shape, vec![1, 1]);
+        assert!((v[0] - want).abs() < 1e-6, "{outputs:?}: {v:?}");
+    }
+}
+
+#[test]
+fn batch_and_instance_norm_with_statistics_given_at_run_time() {
+    let nodes = vec![node(
+        "BatchNormalization",
+        "bn",
+        &["x", "s", "b", "m", "v"],
+        &["y"],
+        vec![],
+    )];
+    let inits = vec![
+        init_f32("s", &[2], &[2.0, 1.0]),
+        init_f32("b", &[2], &[1.0, 0.0]),
+        init_f32("v", &[2], &[4.0 - 1e-5, 1.0 - 1e-5]),
+    ];
+    let inputs = vec![fixed("x", &[1, 2, 1]), fixed("m", &[2])];
+    let m = model(15, nodes, inputs, &["y"], inits);
+    assert!(!op_types(load_ok(&m).main()).contains(&"batch_norm"));
+    // (5 - 1) / 2 * 2 + 1 = 5; (1 + 1) / 1 * 1 + 0 = 2.
+    let (shape, v) = run_f32(&m, &[(&[1, 2, 1], &[5.0, 1.0]), (&[2], &[1.0, -1.0])]);
+    assert_eq!(shape, vec![1, 2, 1]);
+    assert!(
+        (v[0] - 5.0).abs() < 1e-5 && (v[1] - 2.0).abs() < 1e-5,
+        "{v:?}"
+    );
+
+    let nodes = vec![node(
+        "InstanceNormalization",
+        "in",
+        &["x", "g", "b"],
+        &["y"],
+        vec![],
+    )];
+    let inputs = vec![fixed("x", &[1, 1, 4]), fixed("g", &[1])];
+    let m = model(6, nodes, inputs, &["y"], vec![init_f32("b", &[1], &[1.0])]);
+    let (shape, v) = run_f32(&m, &[(&[1, 1, 4], &[1.0, 2.0, 3.0, 4.0]), (&[1], &[2.0])]);
+    assert_eq!(shape, vec![1, 1, 4]);
+    // (x - 2.5) / sqrt(1.25 + 1e-5) * 2 + 1.
+    for (got, want) in v
+        .iter()
+        .zip([-1.683_270_8, 0.105_576_4, 1.894_423_6, 3.683_270_8])
+    {
+        assert!((got - want).abs() < 1e-5, "{v:?}");
+    }
+}
+
+#[test]
+fn layer_norm_with_a_run_time_scale_multiplies_after_normalizing() {
+    let nodes = vec![node(
+        "LayerNormalization",
+        "ln",
+        &["x", "gamma", "beta"],
+        &["y"],
+        vec![int("axis", 1)],
+    )];
+    let inputs = vec![fixed("x", &[1, 4]), fixed("gamma", &[4])];
+    let inits = vec![init_f32("beta", &[4], &[1.0; 4])];
+    let m = model(17, nodes, inputs, &["y"], inits);
+    assert_eq!(
+        op_types(load_ok(&m).main()),
+        vec!["layer_norm", "mul", "add"]
+    );
+    let x: &[f32] = &[1.0, 2.0, 3.0, 4.0];
+    let (shape, v) = run_f32(&m, &[(&[1, 4], x), (&[4], &[2.0, 2.0, 0.0, 1.0])]);
+    assert_eq!(shape, vec![1, 4]);
+    // (x - 2.5) / sqrt(1.25 + 1e-5) * gamma + 1.
+    for (got, want) in v.iter().zip([-1.683_270_8, 0.105_576_4, 1.0, 2.341_635_4]) {
+        assert!((got - want).abs() < 1e-5, "{v:?}");
+    }
+}
+
+#[test]
+fn mod_with_fmod_takes_the_sign_of_the_dividend() {
+    let nodes = vec![node("Mod", "m", &["x", "y"], &["z"], vec![int("fmod", 1)])];
+    let inputs = vec![fixed("x", &[4]), fixed("y", &[4])];
+    let m = model(13, nodes, inputs, &["z"], vec![]);
+    // C fmod: fmod(-7, 3) = -1, fmod(7, -3) = 1, fmod(-6, 3) = -0, fmod(5.5, 2) = 1.5.
+    let x: &[f32] = &[-7.0, 7.0, -6.0, 5.5];
+    let (shape, v) = run_f32(&m, &[(&[4], x), (&[4], &[3.0, -3.0, 3.0, 2.0])]);
+    assert_eq!((shape, v), (vec![4], vec![-1.0, 1.0, 0.0, 1.5]));
+}

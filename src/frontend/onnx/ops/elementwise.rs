@@ -72,16 +72,60 @@ fn div(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// `Mod` with `fmod=0` (the sign of the divisor, like MIL `mod`); C-style `fmod=1` is
-/// unsupported.
+/// `Mod`: `fmod=0` takes the sign of the divisor, like MIL `mod`. C-style `fmod=1` (the sign
+/// of the dividend) is that remainder minus `y` wherever it is non-zero and its sign differs
+/// from the dividend's.
 fn modulo(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
-    if ctx.attr(node.int_or("fmod", 0))? != 0 {
-        return Err(
-            ctx.unsupported("fmod=1 (remainder with the sign of the dividend) is not supported")
-        );
-    }
+    let c_style = ctx.attr(node.int_or("fmod", 0))? != 0;
     let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
-    let z = ctx.op1("mod", &ctx.out_name(node, 0), &[("x", &x), ("y", &y)])?;
+    let out = ctx.out_name(node, 0);
+    if !c_style {
+        let z = ctx.op1("mod", &out, &[("x", &x), ("y", &y)])?;
+        ctx.set_output(node, 0, z);
+        return Ok(());
+    }
+    let floored = ctx.op1("mod", &format!("{out}_floored"), &[("x", &x), ("y", &y)])?;
+    let zero = if ctx.ty(&x)?.dtype.is_float() {
+        ctx.float(&format!("{out}_zero"), 0.0)
+    } else {
+        ctx.int(&format!("{out}_zero"), 0)
+    };
+    let zero = coerce(ctx, &zero, ctx.ty(&x)?.dtype, &format!("{out}_zero_typed"))?;
+    let nonzero = ctx.op1(
+        "not_equal",
+        &format!("{out}_nonzero"),
+        &[("x", &floored), ("y", &zero)],
+    )?;
+    let r_neg = ctx.op1(
+        "less",
+        &format!("{out}_remainder_negative"),
+        &[("x", &floored), ("y", &zero)],
+    )?;
+    let x_neg = ctx.op1(
+        "less",
+        &format!("{out}_dividend_negative"),
+        &[("x", &x), ("y", &zero)],
+    )?;
+    let differ = ctx.op1(
+        "logical_xor",
+        &format!("{out}_signs_differ"),
+        &[("x", &r_neg), ("y", &x_neg)],
+    )?;
+    let shift = ctx.op1(
+        "logical_and",
+        &format!("{out}_shift"),
+        &[("x", &nonzero), ("y", &differ)],
+    )?;
+    let shifted = ctx.op1(
+        "sub",
+        &format!("{out}_shifted"),
+        &[("x", &floored), ("y", &y)],
+    )?;
+    let z = ctx.op1(
+        "select",
+        &out,
+        &[("cond", &shift), ("a", &shifted), ("b", &floored)],
+    )?;
     ctx.set_output(node, 0, z);
     Ok(())
 }

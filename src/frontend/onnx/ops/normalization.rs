@@ -18,6 +18,23 @@ fn batch_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let (mean, var) = (ctx.input(node, 3)?, ctx.input(node, 4)?);
     let out = ctx.out_name(node, 0);
     let eps = ctx.attr(node.float_or("epsilon", 1e-5))?;
+    let all_constant = [&gamma, &beta, &mean, &var]
+        .iter()
+        .all(|v| ctx.const_value(v).is_some());
+    if !all_constant {
+        // MIL batch_norm takes constant statistics only: spell it out elementwise.
+        let rank = ctx.rank(&x)?;
+        let [gamma, beta, mean, var] = [
+            (&gamma, "gamma"),
+            (&beta, "beta"),
+            (&mean, "mean"),
+            (&var, "variance"),
+        ]
+        .map(|(v, what)| per_channel(ctx, &out, v, what, rank));
+        let y = normalize(ctx, &out, &x, &mean?, &var?, eps, &gamma?, &beta?)?;
+        ctx.set_output(node, 0, y);
+        return Ok(());
+    }
     let eps = ctx.float(&format!("{out}_epsilon"), eps);
     // MIL batch_norm needs spatial dimensions: [N, C] runs as [N, C, 1].
     let flat = ctx.rank(&x)? == 2;
@@ -54,12 +71,100 @@ fn batch_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// `InstanceNormalization(X, scale, B)` → `instance_norm`.
+/// A per-channel `[C]` vector `v` reshaped to `[C, 1, …]` so it broadcasts against a
+/// rank-`rank` `[N, C, …]` input.
+fn per_channel(
+    ctx: &mut Ctx,
+    out: &str,
+    v: &str,
+    what: &str,
+    rank: usize,
+) -> Result<String, Error> {
+    if rank <= 2 {
+        return Ok(v.to_string());
+    }
+    let axes: Vec<i64> = (1..rank as i64 - 1).collect();
+    let axes = ctx.ints(&format!("{out}_{what}_axes"), &axes);
+    ctx.op1(
+        "expand_dims",
+        &format!("{out}_{what}_per_channel"),
+        &[("x", v), ("axes", &axes)],
+    )
+}
+
+/// `(x - mean) * rsqrt(var + eps) * gamma + beta`, the last op named `out`.
+#[allow(clippy::too_many_arguments)]
+fn normalize(
+    ctx: &mut Ctx,
+    out: &str,
+    x: &str,
+    mean: &str,
+    var: &str,
+    eps: f32,
+    gamma: &str,
+    beta: &str,
+) -> Result<String, Error> {
+    let centered = ctx.op1("sub", &format!("{out}_centered"), &[("x", x), ("y", mean)])?;
+    let eps = ctx.float(&format!("{out}_epsilon"), eps);
+    let inv = ctx.op1(
+        "rsqrt",
+        &format!("{out}_inv_std"),
+        &[("x", var), ("epsilon", &eps)],
+    )?;
+    let scaled = ctx.op1(
+        "mul",
+        &format!("{out}_standardized"),
+        &[("x", &centered), ("y", &inv)],
+    )?;
+    let scaled = ctx.op1(
+        "mul",
+        &format!("{out}_scaled"),
+        &[("x", &scaled), ("y", gamma)],
+    )?;
+    ctx.op1("add", out, &[("x", &scaled), ("y", beta)])
+}
+
+/// `InstanceNormalization(X, scale, B)` → `instance_norm`; with a non-constant scale or bias
+/// (MIL wants constants) the statistics over the spatial axes are spelled out elementwise.
 fn instance_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
     let (gamma, beta) = (ctx.input(node, 1)?, ctx.input(node, 2)?);
     let out = ctx.out_name(node, 0);
     let eps = ctx.attr(node.float_or("epsilon", 1e-5))?;
+    if ctx.const_value(&gamma).is_none() || ctx.const_value(&beta).is_none() {
+        let rank = ctx.rank(&x)?;
+        if rank < 3 {
+            return Err(ctx.invalid(format!("input of rank {rank} has no spatial axes")));
+        }
+        let axes: Vec<i64> = (2..rank as i64).collect();
+        let axes = ctx.ints(&format!("{out}_spatial_axes"), &axes);
+        let keep = ctx.boolean(&format!("{out}_keep_dims"), true);
+        let mean = ctx.op1(
+            "reduce_mean",
+            &format!("{out}_mean"),
+            &[("x", &x), ("axes", &axes), ("keep_dims", &keep)],
+        )?;
+        let centered = ctx.op1(
+            "sub",
+            &format!("{out}_deviation"),
+            &[("x", &x), ("y", &mean)],
+        )?;
+        let squared = ctx.op1(
+            "mul",
+            &format!("{out}_squared"),
+            &[("x", &centered), ("y", &centered)],
+        )?;
+        let var = ctx.op1(
+            "reduce_mean",
+            &format!("{out}_variance"),
+            &[("x", &squared), ("axes", &axes), ("keep_dims", &keep)],
+        )?;
+        let gamma = per_channel(ctx, &out, &gamma, "gamma", rank)?;
+        let beta = per_channel(ctx, &out, &beta, "beta", rank)?;
+        let y = normalize(ctx, &out, &x, &mean, &var, eps, &gamma, &beta)?;
+        ctx.set_output(node, 0, y);
+        return Ok(());
+    }
     let eps = ctx.float(&format!("{out}_epsilon"), eps);
     let y = ctx.op1(
         "instance_norm",
@@ -76,34 +181,105 @@ fn instance_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 }
 
 /// `LayerNormalization(X, scale, B?)` (opset 17) → `layer_norm` over the axes from `axis` on;
-/// scale and bias must have exactly the normalised shape, and the `Mean`/`InvStdDev`
-/// outputs must be unused.
+/// a scale or bias that is not a constant of exactly the normalised shape follows it as
+/// broadcasting `mul`/`add`. The optional `Mean` and `InvStdDev`
+/// outputs are computed beside it (see [`layer_norm_statistics`]).
 fn layer_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
-    ctx.require_unused_outputs(node, 1, "Mean/InvStdDev")?;
     let x = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
     let shape = ctx.shape(&x)?;
     let first = axis(ctx, ctx.attr(node.int_or("axis", -1))?, shape.len())?;
     let normalized = &shape[first..];
-    let mut params = vec![("x", x)];
+    let mut affine = Vec::new();
     for (i, param) in [(1, "gamma"), (2, "beta")] {
         if let Some(v) = ctx.opt_input(node, i)? {
-            if ctx.shape(&v)? != normalized {
-                return Err(ctx.unsupported(format!(
-                    "{param} of shape {:?} must match the normalised shape {normalized:?}",
-                    ctx.shape(&v)?
-                )));
-            }
-            params.push((param, v));
+            affine.push((param, v));
         }
     }
+    // MIL layer_norm takes constant gamma/beta of exactly the normalised shape; otherwise
+    // they are applied after it with broadcasting mul/add.
+    let fused = affine.iter().all(|(_, v)| {
+        ctx.const_value(v).is_some()
+            && ctx.ty(v).ok().and_then(|t| t.static_shape()).as_deref() == Some(normalized)
+    });
+    let mut params = vec![("x", x)];
     let axes: Vec<i64> = (first as i64..shape.len() as i64).collect();
-    params.insert(1, ("axes", ctx.ints(&format!("{out}_axes"), &axes)));
+    params.push(("axes", ctx.ints(&format!("{out}_axes"), &axes)));
+    if fused {
+        params.extend(affine.iter().cloned());
+    }
     let eps = ctx.attr(node.float_or("epsilon", 1e-5))?;
     params.push(("epsilon", ctx.float(&format!("{out}_epsilon"), eps)));
     let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
-    let y = ctx.op1("layer_norm", &out, &refs)?;
+    let mut y = if fused || affine.is_empty() {
+        ctx.op1("layer_norm", &out, &refs)?
+    } else {
+        ctx.op1("layer_norm", &format!("{out}_normalized"), &refs)?
+    };
+    if !fused {
+        for (i, (param, v)) in affine.iter().enumerate() {
+            let name = if i + 1 == affine.len() {
+                out.clone()
+            } else {
+                format!("{out}_scaled")
+            };
+            let op = if *param == "gamma" { "mul" } else { "add" };
+            y = ctx.op1(op, &name, &[("x", &y), ("y", v)])?;
+        }
+    }
     ctx.set_output(node, 0, y);
+    if ctx.output_used(node, 1) || ctx.output_used(node, 2) {
+        layer_norm_statistics(ctx, node, &params[0].1, &params[1].1, eps)?;
+    }
+    Ok(())
+}
+
+/// `LayerNormalization`'s `Mean` (output 1) and `InvStdDev` (output 2), both keeping the
+/// normalised axes as size 1: `mean = reduce_mean(x)` and
+/// `inv_std_dev = rsqrt(reduce_mean((x - mean)²) + epsilon)`.
+fn layer_norm_statistics(
+    ctx: &mut Ctx,
+    node: &Node,
+    x: &str,
+    axes: &str,
+    eps: f32,
+) -> Result<(), Error> {
+    let names = [ctx.out_name(node, 1), ctx.out_name(node, 2)];
+    let base = ctx.out_name(node, 0);
+    let keep = ctx.boolean(&format!("{base}_stats_keep_dims"), true);
+    let mean_name = if ctx.output_used(node, 1) {
+        names[0].clone()
+    } else {
+        format!("{base}_mean")
+    };
+    let mean = ctx.op1(
+        "reduce_mean",
+        &mean_name,
+        &[("x", x), ("axes", axes), ("keep_dims", &keep)],
+    )?;
+    if ctx.output_used(node, 2) {
+        let centered = ctx.op1(
+            "sub",
+            &format!("{base}_centered"),
+            &[("x", x), ("y", &mean)],
+        )?;
+        let squared = ctx.op1(
+            "mul",
+            &format!("{base}_squared"),
+            &[("x", &centered), ("y", &centered)],
+        )?;
+        let var = ctx.op1(
+            "reduce_mean",
+            &format!("{base}_variance"),
+            &[("x", &squared), ("axes", axes), ("keep_dims", &keep)],
+        )?;
+        let eps_c = ctx.float(&format!("{base}_stats_epsilon"), eps);
+        let inv = ctx.op1("rsqrt", &names[1], &[("x", &var), ("epsilon", &eps_c)])?;
+        ctx.set_output(node, 2, inv);
+    }
+    if ctx.output_used(node, 1) {
+        ctx.set_output(node, 1, mean);
+    }
     Ok(())
 }
 

@@ -62,23 +62,42 @@ reductions! {
     reduce_log_sum => "reduce_log_sum", reduce_log_sum_exp => "reduce_log_sum_exp",
 }
 
-/// `ArgMax`/`ArgMin` (`axis` default 0, `keepdims` default 1); `select_last_index=1` is
-/// unsupported. The int64 result becomes int32 like every integer in the IR.
+/// `ArgMax`/`ArgMin` (`axis` default 0, `keepdims` default 1). `select_last_index=1` runs
+/// on the input reversed along the axis and maps the index back as `size - 1 - index`, which
+/// needs a static axis size. The int64 result becomes int32 like every integer in the IR.
 fn arg_reduce(ctx: &mut Ctx, node: &Node, mil: &str) -> Result<(), Error> {
-    if ctx.attr(node.int_or("select_last_index", 0))? != 0 {
-        return Err(ctx.unsupported("select_last_index=1 is not supported"));
-    }
+    let last = ctx.attr(node.int_or("select_last_index", 0))? != 0;
     let x = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
     let a = axis(ctx, ctx.attr(node.int_or("axis", 0))?, ctx.rank(&x)?)?;
     let keep = ctx.attr(node.int_or("keepdims", 1))? != 0;
     let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
     let keep_c = ctx.boolean(&format!("{out}_keep_dims"), keep);
-    let y = ctx.op1(
-        mil,
-        &out,
-        &[("x", &x), ("axis", &axis_c), ("keep_dims", &keep_c)],
+    if !last {
+        let y = ctx.op1(
+            mil,
+            &out,
+            &[("x", &x), ("axis", &axis_c), ("keep_dims", &keep_c)],
+        )?;
+        ctx.set_output(node, 0, y);
+        return Ok(());
+    }
+    let size = ctx.ty(&x)?.shape[a]
+        .fixed()
+        .ok_or_else(|| ctx.unsupported("select_last_index=1 needs a static size along the axis"))?;
+    let axes_c = ctx.ints(&format!("{out}_reverse_axes"), &[a as i64]);
+    let reversed = ctx.op1(
+        "reverse",
+        &format!("{out}_reversed"),
+        &[("x", &x), ("axes", &axes_c)],
     )?;
+    let index = ctx.op1(
+        mil,
+        &format!("{out}_reversed_index"),
+        &[("x", &reversed), ("axis", &axis_c), ("keep_dims", &keep_c)],
+    )?;
+    let last_c = ctx.int(&format!("{out}_last_index"), size as i64 - 1);
+    let y = ctx.op1("sub", &out, &[("x", &last_c), ("y", &index)])?;
     ctx.set_output(node, 0, y);
     Ok(())
 }
