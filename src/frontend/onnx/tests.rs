@@ -1357,3 +1357,5 @@ fn cumsum_and_topk() {
         (vec![2], vec![1.0, 3.0])
     );
 }
+
+mod new_ops;

@@ -2,6 +2,7 @@
 //! family; `supported_op_types` and the unsupported-operator check read this table.
 
 mod activation;
+mod activation_extra;
 mod constant;
 mod conv;
 mod elementwise;
@@ -12,6 +13,7 @@ mod pool;
 mod reduction;
 mod resize;
 mod shape;
+mod tensor_extra;
 mod tensor_ops;
 
 use super::convert::Ctx;
@@ -24,6 +26,7 @@ pub type ConvertFn = fn(&mut Ctx, &Node) -> Result<(), Error>;
 /// Every converter, by ONNX op type (default domain).
 const TABLE: &[&[(&str, ConvertFn)]] = &[
     activation::CONVERTERS,
+    activation_extra::CONVERTERS,
     constant::CONVERTERS,
     conv::CONVERTERS,
     elementwise::CONVERTERS,
@@ -34,6 +37,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     reduction::CONVERTERS,
     resize::CONVERTERS,
     shape::CONVERTERS,
+    tensor_extra::CONVERTERS,
     tensor_ops::CONVERTERS,
 ];
 
