@@ -7,6 +7,7 @@ mod constant;
 mod conv;
 mod elementwise;
 mod gather_scatter;
+mod group_norm;
 mod linear;
 mod normalization;
 mod pool;
@@ -31,6 +32,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     conv::CONVERTERS,
     elementwise::CONVERTERS,
     gather_scatter::CONVERTERS,
+    group_norm::CONVERTERS,
     linear::CONVERTERS,
     normalization::CONVERTERS,
     pool::CONVERTERS,
