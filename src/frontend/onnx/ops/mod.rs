@@ -5,6 +5,7 @@ mod activation;
 mod activation_extra;
 mod constant;
 mod conv;
+mod einsum;
 mod elementwise;
 mod gather_scatter;
 mod group_norm;
@@ -30,6 +31,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     activation_extra::CONVERTERS,
     constant::CONVERTERS,
     conv::CONVERTERS,
+    einsum::CONVERTERS,
     elementwise::CONVERTERS,
     gather_scatter::CONVERTERS,
     group_norm::CONVERTERS,
