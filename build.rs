@@ -5,7 +5,12 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = ["proto/onnx.proto", "proto/Model.proto"];
-    for file in ["proto/onnx.proto", "proto/Model.proto", "proto/MIL.proto", "proto/FeatureTypes.proto"] {
+    for file in [
+        "proto/onnx.proto",
+        "proto/Model.proto",
+        "proto/MIL.proto",
+        "proto/FeatureTypes.proto",
+    ] {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(files, ["proto"])?;

@@ -68,11 +68,17 @@ impl Error {
 
     /// An [`Error::Invalid`] for `path`.
     pub fn invalid(path: &Path, message: impl Into<String>) -> Error {
-        Error::Invalid { path: path.to_path_buf(), message: message.into() }
+        Error::Invalid {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
     }
 
     /// An [`Error::Io`] for `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

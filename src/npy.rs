@@ -21,40 +21,62 @@ pub fn parse(bytes: &[u8]) -> Result<Value, NpyError> {
     let major = bytes[6];
     let (header_len, start) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         _ => return Err(err("unsupported .npy format version")),
     };
-    let header = bytes.get(start..start + header_len).ok_or_else(|| err("truncated .npy header"))?;
+    let header = bytes
+        .get(start..start + header_len)
+        .ok_or_else(|| err("truncated .npy header"))?;
     let header = std::str::from_utf8(header).map_err(|_| err("header is not text"))?;
     let descr = dict_value(header, "descr").ok_or_else(|| err("header has no 'descr'"))?;
-    let fortran = dict_value(header, "fortran_order").ok_or_else(|| err("header has no 'fortran_order'"))?;
+    let fortran =
+        dict_value(header, "fortran_order").ok_or_else(|| err("header has no 'fortran_order'"))?;
     if fortran.trim() != "False" {
-        return Err(err("Fortran-ordered arrays are not supported; save with np.ascontiguousarray"));
+        return Err(err(
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray",
+        ));
     }
     let shape = parse_shape(header).ok_or_else(|| err("header has no valid 'shape'"))?;
     let data = &bytes[start + header_len..];
     let n: usize = shape.iter().product();
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-    let (kind, size) = parse_descr(descr).ok_or_else(|| NpyError(format!("unsupported dtype '{descr}'")))?;
+    let (kind, size) =
+        parse_descr(descr).ok_or_else(|| NpyError(format!("unsupported dtype '{descr}'")))?;
     if data.len() < n * size {
-        return Err(NpyError(format!("data holds {} bytes, shape {shape:?} needs {}", data.len(), n * size)));
+        return Err(NpyError(format!(
+            "data holds {} bytes, shape {shape:?} needs {}",
+            data.len(),
+            n * size
+        )));
     }
     let chunks = data[..n * size].chunks_exact(size);
     let dim = IxDyn(&shape);
     Ok(match (kind, size) {
         ('f', 2) => Value::Float(build(ArrayD::from_shape_vec(
             dim,
-            chunks.map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            chunks
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
         ))?),
         ('f', 4) => Value::Float(build(ArrayD::from_shape_vec(
             dim,
-            chunks.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            chunks
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
         ))?),
         ('f', 8) => Value::Float(build(ArrayD::from_shape_vec(
             dim,
-            chunks.map(|c| f64::from_le_bytes(c.try_into().expect("8-byte chunk")) as f32).collect(),
+            chunks
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8-byte chunk")) as f32)
+                .collect(),
         ))?),
-        ('b', 1) => Value::Bool(build(ArrayD::from_shape_vec(dim, chunks.map(|c| c[0] != 0).collect()))?),
+        ('b', 1) => Value::Bool(build(ArrayD::from_shape_vec(
+            dim,
+            chunks.map(|c| c[0] != 0).collect(),
+        ))?),
         ('i' | 'u', _) => {
             let signed = kind == 'i';
             let mut out = Vec::with_capacity(n);
@@ -69,7 +91,10 @@ pub fn parse(bytes: &[u8]) -> Result<Value, NpyError> {
                     (true, 8) => i64::from_le_bytes(c.try_into().expect("8-byte chunk")),
                     _ => return Err(NpyError(format!("unsupported dtype '{descr}'"))),
                 };
-                out.push(i32::try_from(v).map_err(|_| NpyError(format!("integer {v} does not fit in int32")))?);
+                out.push(
+                    i32::try_from(v)
+                        .map_err(|_| NpyError(format!("integer {v} does not fit in int32")))?,
+                );
             }
             Value::Int(build(ArrayD::from_shape_vec(dim, out))?)
         }
@@ -88,9 +113,17 @@ pub fn serialize(value: &Value) -> Result<Vec<u8>, NpyError> {
     let shape = value.shape();
     let shape_text = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
@@ -98,7 +131,8 @@ pub fn serialize(value: &Value) -> Result<Vec<u8>, NpyError> {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.write_all(header.as_bytes()).expect("writing to a Vec cannot fail");
+    out.write_all(header.as_bytes())
+        .expect("writing to a Vec cannot fail");
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -121,7 +155,12 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 fn parse_shape(header: &str) -> Option<Vec<usize>> {
     let text = dict_value(header, "shape")?;
     let inner = text.strip_prefix('(')?.strip_suffix(')')?;
-    inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.trim_end_matches('L').parse().ok()).collect()
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse().ok())
+        .collect()
 }
 
 fn parse_descr(descr: &str) -> Option<(char, usize)> {
@@ -152,7 +191,10 @@ mod tests {
         }
         let value = parse(&bytes).unwrap();
         assert_eq!(value.shape(), &[2, 3]);
-        assert_eq!(value.float().unwrap().iter().copied().collect::<Vec<_>>(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(
+            value.float().unwrap().iter().copied().collect::<Vec<_>>(),
+            vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        );
     }
 
     #[test]
@@ -172,7 +214,8 @@ mod tests {
     #[test]
     fn rejects_fortran_order_and_big_endian() {
         let make = |descr: &str, fortran: &str| {
-            let h = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': (1,), }}\n");
+            let h =
+                format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': (1,), }}\n");
             let mut b = b"\x93NUMPY\x01\x00".to_vec();
             b.extend_from_slice(&(h.len() as u16).to_le_bytes());
             b.extend_from_slice(h.as_bytes());

@@ -12,6 +12,9 @@ pub mod coreml {
 
     /// ML Program messages (package `CoreML.Specification.MILSpec`).
     pub mod mil_spec {
-        include!(concat!(env!("OUT_DIR"), "/core_ml.specification.mil_spec.rs"));
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/core_ml.specification.mil_spec.rs"
+        ));
     }
 }

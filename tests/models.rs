@@ -40,8 +40,16 @@ fn diff(ours: &Value, reference: &Value) -> Diff {
         na += x * x;
         nb += y * y;
     }
-    let cosine = if na == 0.0 && nb == 0.0 { 1.0 } else { dot / (na.sqrt() * nb.sqrt()).max(1e-30) };
-    Diff { max_abs, scale: scale.max(1e-3), cosine }
+    let cosine = if na == 0.0 && nb == 0.0 {
+        1.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt()).max(1e-30)
+    };
+    Diff {
+        max_abs,
+        scale: scale.max(1e-3),
+        cosine,
+    }
 }
 
 fn read_npy(path: &Path) -> Value {
@@ -55,13 +63,22 @@ fn input_shapes(fx: &Fixture) -> Vec<(String, Vec<usize>)> {
         .iter()
         .map(|flag| {
             let (name, dims) = flag.split_once('=').expect("NAME=DIMS");
-            (name.to_string(), dims.split(',').map(|d| d.parse().expect("a size")).collect())
+            (
+                name.to_string(),
+                dims.split(',')
+                    .map(|d| d.parse().expect("a size"))
+                    .collect(),
+            )
         })
         .collect()
 }
 
 /// Converts `fx` at `precision`, runs it, and returns (output name, diff) per output.
-fn convert_and_compare(fx: &Fixture, precision: Precision, dir: &Path) -> Result<Vec<(String, Diff)>, String> {
+fn convert_and_compare(
+    fx: &Fixture,
+    precision: Precision,
+    dir: &Path,
+) -> Result<Vec<(String, Diff)>, String> {
     let out = dir.join(format!("{}_{precision:?}.mlpackage", fx.case));
     let options = ConvertOptions {
         input: fx.model_path(),
@@ -73,11 +90,18 @@ fn convert_and_compare(fx: &Fixture, precision: Precision, dir: &Path) -> Result
     };
     pipeline::convert(&options).map_err(|e| format!("{}: convert: {e}", fx.name()))?;
     let inputs = fx.input_files();
-    let run = RunOptions { emulate_fp16: precision == Precision::Fp16 };
-    let outputs = pipeline::run_package(&out, &inputs, run).map_err(|e| format!("{}: run: {e}", fx.name()))?;
+    let run = RunOptions {
+        emulate_fp16: precision == Precision::Fp16,
+    };
+    let outputs = pipeline::run_package(&out, &inputs, run)
+        .map_err(|e| format!("{}: run: {e}", fx.name()))?;
     let expected = fx.output_files();
     assert_eq!(outputs.len(), expected.len(), "{}: output count", fx.name());
-    Ok(outputs.iter().zip(&expected).map(|((name, value), (_, file))| (name.clone(), diff(value, &read_npy(file)))).collect())
+    Ok(outputs
+        .iter()
+        .zip(&expected)
+        .map(|((name, value), (_, file))| (name.clone(), diff(value, &read_npy(file))))
+        .collect())
 }
 
 fn check_group(group: &str, precision: Precision) {
@@ -111,7 +135,11 @@ fn check_group(group: &str, precision: Precision) {
             }
         }
     }
-    assert!(failures.is_empty(), "outputs differ from ONNX Runtime:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "outputs differ from ONNX Runtime:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -40,11 +40,21 @@ pub fn execute(args: &InspectArgs) -> Result<(), Error> {
 }
 
 fn print_package(p: &PackageSummary) {
-    println!("{} (Core ML package, {}, specification version {})", p.path.display(), p.target, p.specification_version);
+    println!(
+        "{} (Core ML package, {}, specification version {})",
+        p.path.display(),
+        p.target,
+        p.specification_version
+    );
     for (title, list) in [("inputs", &p.inputs), ("outputs", &p.outputs)] {
         println!("{title}:");
         for io in list {
-            println!("  {:<24} {:<6} [{}]", io.name, io.dtype, io.shape.join(", "));
+            println!(
+                "  {:<24} {:<6} [{}]",
+                io.name,
+                io.dtype,
+                io.shape.join(", ")
+            );
         }
     }
     println!("ops:");
@@ -52,12 +62,23 @@ fn print_package(p: &PackageSummary) {
         println!("  {op:<24} {count}");
     }
     println!("weights:");
-    println!("  {:<40} {:<20} {:<6} {:>12}  storage", "name", "shape", "dtype", "bytes");
+    println!(
+        "  {:<40} {:<20} {:<6} {:>12}  storage",
+        "name", "shape", "dtype", "bytes"
+    );
     for w in &p.weights {
         let shape = format!("{:?}", w.shape);
-        println!("  {:<40} {:<20} {:<6} {:>12}  {}", w.name, shape, w.dtype, w.bytes, w.storage);
+        println!(
+            "  {:<40} {:<20} {:<6} {:>12}  {}",
+            w.name, shape, w.dtype, w.bytes, w.storage
+        );
     }
-    println!("total: {} weights, {} parameters, {} bytes", p.weights.len(), p.total_parameters, p.total_weight_bytes);
+    println!(
+        "total: {} weights, {} parameters, {} bytes",
+        p.weights.len(),
+        p.total_parameters,
+        p.total_weight_bytes
+    );
     if let Some(mil) = &p.mil {
         println!();
         print!("{mil}");
@@ -68,9 +89,25 @@ fn print_onnx(path: &Path, s: &OnnxSummary) {
     let opsets: Vec<String> = s
         .opset_imports
         .iter()
-        .map(|o| format!("{}{}", if o.domain.is_empty() { "ai.onnx" } else { &o.domain }, o.version))
+        .map(|o| {
+            format!(
+                "{}{}",
+                if o.domain.is_empty() {
+                    "ai.onnx"
+                } else {
+                    &o.domain
+                },
+                o.version
+            )
+        })
         .collect();
-    println!("{} (ONNX, IR version {}, {}, opsets {})", path.display(), s.ir_version, s.producer, opsets.join(" "));
+    println!(
+        "{} (ONNX, IR version {}, {}, opsets {})",
+        path.display(),
+        s.ir_version,
+        s.producer,
+        opsets.join(" ")
+    );
     for (title, list) in [("inputs", &s.inputs), ("outputs", &s.outputs)] {
         println!("{title}:");
         for v in list {
@@ -94,13 +131,22 @@ fn print_onnx(path: &Path, s: &OnnxSummary) {
         println!("  {op:<24} {count}");
     }
     println!("initializers:");
-    println!("  {:<40} {:<20} {:<8} {:>12}  storage", "name", "shape", "dtype", "bytes");
+    println!(
+        "  {:<40} {:<20} {:<8} {:>12}  storage",
+        "name", "shape", "dtype", "bytes"
+    );
     for i in &s.initializers {
         let storage = match &i.storage {
             Storage::Embedded => "embedded".to_string(),
             Storage::External { file, offset } => format!("external {file}@{offset}"),
         };
-        println!("  {:<40} {:<20} {:<8} {:>12}  {storage}", i.name, format!("{:?}", i.dims), i.dtype, i.bytes);
+        println!(
+            "  {:<40} {:<20} {:<8} {:>12}  {storage}",
+            i.name,
+            format!("{:?}", i.dims),
+            i.dtype,
+            i.bytes
+        );
     }
     let t = &s.totals;
     println!(

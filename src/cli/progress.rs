@@ -13,14 +13,21 @@ pub struct Progress {
 impl Progress {
     /// A reporter; `quiet` silences it.
     pub fn new(quiet: bool) -> Progress {
-        Progress { enabled: !quiet && std::io::stderr().is_terminal(), start: Instant::now() }
+        Progress {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+            start: Instant::now(),
+        }
     }
 
     /// Shows the stage now running, replacing the previous one.
     pub fn stage(&self, message: &str) {
         if self.enabled {
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K[{:>5.1}s] {message}…", self.start.elapsed().as_secs_f64());
+            let _ = write!(
+                err,
+                "\r\x1b[2K[{:>5.1}s] {message}…",
+                self.start.elapsed().as_secs_f64()
+            );
             let _ = err.flush();
         }
     }

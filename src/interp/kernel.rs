@@ -20,7 +20,8 @@ pub struct KernelArgs<'a> {
 impl<'a> KernelArgs<'a> {
     /// The value of single-argument parameter `name`; an error if absent.
     pub fn get(&self, name: &str) -> Result<&'a Value, String> {
-        self.opt(name).ok_or_else(|| format!("missing input '{name}'"))
+        self.opt(name)
+            .ok_or_else(|| format!("missing input '{name}'"))
     }
 
     /// The value of parameter `name`, if present.
@@ -47,7 +48,11 @@ impl<'a> KernelArgs<'a> {
     pub fn int_or(&self, name: &str, default: i64) -> Result<i64, String> {
         match self.opt(name) {
             None => Ok(default),
-            Some(v) => v.to_i64_vec().first().copied().ok_or_else(|| format!("input '{name}' is empty")),
+            Some(v) => v
+                .to_i64_vec()
+                .first()
+                .copied()
+                .ok_or_else(|| format!("input '{name}' is empty")),
         }
     }
 
@@ -60,7 +65,12 @@ impl<'a> KernelArgs<'a> {
     pub fn float_or(&self, name: &str, default: f32) -> Result<f32, String> {
         match self.opt(name) {
             None => Ok(default),
-            Some(v) => v.to_f32_array()?.iter().next().copied().ok_or_else(|| format!("input '{name}' is empty")),
+            Some(v) => v
+                .to_f32_array()?
+                .iter()
+                .next()
+                .copied()
+                .ok_or_else(|| format!("input '{name}' is empty")),
         }
     }
 

@@ -25,9 +25,16 @@ impl Value {
         let shape = IxDyn(t.shape());
         let built = match t.dtype() {
             DType::String => ArrayD::from_shape_vec(shape, t.strings().to_vec()).map(Value::Str),
-            DType::Bool => ArrayD::from_shape_vec(shape, t.bytes().iter().map(|&b| b != 0).collect()).map(Value::Bool),
+            DType::Bool => {
+                ArrayD::from_shape_vec(shape, t.bytes().iter().map(|&b| b != 0).collect())
+                    .map(Value::Bool)
+            }
             d if d.is_float() => ArrayD::from_shape_vec(shape, t.to_f32_vec()).map(Value::Float),
-            _ => ArrayD::from_shape_vec(shape, t.to_i64_vec().into_iter().map(|v| v as i32).collect()).map(Value::Int),
+            _ => ArrayD::from_shape_vec(
+                shape,
+                t.to_i64_vec().into_iter().map(|v| v as i32).collect(),
+            )
+            .map(Value::Int),
         };
         built.expect("tensor length matches its shape")
     }
@@ -39,15 +46,22 @@ impl Value {
             Value::Float(a) => {
                 let v: Vec<f32> = a.iter().copied().collect();
                 match dtype {
-                    DType::F16 => Tensor::from_f16(&shape, &v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>()),
+                    DType::F16 => Tensor::from_f16(
+                        &shape,
+                        &v.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>(),
+                    ),
                     DType::F32 => Tensor::from_f32(&shape, &v),
                     other => Tensor::from_f32(&shape, &v).cast(other),
                 }
             }
-            Value::Int(a) => {
-                Tensor::from_i64_as(dtype, &shape, &a.iter().map(|&v| v as i64).collect::<Vec<_>>())
+            Value::Int(a) => Tensor::from_i64_as(
+                dtype,
+                &shape,
+                &a.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+            ),
+            Value::Bool(a) => {
+                Tensor::from_bool(&shape, &a.iter().copied().collect::<Vec<_>>()).cast(dtype)
             }
-            Value::Bool(a) => Tensor::from_bool(&shape, &a.iter().copied().collect::<Vec<_>>()).cast(dtype),
             Value::Str(a) => Tensor::from_strings(&shape, a.iter().cloned().collect()),
         }
     }

@@ -81,11 +81,21 @@ impl Builder {
 
     /// Adds an op whose parameters are bound to variables, and returns its output names: the
     /// op's (fresh) name for the first output, `<name>_<i>` for further ones.
-    pub fn op(&mut self, op_type: &str, name_hint: &str, inputs: &[(&str, &[&str])]) -> Result<Vec<String>, BuildError> {
+    pub fn op(
+        &mut self,
+        op_type: &str,
+        name_hint: &str,
+        inputs: &[(&str, &[&str])],
+    ) -> Result<Vec<String>, BuildError> {
         let name = self.names.fresh(name_hint);
         let inputs: Vec<(String, Vec<Argument>)> = inputs
             .iter()
-            .map(|(p, vars)| (p.to_string(), vars.iter().map(|v| Argument::Var(v.to_string())).collect()))
+            .map(|(p, vars)| {
+                (
+                    p.to_string(),
+                    vars.iter().map(|v| Argument::Var(v.to_string())).collect(),
+                )
+            })
             .collect();
         let mut op = Operation {
             op_type: op_type.to_string(),
@@ -95,13 +105,22 @@ impl Builder {
             attributes: Default::default(),
             origin: self.origin.clone(),
         };
-        let fail = |message: String| BuildError { op: name.clone(), op_type: op_type.to_string(), message };
-        let out_types = infer_op(&op, &|v| self.types.get(v).map(|t| (t, self.consts.get(v)))).map_err(fail)?;
+        let fail = |message: String| BuildError {
+            op: name.clone(),
+            op_type: op_type.to_string(),
+            message,
+        };
+        let out_types =
+            infer_op(&op, &|v| self.types.get(v).map(|t| (t, self.consts.get(v)))).map_err(fail)?;
         let mut out_names = vec![name.clone()];
         for i in 1..out_types.len() {
             out_names.push(self.names.fresh(&format!("{name}_{i}")));
         }
-        op.outputs = out_names.iter().zip(&out_types).map(|(n, t)| Var::new(n.clone(), t.clone())).collect();
+        op.outputs = out_names
+            .iter()
+            .zip(&out_types)
+            .map(|(n, t)| Var::new(n.clone(), t.clone()))
+            .collect();
 
         let foldable = self.fold_constants
             && !op_type.starts_with("constexpr_")
@@ -109,7 +128,11 @@ impl Builder {
         if foldable {
             let consts = &self.consts;
             let values = eval_op(&op, &|v| consts.get(v).map(Value::from_tensor), &out_types)
-                .map_err(|m| BuildError { op: name.clone(), op_type: op_type.to_string(), message: m })?;
+                .map_err(|m| BuildError {
+                    op: name.clone(),
+                    op_type: op_type.to_string(),
+                    message: m,
+                })?;
             for ((out, value), ty) in out_names.iter().zip(values).zip(&out_types) {
                 let tensor = value.to_tensor(ty.dtype);
                 let mut c = Operation::constant(out.clone(), tensor.clone());
@@ -128,7 +151,12 @@ impl Builder {
     }
 
     /// [`Builder::op`] for an op with exactly one output.
-    pub fn op1(&mut self, op_type: &str, name_hint: &str, inputs: &[(&str, &[&str])]) -> Result<String, BuildError> {
+    pub fn op1(
+        &mut self,
+        op_type: &str,
+        name_hint: &str,
+        inputs: &[(&str, &[&str])],
+    ) -> Result<String, BuildError> {
         let mut outs = self.op(op_type, name_hint, inputs)?;
         if outs.len() != 1 {
             return Err(BuildError {
@@ -142,6 +170,13 @@ impl Builder {
 
     /// Finishes the function with the given output variables.
     pub fn finish(self, outputs: Vec<String>) -> Function {
-        Function { name: self.name, inputs: self.inputs, block: Block { operations: self.ops, outputs } }
+        Function {
+            name: self.name,
+            inputs: self.inputs,
+            block: Block {
+                operations: self.ops,
+                outputs,
+            },
+        }
     }
 }

@@ -125,7 +125,10 @@ impl DType {
 
     /// True for signed integer types.
     pub fn is_signed_int(self) -> bool {
-        matches!(self, DType::I4 | DType::I8 | DType::I16 | DType::I32 | DType::I64)
+        matches!(
+            self,
+            DType::I4 | DType::I8 | DType::I16 | DType::I32 | DType::I64
+        )
     }
 }
 

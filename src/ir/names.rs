@@ -6,7 +6,16 @@ use std::collections::HashSet;
 /// become `_`, and a leading digit gets a `_` prefix. Deterministic, so callers can map a
 /// user-supplied source name to the identifier it became.
 pub fn sanitize_name(name: &str) -> String {
-    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
@@ -53,7 +62,10 @@ mod tests {
 
     #[test]
     fn sanitises_onnx_style_names() {
-        assert_eq!(sanitize_name("/layer1/layer1.0/conv1/Conv_output_0"), "_layer1_layer1_0_conv1_Conv_output_0");
+        assert_eq!(
+            sanitize_name("/layer1/layer1.0/conv1/Conv_output_0"),
+            "_layer1_layer1_0_conv1_Conv_output_0"
+        );
         assert_eq!(sanitize_name("input.1"), "input_1");
         assert_eq!(sanitize_name("0"), "_0");
     }

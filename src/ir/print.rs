@@ -6,12 +6,25 @@ use std::fmt::Write;
 /// Renders `program` as MIL-like text: one line per op, constants abbreviated.
 pub fn print_program(program: &Program) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "program(target: {}, opset: {})", program.target, program.target.opset());
+    let _ = writeln!(
+        s,
+        "program(target: {}, opset: {})",
+        program.target,
+        program.target.opset()
+    );
     for f in &program.functions {
-        let inputs: Vec<String> = f.inputs.iter().map(|v| format!("%{}: {}", v.name, v.ty)).collect();
+        let inputs: Vec<String> = f
+            .inputs
+            .iter()
+            .map(|v| format!("%{}: {}", v.name, v.ty))
+            .collect();
         let _ = writeln!(s, "func {}({}) {{", f.name, inputs.join(", "));
         for op in &f.block.operations {
-            let outs: Vec<String> = op.outputs.iter().map(|v| format!("%{}: {}", v.name, v.ty)).collect();
+            let outs: Vec<String> = op
+                .outputs
+                .iter()
+                .map(|v| format!("%{}: {}", v.name, v.ty))
+                .collect();
             let mut args: Vec<String> = op
                 .inputs
                 .iter()
@@ -30,8 +43,19 @@ pub fn print_program(program: &Program) -> String {
                     }
                 })
                 .collect();
-            args.extend(op.attributes.iter().map(|(k, t)| format!("{k}={}", summarize(t))));
-            let _ = writeln!(s, "  {} = {}(name=\"{}\", {})", outs.join(", "), op.op_type, op.name, args.join(", "));
+            args.extend(
+                op.attributes
+                    .iter()
+                    .map(|(k, t)| format!("{k}={}", summarize(t))),
+            );
+            let _ = writeln!(
+                s,
+                "  {} = {}(name=\"{}\", {})",
+                outs.join(", "),
+                op.op_type,
+                op.name,
+                args.join(", ")
+            );
         }
         let outs: Vec<String> = f.block.outputs.iter().map(|o| format!("%{o}")).collect();
         let _ = writeln!(s, "}} -> ({})", outs.join(", "));

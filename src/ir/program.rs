@@ -15,7 +15,10 @@ pub struct Var {
 impl Var {
     /// A new variable.
     pub fn new(name: impl Into<String>, ty: TensorType) -> Var {
-        Var { name: name.into(), ty }
+        Var {
+            name: name.into(),
+            ty,
+        }
     }
 }
 
@@ -80,12 +83,17 @@ impl Operation {
 
     /// The arguments bound to parameter `param`, if present.
     pub fn input(&self, param: &str) -> Option<&[Argument]> {
-        self.inputs.iter().find(|(p, _)| p == param).map(|(_, a)| a.as_slice())
+        self.inputs
+            .iter()
+            .find(|(p, _)| p == param)
+            .map(|(_, a)| a.as_slice())
     }
 
     /// Names of every variable this op reads.
     pub fn input_vars(&self) -> impl Iterator<Item = &str> {
-        self.inputs.iter().flat_map(|(_, args)| args.iter().filter_map(Argument::var))
+        self.inputs
+            .iter()
+            .flat_map(|(_, args)| args.iter().filter_map(Argument::var))
     }
 
     /// Renames every read of variable `from` to `to`.
@@ -114,7 +122,10 @@ pub struct Block {
 impl Block {
     /// The op producing variable `name`, with its index.
     pub fn producer(&self, name: &str) -> Option<(usize, &Operation)> {
-        self.operations.iter().enumerate().find(|(_, op)| op.outputs.iter().any(|o| o.name == name))
+        self.operations
+            .iter()
+            .enumerate()
+            .find(|(_, op)| op.outputs.iter().any(|o| o.name == name))
     }
 
     /// Renames every read of variable `from` (op inputs and block outputs) to `to`.
@@ -158,14 +169,27 @@ pub struct Function {
 impl Function {
     /// The type of variable `name` (function input or op output).
     pub fn var_type(&self, name: &str) -> Option<&TensorType> {
-        self.inputs.iter().find(|v| v.name == name).map(|v| &v.ty).or_else(|| {
-            self.block.operations.iter().flat_map(|op| &op.outputs).find(|v| v.name == name).map(|v| &v.ty)
-        })
+        self.inputs
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| &v.ty)
+            .or_else(|| {
+                self.block
+                    .operations
+                    .iter()
+                    .flat_map(|op| &op.outputs)
+                    .find(|v| v.name == name)
+                    .map(|v| &v.ty)
+            })
     }
 
     /// Types of every variable, by name.
     pub fn var_types(&self) -> BTreeMap<&str, &TensorType> {
-        let mut types: BTreeMap<&str, &TensorType> = self.inputs.iter().map(|v| (v.name.as_str(), &v.ty)).collect();
+        let mut types: BTreeMap<&str, &TensorType> = self
+            .inputs
+            .iter()
+            .map(|v| (v.name.as_str(), &v.ty))
+            .collect();
         for op in &self.block.operations {
             for out in &op.outputs {
                 types.insert(&out.name, &out.ty);
@@ -180,7 +204,11 @@ impl Function {
         self.block
             .outputs
             .iter()
-            .filter_map(|name| types.get(name.as_str()).map(|ty| Var::new(name.clone(), (*ty).clone())))
+            .filter_map(|name| {
+                types
+                    .get(name.as_str())
+                    .map(|ty| Var::new(name.clone(), (*ty).clone()))
+            })
             .collect()
     }
 }

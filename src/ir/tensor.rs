@@ -48,17 +48,37 @@ macro_rules! from_slice_le {
 
 impl Tensor {
     /// Builds a tensor over raw little-endian bytes; fails if the length does not match.
-    pub fn from_bytes(dtype: DType, shape: &[usize], bytes: Bytes) -> Result<Tensor, TensorSizeError> {
+    pub fn from_bytes(
+        dtype: DType,
+        shape: &[usize],
+        bytes: Bytes,
+    ) -> Result<Tensor, TensorSizeError> {
         let expected = shape.iter().product::<usize>() * dtype.ir_bytes();
         if dtype == DType::String || bytes.len() != expected {
-            return Err(TensorSizeError { dtype, shape: shape.to_vec(), expected, actual: bytes.len() });
+            return Err(TensorSizeError {
+                dtype,
+                shape: shape.to_vec(),
+                expected,
+                actual: bytes.len(),
+            });
         }
-        Ok(Tensor { dtype, shape: shape.to_vec(), data: TensorData::Bytes(bytes) })
+        Ok(Tensor {
+            dtype,
+            shape: shape.to_vec(),
+            data: TensorData::Bytes(bytes),
+        })
     }
 
     fn from_vec_bytes(dtype: DType, shape: &[usize], bytes: Vec<u8>) -> Tensor {
-        debug_assert_eq!(bytes.len(), shape.iter().product::<usize>() * dtype.ir_bytes());
-        Tensor { dtype, shape: shape.to_vec(), data: TensorData::Bytes(Bytes::from(bytes)) }
+        debug_assert_eq!(
+            bytes.len(),
+            shape.iter().product::<usize>() * dtype.ir_bytes()
+        );
+        Tensor {
+            dtype,
+            shape: shape.to_vec(),
+            data: TensorData::Bytes(Bytes::from(bytes)),
+        }
     }
 
     from_slice_le!(from_f32, f32, DType::F32);
@@ -79,13 +99,21 @@ impl Tensor {
 
     /// A boolean tensor.
     pub fn from_bool(shape: &[usize], values: &[bool]) -> Tensor {
-        Tensor::from_vec_bytes(DType::Bool, shape, values.iter().map(|&b| b as u8).collect())
+        Tensor::from_vec_bytes(
+            DType::Bool,
+            shape,
+            values.iter().map(|&b| b as u8).collect(),
+        )
     }
 
     /// A string tensor.
     pub fn from_strings(shape: &[usize], values: Vec<String>) -> Tensor {
         assert_eq!(shape.iter().product::<usize>(), values.len());
-        Tensor { dtype: DType::String, shape: shape.to_vec(), data: TensorData::Strings(values.into()) }
+        Tensor {
+            dtype: DType::String,
+            shape: shape.to_vec(),
+            data: TensorData::Strings(values.into()),
+        }
     }
 
     /// A rank-0 string tensor.
@@ -141,7 +169,11 @@ impl Tensor {
     /// The same elements viewed with another shape of equal element count.
     pub fn reshaped(&self, shape: &[usize]) -> Tensor {
         assert_eq!(shape.iter().product::<usize>(), self.len());
-        Tensor { dtype: self.dtype, shape: shape.to_vec(), data: self.data.clone() }
+        Tensor {
+            dtype: self.dtype,
+            shape: shape.to_vec(),
+            data: self.data.clone(),
+        }
     }
 
     /// The raw little-endian element bytes (empty for string tensors).
@@ -181,7 +213,9 @@ impl Tensor {
         let b = self.bytes();
         macro_rules! conv {
             ($t:ty, $n:expr) => {
-                b.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+                b.chunks_exact($n)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect()
             };
         }
         match self.dtype {
@@ -190,7 +224,10 @@ impl Tensor {
                 b.iter().map(|&v| v as f64).collect()
             }
             DType::I4 | DType::I8 => b.iter().map(|&v| v as i8 as f64).collect(),
-            DType::F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+            DType::F16 => b
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f64())
+                .collect(),
             DType::F32 => conv!(f32, 4),
             DType::F64 => conv!(f64, 8),
             DType::I16 => conv!(i16, 2),
@@ -205,8 +242,16 @@ impl Tensor {
     /// Every element converted to f32.
     pub fn to_f32_vec(&self) -> Vec<f32> {
         match self.dtype {
-            DType::F32 => self.bytes().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-            DType::F16 => self.bytes().chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            DType::F32 => self
+                .bytes()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            DType::F16 => self
+                .bytes()
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
             _ => self.to_f64_vec().into_iter().map(|v| v as f32).collect(),
         }
     }
@@ -214,10 +259,16 @@ impl Tensor {
     /// Every element converted to i64 (floats truncate toward zero).
     pub fn to_i64_vec(&self) -> Vec<i64> {
         match self.dtype {
-            DType::I64 => self.bytes().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
-            DType::I32 => {
-                self.bytes().chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect()
-            }
+            DType::I64 => self
+                .bytes()
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            DType::I32 => self
+                .bytes()
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
             _ => self.to_f64_vec().into_iter().map(|v| v as i64).collect(),
         }
     }
@@ -246,9 +297,14 @@ impl Tensor {
                 Tensor::from_f16(shape, &v)
             }
             DType::F64 => Tensor::from_f64(shape, &self.to_f64_vec()),
-            DType::Bool => {
-                Tensor::from_bool(shape, &self.to_f64_vec().into_iter().map(|v| v != 0.0).collect::<Vec<_>>())
-            }
+            DType::Bool => Tensor::from_bool(
+                shape,
+                &self
+                    .to_f64_vec()
+                    .into_iter()
+                    .map(|v| v != 0.0)
+                    .collect::<Vec<_>>(),
+            ),
             DType::String => panic!("cannot cast a numeric tensor to string"),
             _ => {
                 let ints: Vec<i64> = if self.dtype.is_float() {
@@ -265,26 +321,57 @@ impl Tensor {
     pub fn from_i64_as(dtype: DType, shape: &[usize], values: &[i64]) -> Tensor {
         match dtype {
             DType::I64 => Tensor::from_i64(shape, values),
-            DType::I32 => Tensor::from_i32(shape, &values.iter().map(|&v| v as i32).collect::<Vec<_>>()),
-            DType::I16 => Tensor::from_i16(shape, &values.iter().map(|&v| v as i16).collect::<Vec<_>>()),
-            DType::U16 => Tensor::from_u16(shape, &values.iter().map(|&v| v as u16).collect::<Vec<_>>()),
-            DType::U32 => Tensor::from_u32(shape, &values.iter().map(|&v| v as u32).collect::<Vec<_>>()),
-            DType::U64 => Tensor::from_u64(shape, &values.iter().map(|&v| v as u64).collect::<Vec<_>>()),
-            DType::Bool => Tensor::from_bool(shape, &values.iter().map(|&v| v != 0).collect::<Vec<_>>()),
-            DType::F32 => Tensor::from_f32(shape, &values.iter().map(|&v| v as f32).collect::<Vec<_>>()),
-            DType::F16 => {
-                Tensor::from_f16(shape, &values.iter().map(|&v| f16::from_f32(v as f32)).collect::<Vec<_>>())
+            DType::I32 => {
+                Tensor::from_i32(shape, &values.iter().map(|&v| v as i32).collect::<Vec<_>>())
             }
-            DType::F64 => Tensor::from_f64(shape, &values.iter().map(|&v| v as f64).collect::<Vec<_>>()),
+            DType::I16 => {
+                Tensor::from_i16(shape, &values.iter().map(|&v| v as i16).collect::<Vec<_>>())
+            }
+            DType::U16 => {
+                Tensor::from_u16(shape, &values.iter().map(|&v| v as u16).collect::<Vec<_>>())
+            }
+            DType::U32 => {
+                Tensor::from_u32(shape, &values.iter().map(|&v| v as u32).collect::<Vec<_>>())
+            }
+            DType::U64 => {
+                Tensor::from_u64(shape, &values.iter().map(|&v| v as u64).collect::<Vec<_>>())
+            }
+            DType::Bool => {
+                Tensor::from_bool(shape, &values.iter().map(|&v| v != 0).collect::<Vec<_>>())
+            }
+            DType::F32 => {
+                Tensor::from_f32(shape, &values.iter().map(|&v| v as f32).collect::<Vec<_>>())
+            }
+            DType::F16 => Tensor::from_f16(
+                shape,
+                &values
+                    .iter()
+                    .map(|&v| f16::from_f32(v as f32))
+                    .collect::<Vec<_>>(),
+            ),
+            DType::F64 => {
+                Tensor::from_f64(shape, &values.iter().map(|&v| v as f64).collect::<Vec<_>>())
+            }
             DType::String => panic!("cannot build a string tensor from integers"),
-            DType::I8 => Tensor::from_byte_elements(dtype, shape, values.iter().map(|&v| v as i8 as u8).collect()),
+            DType::I8 => Tensor::from_byte_elements(
+                dtype,
+                shape,
+                values.iter().map(|&v| v as i8 as u8).collect(),
+            ),
             DType::I4 => {
-                let wrapped = values.iter().map(|&v| ((((v & 0xf) ^ 0x8) - 0x8) as i8) as u8).collect();
+                let wrapped = values
+                    .iter()
+                    .map(|&v| ((((v & 0xf) ^ 0x8) - 0x8) as i8) as u8)
+                    .collect();
                 Tensor::from_byte_elements(dtype, shape, wrapped)
             }
             unsigned => {
                 let mask = (1i64 << unsigned.bits()) - 1;
-                Tensor::from_byte_elements(unsigned, shape, values.iter().map(|&v| (v & mask) as u8).collect())
+                Tensor::from_byte_elements(
+                    unsigned,
+                    shape,
+                    values.iter().map(|&v| (v & mask) as u8).collect(),
+                )
             }
         }
     }
@@ -297,7 +384,10 @@ mod tests {
     #[test]
     fn casts_round_fp16_and_truncate_ints() {
         let t = Tensor::from_f32(&[3], &[1.0, 65520.0, -2.7]);
-        assert_eq!(t.cast(DType::F16).to_f32_vec(), vec![1.0, f32::INFINITY, -2.699_218_8]);
+        assert_eq!(
+            t.cast(DType::F16).to_f32_vec(),
+            vec![1.0, f32::INFINITY, -2.699_218_8]
+        );
         assert_eq!(t.cast(DType::I32).to_i64_vec(), vec![1, 65520, -2]);
     }
 
@@ -311,7 +401,10 @@ mod tests {
     fn sub_byte_values_wrap_to_their_width() {
         let t = Tensor::from_i64_as(DType::I4, &[2], &[-1, 7]);
         assert_eq!(t.to_i64_vec(), vec![-1, 7]);
-        assert_eq!(Tensor::from_i64_as(DType::I4, &[1], &[9]).to_i64_vec(), vec![-7]);
+        assert_eq!(
+            Tensor::from_i64_as(DType::I4, &[1], &[9]).to_i64_vec(),
+            vec![-7]
+        );
         assert_eq!(Tensor::from_i64_as(DType::U8, &[1], &[300]).bytes(), &[44]);
     }
 }

@@ -43,12 +43,18 @@ pub struct TensorType {
 impl TensorType {
     /// A tensor type with a fully known shape.
     pub fn fixed(dtype: DType, shape: &[usize]) -> TensorType {
-        TensorType { dtype, shape: shape.iter().map(|&d| Dim::Fixed(d)).collect() }
+        TensorType {
+            dtype,
+            shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(),
+        }
     }
 
     /// A rank-0 tensor type.
     pub fn scalar(dtype: DType) -> TensorType {
-        TensorType { dtype, shape: Vec::new() }
+        TensorType {
+            dtype,
+            shape: Vec::new(),
+        }
     }
 
     /// Number of dimensions.
@@ -63,7 +69,10 @@ impl TensorType {
 
     /// The same shape with another dtype.
     pub fn with_dtype(&self, dtype: DType) -> TensorType {
-        TensorType { dtype, shape: self.shape.clone() }
+        TensorType {
+            dtype,
+            shape: self.shape.clone(),
+        }
     }
 }
 

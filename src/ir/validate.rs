@@ -25,7 +25,8 @@ pub fn infer_op<'a>(
     if let Some(v) = op.const_value() {
         return Ok(vec![v.ty()]);
     }
-    let def = ops::lookup(&op.op_type).ok_or_else(|| format!("unknown op type '{}'", op.op_type))?;
+    let def =
+        ops::lookup(&op.op_type).ok_or_else(|| format!("unknown op type '{}'", op.op_type))?;
     let mut args: BTreeMap<&str, Vec<(&TensorType, Option<&Tensor>)>> = BTreeMap::new();
     let mut inline_types: Vec<TensorType> = Vec::new();
     // Inline values need a type that lives as long as `args`; collect them first.
@@ -41,21 +42,30 @@ pub fn infer_op<'a>(
     }
     let mut inline = inline_types.iter();
     for (param, list) in &op.inputs {
-        let spec = def.param(param).ok_or_else(|| format!("unknown input '{param}'"))?;
+        let spec = def
+            .param(param)
+            .ok_or_else(|| format!("unknown input '{param}'"))?;
         if !spec.variadic && list.len() != 1 {
-            return Err(format!("input '{param}' takes one argument, got {}", list.len()));
+            return Err(format!(
+                "input '{param}' takes one argument, got {}",
+                list.len()
+            ));
         }
         let mut entries = Vec::with_capacity(list.len());
         for arg in list {
             entries.push(match arg {
-                Argument::Var(name) => lookup(name).ok_or_else(|| format!("input '{param}': '{name}' is not defined"))?,
+                Argument::Var(name) => lookup(name)
+                    .ok_or_else(|| format!("input '{param}': '{name}' is not defined"))?,
                 Argument::Value(t) => (inline.next().expect("counted above"), Some(t)),
             });
         }
         args.insert(param.as_str(), entries);
     }
     for (name, t) in op.attributes.iter().filter(|(k, _)| def.param(k).is_some()) {
-        args.insert(name.as_str(), vec![(inline.next().expect("counted above"), Some(t))]);
+        args.insert(
+            name.as_str(),
+            vec![(inline.next().expect("counted above"), Some(t))],
+        );
     }
     let mut shared_t: Option<DType> = None;
     for spec in def.params {
@@ -78,20 +88,29 @@ pub fn infer_op<'a>(
                 ParamType::Any => true,
             };
             if !ok {
-                return Err(format!("input '{}' has type {ty}, which this op does not accept", spec.name));
+                return Err(format!(
+                    "input '{}' has type {ty}, which this op does not accept",
+                    spec.name
+                ));
             }
             if matches!(spec.ty, ParamType::T | ParamType::TOrInt) {
                 match shared_t {
                     None => shared_t = Some(ty.dtype),
                     Some(d) if d != ty.dtype => {
-                        return Err(format!("input '{}' is {} but other inputs are {d}", spec.name, ty.dtype));
+                        return Err(format!(
+                            "input '{}' is {} but other inputs are {d}",
+                            spec.name, ty.dtype
+                        ));
                     }
                     _ => {}
                 }
             }
         }
     }
-    (def.infer)(&InferArgs { op_name: &op.name, args })
+    (def.infer)(&InferArgs {
+        op_name: &op.name,
+        args,
+    })
 }
 
 /// Validates every function of `program`: names defined before use and unique, every op
@@ -107,20 +126,28 @@ pub fn validate_program(program: &Program) -> Result<(), ValidationError> {
         }
         for op in &function.block.operations {
             check_target(op, program.target)?;
-            let inferred = infer_op(op, &|name| types.get(name).copied()).map_err(|m| err(&op.name, &op.op_type, &m))?;
+            let inferred = infer_op(op, &|name| types.get(name).copied())
+                .map_err(|m| err(&op.name, &op.op_type, &m))?;
             if inferred.len() != op.outputs.len() {
                 return Err(err(&op.name, &op.op_type, "wrong number of outputs"));
             }
             for (declared, inferred) in op.outputs.iter().zip(&inferred) {
                 if !types_agree(&declared.ty, inferred) {
-                    let msg = format!("output '{}' declared {} but inferred {inferred}", declared.name, declared.ty);
+                    let msg = format!(
+                        "output '{}' declared {} but inferred {inferred}",
+                        declared.name, declared.ty
+                    );
                     return Err(err(&op.name, &op.op_type, &msg));
                 }
             }
             let value = op.const_value();
             for out in &op.outputs {
                 if types.insert(&out.name, (&out.ty, value)).is_some() {
-                    return Err(err(&op.name, &op.op_type, &format!("'{}' is defined twice", out.name)));
+                    return Err(err(
+                        &op.name,
+                        &op.op_type,
+                        &format!("'{}' is defined twice", out.name),
+                    ));
                 }
             }
         }
@@ -141,12 +168,26 @@ fn check_target(op: &Operation, target: Target) -> Result<(), ValidationError> {
         Some(def) if def.since > target => Err(err(
             &op.name,
             &op.op_type,
-            &format!("needs target {} or later (program targets {target})", def.since),
+            &format!(
+                "needs target {} or later (program targets {target})",
+                def.since
+            ),
         )),
         Some(def) => {
-            let newer = op.inputs.iter().filter_map(|(p, _)| def.param(p)).find(|p| p.since > target);
+            let newer = op
+                .inputs
+                .iter()
+                .filter_map(|(p, _)| def.param(p))
+                .find(|p| p.since > target);
             match newer {
-                Some(p) => Err(err(&op.name, &op.op_type, &format!("input '{}' needs target {} or later (program targets {target})", p.name, p.since))),
+                Some(p) => Err(err(
+                    &op.name,
+                    &op.op_type,
+                    &format!(
+                        "input '{}' needs target {} or later (program targets {target})",
+                        p.name, p.since
+                    ),
+                )),
                 None => Ok(()),
             }
         }
@@ -159,12 +200,20 @@ fn check_target(op: &Operation, target: Target) -> Result<(), ValidationError> {
 fn types_agree(declared: &TensorType, inferred: &TensorType) -> bool {
     declared.dtype == inferred.dtype
         && declared.rank() == inferred.rank()
-        && declared.shape.iter().zip(&inferred.shape).all(|(a, b)| match (a.fixed(), b.fixed()) {
-            (Some(x), Some(y)) => x == y,
-            _ => true,
-        })
+        && declared
+            .shape
+            .iter()
+            .zip(&inferred.shape)
+            .all(|(a, b)| match (a.fixed(), b.fixed()) {
+                (Some(x), Some(y)) => x == y,
+                _ => true,
+            })
 }
 
 fn err(op: &str, op_type: &str, message: &str) -> ValidationError {
-    ValidationError { op: op.to_string(), op_type: op_type.to_string(), message: message.to_string() }
+    ValidationError {
+        op: op.to_string(),
+        op_type: op_type.to_string(),
+        message: message.to_string(),
+    }
 }

@@ -49,12 +49,19 @@ mod tests {
 
     #[test]
     fn folds_ops_with_constant_inputs() {
-        let mut b = Builder::new("main", vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))]);
+        let mut b = Builder::new(
+            "main",
+            vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))],
+        );
         b.fold_constants = false;
         let a = b.constant("a", Tensor::from_f32(&[2], &[1.0, 2.0]));
         let c = b.op1("add", "c", &[("x", &[&a]), ("y", &[&a])]).unwrap();
         let y = b.op1("add", "y", &[("x", &["x"]), ("y", &[&c])]).unwrap();
-        let mut p = Program { target: Target::IOS15, functions: vec![b.finish(vec![y])], metadata: Default::default() };
+        let mut p = Program {
+            target: Target::IOS15,
+            functions: vec![b.finish(vec![y])],
+            metadata: Default::default(),
+        };
         assert_eq!(fold_constants(&mut p).unwrap(), 1);
         let c_op = &p.main().block.operations[1];
         assert_eq!(c_op.op_type, "const");

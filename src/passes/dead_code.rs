@@ -32,13 +32,28 @@ mod tests {
 
     #[test]
     fn removes_only_unreachable_ops() {
-        let mut b = Builder::new("main", vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))]);
+        let mut b = Builder::new(
+            "main",
+            vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))],
+        );
         let one = b.constant("one", Tensor::from_f32(&[2], &[1.0, 1.0]));
         let y = b.op1("add", "y", &[("x", &["x"]), ("y", &[&one])]).unwrap();
-        let _unused = b.op1("add", "unused", &[("x", &["x"]), ("y", &["x"])]).unwrap();
-        let mut p = Program { target: Target::IOS15, functions: vec![b.finish(vec![y])], metadata: Default::default() };
+        let _unused = b
+            .op1("add", "unused", &[("x", &["x"]), ("y", &["x"])])
+            .unwrap();
+        let mut p = Program {
+            target: Target::IOS15,
+            functions: vec![b.finish(vec![y])],
+            metadata: Default::default(),
+        };
         assert_eq!(remove_dead_code(&mut p), 1);
-        let names: Vec<_> = p.main().block.operations.iter().map(|o| o.name.as_str()).collect();
+        let names: Vec<_> = p
+            .main()
+            .block
+            .operations
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
         assert_eq!(names, vec!["one", "y"]);
     }
 }

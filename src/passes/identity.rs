@@ -13,8 +13,10 @@ pub fn remove_identities(program: &mut Program) -> usize {
         let mut i = 0;
         while i < function.block.operations.len() {
             let op = &function.block.operations[i];
-            let (Some(src), true) = (op.input("x").and_then(|a| a.first()).and_then(|a| a.var()), op.op_type == "identity")
-            else {
+            let (Some(src), true) = (
+                op.input("x").and_then(|a| a.first()).and_then(|a| a.var()),
+                op.op_type == "identity",
+            ) else {
                 i += 1;
                 continue;
             };
@@ -34,7 +36,12 @@ pub fn remove_identities(program: &mut Program) -> usize {
             }
             block.operations.remove(i);
             block.rename_uses(&src, &out);
-            if let Some(producer) = block.operations.iter_mut().flat_map(|o| o.outputs.iter_mut()).find(|v| v.name == src) {
+            if let Some(producer) = block
+                .operations
+                .iter_mut()
+                .flat_map(|o| o.outputs.iter_mut())
+                .find(|v| v.name == src)
+            {
                 producer.name = out;
             }
             removed += 1;
@@ -49,11 +56,22 @@ mod tests {
     use crate::ir::{Builder, DType, Target, TensorType, Var};
 
     fn program(keep_output_on_identity: bool) -> Program {
-        let mut b = Builder::new("main", vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))]);
+        let mut b = Builder::new(
+            "main",
+            vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))],
+        );
         let s = b.op1("add", "s", &[("x", &["x"]), ("y", &["x"])]).unwrap();
         let id = b.op1("identity", "id", &[("x", &[&s])]).unwrap();
-        let out = if keep_output_on_identity { id } else { b.op1("add", "z", &[("x", &[&id]), ("y", &[&id])]).unwrap() };
-        Program { target: Target::IOS15, functions: vec![b.finish(vec![out])], metadata: Default::default() }
+        let out = if keep_output_on_identity {
+            id
+        } else {
+            b.op1("add", "z", &[("x", &[&id]), ("y", &[&id])]).unwrap()
+        };
+        Program {
+            target: Target::IOS15,
+            functions: vec![b.finish(vec![out])],
+            metadata: Default::default(),
+        }
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub struct Fp16Report {
 /// Converts the program to fp16 compute. `keep_fp32(op)` returns a reason when an op must stay
 /// in fp32 (mixed precision); ops whose constant inputs hold finite values beyond fp16's
 /// range also stay in fp32. Function inputs and outputs keep their declared dtypes.
-pub fn to_fp16(program: &mut Program, keep_fp32: impl Fn(&Operation) -> Option<String>) -> Fp16Report {
+pub fn to_fp16(
+    program: &mut Program,
+    keep_fp32: impl Fn(&Operation) -> Option<String>,
+) -> Fp16Report {
     let mut report = Fp16Report::default();
     for function in &mut program.functions {
         let mut names = NameTable::default();
@@ -45,24 +48,39 @@ pub fn to_fp16(program: &mut Program, keep_fp32: impl Fn(&Operation) -> Option<S
             .block
             .operations
             .iter()
-            .filter_map(|op| op.const_value().map(|v| (op.outputs[0].name.clone(), v.clone())))
+            .filter_map(|op| {
+                op.const_value()
+                    .map(|v| (op.outputs[0].name.clone(), v.clone()))
+            })
             .collect();
-        let mut types: HashMap<String, TensorType> =
-            function.inputs.iter().map(|v| (v.name.clone(), v.ty.clone())).collect();
-        let declared_outputs: HashMap<String, DType> =
-            function.outputs().into_iter().map(|v| (v.name, v.ty.dtype)).collect();
-        let mut rewriter = Rewriter { names, aliases: HashMap::new(), out: Vec::new(), casts: 0 };
+        let mut types: HashMap<String, TensorType> = function
+            .inputs
+            .iter()
+            .map(|v| (v.name.clone(), v.ty.clone()))
+            .collect();
+        let declared_outputs: HashMap<String, DType> = function
+            .outputs()
+            .into_iter()
+            .map(|v| (v.name, v.ty.dtype))
+            .collect();
+        let mut rewriter = Rewriter {
+            names,
+            aliases: HashMap::new(),
+            out: Vec::new(),
+            casts: 0,
+        };
 
         for mut op in std::mem::take(&mut function.block.operations) {
-            let decision = if NEVER_FP16.contains(&op.op_type.as_str()) || !has_float_compute(&op, &types) {
-                None
-            } else if let Some(reason) = keep_fp32(&op) {
-                Some(Err(reason))
-            } else if let Some(reason) = out_of_range_const(&op, &consts) {
-                Some(Err(reason))
-            } else {
-                Some(Ok(()))
-            };
+            let decision =
+                if NEVER_FP16.contains(&op.op_type.as_str()) || !has_float_compute(&op, &types) {
+                    None
+                } else if let Some(reason) = keep_fp32(&op) {
+                    Some(Err(reason))
+                } else if let Some(reason) = out_of_range_const(&op, &consts) {
+                    Some(Err(reason))
+                } else {
+                    Some(Ok(()))
+                };
             match decision {
                 Some(Ok(())) => {
                     rewriter.retarget_inputs(&mut op, &types, &consts, DType::F16);
@@ -77,7 +95,9 @@ pub fn to_fp16(program: &mut Program, keep_fp32: impl Fn(&Operation) -> Option<S
                     rewriter.retarget_inputs(&mut op, &types, &consts, DType::F32);
                     report.fp32_ops.push((op.name.clone(), reason));
                 }
-                None if op.op_type != "const" => rewriter.retarget_inputs(&mut op, &types, &consts, DType::F32),
+                None if op.op_type != "const" => {
+                    rewriter.retarget_inputs(&mut op, &types, &consts, DType::F32)
+                }
                 None => {}
             }
             for out in &op.outputs {
@@ -88,7 +108,9 @@ pub fn to_fp16(program: &mut Program, keep_fp32: impl Fn(&Operation) -> Option<S
 
         let outputs = function.block.outputs.clone();
         for name in outputs {
-            let Some(ty) = types.get(&name).cloned() else { continue };
+            let Some(ty) = types.get(&name).cloned() else {
+                continue;
+            };
             if ty.dtype != DType::F16 || declared_outputs.get(&name) != Some(&DType::F32) {
                 continue;
             }
@@ -112,7 +134,9 @@ pub fn to_fp16(program: &mut Program, keep_fp32: impl Fn(&Operation) -> Option<S
 /// True when the op reads or produces a float tensor of a type-variable parameter.
 fn has_float_compute(op: &Operation, types: &HashMap<String, TensorType>) -> bool {
     let float_out = op.outputs.iter().any(|o| o.ty.dtype.is_float());
-    let float_in = op.input_vars().any(|v| types.get(v).is_some_and(|t| t.dtype.is_float()));
+    let float_in = op
+        .input_vars()
+        .any(|v| types.get(v).is_some_and(|t| t.dtype.is_float()));
     float_out || float_in
 }
 
@@ -121,7 +145,11 @@ fn has_float_compute(op: &Operation, types: &HashMap<String, TensorType>) -> boo
 fn out_of_range_const(op: &Operation, consts: &HashMap<String, Tensor>) -> Option<String> {
     op.input_vars().find_map(|v| {
         let t = consts.get(v).filter(|t| t.dtype() == DType::F32)?;
-        let max = t.to_f64_vec().into_iter().filter(|x| x.is_finite() && x.abs() < 1e38).fold(0.0f64, |m, x| m.max(x.abs()));
+        let max = t
+            .to_f64_vec()
+            .into_iter()
+            .filter(|x| x.is_finite() && x.abs() < 1e38)
+            .fold(0.0f64, |m, x| m.max(x.abs()));
         (max > FP16_MAX).then(|| format!("constant '{v}' holds {max:e}, beyond fp16's range"))
     })
 }
@@ -154,7 +182,9 @@ impl Rewriter {
             }
             for arg in args {
                 let Argument::Var(name) = arg else { continue };
-                let Some(ty) = types.get(name.as_str()) else { continue };
+                let Some(ty) = types.get(name.as_str()) else {
+                    continue;
+                };
                 if !matches!(ty.dtype, DType::F16 | DType::F32) || ty.dtype == dtype {
                     continue;
                 }
@@ -164,26 +194,40 @@ impl Rewriter {
     }
 
     /// The variable holding `name` in `dtype`: a re-typed constant or a cast, made once.
-    fn alias(&mut self, name: &str, ty: &TensorType, consts: &HashMap<String, Tensor>, dtype: DType) -> String {
+    fn alias(
+        &mut self,
+        name: &str,
+        ty: &TensorType,
+        consts: &HashMap<String, Tensor>,
+        dtype: DType,
+    ) -> String {
         if let Some(a) = self.aliases.get(&(name.to_string(), dtype)) {
             return a.clone();
         }
         let alias = self.names.fresh(&format!("{name}_to_{}", dtype.name()));
         match consts.get(name) {
             Some(value) => {
-                let converted = if dtype == DType::F16 { to_f16_preserving_tiny(value) } else { value.cast(dtype) };
+                let converted = if dtype == DType::F16 {
+                    to_f16_preserving_tiny(value)
+                } else {
+                    value.cast(dtype)
+                };
                 self.out.push(Operation::constant(alias.clone(), converted));
             }
             None => self.push_cast(name, &alias, ty, dtype),
         }
-        self.aliases.insert((name.to_string(), dtype), alias.clone());
+        self.aliases
+            .insert((name.to_string(), dtype), alias.clone());
         alias
     }
 
     /// Appends `out = cast(x=src, dtype=…)`.
     fn push_cast(&mut self, src: &str, out: &str, ty: &TensorType, dtype: DType) {
         let dtype_var = self.names.fresh(&format!("{out}_dtype"));
-        self.out.push(Operation::constant(dtype_var.clone(), Tensor::scalar_string(dtype.name())));
+        self.out.push(Operation::constant(
+            dtype_var.clone(),
+            Tensor::scalar_string(dtype.name()),
+        ));
         let name = self.names.fresh(&format!("cast_{out}"));
         self.out.push(Operation {
             op_type: "cast".into(),
@@ -225,11 +269,18 @@ mod tests {
     use crate::ir::{validate_program, Builder, Target};
 
     fn program() -> Program {
-        let mut b = Builder::new("main", vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))]);
+        let mut b = Builder::new(
+            "main",
+            vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))],
+        );
         let w = b.constant("w", Tensor::from_f32(&[2], &[1.5, 1e-9]));
         let y = b.op1("add", "y", &[("x", &["x"]), ("y", &[&w])]).unwrap();
         let z = b.op1("add", "z", &[("x", &[&y]), ("y", &[&y])]).unwrap();
-        Program { target: Target::IOS16, functions: vec![b.finish(vec![z])], metadata: Default::default() }
+        Program {
+            target: Target::IOS16,
+            functions: vec![b.finish(vec![z])],
+            metadata: Default::default(),
+        }
     }
 
     #[test]
@@ -238,14 +289,28 @@ mod tests {
         let report = to_fp16(&mut p, |_| None);
         validate_program(&p).unwrap();
         assert_eq!(report.fp16_ops, 2);
-        assert_eq!(report.casts, 2, "one cast after the input, one before the output");
+        assert_eq!(
+            report.casts, 2,
+            "one cast after the input, one before the output"
+        );
         let f = p.main();
         assert_eq!(f.inputs[0].ty.dtype, DType::F32);
         assert_eq!(f.outputs()[0].ty.dtype, DType::F32);
         assert_eq!(f.outputs()[0].name, "z");
-        let w16 = f.block.operations.iter().find(|o| o.name == "w_to_fp16").unwrap().const_value().unwrap();
+        let w16 = f
+            .block
+            .operations
+            .iter()
+            .find(|o| o.name == "w_to_fp16")
+            .unwrap()
+            .const_value()
+            .unwrap();
         assert_eq!(w16.dtype(), DType::F16);
-        assert_eq!(w16.to_f32_vec(), vec![1.5, 2f32.powi(-24)], "tiny constants do not flush to zero");
+        assert_eq!(
+            w16.to_f32_vec(),
+            vec![1.5, 2f32.powi(-24)],
+            "tiny constants do not flush to zero"
+        );
     }
 
     #[test]
@@ -255,6 +320,9 @@ mod tests {
         validate_program(&p).unwrap();
         assert_eq!(report.fp16_ops, 1);
         assert_eq!(report.fp32_ops, vec![("z".to_string(), "rule".to_string())]);
-        assert_eq!(report.casts, 2, "input to fp16, y back to fp32 for z; z's output needs none");
+        assert_eq!(
+            report.casts, 2,
+            "input to fp16, y back to fp32 for z; z's output needs none"
+        );
     }
 }

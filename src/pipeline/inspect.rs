@@ -1,9 +1,9 @@
 //! `inspect`: describe an ONNX model or a package.
 
+use super::load_model;
 use super::ModelKind;
 use crate::backend::{read_package, stored_in_blob};
 use crate::frontend::onnx::{self, OnnxSummary};
-use super::load_model;
 use crate::ir::{print_program, DType, Program, Target};
 use crate::Error;
 use serde::Serialize;
@@ -119,7 +119,12 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
                     shape: v.shape().to_vec(),
                     dtype: v.dtype().name().to_string(),
                     bytes: v.bytes().len(),
-                    storage: if stored_in_blob(v, program.target) { "blob" } else { "immediate" }.to_string(),
+                    storage: if stored_in_blob(v, program.target) {
+                        "blob"
+                    } else {
+                        "immediate"
+                    }
+                    .to_string(),
                 });
             }
         }
@@ -131,7 +136,10 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         inputs: main.inputs.iter().map(|v| io(&v.name, &v.ty)).collect(),
         outputs: main.outputs().iter().map(|v| io(&v.name, &v.ty)).collect(),
         ops,
-        total_parameters: weights.iter().map(|w| w.shape.iter().product::<usize>()).sum(),
+        total_parameters: weights
+            .iter()
+            .map(|w| w.shape.iter().product::<usize>())
+            .sum(),
         total_weight_bytes: weights.iter().map(|w| w.bytes).sum(),
         weights,
         mil: None,

@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 pub type RunInputs = Vec<(String, PathBuf)>;
 
 /// Runs the package at `path` on `.npy` inputs and returns its outputs by name.
-pub fn run_package(path: &Path, inputs: &RunInputs, options: RunOptions) -> Result<Vec<(String, Value)>, Error> {
+pub fn run_package(
+    path: &Path,
+    inputs: &RunInputs,
+    options: RunOptions,
+) -> Result<Vec<(String, Value)>, Error> {
     let program = read_package(path)?;
     let main = program.main();
     let mut values = BTreeMap::new();
@@ -20,7 +24,12 @@ pub fn run_package(path: &Path, inputs: &RunInputs, options: RunOptions) -> Resu
             .inputs
             .iter()
             .find(|v| v.name == *given || v.name == sanitize_name(given))
-            .ok_or_else(|| Error::Usage(format!("--input {given}: the package has no such input ({})", signature(main))))?;
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--input {given}: the package has no such input ({})",
+                    signature(main)
+                ))
+            })?;
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
         let value = npy::parse(&bytes).map_err(|e| Error::invalid(file, e.to_string()))?;
         if values.insert(var.name.clone(), value).is_some() {
@@ -28,11 +37,19 @@ pub fn run_package(path: &Path, inputs: &RunInputs, options: RunOptions) -> Resu
         }
     }
     if let Some(missing) = main.inputs.iter().find(|v| !values.contains_key(&v.name)) {
-        return Err(Error::Usage(format!("missing --input {}=FILE.npy (expects {})", missing.name, signature(main))));
+        return Err(Error::Usage(format!(
+            "missing --input {}=FILE.npy (expects {})",
+            missing.name,
+            signature(main)
+        )));
     }
     interp::run(main, &values, options).map_err(|e| match e {
         interp::InterpError::Input { ref name, .. } => {
-            let file = inputs.iter().find(|(g, _)| sanitize_name(g) == *name).map(|(_, f)| f.as_path()).unwrap_or(path);
+            let file = inputs
+                .iter()
+                .find(|(g, _)| sanitize_name(g) == *name)
+                .map(|(_, f)| f.as_path())
+                .unwrap_or(path);
             Error::invalid(file, e.to_string())
         }
         other => Error::invalid(path, other.to_string()),
@@ -41,5 +58,10 @@ pub fn run_package(path: &Path, inputs: &RunInputs, options: RunOptions) -> Resu
 
 /// A function's input signature, for error messages.
 fn signature(function: &Function) -> String {
-    function.inputs.iter().map(|v| format!("{}: {}", v.name, v.ty)).collect::<Vec<_>>().join(", ")
+    function
+        .inputs
+        .iter()
+        .map(|v| format!("{}: {}", v.name, v.ty))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 
 /// A fresh, empty directory `target/test-packages/<test>` for one test's packages.
 pub fn package_dir(test: &str) -> PathBuf {
-    let dir = super::fixtures::materialised_root().parent().expect("target dir").join("test-packages").join(test);
+    let dir = super::fixtures::materialised_root()
+        .parent()
+        .expect("target dir")
+        .join("test-packages")
+        .join(test);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).expect("remove an earlier run's packages");
     }
