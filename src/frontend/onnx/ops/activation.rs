@@ -158,12 +158,12 @@ fn clip(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 }
 
 /// Emits a softmax-like normalisation of `x` along `axis`, named `hint`.
-type AlongAxis = fn(&mut Ctx, &str, i64, &str) -> Result<String, Error>;
+pub type AlongAxis = fn(&mut Ctx, &str, i64, &str) -> Result<String, Error>;
 
 /// `Softmax`/`LogSoftmax`. From opset 13 they normalise along `axis` (default -1). Before,
 /// the input is seen as a 2-D matrix split at `axis` (default 1) and normalised along its
 /// rows, which differs from normalising one axis unless `axis` is the last dimension.
-fn normalize(ctx: &mut Ctx, node: &Node, along: AlongAxis) -> Result<(), Error> {
+pub fn normalize(ctx: &mut Ctx, node: &Node, along: AlongAxis) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
     let rank = ctx.rank(&x)?;

@@ -2,16 +2,20 @@
 //! family; `supported_op_types` and the unsupported-operator check read this table.
 
 mod activation;
+mod activation_extra;
 mod constant;
 mod conv;
+mod einsum;
 mod elementwise;
 mod gather_scatter;
+mod group_norm;
 mod linear;
 mod normalization;
 mod pool;
 mod reduction;
 mod resize;
 mod shape;
+mod tensor_extra;
 mod tensor_ops;
 
 use super::convert::Ctx;
@@ -24,16 +28,20 @@ pub type ConvertFn = fn(&mut Ctx, &Node) -> Result<(), Error>;
 /// Every converter, by ONNX op type (default domain).
 const TABLE: &[&[(&str, ConvertFn)]] = &[
     activation::CONVERTERS,
+    activation_extra::CONVERTERS,
     constant::CONVERTERS,
     conv::CONVERTERS,
+    einsum::CONVERTERS,
     elementwise::CONVERTERS,
     gather_scatter::CONVERTERS,
+    group_norm::CONVERTERS,
     linear::CONVERTERS,
     normalization::CONVERTERS,
     pool::CONVERTERS,
     reduction::CONVERTERS,
     resize::CONVERTERS,
     shape::CONVERTERS,
+    tensor_extra::CONVERTERS,
     tensor_ops::CONVERTERS,
 ];
 
