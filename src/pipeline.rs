@@ -26,7 +26,12 @@ pub enum ModelKind {
 impl ModelKind {
     /// Classifies `path`; an unknown extension is a usage error naming the file.
     pub fn of(path: &Path) -> Result<ModelKind, Error> {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("onnx") => Ok(ModelKind::Onnx),
             Some("mlpackage") => Ok(ModelKind::Package),
             _ => Err(Error::Usage(format!(

@@ -7,11 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn mlpack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlpack")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_mlpack"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 fn stderr(o: &Output) -> String {
@@ -29,8 +34,10 @@ fn error_line(o: &Output) -> String {
 
 /// The directory holds nothing but `expected` (no package, no leftover temp dir).
 fn assert_dir_only(dir: &Path, expected: &[&str]) {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names, expected, "unexpected files in {}", dir.display());
 }
@@ -41,7 +48,13 @@ fn small_model() -> PathBuf {
 
 #[test]
 fn help_and_version_succeed() {
-    for args in [&["--help"][..], &["--version"], &["convert", "--help"], &["inspect", "--help"], &["run", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["convert", "--help"],
+        &["inspect", "--help"],
+        &["run", "--help"],
+    ] {
         let o = mlpack(args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
     }
@@ -53,11 +66,22 @@ fn help_and_version_succeed() {
 fn unsupported_ops_are_listed_at_once_before_any_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mlpackage");
-    let o = mlpack(&["convert", fixture("bad/unsupported_ops/model.onnx").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let o = mlpack(&[
+        "convert",
+        fixture("bad/unsupported_ops/model.onnx").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let line = error_line(&o);
-    assert!(line.contains("NonMaxSuppression") && line.contains("Foo"), "{line}");
-    assert!(line.contains("×2") || line.contains("x2") || line.contains("2 nodes"), "{line}");
+    assert!(
+        line.contains("NonMaxSuppression") && line.contains("Foo"),
+        "{line}"
+    );
+    assert!(
+        line.contains("×2") || line.contains("x2") || line.contains("2 nodes"),
+        "{line}"
+    );
     assert_dir_only(dir.path(), &[]);
 }
 
@@ -71,8 +95,19 @@ fn corrupt_and_truncated_models_are_invalid_input() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     for input in [&garbage, &truncated] {
         let out = dir.path().join("out.mlpackage");
-        let o = mlpack(&["convert", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(4), "{}: {}", input.display(), stderr(&o));
+        let o = mlpack(&[
+            "convert",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(4),
+            "{}: {}",
+            input.display(),
+            stderr(&o)
+        );
         assert!(error_line(&o).contains(input.file_name().unwrap().to_str().unwrap()));
         assert!(!out.exists());
     }
@@ -82,7 +117,12 @@ fn corrupt_and_truncated_models_are_invalid_input() {
 fn missing_external_data_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mlpackage");
-    let o = mlpack(&["convert", fixture("bad/missing_external/model.onnx").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let o = mlpack(&[
+        "convert",
+        fixture("bad/missing_external/model.onnx").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(error_line(&o).contains("weights.bin"));
     assert_dir_only(dir.path(), &[]);
@@ -92,7 +132,14 @@ fn missing_external_data_names_the_file() {
 fn unknown_target_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mlpackage");
-    let o = mlpack(&["convert", small_model().to_str().unwrap(), "-o", out.to_str().unwrap(), "--target", "iOS99"]);
+    let o = mlpack(&[
+        "convert",
+        small_model().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--target",
+        "iOS99",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(error_line(&o).contains("iOS99"));
     assert_dir_only(dir.path(), &[]);
@@ -103,7 +150,13 @@ fn existing_output_needs_force_and_input_is_never_the_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mlpackage");
     let model = small_model();
-    let args = ["convert", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--quiet"];
+    let args = [
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
     assert!(mlpack(&args).status.success());
     let first = std::fs::read(out.join("Data/com.apple.CoreML/model.mlmodel")).unwrap();
 
@@ -114,13 +167,25 @@ fn existing_output_needs_force_and_input_is_never_the_output() {
     let mut forced = args.to_vec();
     forced.push("--force");
     assert!(mlpack(&forced).status.success());
-    assert_eq!(std::fs::read(out.join("Data/com.apple.CoreML/model.mlmodel")).unwrap(), first);
+    assert_eq!(
+        std::fs::read(out.join("Data/com.apple.CoreML/model.mlmodel")).unwrap(),
+        first
+    );
     assert_dir_only(dir.path(), &["out.mlpackage"]);
 
-    let o = mlpack(&["convert", out.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force"]);
+    let o = mlpack(&[
+        "convert",
+        out.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--force",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(error_line(&o).contains("the output is the input"));
-    assert_eq!(std::fs::read(out.join("Data/com.apple.CoreML/model.mlmodel")).unwrap(), first);
+    assert_eq!(
+        std::fs::read(out.join("Data/com.apple.CoreML/model.mlmodel")).unwrap(),
+        first
+    );
 }
 
 #[test]
@@ -128,10 +193,18 @@ fn dynamic_batch_needs_input_shape_and_the_error_shows_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mlpackage");
     let model = fixture("models/small_cnn_dynamic/model.onnx");
-    let o = mlpack(&["convert", model.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let o = mlpack(&[
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let line = error_line(&o);
-    assert!(line.contains("batch") && line.contains("--input-shape"), "{line}");
+    assert!(
+        line.contains("batch") && line.contains("--input-shape"),
+        "{line}"
+    );
     assert_dir_only(dir.path(), &[]);
 }
 
@@ -139,13 +212,24 @@ fn dynamic_batch_needs_input_shape_and_the_error_shows_the_flag() {
 fn inspect_describes_onnx_and_packages_as_json() {
     let out = package_dir("cli_inspect").join("out.mlpackage");
     let model = small_model();
-    assert!(mlpack(&["convert", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--quiet"]).status.success());
+    assert!(mlpack(&[
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet"
+    ])
+    .status
+    .success());
     for path in [&model, &out] {
         let o = mlpack(&["inspect", path.to_str().unwrap(), "--json"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert!(v["inputs"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
-        assert!(v["outputs"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+        assert!(
+            v["outputs"].as_array().is_some_and(|a| !a.is_empty()),
+            "{v}"
+        );
     }
     let o = mlpack(&["inspect", out.to_str().unwrap(), "--mil"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("func main("));
@@ -161,7 +245,11 @@ fn package_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 files.push((rel, std::fs::read(&path).unwrap()));
             }
         }
@@ -179,7 +267,13 @@ fn output_is_byte_identical_across_runs_thread_counts_and_rewrites() {
         let out = dir.join(format!("run{i}.mlpackage"));
         let o = Command::new(env!("CARGO_BIN_EXE_mlpack"))
             .env("RAYON_NUM_THREADS", threads)
-            .args(["convert", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "--quiet"])
+            .args([
+                "convert",
+                model.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--quiet",
+            ])
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
@@ -192,7 +286,13 @@ fn output_is_byte_identical_across_runs_thread_counts_and_rewrites() {
     // Re-writing a package with the same flags reproduces it exactly.
     let again = dir.join("again.mlpackage");
     let first = dir.join("run0.mlpackage");
-    let o = mlpack(&["convert", first.to_str().unwrap(), "-o", again.to_str().unwrap(), "--quiet"]);
+    let o = mlpack(&[
+        "convert",
+        first.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(package_files(&again), packages[0]);
 }

@@ -37,7 +37,12 @@ pub struct ConvertArgs {
     #[arg(long)]
     no_verify: bool,
     /// Random input sets for the verification.
-    #[arg(long, value_name = "N", default_value_t = 3, conflicts_with = "no_verify")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        conflicts_with = "no_verify"
+    )]
     verify_samples: usize,
     /// Range of an input's random verification values: floats in [LO,HI) (default [-1,1)),
     /// integers in [LO,HI] (default [0,9]) (repeatable).
@@ -52,14 +57,21 @@ fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
     let (name, dims) = split_assignment(s)?;
     let dims = dims
         .split(',')
-        .map(|d| d.trim().parse::<usize>().map_err(|_| format!("'{d}' in '{s}' is not a dimension size")))
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("'{d}' in '{s}' is not a dimension size"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((name, dims))
 }
 
 /// Runs `mlpack convert`.
 pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
-    let target: Target = args.target.parse().map_err(|e: crate::ir::UnknownTarget| Error::Usage(format!("--target: {e}")))?;
+    let target: Target = args
+        .target
+        .parse()
+        .map_err(|e: crate::ir::UnknownTarget| Error::Usage(format!("--target: {e}")))?;
     let options = ConvertOptions {
         input: args.input.clone(),
         output: args.output.clone(),
@@ -77,13 +89,21 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
     let report = pipeline::convert(&options)?;
     progress.clear();
     if let Some(v) = report.verify.as_ref().filter(|v| !v.passed) {
-        eprintln!("mlpack: warning: verification failed, wrote the package anyway (--allow-degraded): {}", v.summary());
+        eprintln!(
+            "mlpack: warning: verification failed, wrote the package anyway (--allow-degraded): {}",
+            v.summary()
+        );
     }
     if args.json {
         return print_json(&report);
     }
     if !quiet {
-        let ops: usize = report.ops.iter().filter(|(k, _)| k.as_str() != "const").map(|(_, v)| v).sum();
+        let ops: usize = report
+            .ops
+            .iter()
+            .filter(|(k, _)| k.as_str() != "const")
+            .map(|(_, v)| v)
+            .sum();
         println!(
             "wrote {} ({}, {:?}): {ops} ops",
             report.output.display(),

@@ -58,7 +58,12 @@ pub fn main() -> std::process::ExitCode {
 
 /// The error message on one line (embedded newlines become "; ").
 fn one_line(e: &Error) -> String {
-    e.to_string().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Prints `value` as pretty JSON on stdout.
@@ -71,7 +76,9 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
 /// Parses `NAME=VALUE`.
 fn split_assignment(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((name, value)) if !name.is_empty() && !value.is_empty() => Ok((name.to_string(), value.to_string())),
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => {
+            Ok((name.to_string(), value.to_string()))
+        }
         _ => Err(format!("expected NAME=VALUE, got '{s}'")),
     }
 }

@@ -31,7 +31,13 @@ fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
 /// Runs `mlpack run`.
 pub fn execute(args: &RunArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
     progress.stage(&format!("running {}", args.package.display()));
-    let outputs = pipeline::run_package(&args.package, &args.inputs, RunOptions { emulate_fp16: args.emulate_fp16 })?;
+    let outputs = pipeline::run_package(
+        &args.package,
+        &args.inputs,
+        RunOptions {
+            emulate_fp16: args.emulate_fp16,
+        },
+    )?;
     progress.clear();
     std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
     for (name, value) in &outputs {
@@ -39,7 +45,12 @@ pub fn execute(args: &RunArgs, progress: &Progress, quiet: bool) -> Result<(), E
         let bytes = npy::serialize(value).map_err(|e| Error::invalid(&path, e.to_string()))?;
         std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
         if !quiet {
-            println!("{name}: {} {:?} -> {}", value.kind(), value.shape(), path.display());
+            println!(
+                "{name}: {} {:?} -> {}",
+                value.kind(),
+                value.shape(),
+                path.display()
+            );
         }
     }
     Ok(())

@@ -50,13 +50,16 @@ pub fn eval_op(
     if let Some(v) = op.const_value() {
         return Ok(vec![Value::from_tensor(v)]);
     }
-    let def = ops::lookup(&op.op_type).ok_or_else(|| format!("no interpreter kernel for op type '{}'", op.op_type))?;
+    let def = ops::lookup(&op.op_type)
+        .ok_or_else(|| format!("no interpreter kernel for op type '{}'", op.op_type))?;
     let mut owned: Vec<(String, Vec<Value>)> = Vec::new();
     for (param, args) in &op.inputs {
         let mut vals = Vec::with_capacity(args.len());
         for arg in args {
             vals.push(match arg {
-                Argument::Var(name) => values(name).ok_or_else(|| format!("variable '{name}' is not defined"))?,
+                Argument::Var(name) => {
+                    values(name).ok_or_else(|| format!("variable '{name}' is not defined"))?
+                }
                 Argument::Value(t) => Value::from_tensor(t),
             });
         }
@@ -69,12 +72,19 @@ pub fn eval_op(
     }
     let args = KernelArgs {
         op,
-        args: owned.iter().map(|(p, v)| (p.as_str(), v.iter().collect())).collect(),
+        args: owned
+            .iter()
+            .map(|(p, v)| (p.as_str(), v.iter().collect()))
+            .collect(),
         outputs: declared,
     };
     let mut outs = (def.kernel)(&args)?;
     if outs.len() != declared.len() {
-        return Err(format!("kernel produced {} outputs, op declares {}", outs.len(), declared.len()));
+        return Err(format!(
+            "kernel produced {} outputs, op declares {}",
+            outs.len(),
+            declared.len()
+        ));
     }
     for (out, ty) in outs.iter_mut().zip(declared) {
         conform(out, ty.dtype);
@@ -115,23 +125,34 @@ pub fn run_with_observer(
 ) -> Result<Vec<(String, Value)>, InterpError> {
     let mut env: HashMap<String, Value> = HashMap::new();
     for var in &function.inputs {
-        let value = inputs
-            .get(&var.name)
-            .ok_or_else(|| InterpError::Input { name: var.name.clone(), message: "no value supplied".into() })?;
-        check_input(value, &var.ty).map_err(|message| InterpError::Input { name: var.name.clone(), message })?;
+        let value = inputs.get(&var.name).ok_or_else(|| InterpError::Input {
+            name: var.name.clone(),
+            message: "no value supplied".into(),
+        })?;
+        check_input(value, &var.ty).map_err(|message| InterpError::Input {
+            name: var.name.clone(),
+            message,
+        })?;
         let mut value = value.clone();
         if options.emulate_fp16 && var.ty.dtype == DType::F16 {
             value.round_to_f16();
         }
         env.insert(var.name.clone(), value);
     }
-    let mut remaining = function.block.use_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect::<HashMap<_, _>>();
+    let mut remaining = function
+        .block
+        .use_counts()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect::<HashMap<_, _>>();
     for op in &function.block.operations {
         let declared: Vec<TensorType> = op.outputs.iter().map(|o| o.ty.clone()).collect();
-        let outs = eval_op(op, &|name| env.get(name).cloned(), &declared).map_err(|message| InterpError::Op {
-            op: op.name.clone(),
-            op_type: op.op_type.clone(),
-            message,
+        let outs = eval_op(op, &|name| env.get(name).cloned(), &declared).map_err(|message| {
+            InterpError::Op {
+                op: op.name.clone(),
+                op_type: op.op_type.clone(),
+                message,
+            }
         })?;
         for name in op.input_vars() {
             if let Some(count) = remaining.get_mut(name) {
@@ -175,7 +196,11 @@ fn check_input(value: &Value, ty: &TensorType) -> Result<(), String> {
         return Err(format!("expected {ty}, got a {} tensor", value.kind()));
     }
     let shape_ok = value.shape().len() == ty.rank()
-        && ty.shape.iter().zip(value.shape()).all(|(d, &n)| d.fixed().is_none_or(|f| f == n));
+        && ty
+            .shape
+            .iter()
+            .zip(value.shape())
+            .all(|(d, &n)| d.fixed().is_none_or(|f| f == n));
     if !shape_ok {
         return Err(format!("expected {ty}, got shape {:?}", value.shape()));
     }

@@ -54,7 +54,11 @@ pub struct ConvertVerify {
 
 impl Default for ConvertVerify {
     fn default() -> ConvertVerify {
-        ConvertVerify { samples: 3, ranges: Vec::new(), allow_degraded: false }
+        ConvertVerify {
+            samples: 3,
+            ranges: Vec::new(),
+            allow_degraded: false,
+        }
     }
 }
 
@@ -81,7 +85,10 @@ pub struct ConvertReport {
 /// input, and not exist unless `force`.
 pub fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), Error> {
     if ModelKind::of(output)? != ModelKind::Package {
-        return Err(Error::Usage(format!("{}: the output must be a .mlpackage path", output.display())));
+        return Err(Error::Usage(format!(
+            "{}: the output must be a .mlpackage path",
+            output.display()
+        )));
     }
     let same = match (input.canonicalize(), output.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -94,18 +101,33 @@ pub fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), Erro
         )));
     }
     if output.exists() && !force {
-        return Err(Error::Usage(format!("{}: already exists; pass --force to replace it", output.display())));
+        return Err(Error::Usage(format!(
+            "{}: already exists; pass --force to replace it",
+            output.display()
+        )));
     }
     Ok(())
 }
 
 /// Loads a model of either kind as an fp32 (or, for packages, as-written) program for `target`.
-pub fn load_model(path: &Path, target: Target, input_shapes: &[(String, Vec<usize>)]) -> Result<Program, Error> {
+pub fn load_model(
+    path: &Path,
+    target: Target,
+    input_shapes: &[(String, Vec<usize>)],
+) -> Result<Program, Error> {
     match ModelKind::of(path)? {
-        ModelKind::Onnx => onnx::load(path, &OnnxOptions { input_shapes: input_shapes.to_vec(), target }),
+        ModelKind::Onnx => onnx::load(
+            path,
+            &OnnxOptions {
+                input_shapes: input_shapes.to_vec(),
+                target,
+            },
+        ),
         ModelKind::Package => {
             if !input_shapes.is_empty() {
-                return Err(Error::Usage("--input-shape applies to ONNX inputs only".into()));
+                return Err(Error::Usage(
+                    "--input-shape applies to ONNX inputs only".into(),
+                ));
             }
             let mut program = read_package(path)?;
             program.target = target;
@@ -122,11 +144,15 @@ pub fn load_model(path: &Path, target: Target, input_shapes: &[(String, Vec<usiz
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
     check_output(&options.input, &options.output, options.force)?;
     let mut program = load_model(&options.input, options.target, &options.input_shapes)?;
-    let source = options.verify.as_ref().map(|settings| (settings, program.clone()));
-    let fp16 = prepare(&mut program, options.precision)
-        .map_err(|m| Error::invalid(&options.input, m))?;
-    let verified =
-        source.map(|(settings, source)| check(&source, &program, settings, &options.input)).transpose()?;
+    let source = options
+        .verify
+        .as_ref()
+        .map(|settings| (settings, program.clone()));
+    let fp16 =
+        prepare(&mut program, options.precision).map_err(|m| Error::invalid(&options.input, m))?;
+    let verified = source
+        .map(|(settings, source)| check(&source, &program, settings, &options.input))
+        .transpose()?;
     write_package(&program, &options.output, options.force)?;
     let mut ops = BTreeMap::new();
     for op in &program.main().block.operations {
@@ -145,14 +171,26 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
 
 /// Verifies the converted program against the source; a failure is an error unless
 /// `allow_degraded`.
-fn check(source: &Program, converted: &Program, settings: &ConvertVerify, input: &Path) -> Result<VerifyReport, Error> {
+fn check(
+    source: &Program,
+    converted: &Program,
+    settings: &ConvertVerify,
+    input: &Path,
+) -> Result<VerifyReport, Error> {
     let options = VerifyOptions {
-        inputs: InputSpec::Random { samples: settings.samples, seed: 0, ranges: settings.ranges.clone() },
+        inputs: InputSpec::Random {
+            samples: settings.samples,
+            seed: 0,
+            ranges: settings.ranges.clone(),
+        },
         ..Default::default()
     };
     let report = verify::verify_programs(source, converted, &options).map_err(|e| match e {
         verify::VerifyError::Inputs(m) => Error::Usage(m),
-        other => Error::invalid(input, format!("verify: {other} (pass --no-verify to skip verification)")),
+        other => Error::invalid(
+            input,
+            format!("verify: {other} (pass --no-verify to skip verification)"),
+        ),
     })?;
     if !report.passed && !settings.allow_degraded {
         return Err(Error::VerificationFailed(format!(
