@@ -1491,3 +1491,28 @@ fn mod_with_fmod_takes_the_sign_of_the_dividend() {
     assert_eq!((shape, v), (vec![4], vec![-1.0, 1.0, 0.0, 1.5]));
 }
 mod new_ops;
+
+#[test]
+fn integer_div_truncates_toward_zero_like_onnx() {
+    use crate::interp::{run, RunOptions, Value};
+    let nodes = vec![node("Div", "div", &["x", "d"], &["y"], vec![])];
+    let m = model(
+        13,
+        nodes,
+        vec![value("x", DataType::Int64, &[D::N(6)])],
+        &["y"],
+        vec![init_i64("d", &[3, -3, 3, -3, 2, -2])],
+    );
+    let p = load_ok(&m);
+    crate::ir::validate_program(&p).unwrap();
+    let x =
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[6]), vec![7, 7, -7, -7, -4, 4]).unwrap();
+    let inputs =
+        std::collections::BTreeMap::from([(p.main().inputs[0].name.clone(), Value::Int(x))]);
+    let outs = run(p.main(), &inputs, RunOptions::default()).unwrap();
+    // C-style truncation: 7/3=2, 7/-3=-2, -7/3=-2, -7/-3=2, exact -4/2=-2 and 4/-2=-2.
+    assert_eq!(
+        outs[0].1.int().unwrap().iter().copied().collect::<Vec<_>>(),
+        vec![2, -2, -2, 2, -2, -2]
+    );
+}

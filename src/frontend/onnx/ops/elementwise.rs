@@ -56,18 +56,64 @@ fn reject_legacy_axis(ctx: &Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// `Div`: `real_div` for floats; `floor_div` for integers. ONNX integer division truncates
-/// toward zero, so the two agree only when the quotient is non-negative; mlpack cannot know
-/// the signs of run-time values and uses `floor_div` (Core ML's only integer division).
+/// `Div`: `real_div` for floats. ONNX integer division truncates toward zero while MIL's
+/// `floor_div` rounds down, so for integers the floored quotient is moved up by one wherever
+/// the division is inexact (non-zero remainder) and the operands' signs differ.
 fn div(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     reject_legacy_axis(ctx, node)?;
     let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
-    let mil = if ctx.ty(&x)?.dtype.is_float() {
-        "real_div"
-    } else {
-        "floor_div"
-    };
-    let z = ctx.op1(mil, &ctx.out_name(node, 0), &[("x", &x), ("y", &y)])?;
+    let out = ctx.out_name(node, 0);
+    let dtype = ctx.ty(&x)?.dtype;
+    if dtype.is_float() {
+        let z = ctx.op1("real_div", &out, &[("x", &x), ("y", &y)])?;
+        ctx.set_output(node, 0, z);
+        return Ok(());
+    }
+    let floored = ctx.op1(
+        "floor_div",
+        &format!("{out}_floored"),
+        &[("x", &x), ("y", &y)],
+    )?;
+    let remainder = ctx.op1("mod", &format!("{out}_remainder"), &[("x", &x), ("y", &y)])?;
+    let zero = ctx.int(&format!("{out}_zero"), 0);
+    let zero = coerce(ctx, &zero, dtype, &format!("{out}_zero_typed"))?;
+    let one = ctx.int(&format!("{out}_one"), 1);
+    let one = coerce(ctx, &one, dtype, &format!("{out}_one_typed"))?;
+    let inexact = ctx.op1(
+        "not_equal",
+        &format!("{out}_inexact"),
+        &[("x", &remainder), ("y", &zero)],
+    )?;
+    let x_neg = ctx.op1(
+        "less",
+        &format!("{out}_x_negative"),
+        &[("x", &x), ("y", &zero)],
+    )?;
+    let y_neg = ctx.op1(
+        "less",
+        &format!("{out}_y_negative"),
+        &[("x", &y), ("y", &zero)],
+    )?;
+    let differ = ctx.op1(
+        "logical_xor",
+        &format!("{out}_signs_differ"),
+        &[("x", &x_neg), ("y", &y_neg)],
+    )?;
+    let adjust = ctx.op1(
+        "logical_and",
+        &format!("{out}_adjust"),
+        &[("x", &inexact), ("y", &differ)],
+    )?;
+    let raised = ctx.op1(
+        "add",
+        &format!("{out}_raised"),
+        &[("x", &floored), ("y", &one)],
+    )?;
+    let z = ctx.op1(
+        "select",
+        &out,
+        &[("cond", &adjust), ("a", &raised), ("b", &floored)],
+    )?;
     ctx.set_output(node, 0, z);
     Ok(())
 }
