@@ -1516,3 +1516,18 @@ fn integer_div_truncates_toward_zero_like_onnx() {
         vec![2, -2, -2, 2, -2, -2]
     );
 }
+
+#[test]
+fn cast_to_float16_keeps_the_rounding() {
+    let nodes = vec![node(
+        "Cast",
+        "c",
+        &["x"],
+        &["y"],
+        vec![int("to", DataType::Float16 as i64)],
+    )];
+    let m = model(13, nodes, vec![fixed("x", &[3])], &["y"], vec![]);
+    // 1 + 2^-12 rounds to 1 in fp16; 65520 overflows to inf; 0.1 becomes 0.0999755859375.
+    let (_, v) = run_f32(&m, &[(&[3], &[1.0 + 2f32.powi(-12), 65520.0, 0.1])]);
+    assert_eq!(v, vec![1.0, f32::INFINITY, 0.099975586]);
+}

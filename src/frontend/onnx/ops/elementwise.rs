@@ -4,6 +4,7 @@
 use super::super::tensor::ir_dtype;
 use super::{alias, ConvertFn, Ctx, Node};
 use crate::ir::{DType, Tensor};
+use crate::proto::onnx::tensor_proto::DataType;
 use crate::Error;
 
 /// Defines a converter mapping a one-input ONNX op to a one-input MIL op.
@@ -280,7 +281,8 @@ fn min(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 }
 
 /// `Cast`: every float type becomes fp32 and every integer type int32 (the IR's types), so
-/// casts between types that map to the same IR type disappear.
+/// casts between types that map to the same IR type disappear — except a cast of a float to
+/// FLOAT16, whose rounding is kept by going through fp16 and back.
 fn cast(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let to = ctx
         .attr(node.int("to"))?
@@ -291,8 +293,12 @@ fn cast(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
             super::super::tensor::elem_type_name(to as i32)
         ))
     })?;
-    let x = ctx.input(node, 0)?;
-    let y = coerce(ctx, &x, dtype, &ctx.out_name(node, 0))?;
+    let mut x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    if to as i32 == DataType::Float16 as i32 && ctx.ty(&x)?.dtype.is_float() {
+        x = coerce(ctx, &x, DType::F16, &format!("{out}_fp16"))?;
+    }
+    let y = coerce(ctx, &x, dtype, &out)?;
     ctx.set_output(node, 0, y);
     Ok(())
 }
