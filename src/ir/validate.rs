@@ -164,6 +164,7 @@ fn check_target(op: &Operation, target: Target) -> Result<(), ValidationError> {
     if op.op_type == "const" {
         return Ok(());
     }
+    ops::check_form(op, target).map_err(|m| err(&op.name, &op.op_type, &m))?;
     match ops::lookup(&op.op_type) {
         Some(def) if def.since > target => Err(err(
             &op.name,

@@ -5,6 +5,7 @@
 mod activation;
 mod args;
 pub mod broadcast;
+mod constexpr;
 pub mod conv;
 pub mod elementwise;
 pub mod linear;
@@ -18,6 +19,7 @@ mod tensor_ops;
 pub mod window;
 
 pub use args::InferArgs;
+pub use constexpr::check_form;
 
 use super::{Target, TensorType};
 use crate::interp::KernelFn;
@@ -157,6 +159,7 @@ const FAMILIES: &[&[OpDef]] = &[
     resize::DEFS,
     scatter_gather::DEFS,
     tensor_ops::DEFS,
+    constexpr::DEFS,
 ];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
