@@ -4,6 +4,7 @@
 //! and returns plain structs. The formulas follow coremltools 9.0 (`coremltools.optimize.coreml`),
 //! including numpy float16 semantics when the weight is fp16 (see [`Precision`]).
 
+pub mod kmeans1d;
 pub mod quantize;
 
 use half::f16;
