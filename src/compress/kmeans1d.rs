@@ -281,6 +281,22 @@ mod tests {
     }
 
     #[test]
+    fn every_finite_f16_into_256_clusters() {
+        // The largest case coremltools sends: all 63 488 finite fp16 values, k = 256.
+        let v: Vec<f32> = (0..=u16::MAX)
+            .map(|bits| half::f16::from_bits(bits).to_f32())
+            .filter(|x| x.is_finite())
+            .collect();
+        let r = kmeans1d(&v, 256).unwrap();
+        assert_eq!(r.centroids.len(), 256);
+        assert!(r.centroids.windows(2).all(|w| w[0] < w[1]));
+        let most_negative = v.iter().position(|&x| x == -65504.0).unwrap();
+        let most_positive = v.iter().position(|&x| x == 65504.0).unwrap();
+        assert_eq!(r.labels[most_negative], 0);
+        assert_eq!(r.labels[most_positive], 255);
+    }
+
+    #[test]
     fn rejects_nan_and_zero_k() {
         assert_eq!(kmeans1d(&[f32::NAN], 2), Err(CompressError::NonFinite));
         assert!(kmeans1d(&[1.0], 0).is_err());
