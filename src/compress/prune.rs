@@ -89,6 +89,62 @@ pub fn n_m_mask(
     Ok(mask)
 }
 
+/// Block sparsity: along `axis`, blocks of `block_size` consecutive channels (the axis
+/// zero-padded to a multiple of it) at each other position are kept or zeroed together by the
+/// magnitude rule applied to their L2 norms (each norm counted once per padded channel).
+pub fn block_mask(
+    values: &[f32],
+    shape: &[usize],
+    axis: usize,
+    block_size: usize,
+    target_sparsity: f64,
+) -> Result<Vec<bool>, CompressError> {
+    check_shape(shape, values.len())?;
+    check_finite(values)?;
+    let Some(&channels) = shape.get(axis) else {
+        return Err(CompressError::Shape(format!(
+            "axis {axis} is out of range for a rank-{} weight",
+            shape.len()
+        )));
+    };
+    if block_size < 2 || block_size > channels / 2 {
+        return Err(CompressError::Parameter(format!(
+            "block size {block_size} must be in 2..={} for {channels} channels",
+            channels / 2
+        )));
+    }
+    if !(0.0..=1.0).contains(&target_sparsity) {
+        return Err(CompressError::Parameter(format!(
+            "target sparsity {target_sparsity} is outside [0, 1]"
+        )));
+    }
+    if target_sparsity == 1.0 {
+        return Ok(vec![false; values.len()]);
+    }
+    let stride = strides(shape)[axis];
+    let blocks = channels.div_ceil(block_size);
+    let rest = values.len() / channels;
+    // Block (b, position) where position enumerates the other axes in row-major order.
+    let block_of = |flat: usize| {
+        let c = (flat / stride) % channels;
+        let position = (flat / (stride * channels)) * stride + flat % stride;
+        (c / block_size) * rest + position
+    };
+    let mut squares = vec![0.0f64; blocks * rest];
+    for (flat, &v) in values.iter().enumerate() {
+        squares[block_of(flat)] += f64::from(v) * f64::from(v);
+    }
+    let norms: Vec<f64> = squares.iter().map(|s| s.sqrt()).collect();
+    let broadcast: Vec<f64> = norms
+        .iter()
+        .flat_map(|&n| std::iter::repeat_n(n, block_size))
+        .collect();
+    let cut = percentile(&broadcast, target_sparsity * 100.0);
+    Ok((0..values.len())
+        .map(|f| norms[block_of(f)] > cut)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +198,19 @@ mod tests {
         assert_eq!(mask, vec![true, false, true]);
         assert!(n_m_mask(&[1.0; 4], &[4], 1, 1, 2).is_err());
         assert!(n_m_mask(&[1.0; 4], &[4], 0, 3, 2).is_err());
+    }
+
+    #[test]
+    fn block_pairs_by_norm() {
+        // [4, 2] along axis 0 in blocks of 2: column 0 norms |(3,4)| = 5 and |(1,0)| = 1,
+        // column 1 norms |(0,1)| = 1 and |(6,8)| = 10. Broadcast [5,5,1,1,1,1,10,10]: the
+        // 50th percentile is 3, so the two norm-1 blocks go.
+        let w = [3.0, 0.0, 4.0, 1.0, 1.0, 6.0, 0.0, 8.0];
+        let mask = block_mask(&w, &[4, 2], 0, 2, 0.5).unwrap();
+        assert_eq!(
+            mask,
+            vec![true, false, true, false, false, true, false, true]
+        );
+        assert!(block_mask(&w, &[4, 2], 0, 3, 0.5).is_err());
     }
 }
