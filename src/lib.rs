@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod compress;
 pub mod error;
 pub mod frontend;
 pub mod interp;

@@ -1,0 +1,98 @@
+//! Pure numeric kernels for weight compression (linear quantization, palettization, pruning).
+//!
+//! Nothing here knows about the IR: every function works on flat row-major slices plus a shape
+//! and returns plain structs. The formulas follow coremltools 9.0 (`coremltools.optimize.coreml`),
+//! including numpy float16 semantics when the weight is fp16 (see [`Precision`]).
+
+pub mod kmeans1d;
+pub mod palettize;
+pub mod prune;
+pub mod quantize;
+
+use half::f16;
+
+/// Why a weight cannot be compressed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CompressError {
+    /// The weight holds NaN or ±infinity.
+    #[error("weight contains NaN or infinity")]
+    NonFinite,
+    /// The shape, axis or block size does not fit the weight.
+    #[error("{0}")]
+    Shape(String),
+    /// A parameter is out of its allowed range.
+    #[error("{0}")]
+    Parameter(String),
+}
+
+/// The float type the weight is stored in; fixes how intermediate results are rounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// fp32: every elementwise result is an f32.
+    F32,
+    /// fp16: every elementwise result is computed in f32 then rounded to f16 (numpy float16).
+    F16,
+}
+
+impl Precision {
+    /// Round an f32 result to this precision (identity for fp32).
+    pub fn round(self, x: f32) -> f32 {
+        match self {
+            Precision::F32 => x,
+            Precision::F16 => f16::from_f32(x).to_f32(),
+        }
+    }
+}
+
+/// Widen fp16 weights to f32 (exact) so they can be passed with [`Precision::F16`].
+pub fn widen_f16(values: &[f16]) -> Vec<f32> {
+    values.iter().map(|v| v.to_f32()).collect()
+}
+
+/// Fail with [`CompressError::NonFinite`] if any value is NaN or infinite.
+pub(crate) fn check_finite(values: &[f32]) -> Result<(), CompressError> {
+    if values.iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(CompressError::NonFinite)
+    }
+}
+
+/// Fail unless the product of `shape` equals `len`.
+pub(crate) fn check_shape(shape: &[usize], len: usize) -> Result<(), CompressError> {
+    let count: usize = shape.iter().product();
+    if count == len {
+        Ok(())
+    } else {
+        Err(CompressError::Shape(format!(
+            "shape {shape:?} holds {count} elements but the weight has {len}"
+        )))
+    }
+}
+
+/// Row-major strides of `shape`.
+pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for axis in (0..shape.len().saturating_sub(1)).rev() {
+        strides[axis] = strides[axis + 1] * shape[axis + 1];
+    }
+    strides
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_rounding_matches_half() {
+        assert_eq!(Precision::F16.round(1.0 / 3.0), 0.333_251_95);
+        assert_eq!(Precision::F32.round(1.0 / 3.0), 1.0 / 3.0);
+        assert_eq!(Precision::F16.round(70000.0), f32::INFINITY);
+    }
+
+    #[test]
+    fn row_major_strides() {
+        assert_eq!(strides(&[2, 3, 4]), vec![12, 4, 1]);
+        assert_eq!(strides(&[]), Vec::<usize>::new());
+    }
+}

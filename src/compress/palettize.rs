@@ -1,0 +1,227 @@
+//! Palettization of one group of values: a lookup table of `2^nbits` entries plus one index
+//! per value (format-facts §6.4), and the grouped-channel split.
+
+use super::{check_finite, check_shape, kmeans1d::kmeans1d, strides, CompressError, Precision};
+
+/// How the lookup table is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaletteMode {
+    /// Optimal 1-D k-means with `k = min(#unique, 2^nbits)`.
+    Kmeans,
+    /// `2^nbits` evenly spaced entries from `min` to `max`.
+    Uniform,
+    /// The sorted unique values; nbits is the smallest allowed width that holds them.
+    Unique,
+}
+
+/// Bit widths coremltools accepts for palettization.
+pub const ALLOWED_NBITS: [u32; 6] = [1, 2, 3, 4, 6, 8];
+
+/// A palettized group: `values[i] ≈ lut[indices[i]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Palette {
+    /// Index width in bits.
+    pub nbits: u32,
+    /// `2^nbits` entries rounded to the weight precision; unused entries are 0.
+    pub lut: Vec<f32>,
+    /// One LUT index per input value.
+    pub indices: Vec<u8>,
+}
+
+/// Palettize one group. `nbits` is required for kmeans/uniform and ignored for unique.
+pub fn palettize_group(
+    values: &[f32],
+    mode: PaletteMode,
+    nbits: Option<u32>,
+    precision: Precision,
+) -> Result<Palette, CompressError> {
+    check_finite(values)?;
+    if values.is_empty() {
+        return Err(CompressError::Parameter(
+            "cannot palettize an empty group".into(),
+        ));
+    }
+    let require_nbits = || match nbits {
+        Some(n) if ALLOWED_NBITS.contains(&n) => Ok(n),
+        _ => Err(CompressError::Parameter(format!(
+            "nbits {nbits:?} is not one of {ALLOWED_NBITS:?}"
+        ))),
+    };
+    match mode {
+        PaletteMode::Kmeans => {
+            let nbits = require_nbits()?;
+            let clustering = kmeans1d(values, 1 << nbits)?;
+            let mut lut = vec![0.0; 1 << nbits];
+            for (entry, &c) in lut.iter_mut().zip(&clustering.centroids) {
+                *entry = precision.round(c as f32);
+            }
+            let indices = clustering.labels.iter().map(|&l| l as u8).collect();
+            Ok(Palette {
+                nbits,
+                lut,
+                indices,
+            })
+        }
+        PaletteMode::Uniform => {
+            let nbits = require_nbits()?;
+            let p = precision;
+            let levels = ((1u32 << nbits) - 1) as f32;
+            let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let width = p.round(hi - lo);
+            let scale = p.round(width / levels);
+            let lut = (0..1u32 << nbits)
+                .map(|k| p.round(k as f32 * scale + lo))
+                .collect();
+            // A constant group (width 0) maps everything to entry 0 instead of dividing by 0.
+            let indices = values
+                .iter()
+                .map(|&w| {
+                    if width == 0.0 {
+                        return 0;
+                    }
+                    let t = p.round(p.round(w - lo) / width);
+                    p.round(t * levels).round_ties_even().clamp(0.0, levels) as u8
+                })
+                .collect();
+            Ok(Palette {
+                nbits,
+                lut,
+                indices,
+            })
+        }
+        PaletteMode::Unique => {
+            let mut uniques = values.to_vec();
+            uniques.sort_unstable_by(f32::total_cmp);
+            uniques.dedup_by(|a, b| a == b);
+            let nbits = ALLOWED_NBITS
+                .into_iter()
+                .find(|&n| uniques.len() <= 1 << n)
+                .ok_or_else(|| {
+                    CompressError::Parameter(format!(
+                        "{} unique values do not fit an 8-bit palette",
+                        uniques.len()
+                    ))
+                })?;
+            let indices = values
+                .iter()
+                .map(|v| uniques.partition_point(|u| u < v) as u8)
+                .collect();
+            uniques.resize(1 << nbits, 0.0);
+            Ok(Palette {
+                nbits,
+                lut: uniques,
+                indices,
+            })
+        }
+    }
+}
+
+/// Flat indices of each channel group: `axis` split into runs of `group_size` channels
+/// (0 = the whole axis), each group's elements listed in row-major order of its sub-tensor.
+pub fn channel_groups(
+    shape: &[usize],
+    axis: usize,
+    group_size: usize,
+) -> Result<Vec<Vec<usize>>, CompressError> {
+    let total: usize = shape.iter().product();
+    check_shape(shape, total)?;
+    let Some(&channels) = shape.get(axis) else {
+        return Err(CompressError::Shape(format!(
+            "axis {axis} is out of range for a rank-{} weight",
+            shape.len()
+        )));
+    };
+    let group_size = if group_size == 0 {
+        channels
+    } else {
+        group_size
+    };
+    if channels % group_size != 0 {
+        return Err(CompressError::Shape(format!(
+            "group size {group_size} does not divide {channels} channels"
+        )));
+    }
+    let stride = strides(shape)[axis];
+    let mut groups = vec![Vec::new(); channels / group_size];
+    for flat in 0..total {
+        groups[(flat / stride) % channels / group_size].push(flat);
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_two_bits() {
+        // lo 0, hi 3, scale 1: lut [0, 1, 2, 3]; 1.5 → 2 (half to even), 0.4 → 0.
+        let p = palettize_group(
+            &[0.0, 3.0, 1.5, 0.4],
+            PaletteMode::Uniform,
+            Some(2),
+            Precision::F32,
+        )
+        .unwrap();
+        assert_eq!(p.lut, vec![0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(p.indices, vec![0, 3, 2, 0]);
+    }
+
+    #[test]
+    fn unique_picks_smallest_width() {
+        let p = palettize_group(
+            &[5.0, -1.0, 5.0, 2.0, 7.0],
+            PaletteMode::Unique,
+            None,
+            Precision::F32,
+        )
+        .unwrap();
+        assert_eq!(p.nbits, 2);
+        assert_eq!(p.lut, vec![-1.0, 2.0, 5.0, 7.0]);
+        assert_eq!(p.indices, vec![2, 0, 2, 1, 3]);
+        let three = palettize_group(
+            &[1.0, 2.0, 3.0, 4.0, 5.0],
+            PaletteMode::Unique,
+            None,
+            Precision::F32,
+        )
+        .unwrap();
+        assert_eq!(three.nbits, 3);
+        assert_eq!(three.lut[5..], [0.0, 0.0, 0.0]);
+        let many: Vec<f32> = (0..300).map(|i| i as f32).collect();
+        assert!(palettize_group(&many, PaletteMode::Unique, None, Precision::F32).is_err());
+    }
+
+    #[test]
+    fn kmeans_one_bit_pads_nothing_and_rounds_to_f16() {
+        // {0, 0.1} and {1, 1.1}: centroids 0.05 and 1.05, rounded to f16.
+        let p = palettize_group(
+            &[0.0, 1.0, 0.1, 1.1],
+            PaletteMode::Kmeans,
+            Some(1),
+            Precision::F16,
+        )
+        .unwrap();
+        assert_eq!(
+            p.lut,
+            vec![Precision::F16.round(0.05), Precision::F16.round(1.05)]
+        );
+        assert_eq!(p.indices, vec![0, 1, 0, 1]);
+        let padded =
+            palettize_group(&[2.0, 2.0], PaletteMode::Kmeans, Some(2), Precision::F32).unwrap();
+        assert_eq!(padded.lut, vec![2.0, 0.0, 0.0, 0.0]);
+        assert!(palettize_group(&[1.0], PaletteMode::Kmeans, Some(5), Precision::F32).is_err());
+    }
+
+    #[test]
+    fn grouped_channels() {
+        // Shape [4, 2], axis 0, groups of 2 rows.
+        let g = channel_groups(&[4, 2], 0, 2).unwrap();
+        assert_eq!(g, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]);
+        // Axis 1 of [2, 4], groups of 2 columns: row-major within each sub-tensor.
+        let g = channel_groups(&[2, 4], 1, 2).unwrap();
+        assert_eq!(g, vec![vec![0, 1, 4, 5], vec![2, 3, 6, 7]]);
+        assert!(channel_groups(&[3, 2], 0, 2).is_err());
+    }
+}
