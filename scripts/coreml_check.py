@@ -10,7 +10,12 @@ package instead of the whole run):
      PKG/Data/com.apple.CoreML/weights (the same call coremltools 9.0 makes in
      coremltools/models/utils.py when it rewrites a model);
   3. the inputs and outputs of the main function match spec.description: same names, and each
-     dtype and static shape is the declared one.
+     dtype and static shape is the declared one;
+  4. if a sidecar PKG-without-.mlpackage + ".weights.npz" exists (written by mlpack's tests: our
+     interpreter's decompressed weights, one float32 array per constexpr chain, keyed by the
+     chain's final output var), coremltools decompresses the package's weights and every
+     decompressed const must equal the sidecar array of the same name exactly, and the sidecar
+     must name exactly the package's constexpr chain outputs (see check_decompressed_weights).
 Prints one JSON line per package, {"path", "ok", "error"}, and exits 1 if any failed.
 """
 
@@ -20,7 +25,11 @@ import os
 import sys
 import traceback
 
+import numpy as np
+
 WEIGHTS_SUBDIR = os.path.join("Data", "com.apple.CoreML", "weights")
+PACKAGE_SUFFIX = ".mlpackage"
+SIDECAR_SUFFIX = ".weights.npz"
 CHILD_TIMEOUT_SECONDS = 600
 
 
@@ -79,6 +88,114 @@ def compare_feature(kind, feature, var):
                              f"description shape {want_shape} (axis {axis})")
 
 
+def sidecar_path(path):
+    """`dir/name.weights.npz` for the package `dir/name.mlpackage` (None for other names)."""
+    path = path.rstrip(os.sep)
+    if not path.endswith(PACKAGE_SUFFIX):
+        return None
+    return path[: -len(PACKAGE_SUFFIX)] + SIDECAR_SUFFIX
+
+
+def all_operations(block):
+    """Every operation of `block` and of the blocks nested in its ops, in program order."""
+    for op in block.operations:
+        yield op
+        for nested in op.blocks:
+            yield from all_operations(nested)
+
+
+def is_constexpr(op):
+    return op.op_type.startswith("constexpr_")
+
+
+def constexpr_chain_outputs(function):
+    """Names of the outputs of constexpr ops that no other constexpr op consumes: the final
+    vars of the decompression chains (a chain such as blockwise_shift_scale -> lut_to_dense or
+    lut_to_sparse -> sparse_to_dense ends in one var), and the number of constexpr ops."""
+    ops = [op for op in all_operations(function) if is_constexpr(op)]
+    finals = set()
+    for op in ops:
+        for var in op.outputs:
+            if not any(is_constexpr(child) for child in var.child_ops):
+                finals.add(var.name)
+    return finals, len(ops)
+
+
+def decompressed_consts(model):
+    """{name: value} of the consts that coremltools' weight decompression makes.
+
+    This is `coremltools.optimize.coreml.decompress_weights(model)` without its last step:
+    decompress_weights applies the WeightDecompressor graph pass (each constexpr op becomes a
+    `const` named like the op's output var, valued by the op's `materialized_val_inference`)
+    and then re-converts the program with coremltools' default optimization pipeline, which
+    fuses conv + batch_norm, deduplicates consts and casts fp32 weights to fp16, so most
+    decompressed names and values would no longer be comparable. `return_pymil_prog=True`
+    stops right after the pass.
+    """
+    from coremltools.models import utils as model_utils
+    from coremltools.optimize.coreml._quantization_passes import WeightDecompressor
+
+    program = model_utils._apply_graph_pass(
+        model, WeightDecompressor(op_selector=lambda op: True), return_pymil_prog=True)
+    if "main" not in program.functions:
+        raise CheckError("decompressed program has no main function")
+    consts = {}
+    for op in all_operations(program.functions["main"]):
+        if is_constexpr(op):
+            raise CheckError(f"coremltools left constexpr op {op.name!r} ({op.op_type}) "
+                             "undecompressed")
+        if op.op_type == "const":
+            consts[op.outputs[0].name] = op.outputs[0].val
+    return consts
+
+
+def compare_weight(name, reference, ours):
+    """Raise CheckError unless `ours` (float32) equals coremltools' `reference` exactly.
+
+    The comparison is in the reference's dtype, widened: fp16 and fp32 (and integer) values
+    convert to float64 exactly, so equality there is equality of the stored values; NaNs
+    compare equal to NaNs.
+    """
+    reference = np.asarray(reference)
+    if ours.dtype != np.float32:
+        raise CheckError(f"sidecar array {name!r} is {ours.dtype}, expected float32")
+    if tuple(reference.shape) != tuple(ours.shape):
+        raise CheckError(f"decompressed weight {name!r}: coremltools shape "
+                         f"{list(reference.shape)}, ours {list(ours.shape)}")
+    want = reference.astype(np.float64)
+    got = ours.astype(np.float64)
+    equal = (want == got) | (np.isnan(want) & np.isnan(got))
+    if equal.all():
+        return
+    differing = np.argwhere(~equal)
+    first = tuple(int(i) for i in differing[0])
+    max_abs = float(np.max(np.abs(want - got)[~equal]))  # nan if a NaN meets a number
+    raise CheckError(
+        f"decompressed weight {name!r} ({reference.dtype}{list(reference.shape)}) differs: "
+        f"max abs diff {max_abs:.6g}, {len(differing)} of {want.size} elements differ, first "
+        f"at {list(first)}: coremltools {float(want[first])!r}, ours {float(got[first])!r}")
+
+
+def check_decompressed_weights(model, function, sidecar):
+    """Compare coremltools' decompression of the package with mlpack's (the sidecar)."""
+    finals, op_count = constexpr_chain_outputs(function)
+    with np.load(sidecar, allow_pickle=False) as archive:
+        ours = {key: archive[key] for key in archive.files}
+    missing = sorted(finals - ours.keys())
+    if missing:
+        raise CheckError(f"{len(missing)} of {len(finals)} constexpr chain outputs have no "
+                         f"array in {os.path.basename(sidecar)}: {missing[:5]}")
+    extra = sorted(ours.keys() - finals)
+    if extra:
+        raise CheckError(f"{os.path.basename(sidecar)} has arrays that name no constexpr chain "
+                         f"output of the package ({op_count} constexpr ops): {extra[:5]}")
+    consts = decompressed_consts(model)
+    for name in sorted(finals):
+        if name not in consts:
+            raise CheckError(f"coremltools' decompression made no const named {name!r}")
+        compare_weight(name, consts[name], ours[name])
+
+
 def check_package(path):
     """Raise CheckError (or any coremltools exception) if `path` does not conform."""
     import coremltools as ct
@@ -115,6 +232,10 @@ def check_package(path):
                          f"description outputs {[f.name for f in declared_outputs]}")
     for feature in declared_outputs:
         compare_feature("output", feature, outputs[feature.name])
+
+    sidecar = sidecar_path(path)
+    if sidecar is not None and os.path.isfile(sidecar):
+        check_decompressed_weights(model, main, sidecar)
 
 
 def child(path, connection):

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Self-test for coreml_check.py: packages written by coremltools itself must pass, broken
-copies of them must fail.
+copies of them must fail; compressed packages with a sidecar of coremltools' own decompressed
+weights must pass, and sidecars with a wrong value, a missing or extra array or a wrong dtype
+must fail.
 
 Usage: .venv/bin/python scripts/coreml_check_selftest.py
 """
@@ -47,6 +49,99 @@ def build_packages(work):
     return paths
 
 
+def build_compressed_packages(work):
+    """Compressed packages written by coremltools, each with a sidecar `<name>.weights.npz` of
+    coremltools' decompressed weights (what the checker must accept): iOS16 attribute-form
+    affine quantization, and iOS18 chains (prune -> palettize: lut_to_sparse ->
+    sparse_to_dense; palettize with per-channel scale: blockwise_shift_scale -> lut_to_dense)."""
+    import coremltools as ct
+    import coremltools.optimize.coreml as cto
+    from coremltools.converters.mil import Builder as mb
+
+    rng = np.random.default_rng(1)
+    weights = [rng.standard_normal((64, 64)).astype(np.float32) for _ in range(2)]
+
+    def base(target):
+        @mb.program(input_specs=[mb.TensorSpec(shape=(1, 64))], opset_version=target)
+        def program(x):
+            hidden = mb.relu(x=mb.linear(x=x, weight=weights[0]))
+            return mb.linear(x=hidden, weight=weights[1], name="out")
+
+        return ct.convert(program, convert_to="mlprogram", skip_model_load=True,
+                          minimum_deployment_target=target)
+
+    def config(op_config):
+        return cto.OptimizationConfig(global_config=op_config)
+
+    ios16 = base(ct.target.iOS16)
+    ios18 = base(ct.target.iOS18)
+    pruned = cto.prune_weights(ios18, config(cto.OpMagnitudePrunerConfig(target_sparsity=0.5)))
+    models = {
+        "ios16_int8": cto.linear_quantize_weights(ios16, config(cto.OpLinearQuantizerConfig())),
+        "ios18_prune_palettize": cto.palettize_weights(
+            pruned, config(cto.OpPalettizerConfig(nbits=4)), joint_compression=True),
+        "ios18_palettize_scaled": cto.palettize_weights(
+            ios18, config(cto.OpPalettizerConfig(mode="uniform", nbits=4,
+                                                 enable_per_channel_scale=True))),
+    }
+    paths = {}
+    for name, model in models.items():
+        path = paths[name] = os.path.join(work, f"{name}.mlpackage")
+        model.save(path)
+        write_reference_sidecar(path)
+    return paths
+
+
+def write_reference_sidecar(path):
+    """Save coremltools' decompressed weights of `path` as its sidecar (float32 arrays keyed
+    by constexpr chain output name), as mlpack's tests save theirs."""
+    import coremltools as ct
+    from coremltools.converters.mil.frontend.milproto import load as milproto
+
+    sys.path.insert(0, HERE)
+    import coreml_check
+
+    model = ct.models.MLModel(path, skip_model_load=True)
+    spec = model.get_spec()
+    program = milproto.load(spec, spec.specificationVersion, file_weights_dir=model.weights_dir)
+    finals, _ = coreml_check.constexpr_chain_outputs(program.functions["main"])
+    if not finals:
+        raise RuntimeError(f"{path}: coremltools compressed nothing")
+    consts = coreml_check.decompressed_consts(model)
+    arrays = {name: np.asarray(consts[name]).astype(np.float32) for name in finals}
+    np.savez(coreml_check.sidecar_path(path), **arrays)
+
+
+def broken_sidecars(work, good):
+    """Copies of the compressed package `good` whose sidecars have one defect each."""
+    sys.path.insert(0, HERE)
+    import coreml_check
+
+    with np.load(coreml_check.sidecar_path(good)) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    first = sorted(arrays)[0]
+
+    def one_value_off(a):
+        a = a.copy()
+        flat = a.reshape(-1)
+        flat[7] = np.nextafter(np.float16(flat[7]), np.float16(np.inf)).astype(np.float32)
+        return a
+
+    variants = {
+        "sidecar_value_off_by_one_ulp": {**arrays, first: one_value_off(arrays[first])},
+        "sidecar_missing_array": {k: v for k, v in arrays.items() if k != first},
+        "sidecar_extra_array": {**arrays, "not_a_weight": np.zeros(3, np.float32)},
+        "sidecar_fp16_array": {**arrays, first: arrays[first].astype(np.float16)},
+        "sidecar_wrong_shape": {**arrays, first: arrays[first].reshape(-1)},
+    }
+    broken = {}
+    for name, variant in variants.items():
+        path = broken[name] = os.path.join(work, f"{name}.mlpackage")
+        shutil.copytree(good, path)
+        np.savez(coreml_check.sidecar_path(path), **variant)
+    return broken
+
+
 def broken_copies(work, good):
     """Copies of `good` with one defect each."""
     from coremltools.proto import FeatureTypes_pb2, Model_pb2
@@ -90,7 +185,10 @@ def run_check(paths):
 def main():
     with tempfile.TemporaryDirectory() as work:
         good = build_packages(work)
+        compressed = build_compressed_packages(work)
         broken = broken_copies(work, good["static"])
+        broken.update(broken_sidecars(work, compressed["ios18_prune_palettize"]))
+        good.update(compressed)
         failures = []
         code, lines = run_check(list(good.values()))
         if code != 0 or not all(line["ok"] for line in lines):

@@ -28,6 +28,6 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     --requirement "$requirements" >"$log" 2>&1 || fail "pip install failed"
-"$venv/bin/python" -c "import coremltools, coremltools.converters.mil.frontend.milproto.load" \
+"$venv/bin/python" -c "import coremltools, coremltools.converters.mil.frontend.milproto.load, sklearn.cluster" \
     >"$log" 2>&1 || fail "coremltools does not import"
 echo "$want" >"$stamp"
