@@ -5,12 +5,13 @@ weight, against the original weights.
 Usage: .venv/bin/python scripts/compare_coremltools.py --mlpack target/debug/mlpack --out DIR
            [--all | --models resnet18,mobilenet_v3_small --modes MODE,...] [--fixtures DIR]
 
-By default it runs the CI plan (DEFAULT_PLAN: every mode once, each on the model where
-coremltools is quick enough for CI; about 80 s of coremltools time on 2 cores); --all runs
-every mode on both models (about 190 s of coremltools time), --models/--modes any cross product.
+By default it runs the CI plan (DEFAULT_PLAN: every mode once at iOS18, each on the model
+where coremltools is quick enough for CI, and three modes at iOS16; about 90 s of coremltools
+time on 2 cores); --all runs every mode on both models (about 190 s of coremltools time);
+--models/--modes/--targets pick a cross product (modes that need iOS18 are left out below it).
 
 For each model, `mlpack convert` turns the materialised fixture
-(target/fixtures/models/<case>/model.onnx, written by the Rust tests) into an fp16 iOS18
+(target/fixtures/models/<case>/model.onnx, written by the Rust tests) into an fp16 iOS18 (or iOS16)
 package; coremltools (cto.coreml.linear_quantize_weights / palettize_weights / prune_weights
 with the Op*Config of the mode) and mlpack (`mlpack quantize|palettize|prune ... --no-verify`,
 same settings) compress that same package. Both results are parsed and decompressed by
@@ -59,6 +60,7 @@ class Mode:
     ct_function: str  # cto.coreml function name
     ct_config: dict  # keyword arguments of the Op*Config
     mlpack_args: list = field(default_factory=list)
+    ios18_only: bool = False  # int4, per-block, grouped or vector LUTs
 
 
 MODES = [
@@ -71,17 +73,18 @@ MODES = [
     Mode("int4-per-block-32", "identical", "linear_quantize_weights",
          dict(mode="linear_symmetric", dtype="int4", granularity="per_block", block_size=32),
          ["quantize", "--dtype", "int4", "--mode", "symmetric", "--granularity", "per-block",
-          "--block-size", "32"]),
+          "--block-size", "32"], ios18_only=True),
     Mode("kmeans-4bit", "kmeans", "palettize_weights",
          dict(mode="kmeans", nbits=4, granularity="per_tensor"),
          ["palettize", "--nbits", "4", "--mode", "kmeans", "--granularity", "per-tensor"]),
     Mode("kmeans-4bit-group16", "kmeans", "palettize_weights",
          dict(mode="kmeans", nbits=4, granularity="per_grouped_channel", group_size=16),
          ["palettize", "--nbits", "4", "--mode", "kmeans", "--granularity",
-          "per-grouped-channel", "--group-size", "16"]),
+          "per-grouped-channel", "--group-size", "16"], ios18_only=True),
     Mode("kmeans-2bit-vector2", "kmeans", "palettize_weights",
          dict(mode="kmeans", nbits=2, cluster_dim=2),
-         ["palettize", "--nbits", "2", "--mode", "kmeans", "--cluster-dim", "2"]),
+         ["palettize", "--nbits", "2", "--mode", "kmeans", "--cluster-dim", "2"],
+         ios18_only=True),
     Mode("uniform-4bit", "identical", "palettize_weights",
          dict(mode="uniform", nbits=4),
          ["palettize", "--nbits", "4", "--mode", "uniform"]),
@@ -95,14 +98,18 @@ MODES = [
          dict(n_m_ratio=(2, 4)),
          ["prune", "--n-m", "2:4"]),
 ]
-# Which modes run on which model by default (CI). coremltools' grouped k-means runs
+# Which modes run on which (model, target) by default (CI). coremltools' grouped k-means runs
 # scikit-learn on every group smaller than 10 000 weights (~38 s on either model), and `unique`
-# is slow on resnet18 (~30 s), so each of those runs on one model only.
+# is slow on resnet18 (~30 s), so each of those runs on one model only. At iOS16 the same
+# settings give the iOS16 op forms (attributes, packed indices and masks).
 DEFAULT_PLAN = {
-    "resnet18": ["int8-per-channel-sym", "uint8-per-tensor-affine", "int4-per-block-32",
-                 "kmeans-4bit", "kmeans-2bit-vector2", "uniform-4bit", "prune-50", "prune-2:4"],
-    "mobilenet_v3_small": ["kmeans-4bit-group16", "unique"],
+    ("resnet18", "iOS18"): ["int8-per-channel-sym", "uint8-per-tensor-affine",
+                            "int4-per-block-32", "kmeans-4bit", "kmeans-2bit-vector2",
+                            "uniform-4bit", "prune-50", "prune-2:4"],
+    ("mobilenet_v3_small", "iOS18"): ["kmeans-4bit-group16", "unique"],
+    ("resnet18", "iOS16"): ["int8-per-channel-sym", "kmeans-4bit", "prune-50"],
 }
+TARGETS = ("iOS16", "iOS17", "iOS18")
 # `unique` needs weights with at most 256 distinct values: it runs on the base package after a
 # uniform 4-bit round trip (see few_valued_package).
 NEEDS_FEW_VALUES = {"unique"}
@@ -290,6 +297,7 @@ def snr_db(values, originals):
 @dataclass
 class Row:
     model: str
+    target: str
     mode: str
     ct_count: int = 0
     mlpack_count: int = 0
@@ -351,19 +359,19 @@ def run(command, what):
                       f"{result.stderr.strip()[-2000:]}")
 
 
-def base_package(mlpack, fixtures, model, out):
-    """Convert the materialised fixture to an fp16 iOS18 package with mlpack."""
+def base_package(mlpack, fixtures, model, target, out):
+    """Convert the materialised fixture to an fp16 package for `target` with mlpack."""
     case = FIXTURE_CASES[model]
     onnx = os.path.join(fixtures, "models", case, "model.onnx")
     if not os.path.isfile(onnx):
         raise Failure(f"{onnx} is missing: the Rust tests materialise it (run cargo test first)")
-    path = os.path.join(out, model, "base.mlpackage")
-    run([mlpack, "convert", onnx, "-o", path, "--target", "iOS18", "--precision", "fp16",
+    path = os.path.join(out, "base.mlpackage")
+    run([mlpack, "convert", onnx, "-o", path, "--target", target, "--precision", "fp16",
          "--no-verify", "--force", "--quiet"], f"mlpack convert {model}")
     return path
 
 
-def few_valued_package(base, out):
+def few_valued_package(base, target, out):
     """`base` with every weight coremltools would compress replaced by its uniform 4-bit
     round trip (<= 16 distinct values per weight), written without optimization passes so that
     names and layout stay as they were: the input of the `unique` mode."""
@@ -382,7 +390,7 @@ def few_valued_package(base, out):
         model, [palettizer, WeightDecompressor(op_selector=lambda op: True)],
         return_pymil_prog=True)
     converted = ct.convert(program, convert_to="mlprogram", skip_model_load=True,
-                           minimum_deployment_target=ct.target.iOS18,
+                           minimum_deployment_target=getattr(ct.target, target),
                            pass_pipeline=ct.PassPipeline.EMPTY)
     converted._spec.description.CopyFrom(model.get_spec().description)
     path = os.path.join(out, "few_values.mlpackage")
@@ -402,35 +410,36 @@ def compress_with_coremltools(mode, source, path):
     getattr(cto, mode.ct_function)(model, config).save(path)
 
 
-def compress_with_mlpack(mlpack, mode, source, path):
+def compress_with_mlpack(mlpack, mode, source, target, path):
     command, rest = mode.mlpack_args[0], mode.mlpack_args[1:]
-    run([mlpack, command, source, "-o", path, *rest, "--no-verify", "--force", "--quiet"],
+    run([mlpack, command, source, "-o", path, *rest, "--target", target, "--no-verify",
+         "--force", "--quiet"],
         f"mlpack {command} ({mode.name})")
 
 
-def compare_model(mlpack, fixtures, model, modes, out):
+def compare_model(mlpack, fixtures, model, target, modes, out):
     rows = []
-    base = base_package(mlpack, fixtures, model, out)
+    base = base_package(mlpack, fixtures, model, target, out)
     inputs = {}
     for mode in modes:
-        row = Row(model, mode.name)
+        row = Row(model, target, mode.name)
         rows.append(row)
         try:
             source = base
             if mode.name in NEEDS_FEW_VALUES:
                 if "few" not in inputs:
-                    inputs["few"] = few_valued_package(base, os.path.join(out, model))
+                    inputs["few"] = few_valued_package(base, target, out)
                 source = inputs["few"]
             if source not in inputs:
                 inputs[source] = base_weights(load_program(source).functions["main"])
             originals, by_consumer = inputs[source]
-            ct_path = os.path.join(out, model, f"{mode.name}.coremltools.mlpackage")
-            our_path = os.path.join(out, model, f"{mode.name}.mlpack.mlpackage")
+            ct_path = os.path.join(out, f"{mode.name}.coremltools.mlpackage")
+            our_path = os.path.join(out, f"{mode.name}.mlpack.mlpackage")
             start = time.perf_counter()
             compress_with_coremltools(mode, source, ct_path)
             row.ct_seconds = time.perf_counter() - start
             start = time.perf_counter()
-            compress_with_mlpack(mlpack, mode, source, our_path)
+            compress_with_mlpack(mlpack, mode, source, target, our_path)
             row.mlpack_seconds = time.perf_counter() - start
             compare(mode, read_compressed(ct_path, by_consumer, originals),
                     read_compressed(our_path, by_consumer, originals), originals, row)
@@ -443,19 +452,20 @@ def compare_model(mlpack, fixtures, model, modes, out):
 # ----------------------------------------------------------------------------------------------
 # Output
 
-HEADER = ("model", "mode", "ct", "mlpack", "check", "result", "ct s", "mlpack s", "ct SNR",
-          "mlpack SNR")
-WIDTHS = (18, 24, 4, 6, 28, 6, 7, 8, 7, 10)
+HEADER = ("model", "target", "mode", "ct", "mlpack", "check", "result", "ct s", "mlpack s",
+          "ct SNR", "mlpack SNR")
+WIDTHS = (18, 6, 24, 4, 6, 28, 6, 6, 8, 7, 10)
+LEFT_ALIGNED = (0, 1, 2, 5)
 
 
 def cells(row):
-    return (row.model, row.mode, str(row.ct_count), str(row.mlpack_count), row.check,
+    return (row.model, row.target, row.mode, str(row.ct_count), str(row.mlpack_count), row.check,
             "ok" if row.ok else "FAIL", f"{row.ct_seconds:.1f}", f"{row.mlpack_seconds:.1f}",
             f"{row.ct_snr:.2f}", f"{row.mlpack_snr:.2f}")
 
 
 def line(values):
-    return "  ".join(v.ljust(w) if i < 2 or i == 4 else v.rjust(w)
+    return "  ".join(v.ljust(w) if i in LEFT_ALIGNED else v.rjust(w)
                      for i, (v, w) in enumerate(zip(values, WIDTHS)))
 
 
@@ -469,9 +479,9 @@ def print_table(rows):
         print_row(row, sys.stdout)
     for row in rows:
         for problem in row.problems[:5]:
-            print(f"{row.model} {row.mode}: {problem}")
+            print(f"{row.model} {row.target} {row.mode}: {problem}")
         if len(row.problems) > 5:
-            print(f"{row.model} {row.mode}: ... {len(row.problems) - 5} more")
+            print(f"{row.model} {row.target} {row.mode}: ... {len(row.problems) - 5} more")
     failed = sum(not r.ok for r in rows)
     print(f"compare_coremltools: {len(rows) - failed} passed, {failed} failed")
 
@@ -480,7 +490,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mlpack", required=True, help="the mlpack executable")
     parser.add_argument("--out", required=True, help="directory for the packages written")
-    parser.add_argument("--all", action="store_true", help="every mode on every model")
+    parser.add_argument("--all", action="store_true",
+                        help="every mode on every model (at --targets, default iOS18)")
+    parser.add_argument("--targets", help=f"comma-separated, from {', '.join(TARGETS)}")
     parser.add_argument("--models", help=f"comma-separated, from {', '.join(FIXTURE_CASES)}")
     parser.add_argument("--modes",
                         help=f"comma-separated, from {', '.join(m.name for m in MODES)}")
@@ -489,19 +501,25 @@ def parse_args(argv):
     parser.add_argument("--verbose", action="store_true", help="show coremltools' warnings")
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in MODES}
-    if args.all or args.models or args.modes:
+    if args.all or args.models or args.modes or args.targets:
         models = (args.models or ",".join(FIXTURE_CASES)).split(",")
         modes = (args.modes or ",".join(by_name)).split(",")
-        plan = {model: modes for model in models if model}
+        targets = (args.targets or "iOS18").split(",")
+        plan = {(model, target): modes for model in models for target in targets}
     else:
         plan = DEFAULT_PLAN
-    for model, modes in plan.items():
+    args.plan = {}
+    for (model, target), modes in plan.items():
         if model not in FIXTURE_CASES:
             parser.error(f"unknown model {model!r}")
+        if target not in TARGETS:
+            parser.error(f"unknown target {target!r}")
         for mode in modes:
             if mode not in by_name:
                 parser.error(f"unknown mode {mode!r}")
-    args.plan = {model: [by_name[m] for m in modes if m] for model, modes in plan.items()}
+        # Modes the target cannot express are left out (mlpack refuses them; tested in Rust).
+        args.plan[(model, target)] = [by_name[m] for m in modes
+                                      if target == "iOS18" or not by_name[m].ios18_only]
     return args
 
 
@@ -514,12 +532,13 @@ def main(argv):
         warnings.filterwarnings("ignore")
     os.makedirs(args.out, exist_ok=True)
     rows = []
-    for model, modes in args.plan.items():
-        os.makedirs(os.path.join(args.out, model), exist_ok=True)
+    for (model, target), modes in args.plan.items():
+        out = os.path.join(args.out, f"{model}-{target}")
+        os.makedirs(out, exist_ok=True)
         try:
-            rows += compare_model(args.mlpack, args.fixtures, model, modes, args.out)
+            rows += compare_model(args.mlpack, args.fixtures, model, target, modes, out)
         except Failure as error:
-            row = Row(model, "(setup)")
+            row = Row(model, target, "(setup)")
             row.problems.append(str(error))
             rows.append(row)
     print_table(rows)
