@@ -42,7 +42,14 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+# numpy 2.4's AVX512_ICL float16 sort kernel misorders some arrays on this project's machines
+# (np.sort(w) not monotonic, np.unique(w) with duplicates), and coremltools sorts fp16 weights
+# (np.unique) for k-means (kmeans1d input) and for `unique` palettization. Compare against
+# coremltools as it behaves on a correct machine: keep numpy off that kernel. Set before numpy
+# is imported; child processes inherit it.
+os.environ.setdefault("NPY_DISABLE_CPU_FEATURES", "AVX512_ICL")
+
+import numpy as np  # noqa: E402
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -233,25 +240,29 @@ def bench_model(mlpack, name, modes, out, fixtures):
     for mode in modes:
         ct_path = os.path.join(out, name, f"{mode.name}.coremltools.mlpackage")
         our_path = os.path.join(out, name, f"{mode.name}.mlpack.mlpackage")
-        row = {"model": name, "mode": mode.name}
+        row = {"model": name, "mode": mode.name, "errors": []}
+        errors = {}
         try:
-            _, ct_rss, report = measure([sys.executable, os.path.abspath(__file__),
-                                         "--coremltools-worker", mode.name, base, ct_path])
+            _, row["ct_rss"], report = measure([sys.executable, os.path.abspath(__file__),
+                                                "--coremltools-worker", mode.name, base,
+                                                ct_path])
             row["ct_seconds"] = json.loads(report.strip().splitlines()[-1])["seconds"]
-            row["ct_rss"] = ct_rss
+            errors["ct"] = weight_errors(ct_path, by_consumer, originals)
+        except cmp.Failure as error:
+            row["errors"].append(f"coremltools: {error}")
+        try:
             command, rest = mode.mlpack_args[0], mode.mlpack_args[1:]
             row["mlpack_seconds"], row["mlpack_rss"], _ = measure(
                 [mlpack, command, base, "-o", our_path, *rest, "--no-verify", "--force",
                  "--quiet"])
-            ct_errors = weight_errors(ct_path, by_consumer, originals)
-            our_errors = weight_errors(our_path, by_consumer, originals)
-            names = ct_errors.keys() | our_errors.keys()
-            signal = {n: float(np.sum(np.asarray(originals[n], np.float64) ** 2)) for n in names}
-            row["ct_weights"], row["mlpack_weights"] = len(ct_errors), len(our_errors)
-            row["ct_snr"] = snr(ct_errors, names, signal)
-            row["mlpack_snr"] = snr(our_errors, names, signal)
+            errors["mlpack"] = weight_errors(our_path, by_consumer, originals)
         except cmp.Failure as error:
-            row["error"] = str(error)
+            row["errors"].append(f"mlpack: {error}")
+        names = set().union(*(e.keys() for e in errors.values()))
+        signal = {n: float(np.sum(np.asarray(originals[n], np.float64) ** 2)) for n in names}
+        for tool, tool_errors in errors.items():
+            row[f"{tool}_weights"] = len(tool_errors)
+            row[f"{tool}_snr"] = snr(tool_errors, names, signal)
         rows.append(row)
         print(format_row(row), file=sys.stderr, flush=True)
     return rows
@@ -270,15 +281,20 @@ def mib(value):
 
 
 def format_row(row):
-    if "error" in row:
-        values = [row["mode"], row["model"], "error: " + row["error"].splitlines()[0]]
-        return "  ".join(values)
+    def get(key, form):
+        return form(row[key]) if key in row else "-"
+
+    def ratio(a, b, form):
+        return form(row[a] / row[b]) if a in row and b in row and row[b] else "-"
+
     values = [
-        row["mode"], row["model"], f"{row['ct_seconds']:.2f}", f"{row['mlpack_seconds']:.2f}",
-        f"{row['ct_seconds'] / row['mlpack_seconds']:.1f}x", mib(row["ct_rss"]),
-        mib(row["mlpack_rss"]), f"{row['mlpack_rss'] / row['ct_rss']:.2f}",
-        f"{row['ct_snr']:.2f}", f"{row['mlpack_snr']:.2f}",
-        f"{row['mlpack_snr'] - row['ct_snr']:+.2f}",
+        row["mode"], row["model"], get("ct_seconds", "{:.2f}".format),
+        get("mlpack_seconds", "{:.2f}".format),
+        ratio("ct_seconds", "mlpack_seconds", "{:.1f}x".format),
+        get("ct_rss", mib), get("mlpack_rss", mib), ratio("mlpack_rss", "ct_rss", "{:.2f}".format),
+        get("ct_snr", "{:.2f}".format), get("mlpack_snr", "{:.2f}".format),
+        f"{row['mlpack_snr'] - row['ct_snr']:+.2f}" if "ct_snr" in row and "mlpack_snr" in row
+        else "-",
     ]
     return "  ".join(v.ljust(w) if i < 2 else v.rjust(w)
                      for i, (v, (_, w)) in enumerate(zip(values, COLUMNS)))
@@ -288,6 +304,9 @@ def print_table(rows):
     print("  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(COLUMNS)))
     for row in rows:
         print(format_row(row))
+    for row in rows:
+        for error in row["errors"]:
+            print(f"{row['model']} {row['mode']}: {error.splitlines()[0]}")
     print("speedup = ct s / mlpack s; RSS ratio = mlpack / ct peak RSS; "
           "ΔSNR = mlpack SNR - ct SNR (dB)")
 
@@ -335,7 +354,7 @@ def main(argv):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
-    return 1 if any("error" in r for r in rows) else 0
+    return 1 if any(r["errors"] for r in rows) else 0
 
 
 if __name__ == "__main__":
