@@ -27,7 +27,7 @@ Per (model, mode), each tool runs in a fresh child process:
     excluded, which only favours coremltools);
   - mlpack: `mlpack quantize|palettize|prune IN -o OUT ... --no-verify --force --quiet`, timed
     from spawn to exit.
-Peak RSS is the child's ru_maxrss (os.wait4). Error: both outputs are decompressed by
+Peak RSS is the child's maximum resident set size as GNU time (/usr/bin/time) reports it. Error: both outputs are decompressed by
 coremltools (coreml_check.decompressed_consts) and compared with the original fp16 weights, as
 SNR in dB over all weights either tool compressed (a weight a tool left alone counts with zero
 error for it): 10 log10(sum w^2 / sum (w - w')^2).
@@ -68,6 +68,7 @@ GENERATED = {
     "mlp-small": (256, 1024, 4, 8),
 }
 LARGE_MODELS = {"mlp300m"}
+TIME = "/usr/bin/time"
 MODELS = ["resnet18", "mlp300m", "mlp-small"]
 SEED = 20240611
 
@@ -164,6 +165,7 @@ def source_onnx(name, out, fixtures):
 def base_package(mlpack, name, out, fixtures):
     onnx_path = source_onnx(name, out, fixtures)
     path = os.path.join(out, name, "base.mlpackage")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.path.isdir(path) and os.path.getmtime(path) >= os.path.getmtime(onnx_path):
         return path
     print(f"converting {name} ...", file=sys.stderr, flush=True)
@@ -177,20 +179,26 @@ def base_package(mlpack, name, out, fixtures):
 
 
 def measure(command):
-    """Run `command`; return (wall seconds, peak RSS bytes, stdout)."""
-    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+    """Run `command`; return (wall seconds, peak RSS bytes, stdout).
+
+    The peak RSS comes from GNU time (/usr/bin/time, Debian package `time`), not from this
+    process's wait4: Linux counts a child's RSS from before its exec too, and a child forked
+    from this (large) Python process would report this process's size.
+    """
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr, \
+            tempfile.NamedTemporaryFile("r") as rusage:
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
+        result = subprocess.run([TIME, "-f", "%M", "-o", rusage.name, *command],
+                                stdout=stdout, stderr=stderr, check=False)
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
         stderr.seek(0)
         out, err = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
-    if process.returncode != 0:
-        raise cmp.Failure(f"{' '.join(command)} failed (exit {process.returncode}):\n"
+        report = rusage.read().strip().splitlines()
+    if result.returncode != 0:
+        raise cmp.Failure(f"{' '.join(command)} failed (exit {result.returncode}):\n"
                           f"{err[-2000:]}")
-    return seconds, usage.ru_maxrss * 1024, out
+    return seconds, int(report[-1]) * 1024, out
 
 
 def coremltools_worker(mode_name, source, output):
@@ -271,8 +279,8 @@ def bench_model(mlpack, name, modes, out, fixtures):
 # ----------------------------------------------------------------------------------------------
 # Output
 
-COLUMNS = [("mode", 22), ("model", 10), ("ct s", 8), ("mlpack s", 8), ("speedup", 8),
-           ("ct RSS", 9), ("mlpack RSS", 10), ("RSS ratio", 9), ("ct SNR", 7),
+COLUMNS = [("mode", 22), ("model", 10), ("weights", 7), ("ct s", 8), ("mlpack s", 8),
+           ("speedup", 8), ("ct RSS", 9), ("mlpack RSS", 10), ("RSS ratio", 9), ("ct SNR", 7),
            ("mlpack SNR", 10), ("ΔSNR", 6)]
 
 
@@ -288,7 +296,9 @@ def format_row(row):
         return form(row[a] / row[b]) if a in row and b in row and row[b] else "-"
 
     values = [
-        row["mode"], row["model"], get("ct_seconds", "{:.2f}".format),
+        row["mode"], row["model"],
+        f"{row.get('ct_weights', '-')}/{row.get('mlpack_weights', '-')}",
+        get("ct_seconds", "{:.2f}".format),
         get("mlpack_seconds", "{:.2f}".format),
         ratio("ct_seconds", "mlpack_seconds", "{:.1f}x".format),
         get("ct_rss", mib), get("mlpack_rss", mib), ratio("mlpack_rss", "ct_rss", "{:.2f}".format),
@@ -307,8 +317,8 @@ def print_table(rows):
     for row in rows:
         for error in row["errors"]:
             print(f"{row['model']} {row['mode']}: {error.splitlines()[0]}")
-    print("speedup = ct s / mlpack s; RSS ratio = mlpack / ct peak RSS; "
-          "ΔSNR = mlpack SNR - ct SNR (dB)")
+    print("weights = number compressed by coremltools/mlpack; speedup = ct s / mlpack s; "
+          "RSS ratio = mlpack / ct peak RSS; ΔSNR = mlpack SNR - ct SNR (dB)")
 
 
 def parse_args(argv):
@@ -336,6 +346,8 @@ def parse_args(argv):
         if mode not in by_name:
             parser.error(f"unknown mode {mode!r}")
     args.modes = [by_name[m] for m in args.modes.split(",")]
+    if not os.access(TIME, os.X_OK):
+        parser.error(f"{TIME} is missing (apt-get install time)")
     if not os.access(args.mlpack, os.X_OK):
         parser.error(f"{args.mlpack} is not executable (cargo build --release?)")
     return args
