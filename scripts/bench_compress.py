@@ -27,8 +27,8 @@ Per (model, mode), each tool runs in a fresh child process:
     excluded, which only favours coremltools);
   - mlpack: `mlpack quantize|palettize|prune IN -o OUT ... --no-verify --force --quiet`, timed
     from spawn to exit.
-Peak RSS is the child's maximum resident set size as GNU time (/usr/bin/time) reports it. Error: both outputs are decompressed by
-coremltools (coreml_check.decompressed_consts) and compared with the original fp16 weights, as
+Peak RSS is the child's maximum resident set size as GNU time (/usr/bin/time) reports it.
+Error: both outputs are decompressed by coremltools (coreml_check.decompressed_consts) and compared with the original fp16 weights, as
 SNR in dB over all weights either tool compressed (a weight a tool left alone counts with zero
 error for it): 10 log10(sum w^2 / sum (w - w')^2).
 """
