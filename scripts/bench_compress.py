@@ -28,9 +28,10 @@ Per (model, mode), each tool runs in a fresh child process:
   - mlpack: `mlpack quantize|palettize|prune IN -o OUT ... --no-verify --force --quiet`, timed
     from spawn to exit.
 Peak RSS is the child's maximum resident set size as GNU time (/usr/bin/time) reports it.
-Error: both outputs are decompressed by coremltools (coreml_check.decompressed_consts) and compared with the original fp16 weights, as
-SNR in dB over all weights either tool compressed (a weight a tool left alone counts with zero
-error for it): 10 log10(sum w^2 / sum (w - w')^2).
+Error: both outputs are decompressed by coremltools (the WeightDecompressor pass, as in
+compare_coremltools.py) and compared with the original fp16 weights, as SNR in dB over all
+weights either tool compressed (a weight a tool left alone counts with zero error for it, so
+compare the `weights` column too): 10 log10(sum w^2 / sum (w - w')^2).
 """
 
 import argparse
