@@ -1,7 +1,7 @@
 //! Palettization of one group of values: a lookup table of `2^nbits` entries plus one index
 //! per value (format-facts §6.4), and the grouped-channel split.
 
-use super::{check_finite, check_shape, kmeans1d::kmeans1d, strides, CompressError, Precision};
+use super::{check_finite, kmeans1d::kmeans1d, CompressError, Precision};
 
 /// How the lookup table is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,37 +117,60 @@ pub fn palettize_group(
     }
 }
 
-/// Flat indices of each channel group: `axis` split into runs of `group_size` channels
-/// (0 = the whole axis), each group's elements listed in row-major order of its sub-tensor.
-pub fn channel_groups(
-    shape: &[usize],
-    axis: usize,
+/// The split of a weight into groups of `group_size` consecutive channels along `axis`: each
+/// group is a set of contiguous element runs, one per index of the axes before `axis`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelGroups {
+    outer: usize,
+    channels: usize,
+    inner: usize,
     group_size: usize,
-) -> Result<Vec<Vec<usize>>, CompressError> {
-    let total: usize = shape.iter().product();
-    check_shape(shape, total)?;
-    let Some(&channels) = shape.get(axis) else {
-        return Err(CompressError::Shape(format!(
-            "axis {axis} is out of range for a rank-{} weight",
-            shape.len()
-        )));
-    };
-    let group_size = if group_size == 0 {
-        channels
-    } else {
-        group_size
-    };
-    if channels % group_size != 0 {
-        return Err(CompressError::Shape(format!(
-            "group size {group_size} does not divide {channels} channels"
-        )));
+}
+
+impl ChannelGroups {
+    /// Groups of `group_size` channels (0 = the whole axis) along `axis` of `shape`.
+    pub fn new(
+        shape: &[usize],
+        axis: usize,
+        group_size: usize,
+    ) -> Result<ChannelGroups, CompressError> {
+        let Some(&channels) = shape.get(axis) else {
+            return Err(CompressError::Shape(format!(
+                "axis {axis} is out of range for a rank-{} weight",
+                shape.len()
+            )));
+        };
+        let group_size = if group_size == 0 {
+            channels
+        } else {
+            group_size
+        };
+        if group_size == 0 || channels % group_size != 0 {
+            return Err(CompressError::Shape(format!(
+                "group size {group_size} does not divide {channels} channels"
+            )));
+        }
+        Ok(ChannelGroups {
+            outer: shape[..axis].iter().product(),
+            channels,
+            inner: shape[axis + 1..].iter().product(),
+            group_size,
+        })
     }
-    let stride = strides(shape)[axis];
-    let mut groups = vec![Vec::new(); channels / group_size];
-    for flat in 0..total {
-        groups[(flat / stride) % channels / group_size].push(flat);
+
+    /// Number of groups.
+    pub fn count(&self) -> usize {
+        self.channels / self.group_size
     }
-    Ok(groups)
+
+    /// The flat element ranges of group `g`, in row-major order.
+    pub fn ranges(&self, g: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let run = self.group_size * self.inner;
+        (0..self.outer).map(move |o| {
+            let start = (o * self.channels + g * self.group_size) * self.inner;
+            start..start + run
+        })
+    }
 }
 
 #[cfg(test)]
@@ -216,12 +239,22 @@ mod tests {
 
     #[test]
     fn grouped_channels() {
+        let flat = |g: &ChannelGroups, i: usize| g.ranges(i).flatten().collect::<Vec<_>>();
         // Shape [4, 2], axis 0, groups of 2 rows.
-        let g = channel_groups(&[4, 2], 0, 2).unwrap();
-        assert_eq!(g, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]);
+        let g = ChannelGroups::new(&[4, 2], 0, 2).unwrap();
+        assert_eq!(
+            (flat(&g, 0), flat(&g, 1)),
+            (vec![0, 1, 2, 3], vec![4, 5, 6, 7])
+        );
         // Axis 1 of [2, 4], groups of 2 columns: row-major within each sub-tensor.
-        let g = channel_groups(&[2, 4], 1, 2).unwrap();
-        assert_eq!(g, vec![vec![0, 1, 4, 5], vec![2, 3, 6, 7]]);
-        assert!(channel_groups(&[3, 2], 0, 2).is_err());
+        let g = ChannelGroups::new(&[2, 4], 1, 2).unwrap();
+        assert_eq!(
+            (flat(&g, 0), flat(&g, 1)),
+            (vec![0, 1, 4, 5], vec![2, 3, 6, 7])
+        );
+        // Axis 1 of [2, 2, 2], one group: everything.
+        let g = ChannelGroups::new(&[2, 2, 2], 1, 0).unwrap();
+        assert_eq!((g.count(), flat(&g, 0)), (1, (0..8).collect()));
+        assert!(ChannelGroups::new(&[3, 2], 0, 2).is_err());
     }
 }
