@@ -533,3 +533,13 @@ fn output_is_identical_for_any_thread_count() {
         }
     }
 }
+
+#[test]
+fn transformer_every_mode_ios18() {
+    every_mode("transformer_op13", Target::IOS18);
+}
+
+#[test]
+fn transformer_every_mode_ios16() {
+    every_mode("transformer_op17", Target::IOS16);
+}
