@@ -5,6 +5,7 @@
 //! including numpy float16 semantics when the weight is fp16 (see [`Precision`]).
 
 pub mod kmeans1d;
+pub mod kmeans_vector;
 pub mod palettize;
 pub mod prune;
 pub mod quantize;

@@ -1,7 +1,9 @@
 //! Palettization of one group of values: a lookup table of `2^nbits` entries plus one index
 //! per value (format-facts §6.4), and the grouped-channel split.
 
-use super::{check_finite, kmeans1d::kmeans1d, CompressError, Precision};
+use super::kmeans1d::kmeans1d;
+use super::kmeans_vector::{distinct_vectors, kmeans_vectors};
+use super::{check_finite, CompressError, Precision};
 
 /// How the lookup table is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,15 +19,37 @@ pub enum PaletteMode {
 /// Bit widths coremltools accepts for palettization.
 pub const ALLOWED_NBITS: [u32; 6] = [1, 2, 3, 4, 6, 8];
 
-/// A palettized group: `values[i] ≈ lut[indices[i]]`.
+/// A palettized group: `values[i] ≈ lut[indices[i]]` (for vector palettes of width `dim`,
+/// vector `i` ≈ row `indices[i]` of the LUT).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Palette {
     /// Index width in bits.
     pub nbits: u32,
-    /// `2^nbits` entries rounded to the weight precision; unused entries are 0.
+    /// `2^nbits` entries (rows of `dim` values for vector palettes, row-major) rounded to the
+    /// weight precision; unused entries are 0.
     pub lut: Vec<f32>,
-    /// One LUT index per input value.
+    /// One LUT index per input value (per vector for vector palettes).
     pub indices: Vec<u8>,
+}
+
+/// `nbits` if it is one of [`ALLOWED_NBITS`].
+fn require_nbits(nbits: Option<u32>) -> Result<u32, CompressError> {
+    match nbits {
+        Some(n) if ALLOWED_NBITS.contains(&n) => Ok(n),
+        _ => Err(CompressError::Parameter(format!(
+            "nbits {nbits:?} is not one of {ALLOWED_NBITS:?}"
+        ))),
+    }
+}
+
+/// The smallest allowed width whose palette holds `count` entries.
+fn unique_nbits(count: usize) -> Result<u32, CompressError> {
+    ALLOWED_NBITS
+        .into_iter()
+        .find(|&n| count <= 1 << n)
+        .ok_or_else(|| {
+            CompressError::Parameter(format!("{count} unique values do not fit an 8-bit palette"))
+        })
 }
 
 /// Palettize one group. `nbits` is required for kmeans/uniform and ignored for unique.
@@ -41,15 +65,9 @@ pub fn palettize_group(
             "cannot palettize an empty group".into(),
         ));
     }
-    let require_nbits = || match nbits {
-        Some(n) if ALLOWED_NBITS.contains(&n) => Ok(n),
-        _ => Err(CompressError::Parameter(format!(
-            "nbits {nbits:?} is not one of {ALLOWED_NBITS:?}"
-        ))),
-    };
     match mode {
         PaletteMode::Kmeans => {
-            let nbits = require_nbits()?;
+            let nbits = require_nbits(nbits)?;
             let clustering = kmeans1d(values, 1 << nbits)?;
             let mut lut = vec![0.0; 1 << nbits];
             for (entry, &c) in lut.iter_mut().zip(&clustering.centroids) {
@@ -63,7 +81,7 @@ pub fn palettize_group(
             })
         }
         PaletteMode::Uniform => {
-            let nbits = require_nbits()?;
+            let nbits = require_nbits(nbits)?;
             let p = precision;
             let levels = ((1u32 << nbits) - 1) as f32;
             let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
@@ -94,15 +112,7 @@ pub fn palettize_group(
             let mut uniques = values.to_vec();
             uniques.sort_unstable_by(f32::total_cmp);
             uniques.dedup_by(|a, b| a == b);
-            let nbits = ALLOWED_NBITS
-                .into_iter()
-                .find(|&n| uniques.len() <= 1 << n)
-                .ok_or_else(|| {
-                    CompressError::Parameter(format!(
-                        "{} unique values do not fit an 8-bit palette",
-                        uniques.len()
-                    ))
-                })?;
+            let nbits = unique_nbits(uniques.len())?;
             let indices = values
                 .iter()
                 .map(|v| uniques.partition_point(|u| u < v) as u8)
@@ -115,6 +125,50 @@ pub fn palettize_group(
             })
         }
     }
+}
+
+/// Palettize one group of vectors (each run of `dim` consecutive values is one vector):
+/// the LUT holds `2^nbits` rows of `dim` values. Only kmeans (`k = min(#distinct vectors,
+/// 2^nbits)`) and unique (distinct vectors in lexicographic order) have a vector form;
+/// `dim = 1` is the scalar [`palettize_group`].
+pub fn palettize_group_vectors(
+    values: &[f32],
+    dim: usize,
+    mode: PaletteMode,
+    nbits: Option<u32>,
+    precision: Precision,
+) -> Result<Palette, CompressError> {
+    if dim == 1 {
+        return palettize_group(values, mode, nbits, precision);
+    }
+    let (nbits, entries, indices) = match mode {
+        PaletteMode::Kmeans => {
+            let nbits = require_nbits(nbits)?;
+            let clustering = kmeans_vectors(values, dim, 1 << nbits)?;
+            (nbits, clustering.centroids, clustering.labels)
+        }
+        PaletteMode::Unique => {
+            let distinct = distinct_vectors(values, dim)?;
+            let nbits = unique_nbits(distinct.counts.len())?;
+            (nbits, distinct.values, distinct.inverse)
+        }
+        PaletteMode::Uniform => {
+            return Err(CompressError::Parameter(
+                "uniform palettization has no vector (cluster_dim > 1) form".into(),
+            ))
+        }
+    };
+    let mut lut = vec![0.0; (1 << nbits) * dim];
+    for (entry, &c) in lut.iter_mut().zip(&entries) {
+        *entry = precision.round(c);
+    }
+    // Every label is below 2^nbits ≤ 256, so it fits a u8.
+    let indices = indices.iter().map(|&l| l as u8).collect();
+    Ok(Palette {
+        nbits,
+        lut,
+        indices,
+    })
 }
 
 /// The split of a weight into groups of `group_size` consecutive channels along `axis`: each
@@ -235,6 +289,60 @@ mod tests {
             palettize_group(&[2.0, 2.0], PaletteMode::Kmeans, Some(2), Precision::F32).unwrap();
         assert_eq!(padded.lut, vec![2.0, 0.0, 0.0, 0.0]);
         assert!(palettize_group(&[1.0], PaletteMode::Kmeans, Some(5), Precision::F32).is_err());
+    }
+
+    #[test]
+    fn vector_kmeans_pads_rows_and_rounds() {
+        // Vectors (0,1), (5,5), (0.1,1) in one bit: clusters (0.05, 1) and (5, 5).
+        let p = palettize_group_vectors(
+            &[0.0, 1.0, 5.0, 5.0, 0.1, 1.0],
+            2,
+            PaletteMode::Kmeans,
+            Some(1),
+            Precision::F16,
+        )
+        .unwrap();
+        assert_eq!(p.nbits, 1);
+        assert_eq!(p.lut, vec![Precision::F16.round(0.05), 1.0, 5.0, 5.0]);
+        assert_eq!(p.indices, vec![0, 1, 0]);
+        // One distinct vector in two bits: rows 1..4 stay 0.
+        let padded = palettize_group_vectors(
+            &[2.0, 3.0, 2.0, 3.0],
+            2,
+            PaletteMode::Kmeans,
+            Some(2),
+            Precision::F32,
+        )
+        .unwrap();
+        assert_eq!(padded.lut, vec![2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(padded.indices, vec![0, 0]);
+        let err =
+            palettize_group_vectors(&[1.0; 4], 2, PaletteMode::Kmeans, Some(5), Precision::F32);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn vector_unique_and_uniform() {
+        // Distinct rows (1,2), (1,3), (4,0): 3 rows → 2 bits, sorted lexicographically.
+        let p = palettize_group_vectors(
+            &[4.0, 0.0, 1.0, 3.0, 1.0, 2.0, 4.0, 0.0],
+            2,
+            PaletteMode::Unique,
+            None,
+            Precision::F32,
+        )
+        .unwrap();
+        assert_eq!(p.nbits, 2);
+        assert_eq!(p.lut, vec![1.0, 2.0, 1.0, 3.0, 4.0, 0.0, 0.0, 0.0]);
+        assert_eq!(p.indices, vec![2, 1, 0, 2]);
+        let uniform =
+            palettize_group_vectors(&[1.0; 4], 2, PaletteMode::Uniform, Some(2), Precision::F32);
+        assert!(uniform.is_err());
+        // dim 1 is the scalar path.
+        let scalar =
+            palettize_group_vectors(&[3.0, 1.0], 1, PaletteMode::Unique, None, Precision::F32)
+                .unwrap();
+        assert_eq!(scalar.lut, vec![1.0, 3.0]);
     }
 
     #[test]
