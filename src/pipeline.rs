@@ -1,13 +1,17 @@
 //! Library entry points for each command. The CLI parses flags and calls these; tests call
 //! them directly.
 
+mod compress;
 mod convert;
 mod inspect;
+mod recipe;
 mod run;
 mod verify;
 
+pub use compress::{compress, CompressCommandReport, CompressOptions};
 pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, Precision};
 pub use inspect::{inspect, InspectReport, IoInfo, PackageSummary, WeightInfo};
+pub use recipe::{glob, Recipe};
 pub use run::{run_package, RunInputs};
 pub use verify::{verify, verify_error};
 

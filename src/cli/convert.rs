@@ -53,7 +53,8 @@ pub struct ConvertArgs {
     allow_degraded: bool,
 }
 
-fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
+/// Parses `NAME=D0,D1,...`.
+pub(super) fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
     let (name, dims) = split_assignment(s)?;
     let dims = dims
         .split(',')
@@ -83,6 +84,7 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
             samples: args.verify_samples,
             ranges: args.input_ranges.clone(),
             allow_degraded: args.allow_degraded,
+            thresholds: Default::default(),
         }),
     };
     progress.stage(&format!("converting {}", args.input.display()));

@@ -79,6 +79,25 @@ fn print_package(p: &PackageSummary) {
         p.total_parameters,
         p.total_weight_bytes
     );
+    if !p.compressed_weights.is_empty() {
+        println!("compressed weights:");
+        println!(
+            "  {:<40} {:<20} {:<6} {:>12} {:>6}  scheme",
+            "name", "shape", "dtype", "bytes", "bits"
+        );
+        for w in &p.compressed_weights {
+            let shape = format!("{:?}", w.shape);
+            println!(
+                "  {:<40} {:<20} {:<6} {:>12} {:>6.2}  {}",
+                w.name,
+                shape,
+                w.dtype,
+                w.stored_bytes,
+                w.bits_per_weight,
+                w.scheme.join(" → ")
+            );
+        }
+    }
     if let Some(mil) = &p.mil {
         println!();
         print!("{mil}");

@@ -1,6 +1,7 @@
 //! The command-line interface: flag parsing (clap), dispatch, printing and exit codes.
 //! Every command is a thin layer over a [`crate::pipeline`] function.
 
+mod compress;
 mod convert;
 mod inspect;
 mod progress;
@@ -34,6 +35,14 @@ enum Command {
     Run(run::RunArgs),
     /// Compare a package's outputs with its source model's (or a reference package's).
     Verify(verify::VerifyArgs),
+    /// Palettize weights: lookup tables of 1–8-bit indices (k-means, uniform, unique).
+    Palettize(compress::PalettizeArgs),
+    /// Linearly quantize weights to int8/uint8/int4/uint4.
+    Quantize(compress::QuantizeArgs),
+    /// Prune weights: magnitude, threshold, block or n:m sparsity.
+    Prune(compress::PruneArgs),
+    /// Compress weights as a JSON recipe says (per-op settings, joint compression).
+    Compress(compress::CompressArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -45,6 +54,10 @@ pub fn main() -> std::process::ExitCode {
         Command::Inspect(args) => inspect::execute(args),
         Command::Run(args) => run::execute(args, &progress, cli.quiet),
         Command::Verify(args) => verify::execute(args, &progress, cli.quiet),
+        Command::Palettize(args) => compress::palettize(args, &progress, cli.quiet),
+        Command::Quantize(args) => compress::quantize(args, &progress, cli.quiet),
+        Command::Prune(args) => compress::prune(args, &progress, cli.quiet),
+        Command::Compress(args) => compress::compress(args, &progress, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

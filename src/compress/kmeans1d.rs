@@ -15,7 +15,7 @@ pub struct Clustering {
     /// Weighted mean of each cluster, ascending; `min(k, #unique values)` entries.
     pub centroids: Vec<f64>,
     /// For each input element, the index of its cluster in `centroids`.
-    pub labels: Vec<usize>,
+    pub labels: Vec<u32>,
 }
 
 /// Cluster `values` into at most `k` groups minimising the sum of squared distances.
@@ -27,10 +27,90 @@ pub fn kmeans1d(values: &[f32], k: usize) -> Result<Clustering, CompressError> {
     if k == 0 {
         return Err(CompressError::Parameter("k-means needs k ≥ 1".into()));
     }
-    let mut sorted = values.to_vec();
-    sorted.par_sort_unstable_by(f32::total_cmp);
+    let (uniques, counts) = weighted_uniques(values);
+    let xs: Vec<f64> = uniques.iter().map(|&v| f64::from(v)).collect();
+    let starts = optimal_cluster_starts(&xs, &counts, k);
+
+    let mut centroids = Vec::with_capacity(starts.len());
+    let mut cluster_of_unique = vec![0u32; xs.len()];
+    for (c, &start) in starts.iter().enumerate() {
+        let end = starts.get(c + 1).copied().unwrap_or(xs.len());
+        let weight: f64 = counts[start..end].iter().sum();
+        let sum: f64 = (start..end).map(|i| xs[i] * counts[i]).sum();
+        centroids.push(sum / weight);
+        cluster_of_unique[start..end].fill(c as u32);
+    }
+    let labels = if all_f16(values) {
+        // One table entry per fp16 bit pattern: O(1) per element instead of a binary search.
+        let mut table = vec![0u32; 1 << 16];
+        for (u, &x) in uniques.iter().enumerate() {
+            table[f16_key(x)] = cluster_of_unique[u];
+        }
+        values.par_iter().map(|&v| table[f16_key(v)]).collect()
+    } else {
+        values
+            .par_iter()
+            .map(|v| {
+                let u = uniques.partition_point(|&x| x < *v);
+                cluster_of_unique[u.min(uniques.len() - 1)]
+            })
+            .collect()
+    };
+    Ok(Clustering { centroids, labels })
+}
+
+/// True when every value is exactly an fp16 value (the usual case: weights of fp16 models).
+fn all_f16(values: &[f32]) -> bool {
+    values
+        .par_iter()
+        .all(|&v| half::f16::from_f32(v).to_f32() == v)
+}
+
+/// The fp16 bit pattern of an fp16-exact value, with −0 folded into +0.
+fn f16_key(v: f32) -> usize {
+    let v = if v == 0.0 { 0.0 } else { v };
+    usize::from(half::f16::from_f32(v).to_bits())
+}
+
+/// The distinct values in ascending order with their counts. fp16-exact inputs are counted in
+/// a 65 536-entry histogram (linear time); others are sorted.
+fn weighted_uniques(values: &[f32]) -> (Vec<f32>, Vec<f64>) {
     let mut uniques: Vec<f32> = Vec::new();
     let mut counts: Vec<f64> = Vec::new();
+    if all_f16(values) {
+        let histogram = values
+            .par_chunks(1 << 16)
+            .fold(
+                || vec![0u64; 1 << 16],
+                |mut h, chunk| {
+                    for &v in chunk {
+                        h[f16_key(v)] += 1;
+                    }
+                    h
+                },
+            )
+            .reduce(
+                || vec![0u64; 1 << 16],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
+        let mut present: Vec<(f32, u64)> = histogram
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(bits, &c)| (half::f16::from_bits(bits as u16).to_f32(), c))
+            .collect();
+        present.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        for (v, c) in present {
+            uniques.push(v);
+            counts.push(c as f64);
+        }
+        return (uniques, counts);
+    }
+    let mut sorted = values.to_vec();
+    sorted.par_sort_unstable_by(f32::total_cmp);
     for v in sorted {
         match uniques.last() {
             Some(&last) if last == v => {
@@ -44,26 +124,7 @@ pub fn kmeans1d(values: &[f32], k: usize) -> Result<Clustering, CompressError> {
             }
         }
     }
-    let xs: Vec<f64> = uniques.iter().map(|&v| f64::from(v)).collect();
-    let starts = optimal_cluster_starts(&xs, &counts, k);
-
-    let mut centroids = Vec::with_capacity(starts.len());
-    let mut cluster_of_unique = vec![0; xs.len()];
-    for (c, &start) in starts.iter().enumerate() {
-        let end = starts.get(c + 1).copied().unwrap_or(xs.len());
-        let weight: f64 = counts[start..end].iter().sum();
-        let sum: f64 = (start..end).map(|i| xs[i] * counts[i]).sum();
-        centroids.push(sum / weight);
-        cluster_of_unique[start..end].fill(c);
-    }
-    let labels = values
-        .par_iter()
-        .map(|v| {
-            let u = uniques.partition_point(|&x| x < *v);
-            cluster_of_unique[u.min(uniques.len() - 1)]
-        })
-        .collect();
-    Ok(Clustering { centroids, labels })
+    (uniques, counts)
 }
 
 /// Prefix sums of weights, weighted values and weighted squares (values centred on their mean).
@@ -186,7 +247,7 @@ mod tests {
         values
             .iter()
             .zip(&clustering.labels)
-            .map(|(&v, &l)| (f64::from(v) - clustering.centroids[l]).powi(2))
+            .map(|(&v, &l)| (f64::from(v) - clustering.centroids[l as usize]).powi(2))
             .sum()
     }
 

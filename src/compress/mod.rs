@@ -5,6 +5,7 @@
 //! including numpy float16 semantics when the weight is fp16 (see [`Precision`]).
 
 pub mod kmeans1d;
+pub mod kmeans_vector;
 pub mod palettize;
 pub mod prune;
 pub mod quantize;
@@ -70,8 +71,8 @@ pub(crate) fn check_shape(shape: &[usize], len: usize) -> Result<(), CompressErr
     }
 }
 
-/// Row-major strides of `shape`.
-pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
+/// Row-major strides of `shape` (elements, not bytes).
+pub fn row_major_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];
     for axis in (0..shape.len().saturating_sub(1)).rev() {
         strides[axis] = strides[axis + 1] * shape[axis + 1];
@@ -91,8 +92,8 @@ mod tests {
     }
 
     #[test]
-    fn row_major_strides() {
-        assert_eq!(strides(&[2, 3, 4]), vec![12, 4, 1]);
-        assert_eq!(strides(&[]), Vec::<usize>::new());
+    fn strides_are_row_major() {
+        assert_eq!(row_major_strides(&[2, 3, 4]), vec![12, 4, 1]);
+        assert_eq!(row_major_strides(&[]), Vec::<usize>::new());
     }
 }

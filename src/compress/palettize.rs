@@ -1,7 +1,9 @@
 //! Palettization of one group of values: a lookup table of `2^nbits` entries plus one index
 //! per value (format-facts §6.4), and the grouped-channel split.
 
-use super::{check_finite, check_shape, kmeans1d::kmeans1d, strides, CompressError, Precision};
+use super::kmeans1d::kmeans1d;
+use super::kmeans_vector::{distinct_vectors, kmeans_vectors};
+use super::{check_finite, CompressError, Precision};
 
 /// How the lookup table is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,15 +19,37 @@ pub enum PaletteMode {
 /// Bit widths coremltools accepts for palettization.
 pub const ALLOWED_NBITS: [u32; 6] = [1, 2, 3, 4, 6, 8];
 
-/// A palettized group: `values[i] ≈ lut[indices[i]]`.
+/// A palettized group: `values[i] ≈ lut[indices[i]]` (for vector palettes of width `dim`,
+/// vector `i` ≈ row `indices[i]` of the LUT).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Palette {
     /// Index width in bits.
     pub nbits: u32,
-    /// `2^nbits` entries rounded to the weight precision; unused entries are 0.
+    /// `2^nbits` entries (rows of `dim` values for vector palettes, row-major) rounded to the
+    /// weight precision; unused entries are 0.
     pub lut: Vec<f32>,
-    /// One LUT index per input value.
+    /// One LUT index per input value (per vector for vector palettes).
     pub indices: Vec<u8>,
+}
+
+/// `nbits` if it is one of [`ALLOWED_NBITS`].
+fn require_nbits(nbits: Option<u32>) -> Result<u32, CompressError> {
+    match nbits {
+        Some(n) if ALLOWED_NBITS.contains(&n) => Ok(n),
+        _ => Err(CompressError::Parameter(format!(
+            "nbits {nbits:?} is not one of {ALLOWED_NBITS:?}"
+        ))),
+    }
+}
+
+/// The smallest allowed width whose palette holds `count` entries.
+fn unique_nbits(count: usize) -> Result<u32, CompressError> {
+    ALLOWED_NBITS
+        .into_iter()
+        .find(|&n| count <= 1 << n)
+        .ok_or_else(|| {
+            CompressError::Parameter(format!("{count} unique values do not fit an 8-bit palette"))
+        })
 }
 
 /// Palettize one group. `nbits` is required for kmeans/uniform and ignored for unique.
@@ -41,15 +65,9 @@ pub fn palettize_group(
             "cannot palettize an empty group".into(),
         ));
     }
-    let require_nbits = || match nbits {
-        Some(n) if ALLOWED_NBITS.contains(&n) => Ok(n),
-        _ => Err(CompressError::Parameter(format!(
-            "nbits {nbits:?} is not one of {ALLOWED_NBITS:?}"
-        ))),
-    };
     match mode {
         PaletteMode::Kmeans => {
-            let nbits = require_nbits()?;
+            let nbits = require_nbits(nbits)?;
             let clustering = kmeans1d(values, 1 << nbits)?;
             let mut lut = vec![0.0; 1 << nbits];
             for (entry, &c) in lut.iter_mut().zip(&clustering.centroids) {
@@ -63,7 +81,7 @@ pub fn palettize_group(
             })
         }
         PaletteMode::Uniform => {
-            let nbits = require_nbits()?;
+            let nbits = require_nbits(nbits)?;
             let p = precision;
             let levels = ((1u32 << nbits) - 1) as f32;
             let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
@@ -94,15 +112,7 @@ pub fn palettize_group(
             let mut uniques = values.to_vec();
             uniques.sort_unstable_by(f32::total_cmp);
             uniques.dedup_by(|a, b| a == b);
-            let nbits = ALLOWED_NBITS
-                .into_iter()
-                .find(|&n| uniques.len() <= 1 << n)
-                .ok_or_else(|| {
-                    CompressError::Parameter(format!(
-                        "{} unique values do not fit an 8-bit palette",
-                        uniques.len()
-                    ))
-                })?;
+            let nbits = unique_nbits(uniques.len())?;
             let indices = values
                 .iter()
                 .map(|v| uniques.partition_point(|u| u < v) as u8)
@@ -117,37 +127,104 @@ pub fn palettize_group(
     }
 }
 
-/// Flat indices of each channel group: `axis` split into runs of `group_size` channels
-/// (0 = the whole axis), each group's elements listed in row-major order of its sub-tensor.
-pub fn channel_groups(
-    shape: &[usize],
-    axis: usize,
+/// Palettize one group of vectors (each run of `dim` consecutive values is one vector):
+/// the LUT holds `2^nbits` rows of `dim` values. Only kmeans (`k = min(#distinct vectors,
+/// 2^nbits)`) and unique (distinct vectors in lexicographic order) have a vector form;
+/// `dim = 1` is the scalar [`palettize_group`].
+pub fn palettize_group_vectors(
+    values: &[f32],
+    dim: usize,
+    mode: PaletteMode,
+    nbits: Option<u32>,
+    precision: Precision,
+) -> Result<Palette, CompressError> {
+    if dim == 1 {
+        return palettize_group(values, mode, nbits, precision);
+    }
+    let (nbits, entries, indices) = match mode {
+        PaletteMode::Kmeans => {
+            let nbits = require_nbits(nbits)?;
+            let clustering = kmeans_vectors(values, dim, 1 << nbits)?;
+            (nbits, clustering.centroids, clustering.labels)
+        }
+        PaletteMode::Unique => {
+            let distinct = distinct_vectors(values, dim)?;
+            let nbits = unique_nbits(distinct.counts.len())?;
+            (nbits, distinct.values, distinct.inverse)
+        }
+        PaletteMode::Uniform => {
+            return Err(CompressError::Parameter(
+                "uniform palettization has no vector (cluster_dim > 1) form".into(),
+            ))
+        }
+    };
+    let mut lut = vec![0.0; (1 << nbits) * dim];
+    for (entry, &c) in lut.iter_mut().zip(&entries) {
+        *entry = precision.round(c);
+    }
+    // Every label is below 2^nbits ≤ 256, so it fits a u8.
+    let indices = indices.iter().map(|&l| l as u8).collect();
+    Ok(Palette {
+        nbits,
+        lut,
+        indices,
+    })
+}
+
+/// The split of a weight into groups of `group_size` consecutive channels along `axis`: each
+/// group is a set of contiguous element runs, one per index of the axes before `axis`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelGroups {
+    outer: usize,
+    channels: usize,
+    inner: usize,
     group_size: usize,
-) -> Result<Vec<Vec<usize>>, CompressError> {
-    let total: usize = shape.iter().product();
-    check_shape(shape, total)?;
-    let Some(&channels) = shape.get(axis) else {
-        return Err(CompressError::Shape(format!(
-            "axis {axis} is out of range for a rank-{} weight",
-            shape.len()
-        )));
-    };
-    let group_size = if group_size == 0 {
-        channels
-    } else {
-        group_size
-    };
-    if channels % group_size != 0 {
-        return Err(CompressError::Shape(format!(
-            "group size {group_size} does not divide {channels} channels"
-        )));
+}
+
+impl ChannelGroups {
+    /// Groups of `group_size` channels (0 = the whole axis) along `axis` of `shape`.
+    pub fn new(
+        shape: &[usize],
+        axis: usize,
+        group_size: usize,
+    ) -> Result<ChannelGroups, CompressError> {
+        let Some(&channels) = shape.get(axis) else {
+            return Err(CompressError::Shape(format!(
+                "axis {axis} is out of range for a rank-{} weight",
+                shape.len()
+            )));
+        };
+        let group_size = if group_size == 0 {
+            channels
+        } else {
+            group_size
+        };
+        if group_size == 0 || channels % group_size != 0 {
+            return Err(CompressError::Shape(format!(
+                "group size {group_size} does not divide {channels} channels"
+            )));
+        }
+        Ok(ChannelGroups {
+            outer: shape[..axis].iter().product(),
+            channels,
+            inner: shape[axis + 1..].iter().product(),
+            group_size,
+        })
     }
-    let stride = strides(shape)[axis];
-    let mut groups = vec![Vec::new(); channels / group_size];
-    for flat in 0..total {
-        groups[(flat / stride) % channels / group_size].push(flat);
+
+    /// Number of groups.
+    pub fn count(&self) -> usize {
+        self.channels / self.group_size
     }
-    Ok(groups)
+
+    /// The flat element ranges of group `g`, in row-major order.
+    pub fn ranges(&self, g: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let run = self.group_size * self.inner;
+        (0..self.outer).map(move |o| {
+            let start = (o * self.channels + g * self.group_size) * self.inner;
+            start..start + run
+        })
+    }
 }
 
 #[cfg(test)]
@@ -215,13 +292,77 @@ mod tests {
     }
 
     #[test]
+    fn vector_kmeans_pads_rows_and_rounds() {
+        // Vectors (0,1), (5,5), (0.1,1) in one bit: clusters (0.05, 1) and (5, 5).
+        let p = palettize_group_vectors(
+            &[0.0, 1.0, 5.0, 5.0, 0.1, 1.0],
+            2,
+            PaletteMode::Kmeans,
+            Some(1),
+            Precision::F16,
+        )
+        .unwrap();
+        assert_eq!(p.nbits, 1);
+        assert_eq!(p.lut, vec![Precision::F16.round(0.05), 1.0, 5.0, 5.0]);
+        assert_eq!(p.indices, vec![0, 1, 0]);
+        // One distinct vector in two bits: rows 1..4 stay 0.
+        let padded = palettize_group_vectors(
+            &[2.0, 3.0, 2.0, 3.0],
+            2,
+            PaletteMode::Kmeans,
+            Some(2),
+            Precision::F32,
+        )
+        .unwrap();
+        assert_eq!(padded.lut, vec![2.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(padded.indices, vec![0, 0]);
+        let err =
+            palettize_group_vectors(&[1.0; 4], 2, PaletteMode::Kmeans, Some(5), Precision::F32);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn vector_unique_and_uniform() {
+        // Distinct rows (1,2), (1,3), (4,0): 3 rows → 2 bits, sorted lexicographically.
+        let p = palettize_group_vectors(
+            &[4.0, 0.0, 1.0, 3.0, 1.0, 2.0, 4.0, 0.0],
+            2,
+            PaletteMode::Unique,
+            None,
+            Precision::F32,
+        )
+        .unwrap();
+        assert_eq!(p.nbits, 2);
+        assert_eq!(p.lut, vec![1.0, 2.0, 1.0, 3.0, 4.0, 0.0, 0.0, 0.0]);
+        assert_eq!(p.indices, vec![2, 1, 0, 2]);
+        let uniform =
+            palettize_group_vectors(&[1.0; 4], 2, PaletteMode::Uniform, Some(2), Precision::F32);
+        assert!(uniform.is_err());
+        // dim 1 is the scalar path.
+        let scalar =
+            palettize_group_vectors(&[3.0, 1.0], 1, PaletteMode::Unique, None, Precision::F32)
+                .unwrap();
+        assert_eq!(scalar.lut, vec![1.0, 3.0]);
+    }
+
+    #[test]
     fn grouped_channels() {
+        let flat = |g: &ChannelGroups, i: usize| g.ranges(i).flatten().collect::<Vec<_>>();
         // Shape [4, 2], axis 0, groups of 2 rows.
-        let g = channel_groups(&[4, 2], 0, 2).unwrap();
-        assert_eq!(g, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]);
+        let g = ChannelGroups::new(&[4, 2], 0, 2).unwrap();
+        assert_eq!(
+            (flat(&g, 0), flat(&g, 1)),
+            (vec![0, 1, 2, 3], vec![4, 5, 6, 7])
+        );
         // Axis 1 of [2, 4], groups of 2 columns: row-major within each sub-tensor.
-        let g = channel_groups(&[2, 4], 1, 2).unwrap();
-        assert_eq!(g, vec![vec![0, 1, 4, 5], vec![2, 3, 6, 7]]);
-        assert!(channel_groups(&[3, 2], 0, 2).is_err());
+        let g = ChannelGroups::new(&[2, 4], 1, 2).unwrap();
+        assert_eq!(
+            (flat(&g, 0), flat(&g, 1)),
+            (vec![0, 1, 4, 5], vec![2, 3, 6, 7])
+        );
+        // Axis 1 of [2, 2, 2], one group: everything.
+        let g = ChannelGroups::new(&[2, 2, 2], 1, 0).unwrap();
+        assert_eq!((g.count(), flat(&g, 0)), (1, (0..8).collect()));
+        assert!(ChannelGroups::new(&[3, 2], 0, 2).is_err());
     }
 }

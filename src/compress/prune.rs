@@ -1,16 +1,16 @@
 //! Pruning masks (format-facts §6.5). A mask holds `true` for every element that is kept.
 
-use super::{check_finite, check_shape, strides, CompressError};
+use super::{check_finite, check_shape, row_major_strides, CompressError};
 
 /// numpy `percentile(values, q)` with the default linear method (`values` unsorted, non-empty).
 pub fn percentile(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable_by(f64::total_cmp);
-    let position = (sorted.len() - 1) as f64 * (q / 100.0);
+    // Two order statistics by selection (linear time), not a full sort.
+    let mut work = values.to_vec();
+    let position = (work.len() - 1) as f64 * (q / 100.0);
     let below = position.floor() as usize;
-    let above = (below + 1).min(sorted.len() - 1);
+    let (_, &mut a, rest) = work.select_nth_unstable_by(below, f64::total_cmp);
+    let b = rest.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
     let t = position - below as f64;
-    let (a, b) = (sorted[below], sorted[above]);
     // numpy's _lerp: interpolate from the nearer end.
     if t >= 0.5 {
         b - (b - a) * (1.0 - t)
@@ -64,7 +64,7 @@ pub fn n_m_mask(
             "n:m ratio {n}:{m} needs 0 < m and n ≤ m"
         )));
     }
-    let stride = strides(shape)[axis];
+    let stride = row_major_strides(shape)[axis];
     let len = shape[axis];
     let mut mask = vec![true; values.len()];
     for line_start in (0..values.len()).filter(|&f| (f / stride) % len == 0) {
@@ -121,7 +121,7 @@ pub fn block_mask(
     if target_sparsity == 1.0 {
         return Ok(vec![false; values.len()]);
     }
-    let stride = strides(shape)[axis];
+    let stride = row_major_strides(shape)[axis];
     let blocks = channels.div_ceil(block_size);
     let rest = values.len() / channels;
     // Block (b, position) where position enumerates the other axes in row-major order.

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{check_finite, check_shape, strides, CompressError, Precision};
+use super::{check_finite, check_shape, row_major_strides, CompressError, Precision};
 
 /// Integer storage type of quantized values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,12 +155,23 @@ pub fn quantize(
     let block_of = block_index_fn(shape, block_sizes, &param_shape);
     let block_count: usize = param_shape.iter().product();
 
+    // Rows along the last axis: the block index is computed once per row and then advances
+    // every `last_block` elements (or never, when the last axis is not split).
+    let row_len = shape.last().copied().unwrap_or(1).max(1);
+    let last_block = block_sizes.last().copied().unwrap_or(0);
+    let block_in_row = move |row_base: usize, j: usize| match last_block {
+        0 => row_base,
+        b => row_base + j / b,
+    };
     let mut mins = vec![f32::INFINITY; block_count];
     let mut maxs = vec![f32::NEG_INFINITY; block_count];
-    for (flat, &v) in values.iter().enumerate() {
-        let b = block_of(flat);
-        mins[b] = mins[b].min(v);
-        maxs[b] = maxs[b].max(v);
+    for (row, chunk) in values.chunks(row_len).enumerate() {
+        let base = block_of(row * row_len);
+        for (j, &v) in chunk.iter().enumerate() {
+            let b = block_in_row(base, j);
+            mins[b] = mins[b].min(v);
+            maxs[b] = maxs[b].max(v);
+        }
     }
 
     let (qmin, qmax) = dtype.range(mode);
@@ -195,12 +206,16 @@ pub fn quantize(
     }
 
     let quantized: Vec<i32> = values
-        .par_iter()
+        .par_chunks(row_len)
         .enumerate()
-        .map(|(flat, &v)| {
-            let b = block_of(flat);
-            let q = p.round(v / scales[b]).round_ties_even() + zero_points[b] as f32;
-            q.clamp(qmin as f32, qmax as f32) as i32
+        .flat_map_iter(|(row, chunk)| {
+            let base = block_of(row * row_len);
+            let (scales, zero_points) = (&scales, &zero_points);
+            chunk.iter().enumerate().map(move |(j, &v)| {
+                let b = block_in_row(base, j);
+                let q = p.round(v / scales[b]).round_ties_even() + zero_points[b] as f32;
+                q.clamp(qmin as f32, qmax as f32) as i32
+            })
         })
         .collect();
     drop(block_of);
@@ -220,8 +235,8 @@ fn block_index_fn<'a>(
     block_sizes: &'a [usize],
     param_shape: &'a [usize],
 ) -> impl Fn(usize) -> usize + Sync + 'a {
-    let element_strides = strides(shape);
-    let block_strides = strides(param_shape);
+    let element_strides = row_major_strides(shape);
+    let block_strides = row_major_strides(param_shape);
     move |flat| {
         let mut block = 0;
         for axis in 0..shape.len() {

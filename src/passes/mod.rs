@@ -1,6 +1,7 @@
 //! Program transformations: cleanup (constant folding, identity removal, dead code) and
 //! precision (fp16 compute with casts at the fp32 boundaries).
 
+pub mod compress;
 mod const_fold;
 mod dead_code;
 mod identity;

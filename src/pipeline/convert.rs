@@ -5,7 +5,7 @@ use crate::backend::{read_package, write_package};
 use crate::frontend::onnx::{self, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
 use crate::passes::{self, Fp16Report};
-use crate::verify::{self, InputRange, InputSpec, VerifyOptions, VerifyReport};
+use crate::verify::{self, InputRange, InputSpec, ThresholdOverrides, VerifyOptions, VerifyReport};
 use crate::Error;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -50,6 +50,8 @@ pub struct ConvertVerify {
     pub ranges: Vec<InputRange>,
     /// Write the package (and report the failure) even when verification fails.
     pub allow_degraded: bool,
+    /// Thresholds replacing the defaults of the candidate's precision.
+    pub thresholds: ThresholdOverrides,
 }
 
 impl Default for ConvertVerify {
@@ -58,6 +60,7 @@ impl Default for ConvertVerify {
             samples: 3,
             ranges: Vec::new(),
             allow_degraded: false,
+            thresholds: ThresholdOverrides::default(),
         }
     }
 }
@@ -151,7 +154,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
     let fp16 =
         prepare(&mut program, options.precision).map_err(|m| Error::invalid(&options.input, m))?;
     let verified = source
-        .map(|(settings, source)| check(&source, &program, settings, &options.input))
+        .map(|(settings, source)| verify_candidate(&source, &program, settings, &options.input))
         .transpose()?;
     write_package(&program, &options.output, options.force)?;
     let mut ops = BTreeMap::new();
@@ -169,9 +172,9 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
     })
 }
 
-/// Verifies the converted program against the source; a failure is an error unless
-/// `allow_degraded`.
-fn check(
+/// Verifies a converted or compressed program against its source; a failure is an error
+/// unless `allow_degraded`.
+pub fn verify_candidate(
     source: &Program,
     converted: &Program,
     settings: &ConvertVerify,
@@ -183,6 +186,7 @@ fn check(
             seed: 0,
             ranges: settings.ranges.clone(),
         },
+        thresholds: settings.thresholds,
         ..Default::default()
     };
     let report = verify::verify_programs(source, converted, &options).map_err(|e| match e {

@@ -5,6 +5,7 @@ use super::ModelKind;
 use crate::backend::{read_package, stored_in_blob};
 use crate::frontend::onnx::{self, OnnxSummary};
 use crate::ir::{print_program, DType, Program, Target};
+use crate::passes::compress::{compressed_weights, CompressedWeight};
 use crate::Error;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -53,6 +54,8 @@ pub struct PackageSummary {
     pub ops: BTreeMap<String, usize>,
     /// Constants of at least 10 elements.
     pub weights: Vec<WeightInfo>,
+    /// Compressed weights: constexpr chains with their scheme.
+    pub compressed_weights: Vec<CompressedWeight>,
     /// Elements over all weights.
     pub total_parameters: usize,
     /// Bytes over all weights.
@@ -142,6 +145,7 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
             .sum(),
         total_weight_bytes: weights.iter().map(|w| w.bytes).sum(),
         weights,
+        compressed_weights: compressed_weights(main),
         mil: None,
     }
 }

@@ -79,6 +79,11 @@ fn ravel(idx: &[usize], shape: &[usize]) -> usize {
 }
 
 /// Integer elements of a value (floats truncate).
+/// Row-major element strides of `shape`.
+fn row_major(shape: &[usize]) -> Vec<usize> {
+    crate::compress::row_major_strides(shape)
+}
+
 fn ints(v: &Value) -> Vec<i64> {
     v.to_i64_vec()
 }
@@ -119,9 +124,11 @@ pub fn affine_dequantize(args: &KernelArgs) -> Result<Vec<Value>, String> {
         }
         .ok_or_else(|| format!("no scale/zero point for channel {c}"))
     };
+    let stride: usize = shape[axis + 1..].iter().product();
+    let channels = shape[axis];
     let mut out = Vec::with_capacity(q.len());
     for (i, &v) in q.iter().enumerate() {
-        let c = unravel(i, &shape)[axis];
+        let c = (i / stride) % channels;
         out.push(per(&scale, c)? * (v - per(&zp, c)?));
     }
     let out = ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())?;
@@ -152,26 +159,32 @@ fn depalettize(
     if rank > 0 {
         out_shape[va] *= vector;
     }
+    let in_strides = row_major(ishape);
+    let out_strides = row_major(&out_shape);
+    let lut_strides = row_major(lut_shape);
+    // Per axis: indices per LUT group (the divisor from an index coordinate to its group).
+    let per_group: Vec<usize> = ishape
+        .iter()
+        .zip(lut_shape)
+        .map(|(&n, &g)| (n / g.max(1)).max(1))
+        .collect();
     let mut src = vec![0; out_shape.iter().product()];
     for (flat, &index) in indices.iter().enumerate() {
         let index = usize::try_from(index)
             .ok()
             .filter(|&i| i < palettes)
             .ok_or_else(|| format!("index {index} outside a LUT of {palettes} entries"))?;
-        let at = unravel(flat, ishape);
-        let mut lut_at: Vec<usize> = at
-            .iter()
-            .zip(ishape)
-            .zip(lut_shape)
-            .map(|((&i, &n), &g)| i / (n / g.max(1)).max(1))
-            .collect();
-        lut_at.push(index);
-        lut_at.push(0);
-        let mut out_at = at.clone();
+        let mut lut_base = index * lut_strides[rank];
+        let mut out_base = 0;
+        for axis in 0..rank {
+            let i = (flat / in_strides[axis]) % ishape[axis];
+            lut_base += i / per_group[axis] * lut_strides[axis];
+            let o = if axis == va { i * vector } else { i };
+            out_base += o * out_strides[axis];
+        }
+        let out_step = if rank > 0 { out_strides[va] } else { 0 };
         for v in 0..vector {
-            lut_at[rank + 1] = v;
-            out_at[va] = at[va] * vector + v;
-            src[ravel(&out_at, &out_shape)] = ravel(&lut_at, lut_shape);
+            src[out_base + v * out_step] = lut_base + v * lut_strides[rank + 1];
         }
     }
     Ok((out_shape, src))
@@ -258,7 +271,9 @@ struct Blockwise {
     scale: Vec<f32>,
     offset: Option<Vec<f32>>,
     block_shape: Vec<usize>,
+    block_strides: Vec<usize>,
     dense: Vec<usize>,
+    dense_strides: Vec<usize>,
 }
 
 impl Blockwise {
@@ -288,20 +303,19 @@ impl Blockwise {
         Ok(Blockwise {
             scale: scale.to_f32_array()?.iter().copied().collect(),
             offset,
+            block_strides: row_major(&block_shape),
             block_shape,
             dense: dense.to_vec(),
+            dense_strides: row_major(dense),
         })
     }
 
     fn apply(&self, flat: usize, x: f32) -> f32 {
-        let at = unravel(flat, &self.dense);
-        let block: Vec<usize> = at
-            .iter()
-            .zip(&self.dense)
-            .zip(&self.block_shape)
-            .map(|((&i, &n), &s)| i / (n / s))
-            .collect();
-        let b = ravel(&block, &self.block_shape);
+        let mut b = 0;
+        for axis in 0..self.dense.len() {
+            let i = (flat / self.dense_strides[axis]) % self.dense[axis];
+            b += i / (self.dense[axis] / self.block_shape[axis]) * self.block_strides[axis];
+        }
         let off = self.offset.as_ref().map_or(0.0, |o| o[b]);
         self.scale[b] * (x - off)
     }

@@ -1,0 +1,376 @@
+//! `mlpack palettize`, `quantize`, `prune` and `compress`.
+
+use super::convert::parse_shape;
+use super::print_json;
+use super::progress::Progress;
+use super::verify::parse_range;
+use crate::ir::Target;
+use crate::passes::compress::{
+    CompressionSpec, NmRatio, PaletteGranularity, PaletteModeArg, PaletteSpec, PruneSpec,
+    QuantDtypeArg, QuantGranularity, QuantModeArg, QuantSpec, WeightReport,
+    DEFAULT_WEIGHT_THRESHOLD,
+};
+use crate::pipeline::{
+    self, CompressCommandReport, CompressOptions, ConvertVerify, Precision, Recipe,
+};
+use crate::verify::{InputRange, ThresholdOverrides};
+use crate::Error;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Flags shared by every compression command.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Source model: .onnx (converted first, like `convert`) or .mlpackage.
+    input: PathBuf,
+    /// Destination .mlpackage.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Deployment target (default: the package's own target; iOS17 for ONNX).
+    #[arg(long)]
+    target: Option<String>,
+    /// Compute precision when converting ONNX.
+    #[arg(long, value_enum, default_value = "fp16")]
+    precision: Precision,
+    /// Fix the shape of an ONNX input with dynamic dimensions: NAME=D0,D1,... (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_shape)]
+    input_shapes: Vec<(String, Vec<usize>)>,
+    /// Leave weights with at most this many elements uncompressed.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WEIGHT_THRESHOLD)]
+    weight_threshold: usize,
+    /// Write the per-weight report (and verify metrics) to FILE as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+    /// Fail when a weight cannot be compressed instead of skipping it with a warning.
+    #[arg(long)]
+    strict: bool,
+    /// Replace OUTPUT if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Skip comparing the compressed model with the uncompressed one before writing.
+    #[arg(long)]
+    no_verify: bool,
+    /// Random input sets for the verification.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        conflicts_with = "no_verify"
+    )]
+    verify_samples: usize,
+    /// Range of an input's random verification values (repeatable; see `verify`).
+    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range, conflicts_with = "no_verify")]
+    input_ranges: Vec<InputRange>,
+    /// Fail (exit 6, nothing written) when an output's cosine similarity is below this.
+    #[arg(long, value_name = "C", conflicts_with = "no_verify")]
+    min_cosine: Option<f64>,
+    /// Fail (exit 6, nothing written) when an output's SNR in dB is below this.
+    #[arg(long, value_name = "DB", conflicts_with = "no_verify")]
+    min_snr: Option<f64>,
+    /// Write the package even when a threshold above is breached (with a warning).
+    #[arg(long, conflicts_with = "no_verify")]
+    allow_degraded: bool,
+}
+
+/// Flags of `mlpack palettize`.
+#[derive(Debug, Args)]
+pub struct PalettizeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Index width in bits: 1, 2, 3, 4, 6 or 8 (not with --mode unique).
+    #[arg(long)]
+    nbits: Option<u32>,
+    /// How the lookup table is chosen.
+    #[arg(long, value_enum, default_value = "kmeans")]
+    mode: PaletteModeArg,
+    /// One LUT per weight, or one per group of output channels (iOS18+).
+    #[arg(long, value_enum, default_value = "per-tensor")]
+    granularity: PaletteGranularity,
+    /// Channels per LUT with --granularity per-grouped-channel.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    group_size: usize,
+    /// Axis to group channels along (default: the consuming op's output-channel axis).
+    #[arg(long, value_name = "A")]
+    channel_axis: Option<usize>,
+    /// Values per LUT entry; > 1 is vector palettization along the channel axis (iOS18+).
+    #[arg(long, value_name = "D", default_value_t = 1)]
+    cluster_dim: usize,
+    /// Scale each weight by its per-channel max |w| before palettizing (iOS18+).
+    #[arg(long)]
+    per_channel_scale: bool,
+}
+
+/// Flags of `mlpack quantize`.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Integer type (int4/uint4: iOS18+).
+    #[arg(long, value_enum, default_value = "int8")]
+    dtype: QuantDtypeArg,
+    /// Symmetric or affine (zero point) quantization.
+    #[arg(long, value_enum, default_value = "symmetric")]
+    mode: QuantModeArg,
+    /// Which values share a scale (per-block: iOS18+).
+    #[arg(long, value_enum, default_value = "per-channel")]
+    granularity: QuantGranularity,
+    /// Input-channel block length with --granularity per-block.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    block_size: usize,
+}
+
+/// Flags of `mlpack prune`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("amount").required(true).args(["target_sparsity", "threshold", "n_m"]))]
+pub struct PruneArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Zero this fraction of the smallest-magnitude values (or blocks with --block-size).
+    #[arg(long, value_name = "S")]
+    target_sparsity: Option<f64>,
+    /// Zero every value with |w| ≤ T.
+    #[arg(long, value_name = "T")]
+    threshold: Option<f32>,
+    /// Zero the N smallest of every M consecutive values along --dim (e.g. 2:4).
+    #[arg(long, value_name = "N:M")]
+    n_m: Option<NmRatio>,
+    /// Prune whole blocks of B channels along --dim (with --target-sparsity).
+    #[arg(long, value_name = "B", conflicts_with = "n_m")]
+    block_size: Option<usize>,
+    /// 0: output channels, 1: input channels (default 0 for blocks, 1 for n:m).
+    #[arg(long)]
+    dim: Option<usize>,
+}
+
+/// Flags of `mlpack compress`.
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// JSON recipe: global spec, per-op-type and per-op-name overrides, joint steps.
+    #[arg(long, value_name = "FILE.json")]
+    recipe: PathBuf,
+}
+
+/// Runs `mlpack palettize`.
+pub fn palettize(args: &PalettizeArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
+    let spec = CompressionSpec {
+        palettize: Some(PaletteSpec {
+            nbits: args.nbits,
+            mode: args.mode,
+            granularity: args.granularity,
+            group_size: args.group_size,
+            channel_axis: args.channel_axis,
+            cluster_dim: args.cluster_dim,
+            per_channel_scale: args.per_channel_scale,
+        }),
+        ..Default::default()
+    };
+    let recipe = Recipe::global(spec, args.common.weight_threshold);
+    run(&args.common, recipe, None, progress, quiet)
+}
+
+/// Runs `mlpack quantize`.
+pub fn quantize(args: &QuantizeArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
+    let spec = CompressionSpec {
+        quantize: Some(QuantSpec {
+            dtype: args.dtype,
+            mode: args.mode,
+            granularity: args.granularity,
+            block_size: args.block_size,
+        }),
+        ..Default::default()
+    };
+    let recipe = Recipe::global(spec, args.common.weight_threshold);
+    run(&args.common, recipe, None, progress, quiet)
+}
+
+/// Runs `mlpack prune`.
+pub fn prune(args: &PruneArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
+    let spec = CompressionSpec {
+        prune: Some(PruneSpec {
+            target_sparsity: args.target_sparsity,
+            threshold: args.threshold,
+            n_m: args.n_m,
+            block_size: args.block_size,
+            dim: args.dim,
+        }),
+        ..Default::default()
+    };
+    let recipe = Recipe::global(spec, args.common.weight_threshold);
+    run(&args.common, recipe, None, progress, quiet)
+}
+
+/// Runs `mlpack compress`.
+pub fn compress(args: &CompressArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
+    let mut recipe = Recipe::load(&args.recipe)?;
+    if args.common.weight_threshold != DEFAULT_WEIGHT_THRESHOLD {
+        recipe.weight_threshold = args.common.weight_threshold;
+    }
+    run(
+        &args.common,
+        recipe,
+        Some(args.recipe.clone()),
+        progress,
+        quiet,
+    )
+}
+
+fn run(
+    args: &CommonArgs,
+    recipe: Recipe,
+    recipe_path: Option<PathBuf>,
+    progress: &Progress,
+    quiet: bool,
+) -> Result<(), Error> {
+    let target = args
+        .target
+        .as_deref()
+        .map(|t| {
+            t.parse::<Target>()
+                .map_err(|e| Error::Usage(format!("--target: {e}")))
+        })
+        .transpose()?;
+    let options = CompressOptions {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        target,
+        precision: args.precision,
+        input_shapes: args.input_shapes.clone(),
+        recipe,
+        recipe_path,
+        strict: args.strict,
+        force: args.force,
+        verify: (!args.no_verify).then(|| ConvertVerify {
+            samples: args.verify_samples,
+            ranges: args.input_ranges.clone(),
+            allow_degraded: args.allow_degraded,
+            // Compression is lossy by request: only NaN/inf fails unless thresholds are given.
+            thresholds: ThresholdOverrides {
+                max_abs: None,
+                min_snr_db: Some(args.min_snr.unwrap_or(f64::NEG_INFINITY)),
+                min_cosine: Some(args.min_cosine.unwrap_or(-1.0)),
+            },
+        }),
+    };
+    progress.stage(&format!("compressing {}", args.input.display()));
+    let report = pipeline::compress(&options)?;
+    progress.clear();
+    if let Some(path) = &args.report {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    for w in &report.compression.weights {
+        if let Some(why) = &w.skipped {
+            eprintln!(
+                "mlpack: warning: weight '{}' left uncompressed: {why}",
+                w.name
+            );
+        }
+    }
+    if let Some(v) = report.verify.as_ref().filter(|v| !v.passed) {
+        eprintln!(
+            "mlpack: warning: verification failed, wrote the package anyway (--allow-degraded): {}",
+            v.summary()
+        );
+    }
+    if args.json {
+        return print_json(&report);
+    }
+    if !quiet {
+        print_summary(&report);
+    }
+    Ok(())
+}
+
+/// The per-weight table, the totals and the verify line.
+fn print_summary(report: &CompressCommandReport) {
+    let weights = &report.compression.weights;
+    let name_width = weights
+        .iter()
+        .map(|w| w.name.len())
+        .max()
+        .unwrap_or(6)
+        .clamp(6, 40);
+    println!(
+        "{:<name_width$}  {:<14} {:<16} {:<34} {:>6} {:>10} {:>10} {:>8} {:>9}",
+        "weight", "op", "shape", "scheme", "bits", "before", "after", "SNR dB", "max err"
+    );
+    for w in weights {
+        println!("{}", summary_row(w, name_width));
+    }
+    let c = &report.compression;
+    println!(
+        "{} weights compressed, {} skipped: {} → {} ({:.2}x)",
+        c.compressed,
+        c.skipped,
+        human_bytes(c.bytes_before),
+        human_bytes(c.bytes_after),
+        c.ratio()
+    );
+    if let Some(v) = &report.verify {
+        println!("verify: {}", v.summary());
+    }
+    println!("wrote {} ({})", report.output.display(), report.target);
+}
+
+fn summary_row(w: &WeightReport, name_width: usize) -> String {
+    let shape = format!("{:?}", w.shape);
+    let snr = match (&w.skipped, w.snr_db) {
+        (Some(_), _) => "-".to_string(),
+        (None, None) => "exact".to_string(),
+        (None, Some(s)) => format!("{s:.1}"),
+    };
+    let scheme = match &w.skipped {
+        Some(_) => format!("skipped: {}", w.scheme),
+        None => w.scheme.clone(),
+    };
+    let mut name = w.name.clone();
+    if name.len() > name_width {
+        name = format!("…{}", &name[name.len() - name_width + 1..]);
+    }
+    format!(
+        "{:<name_width$}  {:<14} {:<16} {:<34} {:>6.2} {:>10} {:>10} {:>8} {:>9.2e}",
+        name,
+        truncate(&w.op_type, 14),
+        truncate(&shape, 16),
+        truncate(&scheme, 34),
+        w.bits_per_weight,
+        human_bytes(w.bytes_before),
+        human_bytes(w.bytes_after),
+        snr,
+        w.max_abs_error
+    )
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut t: String = text.chars().take(width - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn human_bytes(n: usize) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

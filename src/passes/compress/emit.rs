@@ -1,0 +1,482 @@
+//! The target half of compressing one weight: [`Encoded`] data as the constexpr ops of a
+//! deployment target — iOS16 forms (attributes, packed uint8 indices and masks, rank-1 LUTs)
+//! for iOS16/17, iOS18 forms (inputs, sub-byte tensors, grouped and vector LUTs, chained ops)
+//! from iOS18 on (format-facts §5).
+
+use super::encode::{Body, Encoded, PaletteData, QuantData};
+use crate::backend::pack_bits;
+use crate::compress::quantize::QuantDtype;
+use crate::ir::{infer_op, Argument, DType, NameTable, Operation, Target, Tensor, TensorType, Var};
+use std::collections::BTreeMap;
+
+/// Fresh variable names for the intermediate values of one weight's op chain.
+#[derive(Clone, Debug)]
+pub struct ChainNames {
+    /// The decompressed (quantized or scaled) LUT.
+    pub lut: String,
+    /// The mask output of a two-output sparse op.
+    pub mask: String,
+    /// The values output of a two-output sparse op.
+    pub nonzero: String,
+}
+
+impl ChainNames {
+    /// Reserves the three names for weight `name` in `names`.
+    pub fn reserve(name: &str, names: &mut NameTable) -> ChainNames {
+        ChainNames {
+            lut: names.fresh(&format!("{name}_lut")),
+            mask: names.fresh(&format!("{name}_mask")),
+            nonzero: names.fresh(&format!("{name}_nonzero")),
+        }
+    }
+}
+
+/// Builds the ops that decompress `encoded` into variable `name` (the replaced constant's
+/// name, so consumers stay untouched). `dtype` is the weight's float type.
+pub fn emit(
+    encoded: &Encoded,
+    name: &str,
+    shape: &[usize],
+    dtype: DType,
+    target: Target,
+    names: &ChainNames,
+) -> Result<Vec<Operation>, String> {
+    let mut chain = Chain {
+        ops: Vec::new(),
+        types: BTreeMap::new(),
+        ios18: target >= Target::IOS18,
+        names,
+    };
+    if chain.ios18 {
+        chain.emit_ios18(encoded, name, shape, dtype)?;
+    } else {
+        chain.emit_ios16(encoded, name, shape, dtype)?;
+    }
+    Ok(chain.ops)
+}
+
+/// Ops under construction plus the types of the variables they produce.
+struct Chain<'a> {
+    ops: Vec<Operation>,
+    types: BTreeMap<String, TensorType>,
+    ios18: bool,
+    names: &'a ChainNames,
+}
+
+/// A parameter value: an inline tensor or a variable produced earlier in the chain.
+enum Param {
+    Value(Tensor),
+    Var(String),
+}
+
+impl Chain<'_> {
+    /// Appends op `op_type` with `params`; its outputs are `outputs` (first = op name).
+    fn push(
+        &mut self,
+        op_type: &str,
+        outputs: &[&str],
+        params: Vec<(&str, Param)>,
+    ) -> Result<(), String> {
+        let mut op = Operation {
+            op_type: op_type.into(),
+            name: outputs[0].into(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            attributes: BTreeMap::new(),
+            origin: None,
+        };
+        for (param, value) in params {
+            match value {
+                Param::Value(t) if !self.ios18 => {
+                    op.attributes.insert(param.into(), t);
+                }
+                Param::Value(t) => op.inputs.push((param.into(), vec![Argument::Value(t)])),
+                Param::Var(v) => op.inputs.push((param.into(), vec![Argument::Var(v)])),
+            }
+        }
+        let types = infer_op(&op, &|n| self.types.get(n).map(|t| (t, None)))
+            .map_err(|e| format!("{op_type}: {e}"))?;
+        for (name, ty) in outputs.iter().zip(types) {
+            self.types.insert(name.to_string(), ty.clone());
+            op.outputs.push(Var::new(*name, ty));
+        }
+        self.ops.push(op);
+        Ok(())
+    }
+
+    fn emit_ios16(
+        &mut self,
+        encoded: &Encoded,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<(), String> {
+        let shape_param = Param::Value(Tensor::from_u32(
+            &[shape.len()],
+            &shape.iter().map(|&d| d as u32).collect::<Vec<_>>(),
+        ));
+        match (&encoded.mask, &encoded.body) {
+            (Some(mask), Body::Pruned(values)) => {
+                let kept = gather(values, mask);
+                self.push(
+                    "constexpr_sparse_to_dense",
+                    &[name],
+                    vec![
+                        (
+                            "nonzero_data",
+                            Param::Value(float_tensor(&[kept.len()], &kept, dtype)),
+                        ),
+                        ("mask", Param::Value(packed_mask(mask))),
+                        ("shape", shape_param),
+                    ],
+                )
+            }
+            (None, Body::Palette(p)) if p.is_plain_per_tensor() => {
+                let packed = pack_bits(&p.indices, p.nbits as usize);
+                self.push(
+                    "constexpr_lut_to_dense",
+                    &[name],
+                    vec![
+                        (
+                            "indices",
+                            Param::Value(Tensor::from_byte_elements(
+                                DType::U8,
+                                &[packed.len()],
+                                packed,
+                            )),
+                        ),
+                        (
+                            "lut",
+                            Param::Value(float_tensor(&[p.lut.len()], &p.lut, dtype)),
+                        ),
+                        ("shape", shape_param),
+                    ],
+                )
+            }
+            (None, Body::Quant(q)) if q.fits_ios16() => {
+                let (scale_shape, axis) = ios16_param_shape(&q.quantized.param_shape)?;
+                let zero_points = q
+                    .quantized
+                    .zero_points
+                    .clone()
+                    .unwrap_or_else(|| vec![0; q.quantized.scales.len()]);
+                self.push(
+                    "constexpr_affine_dequantize",
+                    &[name],
+                    vec![
+                        (
+                            "quantized_data",
+                            Param::Value(int_tensor(q.dtype, shape, &q.quantized.values)),
+                        ),
+                        (
+                            "zero_point",
+                            Param::Value(int_tensor(q.dtype, &scale_shape, &zero_points)),
+                        ),
+                        (
+                            "scale",
+                            Param::Value(float_tensor(&scale_shape, &q.quantized.scales, dtype)),
+                        ),
+                        ("axis", Param::Value(Tensor::scalar_i32(axis))),
+                    ],
+                )
+            }
+            _ => Err("this compression needs target iOS18 or later".into()),
+        }
+    }
+
+    fn emit_ios18(
+        &mut self,
+        encoded: &Encoded,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<(), String> {
+        match (&encoded.mask, &encoded.body) {
+            (Some(mask), Body::Pruned(values)) => {
+                let kept = gather(values, mask);
+                self.push(
+                    "constexpr_sparse_to_dense",
+                    &[name],
+                    vec![
+                        (
+                            "nonzero_data",
+                            Param::Value(float_tensor(&[kept.len()], &kept, dtype)),
+                        ),
+                        ("mask", Param::Value(unpacked_mask(mask, shape))),
+                    ],
+                )
+            }
+            (None, Body::Pruned(_)) => Err("nothing to compress".into()),
+            (mask, Body::Palette(p)) => {
+                let lut = self.lut_param(p, dtype)?;
+                let index_dtype = index_dtype(p.nbits)?;
+                let vector_axis = p
+                    .vector_axis
+                    .map(|a| ("vector_axis", Param::Value(Tensor::scalar_i32(a as i32))));
+                match mask {
+                    None => {
+                        let mut params = vec![
+                            (
+                                "indices",
+                                Param::Value(Tensor::from_byte_elements(
+                                    index_dtype,
+                                    &p.index_shape,
+                                    p.indices.clone(),
+                                )),
+                            ),
+                            ("lut", lut),
+                        ];
+                        params.extend(vector_axis);
+                        self.push("constexpr_lut_to_dense", &[name], params)
+                    }
+                    Some(mask) => {
+                        let kept = gather(&p.indices, mask);
+                        let mut params = vec![
+                            ("indices_mask", Param::Value(unpacked_mask(mask, shape))),
+                            (
+                                "indices_nonzero_data",
+                                Param::Value(Tensor::from_byte_elements(
+                                    index_dtype,
+                                    &[kept.len()],
+                                    kept,
+                                )),
+                            ),
+                            ("lut", lut),
+                        ];
+                        params.extend(vector_axis);
+                        self.sparse_pair("constexpr_lut_to_sparse", name, params)
+                    }
+                }
+            }
+            (None, Body::Quant(q)) => {
+                let mut params = vec![
+                    (
+                        "data",
+                        Param::Value(int_tensor(q.dtype, shape, &q.quantized.values)),
+                    ),
+                    (
+                        "scale",
+                        Param::Value(float_tensor(
+                            &q.quantized.param_shape,
+                            &q.quantized.scales,
+                            dtype,
+                        )),
+                    ),
+                ];
+                if let Some(zp) = &q.quantized.zero_points {
+                    params.push((
+                        "offset",
+                        Param::Value(int_tensor(q.dtype, &q.quantized.param_shape, zp)),
+                    ));
+                }
+                self.push("constexpr_blockwise_shift_scale", &[name], params)
+            }
+            (Some(mask), Body::Quant(q)) => {
+                let kept = gather(&q.quantized.values, mask);
+                let mut params = vec![
+                    ("data_mask", Param::Value(unpacked_mask(mask, shape))),
+                    (
+                        "nonzero_data",
+                        Param::Value(int_tensor(q.dtype, &[kept.len()], &kept)),
+                    ),
+                    (
+                        "scale",
+                        Param::Value(float_tensor(
+                            &q.quantized.param_shape,
+                            &q.quantized.scales,
+                            dtype,
+                        )),
+                    ),
+                ];
+                if let Some(zp) = &q.quantized.zero_points {
+                    params.push((
+                        "offset",
+                        Param::Value(int_tensor(q.dtype, &q.quantized.param_shape, zp)),
+                    ));
+                }
+                self.sparse_pair("constexpr_sparse_blockwise_shift_scale", name, params)
+            }
+        }
+    }
+
+    /// A two-output sparse op (mask, values) followed by `constexpr_sparse_to_dense` into `name`.
+    fn sparse_pair(
+        &mut self,
+        op_type: &str,
+        name: &str,
+        params: Vec<(&str, Param)>,
+    ) -> Result<(), String> {
+        let mask_var = self.names.mask.clone();
+        let values_var = self.names.nonzero.clone();
+        self.push(op_type, &[&mask_var, &values_var], params)?;
+        self.push(
+            "constexpr_sparse_to_dense",
+            &[name],
+            vec![
+                ("nonzero_data", Param::Var(values_var)),
+                ("mask", Param::Var(mask_var)),
+            ],
+        )
+    }
+
+    /// The LUT parameter of an iOS18 LUT op: inline, or the output of a
+    /// `constexpr_blockwise_shift_scale` that dequantizes it or applies per-channel scales.
+    fn lut_param(&mut self, p: &PaletteData, dtype: DType) -> Result<Param, String> {
+        if let Some(q) = &p.lut_quant {
+            let var = self.names.lut.clone();
+            let mut params = vec![
+                (
+                    "data",
+                    Param::Value(int_tensor(q.dtype, &p.lut_shape, &q.quantized.values)),
+                ),
+                (
+                    "scale",
+                    Param::Value(float_tensor(
+                        &q.quantized.param_shape,
+                        &q.quantized.scales,
+                        dtype,
+                    )),
+                ),
+            ];
+            if let Some(zp) = &q.quantized.zero_points {
+                params.push((
+                    "offset",
+                    Param::Value(int_tensor(q.dtype, &q.quantized.param_shape, zp)),
+                ));
+            }
+            self.push("constexpr_blockwise_shift_scale", &[&var], params)?;
+            return Ok(Param::Var(var));
+        }
+        let Some((scales, scale_shape)) = &p.channel_scale else {
+            return Ok(Param::Value(float_tensor(&p.lut_shape, &p.lut, dtype)));
+        };
+        // LUT expanded so each scale block has its own copy, then scaled (the order Core ML
+        // before iOS26 expects, coremltools' canonicalize_quantized_lut_pattern).
+        let rank = scale_shape.len();
+        let mut expanded_shape: Vec<usize> = (0..rank)
+            .map(|d| p.lut_shape[d].max(scale_shape[d]))
+            .collect();
+        let entries = p.lut_shape[rank] * p.lut_shape[rank + 1];
+        expanded_shape.extend_from_slice(&p.lut_shape[rank..]);
+        let group_shape = &p.lut_shape[..rank];
+        let groups_of = super::encode::broadcast_index(&expanded_shape[..rank], group_shape);
+        let blocks: usize = expanded_shape[..rank].iter().product();
+        let mut expanded = Vec::with_capacity(blocks * entries);
+        for block in 0..blocks {
+            let g = groups_of(block);
+            expanded.extend_from_slice(&p.lut[g * entries..(g + 1) * entries]);
+        }
+        let mut lut_scale_shape = scale_shape.clone();
+        lut_scale_shape.extend([1, 1]);
+        let var = self.names.lut.clone();
+        self.push(
+            "constexpr_blockwise_shift_scale",
+            &[&var],
+            vec![
+                (
+                    "data",
+                    Param::Value(float_tensor(&expanded_shape, &expanded, dtype)),
+                ),
+                (
+                    "scale",
+                    Param::Value(float_tensor(&lut_scale_shape, scales, dtype)),
+                ),
+            ],
+        )?;
+        Ok(Param::Var(var))
+    }
+}
+
+impl PaletteData {
+    /// True when the iOS16 `constexpr_lut_to_dense` can express this palette.
+    fn is_plain_per_tensor(&self) -> bool {
+        self.lut_shape.iter().rev().skip(2).all(|&g| g == 1)
+            && self.lut_shape.last() == Some(&1)
+            && self.nbits != 3
+            && self.lut_quant.is_none()
+            && self.channel_scale.is_none()
+    }
+}
+
+impl QuantData {
+    /// True when the iOS16 `constexpr_affine_dequantize` can express this: 8-bit, per tensor
+    /// or per channel.
+    fn fits_ios16(&self) -> bool {
+        matches!(self.dtype, QuantDtype::Int8 | QuantDtype::Uint8)
+            && self
+                .quantized
+                .param_shape
+                .iter()
+                .filter(|&&d| d > 1)
+                .count()
+                <= 1
+    }
+}
+
+/// Scale/zero-point shape and axis of the iOS16 op: rank 0 per tensor, rank 1 per channel.
+fn ios16_param_shape(param_shape: &[usize]) -> Result<(Vec<usize>, i32), String> {
+    match param_shape.iter().position(|&d| d > 1) {
+        None => Ok((Vec::new(), 0)),
+        Some(axis) => Ok((vec![param_shape[axis]], axis as i32)),
+    }
+}
+
+/// The unsigned index type of `nbits`-bit LUT indices.
+fn index_dtype(nbits: u32) -> Result<DType, String> {
+    Ok(match nbits {
+        1 => DType::U1,
+        2 => DType::U2,
+        3 => DType::U3,
+        4 => DType::U4,
+        6 => DType::U6,
+        8 => DType::U8,
+        n => return Err(format!("no index type holds {n}-bit indices")),
+    })
+}
+
+/// The elements of `values` whose mask bit is set, in order.
+fn gather<T: Copy>(values: &[T], mask: &[bool]) -> Vec<T> {
+    values
+        .iter()
+        .zip(mask)
+        .filter(|(_, &keep)| keep)
+        .map(|(&v, _)| v)
+        .collect()
+}
+
+/// A float tensor of the weight's dtype.
+fn float_tensor(shape: &[usize], values: &[f32], dtype: DType) -> Tensor {
+    let t = Tensor::from_f32(shape, values);
+    if dtype == DType::F32 {
+        t
+    } else {
+        t.cast(dtype)
+    }
+}
+
+/// Quantized integers as a tensor of their storage type (one byte per element in the IR).
+fn int_tensor(dtype: QuantDtype, shape: &[usize], values: &[i32]) -> Tensor {
+    let ir_dtype = match dtype {
+        QuantDtype::Int8 => DType::I8,
+        QuantDtype::Uint8 => DType::U8,
+        QuantDtype::Int4 => DType::I4,
+        QuantDtype::Uint4 => DType::U4,
+    };
+    Tensor::from_byte_elements(
+        ir_dtype,
+        shape,
+        values.iter().map(|&v| v as i8 as u8).collect(),
+    )
+}
+
+/// A uint1 mask tensor of the weight's shape (iOS18).
+fn unpacked_mask(mask: &[bool], shape: &[usize]) -> Tensor {
+    Tensor::from_byte_elements(DType::U1, shape, mask.iter().map(|&m| m as u8).collect())
+}
+
+/// The mask as LSB-first packed bytes (iOS16).
+fn packed_mask(mask: &[bool]) -> Tensor {
+    let bits: Vec<u8> = mask.iter().map(|&m| m as u8).collect();
+    let packed = pack_bits(&bits, 1);
+    Tensor::from_byte_elements(DType::U8, &[packed.len()], packed)
+}

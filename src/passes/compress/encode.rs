@@ -1,0 +1,352 @@
+//! The numeric half of compressing one weight: from its values and a [`CompressionSpec`] to
+//! target-independent compressed data (dense indices, LUTs, integers, masks).
+
+use super::sites::ChannelAxes;
+use super::spec::{
+    CompressionSpec, PaletteGranularity, PaletteModeArg, PaletteSpec, PruneSpec, QuantGranularity,
+    QuantSpec,
+};
+use crate::compress::palettize::{palettize_group, ChannelGroups, Palette, PaletteMode};
+use crate::compress::prune::{block_mask, magnitude_mask, n_m_mask, threshold_mask};
+use crate::compress::quantize::{quantize, Granularity, QuantDtype, QuantMode, Quantized};
+use crate::compress::{CompressError, Precision};
+use rayon::prelude::*;
+
+/// A compressed weight, before it is expressed as ops of a target.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    /// Kept elements (`true`) of a pruned weight, row-major over the weight's shape.
+    pub mask: Option<Vec<bool>>,
+    /// How the (kept) values are stored.
+    pub body: Body,
+}
+
+/// The storage of the values.
+#[derive(Clone, Debug)]
+pub enum Body {
+    /// Pruning only: the weight with pruned elements zeroed (dense, row-major).
+    Pruned(Vec<f32>),
+    /// Palettized values.
+    Palette(PaletteData),
+    /// Linearly quantized values.
+    Quant(QuantData),
+}
+
+/// A palettized weight.
+#[derive(Clone, Debug)]
+pub struct PaletteData {
+    /// Index width in bits.
+    pub nbits: u32,
+    /// LUT entries, row-major in `lut_shape`.
+    pub lut: Vec<f32>,
+    /// `[g0, …, g(K−1), 2^nbits, cluster_dim]`: groups per weight axis, entries, vector length.
+    pub lut_shape: Vec<usize>,
+    /// One index per element (or vector), row-major in `index_shape` (pruned elements 0).
+    pub indices: Vec<u8>,
+    /// The weight shape, with the vector axis divided by the vector length.
+    pub index_shape: Vec<usize>,
+    /// Axis the LUT vectors lie along (vector palettization only).
+    pub vector_axis: Option<usize>,
+    /// The LUT quantized per tensor (joint palettize + quantize).
+    pub lut_quant: Option<QuantData>,
+    /// Per-channel scales applied after the LUT: the weight shape with 1 on the channel axis.
+    pub channel_scale: Option<(Vec<f32>, Vec<usize>)>,
+}
+
+/// Linearly quantized values.
+#[derive(Clone, Debug)]
+pub struct QuantData {
+    /// Integer type.
+    pub dtype: QuantDtype,
+    /// Integers, scales, zero points and the block-count shape.
+    pub quantized: Quantized,
+}
+
+/// Compresses `values` (row-major in `shape`) as `spec` says. `axes` are the channel axes from
+/// the weight's consumers (needed by every mode but per-tensor ones).
+pub fn encode(
+    values: &[f32],
+    shape: &[usize],
+    precision: Precision,
+    axes: Option<ChannelAxes>,
+    spec: &CompressionSpec,
+) -> Result<Encoded, CompressError> {
+    let mask = spec
+        .prune
+        .as_ref()
+        .map(|p| prune_mask(values, shape, axes, p))
+        .transpose()?;
+    let pruned: Option<Vec<f32>> = mask.as_ref().map(|m| {
+        values
+            .iter()
+            .zip(m)
+            .map(|(&v, &keep)| if keep { v } else { 0.0 })
+            .collect()
+    });
+    let dense = pruned.as_deref().unwrap_or(values);
+    let body = match (&spec.palettize, &spec.quantize) {
+        (Some(p), q) => {
+            let mut data = palettize(dense, shape, precision, axes, p, mask.as_deref())?;
+            if let Some(q) = q {
+                let quantized = quantize(
+                    &data.lut,
+                    &data.lut_shape,
+                    &vec![0; data.lut_shape.len()],
+                    q.dtype.into(),
+                    q.mode.into(),
+                    precision,
+                )?;
+                data.lut_quant = Some(QuantData {
+                    dtype: q.dtype.into(),
+                    quantized,
+                });
+            }
+            Body::Palette(data)
+        }
+        (None, Some(q)) => Body::Quant(linear(dense, shape, precision, axes, q)?),
+        (None, None) => Body::Pruned(pruned.unwrap_or_else(|| values.to_vec())),
+    };
+    Ok(Encoded { mask, body })
+}
+
+/// The channel axes, or an error for modes that need them.
+fn need_axes(axes: Option<ChannelAxes>, what: &str) -> Result<ChannelAxes, CompressError> {
+    axes.ok_or_else(|| {
+        CompressError::Shape(format!(
+            "{what} needs the weight's channel axes, but its consumers disagree on them"
+        ))
+    })
+}
+
+fn prune_mask(
+    values: &[f32],
+    shape: &[usize],
+    axes: Option<ChannelAxes>,
+    spec: &PruneSpec,
+) -> Result<Vec<bool>, CompressError> {
+    let axis_of = |dim: usize, what: &str| -> Result<usize, CompressError> {
+        let axes = need_axes(axes, what)?;
+        Ok(if dim == 0 { axes.output } else { axes.input })
+    };
+    if let Some(ratio) = spec.n_m {
+        let axis = axis_of(spec.dim.unwrap_or(1), "n:m pruning")?;
+        if ratio.m > shape[axis] / 2 {
+            return Err(CompressError::Shape(format!(
+                "n:m run length {} exceeds half of the {} channels on axis {axis}",
+                ratio.m, shape[axis]
+            )));
+        }
+        return n_m_mask(values, shape, axis, ratio.n, ratio.m);
+    }
+    if let Some(threshold) = spec.threshold {
+        crate::compress::check_finite(values)?;
+        return Ok(threshold_mask(values, threshold));
+    }
+    let sparsity = spec.target_sparsity.unwrap_or(0.0);
+    match spec.block_size {
+        Some(block) => {
+            let axis = axis_of(spec.dim.unwrap_or(0), "block pruning")?;
+            block_mask(values, shape, axis, block, sparsity)
+        }
+        None => magnitude_mask(values, sparsity),
+    }
+}
+
+fn linear(
+    values: &[f32],
+    shape: &[usize],
+    precision: Precision,
+    axes: Option<ChannelAxes>,
+    spec: &QuantSpec,
+) -> Result<QuantData, CompressError> {
+    let granularity = match spec.granularity {
+        QuantGranularity::PerTensor => Granularity::PerTensor,
+        QuantGranularity::PerChannel => Granularity::PerChannel {
+            axis: need_axes(axes, "per-channel quantization")?.output,
+        },
+        QuantGranularity::PerBlock => {
+            let axes = need_axes(axes, "per-block quantization")?;
+            Granularity::PerBlock {
+                output_axis: axes.output,
+                input_axis: axes.input,
+                block_size: spec.block_size,
+            }
+        }
+    };
+    let dtype: QuantDtype = spec.dtype.into();
+    let mode: QuantMode = spec.mode.into();
+    let quantized = quantize(
+        values,
+        shape,
+        &granularity.block_sizes(shape.len())?,
+        dtype,
+        mode,
+        precision,
+    )?;
+    Ok(QuantData { dtype, quantized })
+}
+
+fn palettize(
+    values: &[f32],
+    shape: &[usize],
+    precision: Precision,
+    axes: Option<ChannelAxes>,
+    spec: &PaletteSpec,
+    mask: Option<&[bool]>,
+) -> Result<PaletteData, CompressError> {
+    let needs_axis = spec.granularity == PaletteGranularity::PerGroupedChannel
+        || spec.cluster_dim > 1
+        || spec.per_channel_scale;
+    let axis = match spec.channel_axis {
+        Some(a) if a < shape.len() => a,
+        Some(a) => {
+            return Err(CompressError::Shape(format!(
+                "channel axis {a} is out of range for a rank-{} weight",
+                shape.len()
+            )))
+        }
+        None if needs_axis => need_axes(axes, "this palettization")?.output,
+        None => 0,
+    };
+    let group_size = match spec.granularity {
+        PaletteGranularity::PerTensor => shape[axis],
+        PaletteGranularity::PerGroupedChannel => spec.group_size,
+    };
+    if shape[axis] % group_size != 0 {
+        return Err(CompressError::Shape(format!(
+            "group size {group_size} does not divide the {} channels on axis {axis}",
+            shape[axis]
+        )));
+    }
+    let channel_scale = spec
+        .per_channel_scale
+        .then(|| channel_scales(values, shape, axis, precision));
+    let scaled: Option<Vec<f32>> = channel_scale.as_ref().map(|(scales, scale_shape)| {
+        let lookup = broadcast_index(shape, scale_shape);
+        values
+            .iter()
+            .enumerate()
+            .map(|(flat, &v)| precision.round(v / scales[lookup(flat)]))
+            .collect()
+    });
+    let values = scaled.as_deref().unwrap_or(values);
+    let mode: PaletteMode = spec.mode.into();
+    let nbits = spec.nbits;
+    let groups = ChannelGroups::new(shape, axis, group_size)?;
+    let kept =
+        |range: std::ops::Range<usize>| range.filter(move |&flat| mask.is_none_or(|m| m[flat]));
+    let palettes: Vec<Palette> = (0..groups.count())
+        .into_par_iter()
+        .map(|g| {
+            let members: Vec<f32> = match mask {
+                None if groups.count() == 1 => values.to_vec(),
+                None => groups
+                    .ranges(g)
+                    .flat_map(|r| values[r].iter().copied())
+                    .collect(),
+                Some(_) => groups
+                    .ranges(g)
+                    .flat_map(kept)
+                    .map(|flat| values[flat])
+                    .collect(),
+            };
+            if members.is_empty() {
+                return Ok(Palette {
+                    nbits: nbits.unwrap_or(1),
+                    lut: vec![0.0; 1 << nbits.unwrap_or(1)],
+                    indices: Vec::new(),
+                });
+            }
+            palettize_group(&members, mode, nbits, precision)
+        })
+        .collect::<Result<_, _>>()?;
+    let nbits = palettes.iter().map(|p| p.nbits).max().unwrap_or(1);
+    let entries = 1usize << nbits;
+    let mut lut = Vec::with_capacity(entries * palettes.len());
+    let mut indices = vec![0u8; values.len()];
+    for (g, palette) in palettes.iter().enumerate() {
+        lut.extend_from_slice(&palette.lut);
+        lut.resize(lut.len() + entries - palette.lut.len(), 0.0);
+        let mut source = palette.indices.iter();
+        for range in groups.ranges(g) {
+            match mask {
+                None => {
+                    let n = range.len();
+                    for (slot, &index) in indices[range].iter_mut().zip(source.by_ref().take(n)) {
+                        *slot = index;
+                    }
+                }
+                Some(_) => {
+                    for (flat, &index) in kept(range).zip(source.by_ref()) {
+                        indices[flat] = index;
+                    }
+                }
+            }
+        }
+    }
+    let mut lut_shape = vec![1; shape.len()];
+    lut_shape[axis] = groups.count();
+    lut_shape.extend([entries, 1]);
+    let mode_name = match spec.mode {
+        PaletteModeArg::Kmeans => "kmeans",
+        PaletteModeArg::Uniform => "uniform",
+        PaletteModeArg::Unique => "unique",
+    };
+    if spec.cluster_dim > 1 {
+        return Err(CompressError::Parameter(format!(
+            "{mode_name} vector palettization is not available"
+        )));
+    }
+    Ok(PaletteData {
+        nbits,
+        lut,
+        lut_shape,
+        indices,
+        index_shape: shape.to_vec(),
+        vector_axis: None,
+        lut_quant: None,
+        channel_scale,
+    })
+}
+
+/// `max |w|` over `axis` (keeping it as size 1), with zeros replaced by 1.
+fn channel_scales(
+    values: &[f32],
+    shape: &[usize],
+    axis: usize,
+    precision: Precision,
+) -> (Vec<f32>, Vec<usize>) {
+    let mut scale_shape = shape.to_vec();
+    scale_shape[axis] = 1;
+    let mut scales = vec![0.0f32; scale_shape.iter().product()];
+    {
+        let lookup = broadcast_index(shape, &scale_shape);
+        for (flat, &v) in values.iter().enumerate() {
+            let s = &mut scales[lookup(flat)];
+            *s = s.max(v.abs());
+        }
+    }
+    for s in &mut scales {
+        *s = if *s == 0.0 { 1.0 } else { precision.round(*s) };
+    }
+    (scales, scale_shape)
+}
+
+/// Maps a flat index of `shape` to the flat index of the broadcast source of `small_shape`
+/// (same rank, each dim equal or 1).
+pub fn broadcast_index<'a>(
+    shape: &'a [usize],
+    small_shape: &'a [usize],
+) -> impl Fn(usize) -> usize + Sync + 'a {
+    let strides = crate::compress::row_major_strides(shape);
+    let small_strides = crate::compress::row_major_strides(small_shape);
+    move |flat| {
+        let mut index = 0;
+        for axis in 0..shape.len() {
+            if small_shape[axis] != 1 {
+                index += (flat / strides[axis]) % shape[axis] * small_strides[axis];
+            }
+        }
+        index
+    }
+}

@@ -1,0 +1,127 @@
+//! `palettize`, `quantize`, `prune` and `compress`: load a model (converting ONNX first),
+//! replace its weights by compressed constexpr ops as a recipe says, verify, write.
+
+use super::convert::{
+    check_output, load_model, prepare, verify_candidate, ConvertVerify, Precision,
+};
+use super::recipe::Recipe;
+use super::ModelKind;
+use crate::backend::{read_package, write_package};
+use crate::ir::{validate_program, Target};
+use crate::passes::compress::{compress_weights, CompressReport};
+use crate::verify::VerifyReport;
+use crate::Error;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Everything a compression command needs.
+#[derive(Clone, Debug)]
+pub struct CompressOptions {
+    /// Source: `.onnx` (converted first) or `.mlpackage`.
+    pub input: PathBuf,
+    /// Destination `.mlpackage`.
+    pub output: PathBuf,
+    /// Deployment target (default: the package's own, or iOS17 for ONNX).
+    pub target: Option<Target>,
+    /// Compute precision when converting ONNX.
+    pub precision: Precision,
+    /// Fixed shapes for ONNX inputs with dynamic dimensions.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// What to do to which weight.
+    pub recipe: Recipe,
+    /// Where the recipe came from, for error messages (`None`: command-line flags).
+    pub recipe_path: Option<PathBuf>,
+    /// Fail instead of skipping weights that cannot be compressed.
+    pub strict: bool,
+    /// Replace an existing output.
+    pub force: bool,
+    /// Verify against the uncompressed model before writing (`None`: skip).
+    pub verify: Option<ConvertVerify>,
+}
+
+/// What a compression command did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompressCommandReport {
+    /// Source model.
+    pub input: PathBuf,
+    /// Written package.
+    pub output: PathBuf,
+    /// Deployment target.
+    pub target: String,
+    /// Per-weight outcome and totals.
+    pub compression: CompressReport,
+    /// Model-level comparison with the uncompressed model, unless skipped.
+    pub verify: Option<VerifyReport>,
+}
+
+/// Runs the compression and writes the package.
+pub fn compress(options: &CompressOptions) -> Result<CompressCommandReport, Error> {
+    check_output(&options.input, &options.output, options.force)?;
+    let kind = ModelKind::of(&options.input)?;
+    let mut program = match (kind, options.target) {
+        (ModelKind::Package, None) if options.input_shapes.is_empty() => {
+            read_package(&options.input)?
+        }
+        (_, target) => load_model(
+            &options.input,
+            target.unwrap_or(Target::IOS17),
+            &options.input_shapes,
+        )?,
+    };
+    let target = program.target;
+    let source = options.verify.as_ref().map(|_| program.clone());
+    match kind {
+        ModelKind::Onnx => {
+            prepare(&mut program, options.precision)
+                .map_err(|m| Error::invalid(&options.input, m))?;
+        }
+        ModelKind::Package => {
+            crate::passes::cleanup(&mut program).map_err(|m| Error::invalid(&options.input, m))?;
+        }
+    }
+    let origin = match &options.recipe_path {
+        Some(p) => p.display().to_string(),
+        None => "compression flags".to_string(),
+    };
+    let chosen = options.recipe.resolve(&program).map_err(|e| {
+        let hint = if e.contains("needs target iOS18") {
+            " (pass --target iOS18)"
+        } else {
+            ""
+        };
+        Error::Usage(format!("{origin}: {e}{hint}"))
+    })?;
+    let report = compress_weights(&mut program, options.recipe.weight_threshold, |site| {
+        chosen.get(&site.name).cloned()
+    })
+    .map_err(|e| Error::invalid(&options.input, e))?;
+    if options.strict && report.skipped > 0 {
+        let skipped: Vec<String> = report
+            .weights
+            .iter()
+            .filter_map(|w| w.skipped.as_ref().map(|why| format!("'{}': {why}", w.name)))
+            .collect();
+        return Err(Error::invalid(
+            &options.input,
+            format!("--strict: weights not compressed: {}", skipped.join("; ")),
+        ));
+    }
+    validate_program(&program).map_err(|e| Error::Internal(format!("compressed program: {e}")))?;
+    let verified = match (&options.verify, &source) {
+        (Some(settings), Some(source)) => Some(verify_candidate(
+            source,
+            &program,
+            settings,
+            &options.input,
+        )?),
+        _ => None,
+    };
+    write_package(&program, &options.output, options.force)?;
+    Ok(CompressCommandReport {
+        input: options.input.clone(),
+        output: options.output.clone(),
+        target: target.to_string(),
+        compression: report,
+        verify: verified,
+    })
+}
