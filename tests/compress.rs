@@ -61,6 +61,16 @@ const IOS18_MODES: &[Mode] = &[
         min_snr_db: 23.0,
     },
     Mode {
+        name: "kmeans2_vector2",
+        spec: r#"{"palettize": {"nbits": 2, "cluster_dim": 2}}"#,
+        min_snr_db: 5.5,
+    },
+    Mode {
+        name: "kmeans4_group16_vector2",
+        spec: r#"{"palettize": {"nbits": 4, "cluster_dim": 2, "granularity": "per-grouped-channel", "group_size": 16}}"#,
+        min_snr_db: 11.0,
+    },
+    Mode {
         name: "kmeans3_pcs",
         spec: r#"{"palettize": {"nbits": 3, "per_channel_scale": true}}"#,
         min_snr_db: 14.0,
