@@ -183,7 +183,7 @@ fn every_mode(case: &str, target: Target) {
     for mode in modes {
         let spec: CompressionSpec = serde_json::from_str(mode.spec).unwrap();
         let output = dir.join(format!("{}.mlpackage", mode.name));
-        let report = pipeline::compress(&compress_options(&source, &output, spec))
+        let report = pipeline::compress(&compress_options(&source, &output, spec), &|_, _| {})
             .unwrap_or_else(|e| panic!("{case} {target} {}: {e}", mode.name));
         let c = &report.compression;
         assert!(c.compressed > 0, "{case} {}: nothing compressed", mode.name);
