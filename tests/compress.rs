@@ -61,6 +61,16 @@ const IOS18_MODES: &[Mode] = &[
         min_snr_db: 23.0,
     },
     Mode {
+        name: "kmeans2_vector2",
+        spec: r#"{"palettize": {"nbits": 2, "cluster_dim": 2}}"#,
+        min_snr_db: 5.5,
+    },
+    Mode {
+        name: "kmeans4_group16_vector2",
+        spec: r#"{"palettize": {"nbits": 4, "cluster_dim": 2, "granularity": "per-grouped-channel", "group_size": 16}}"#,
+        min_snr_db: 11.0,
+    },
+    Mode {
         name: "kmeans3_pcs",
         spec: r#"{"palettize": {"nbits": 3, "per_channel_scale": true}}"#,
         min_snr_db: 14.0,
@@ -173,7 +183,7 @@ fn every_mode(case: &str, target: Target) {
     for mode in modes {
         let spec: CompressionSpec = serde_json::from_str(mode.spec).unwrap();
         let output = dir.join(format!("{}.mlpackage", mode.name));
-        let report = pipeline::compress(&compress_options(&source, &output, spec))
+        let report = pipeline::compress(&compress_options(&source, &output, spec), &|_, _| {})
             .unwrap_or_else(|e| panic!("{case} {target} {}: {e}", mode.name));
         let c = &report.compression;
         assert!(c.compressed > 0, "{case} {}: nothing compressed", mode.name);

@@ -257,7 +257,9 @@ fn run(
         }),
     };
     progress.stage(&format!("compressing {}", args.input.display()));
-    let report = pipeline::compress(&options)?;
+    let report = pipeline::compress(&options, &|done, total| {
+        progress.stage(&format!("compressing weights: {done}/{total}"))
+    })?;
     progress.clear();
     if let Some(path) = &args.report {
         let text =

@@ -54,8 +54,11 @@ pub struct CompressCommandReport {
     pub verify: Option<VerifyReport>,
 }
 
-/// Runs the compression and writes the package.
-pub fn compress(options: &CompressOptions) -> Result<CompressCommandReport, Error> {
+/// Runs the compression and writes the package; `progress(done, total)` follows the weights.
+pub fn compress(
+    options: &CompressOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<CompressCommandReport, Error> {
     check_output(&options.input, &options.output, options.force)?;
     let kind = ModelKind::of(&options.input)?;
     let mut program = match (kind, options.target) {
@@ -91,9 +94,12 @@ pub fn compress(options: &CompressOptions) -> Result<CompressCommandReport, Erro
         };
         Error::Usage(format!("{origin}: {e}{hint}"))
     })?;
-    let report = compress_weights(&mut program, options.recipe.weight_threshold, |site| {
-        chosen.get(&site.name).cloned()
-    })
+    let report = compress_weights(
+        &mut program,
+        options.recipe.weight_threshold,
+        |site| chosen.get(&site.name).cloned(),
+        progress,
+    )
     .map_err(|e| Error::invalid(&options.input, e))?;
     if options.strict && report.skipped > 0 {
         let skipped: Vec<String> = report

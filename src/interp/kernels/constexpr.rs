@@ -4,6 +4,7 @@ use super::norm_axis;
 use crate::backend::unpack_bits;
 use crate::interp::{KernelArgs, Value};
 use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
 
 /// Flat elements of a numeric value: floats or integers.
 enum Elems {
@@ -310,14 +311,25 @@ impl Blockwise {
         })
     }
 
-    fn apply(&self, flat: usize, x: f32) -> f32 {
+    /// The flat block index of dense position `flat`.
+    fn block_of(&self, flat: usize) -> usize {
         let mut b = 0;
         for axis in 0..self.dense.len() {
             let i = (flat / self.dense_strides[axis]) % self.dense[axis];
             b += i / (self.dense[axis] / self.block_shape[axis]) * self.block_strides[axis];
         }
+        b
+    }
+
+    /// `scale[b] · (x − offset[b])`.
+    fn shift_scale(&self, b: usize, x: f32) -> f32 {
         let off = self.offset.as_ref().map_or(0.0, |o| o[b]);
         self.scale[b] * (x - off)
+    }
+
+    /// The dequantized value of `x` at dense position `flat`.
+    fn apply(&self, flat: usize, x: f32) -> f32 {
+        self.shift_scale(self.block_of(flat), x)
     }
 }
 
@@ -326,10 +338,21 @@ pub fn blockwise_shift_scale(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let data = args.get("data")?.to_f32_array()?;
     let shape = data.shape().to_vec();
     let bw = Blockwise::new(args, &shape)?;
-    let out: Vec<f32> = data
-        .iter()
+    let flat: Vec<f32> = data.iter().copied().collect();
+    let row_len = shape.last().copied().unwrap_or(1).max(1);
+    let last_block = row_len / bw.block_shape.last().copied().unwrap_or(1).max(1);
+    // Rows along the last axis in parallel: one block lookup per row, then a step every
+    // `last_block` elements.
+    let out: Vec<f32> = flat
+        .par_chunks(row_len)
         .enumerate()
-        .map(|(i, &x)| bw.apply(i, x))
+        .flat_map_iter(|(row, xs)| {
+            let first = bw.block_of(row * row_len);
+            let bw = &bw;
+            xs.iter()
+                .enumerate()
+                .map(move |(j, &x)| bw.shift_scale(first + j / last_block, x))
+        })
         .collect();
     let out = ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())?;
     Ok(vec![Value::Float(out)])

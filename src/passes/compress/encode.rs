@@ -3,10 +3,11 @@
 
 use super::sites::ChannelAxes;
 use super::spec::{
-    CompressionSpec, PaletteGranularity, PaletteModeArg, PaletteSpec, PruneSpec, QuantGranularity,
-    QuantSpec,
+    CompressionSpec, PaletteGranularity, PaletteSpec, PruneSpec, QuantGranularity, QuantSpec,
 };
-use crate::compress::palettize::{palettize_group, ChannelGroups, Palette, PaletteMode};
+use crate::compress::palettize::{
+    palettize_group, palettize_group_vectors, ChannelGroups, Palette, PaletteMode,
+};
 use crate::compress::prune::{block_mask, magnitude_mask, n_m_mask, threshold_mask};
 use crate::compress::quantize::{quantize, Granularity, QuantDtype, QuantMode, Quantized};
 use crate::compress::{CompressError, Precision};
@@ -231,6 +232,20 @@ fn palettize(
     });
     let values = scaled.as_deref().unwrap_or(values);
     let mode: PaletteMode = spec.mode.into();
+    if spec.cluster_dim > 1 {
+        let mut data = palettize_vectors(
+            values,
+            shape,
+            axis,
+            group_size,
+            spec.cluster_dim,
+            mode,
+            spec.nbits,
+            precision,
+        )?;
+        data.channel_scale = channel_scale;
+        return Ok(data);
+    }
     let nbits = spec.nbits;
     let groups = ChannelGroups::new(shape, axis, group_size)?;
     let kept =
@@ -287,16 +302,6 @@ fn palettize(
     let mut lut_shape = vec![1; shape.len()];
     lut_shape[axis] = groups.count();
     lut_shape.extend([entries, 1]);
-    let mode_name = match spec.mode {
-        PaletteModeArg::Kmeans => "kmeans",
-        PaletteModeArg::Uniform => "uniform",
-        PaletteModeArg::Unique => "unique",
-    };
-    if spec.cluster_dim > 1 {
-        return Err(CompressError::Parameter(format!(
-            "{mode_name} vector palettization is not available"
-        )));
-    }
     Ok(PaletteData {
         nbits,
         lut,
@@ -306,6 +311,80 @@ fn palettize(
         vector_axis: None,
         lut_quant: None,
         channel_scale,
+    })
+}
+
+/// Vector palettization: vectors of `dim` consecutive channels along `axis`, one LUT of
+/// `2^nbits` vectors per group of `group_size` channels.
+#[allow(clippy::too_many_arguments)]
+fn palettize_vectors(
+    values: &[f32],
+    shape: &[usize],
+    axis: usize,
+    group_size: usize,
+    dim: usize,
+    mode: PaletteMode,
+    nbits: Option<u32>,
+    precision: Precision,
+) -> Result<PaletteData, CompressError> {
+    let channels = shape[axis];
+    if channels % dim != 0 || group_size % dim != 0 {
+        return Err(CompressError::Shape(format!(
+            "cluster_dim {dim} does not divide the group of {group_size} of the {channels} channels on axis {axis}"
+        )));
+    }
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let groups = channels / group_size;
+    let vectors_per_group = group_size / dim;
+    // Flat index (in the index tensor) and first element of every vector of group `g`.
+    let group_vectors = |g: usize| {
+        (0..outer).flat_map(move |o| {
+            (0..vectors_per_group).flat_map(move |j| {
+                let cj = g * vectors_per_group + j;
+                (0..inner).map(move |p| {
+                    let index = (o * (channels / dim) + cj) * inner + p;
+                    let first = (o * channels + cj * dim) * inner + p;
+                    (index, first)
+                })
+            })
+        })
+    };
+    let palettes: Vec<Palette> = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            let mut points = Vec::with_capacity(values.len() / groups);
+            for (_, first) in group_vectors(g) {
+                points.extend((0..dim).map(|v| values[first + v * inner]));
+            }
+            palettize_group_vectors(&points, dim, mode, nbits, precision)
+        })
+        .collect::<Result<_, _>>()?;
+    let nbits = palettes.iter().map(|p| p.nbits).max().unwrap_or(1);
+    let entries = 1usize << nbits;
+    let mut lut = Vec::with_capacity(groups * entries * dim);
+    let mut indices = vec![0u8; values.len() / dim];
+    for (g, palette) in palettes.iter().enumerate() {
+        lut.extend_from_slice(&palette.lut);
+        lut.resize((g + 1) * entries * dim, 0.0);
+        for ((index, _), &label) in group_vectors(g).zip(&palette.indices) {
+            indices[index] = label;
+        }
+    }
+    let mut index_shape = shape.to_vec();
+    index_shape[axis] /= dim;
+    let mut lut_shape = vec![1; shape.len()];
+    lut_shape[axis] = groups;
+    lut_shape.extend([entries, dim]);
+    Ok(PaletteData {
+        nbits,
+        lut,
+        lut_shape,
+        indices,
+        index_shape,
+        vector_axis: Some(axis),
+        lut_quant: None,
+        channel_scale: None,
     })
 }
 

@@ -27,6 +27,7 @@ use crate::ir::{DType, NameTable, Operation, Program, Tensor};
 use emit::ChainNames;
 use rayon::prelude::*;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A weight to compress: where it is, its spec, and the names its op chain may use.
 type Job = (WeightSite, CompressionSpec, ChainNames);
@@ -46,11 +47,12 @@ pub fn candidate_weights(program: &Program, weight_threshold: usize) -> Vec<Weig
 /// Compresses every candidate weight (more than `weight_threshold` elements) for which
 /// `choose` returns a spec. Specs are checked against the target first; a weight that cannot
 /// be compressed (non-finite values, sizes that do not divide) is left as it was and reported
-/// with the reason.
+/// with the reason. `progress(done, total)` is called after each weight, from any thread.
 pub fn compress_weights(
     program: &mut Program,
     weight_threshold: usize,
     choose: impl Fn(&WeightSite) -> Option<CompressionSpec>,
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<CompressReport, String> {
     let target = program.target;
     let function = program.main_mut();
@@ -86,11 +88,17 @@ pub fn compress_weights(
             (op, job)
         })
         .collect();
+    let total = slots.iter().filter(|(_, job)| job.is_some()).count();
+    let done = AtomicUsize::new(0);
     let results: Vec<(Vec<Operation>, Option<WeightReport>)> = slots
         .into_par_iter()
         .map(|(op, job)| match job {
             None => Ok((vec![op], None)),
-            Some((site, spec, chain)) => compress_one(op, &site, &spec, target, &chain),
+            Some((site, spec, chain)) => {
+                let result = compress_one(op, &site, &spec, target, &chain);
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                result
+            }
         })
         .collect::<Result<_, String>>()?;
     let mut weights = Vec::new();
