@@ -517,6 +517,7 @@ fn output_is_identical_for_any_thread_count() {
             "16",
         ],
         vec!["prune", "--target-sparsity", "0.6"],
+        vec!["palettize", "--nbits", "2", "--cluster-dim", "2"],
     ] {
         let mut packages = Vec::new();
         for threads in ["1", "2"] {

@@ -12,13 +12,16 @@ use rayon::prelude::*;
 use super::{check_finite, CompressError};
 
 /// Independent seedings; the best refined one is kept.
-const RESTARTS: u64 = 4;
+const RESTARTS: u64 = 8;
 /// Upper bound on Lloyd iterations per restart.
 const MAX_ITERATIONS: usize = 300;
 /// Lloyd stops once an iteration lowers the inertia by less than this fraction.
 const RELATIVE_TOLERANCE: f64 = 1e-6;
 /// Points per parallel work item (fixed, so the reduction order never changes).
 const CHUNK: usize = 4096;
+/// Above `4 ×` this many distinct points, the restarts run on a random sample of this size
+/// and only the winner is refined on all points.
+const SAMPLE: usize = 1 << 16;
 /// Base seed of the pseudo-random stream used for k-means++ sampling.
 const SEED: u64 = 0x6b6d_6561_6e73_2b2b;
 
@@ -61,14 +64,26 @@ pub fn distinct_vectors(points: &[f32], dim: usize) -> Result<DistinctVectors, C
         .collect();
     let row = |i: u32| &keys[i as usize * dim..(i as usize + 1) * dim];
     let count = points.len() / dim;
-    let mut order: Vec<u32> = (0..count as u32).collect();
-    order.par_sort_unstable_by(|&a, &b| row(a).cmp(row(b)));
+    // Sort (first two keys packed into a u64, index) pairs: contiguous and cheap to compare;
+    // only vectors longer than 2 that share the prefix look at the rest of their row.
+    let mut order: Vec<(u64, u32)> = (0..count as u32)
+        .into_par_iter()
+        .map(|i| {
+            let r = row(i);
+            let second = r.get(1).copied().unwrap_or(0);
+            ((u64::from(r[0]) << 32) | u64::from(second), i)
+        })
+        .collect();
+    order.par_sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| row(a.1)[dim.min(2)..].cmp(&row(b.1)[dim.min(2)..]))
+    });
 
     let mut values = Vec::new();
     let mut counts: Vec<u32> = Vec::new();
     let mut inverse = vec![0u32; count];
     let mut previous: Option<u32> = None;
-    for &i in &order {
+    for &(_, i) in &order {
         match (previous, counts.last_mut()) {
             (Some(p), Some(c)) if row(p) == row(i) => *c += 1,
             _ => {
@@ -111,12 +126,12 @@ pub fn kmeans_vectors(
         }
     } else {
         match dim {
-            1 => best_of_restarts::<1>(&data, k),
-            2 => best_of_restarts::<2>(&data, k),
-            3 => best_of_restarts::<3>(&data, k),
-            4 => best_of_restarts::<4>(&data, k),
-            8 => best_of_restarts::<8>(&data, k),
-            _ => best_of_restarts::<0>(&data, k),
+            1 => cluster::<1>(&data, k),
+            2 => cluster::<2>(&data, k),
+            3 => cluster::<3>(&data, k),
+            4 => cluster::<4>(&data, k),
+            8 => cluster::<8>(&data, k),
+            _ => cluster::<0>(&data, k),
         }
     };
 
@@ -191,6 +206,31 @@ impl WeightedPoints {
             .map(|(c, (p, w))| (c * CHUNK, p, w))
     }
 
+    /// `count` points drawn uniformly with replacement; repeats add up their weights.
+    fn sample(&self, count: usize, rng: &mut SplitMix64) -> WeightedPoints {
+        let mut drawn: Vec<usize> = (0..count)
+            .map(|_| (rng.next_u64() % self.len() as u64) as usize)
+            .collect();
+        drawn.sort_unstable();
+        let mut sample = WeightedPoints {
+            points: Vec::new(),
+            weights: Vec::new(),
+            dim: self.dim,
+        };
+        let mut previous = None;
+        for i in drawn {
+            match (previous, sample.weights.last_mut()) {
+                (Some(p), Some(w)) if p == i => *w += self.weights[i],
+                _ => {
+                    sample.points.extend_from_slice(self.point(i));
+                    sample.weights.push(self.weights[i]);
+                }
+            }
+            previous = Some(i);
+        }
+        sample
+    }
+
     fn point(&self, i: usize) -> &[f64] {
         &self.points[i * self.dim..(i + 1) * self.dim]
     }
@@ -222,17 +262,34 @@ fn dist2<const D: usize>(a: &[f64], b: &[f64]) -> f64 {
     sum
 }
 
-/// Index and squared distance of the nearest centroid (ties: the lower index).
+/// Index and squared distance of the nearest centroid (ties: the lower index), and the
+/// squared distance of the second nearest (infinite when there is one centroid).
 #[inline(always)]
-fn nearest<const D: usize>(point: &[f64], centroids: &[f64], dim: usize) -> (u32, f64) {
-    let mut best = (0, f64::INFINITY);
+fn nearest_two<const D: usize>(point: &[f64], centroids: &[f64], dim: usize) -> (u32, f64, f64) {
+    let (mut best, mut best_d, mut second) = (0, f64::INFINITY, f64::INFINITY);
     for (c, centroid) in centroids.chunks_exact(dim).enumerate() {
         let d = dist2::<D>(point, centroid);
-        if d < best.1 {
-            best = (c as u32, d);
+        if d < best_d {
+            second = best_d;
+            (best, best_d) = (c as u32, d);
+        } else if d < second {
+            second = d;
         }
     }
-    best
+    (best, best_d, second)
+}
+
+/// Best of the restarts, run on a random sample when there are many points and then refined
+/// on all of them.
+fn cluster<const D: usize>(data: &WeightedPoints, k: usize) -> Solution {
+    if data.len() > 4 * SAMPLE {
+        let sample = data.sample(SAMPLE, &mut SplitMix64(SEED));
+        if sample.len() > k {
+            let seeds = best_of_restarts::<D>(&sample, k).centroids;
+            return lloyd::<D>(data, seeds);
+        }
+    }
+    best_of_restarts::<D>(data, k)
 }
 
 /// Run every restart (in parallel) and keep the lowest inertia, earliest restart on ties.
@@ -377,11 +434,41 @@ struct Partial {
     changed: usize,
 }
 
+impl Partial {
+    fn zero(k: usize, dim: usize) -> Partial {
+        Partial {
+            sums: vec![0.0; k * dim],
+            weights: vec![0.0; k],
+            inertia: 0.0,
+            changed: 0,
+        }
+    }
+
+    fn add(&mut self, other: &Partial) {
+        self.inertia += other.inertia;
+        self.changed += other.changed;
+        for (t, s) in self.sums.iter_mut().zip(&other.sums) {
+            *t += s;
+        }
+        for (t, w) in self.weights.iter_mut().zip(&other.weights) {
+            *t += w;
+        }
+    }
+}
+
 /// Lloyd iterations from `centroids` until the inertia stalls; labels match the centroids.
+///
+/// Hamerly's bounds skip the full nearest-centroid search for a point whose distance to its
+/// own centroid is below both half the gap to that centroid's nearest neighbour and a lower
+/// bound on its distance to every other centroid; the own distance is always recomputed, so
+/// the inertia is exact.
 fn lloyd<const D: usize>(data: &WeightedPoints, mut centroids: Vec<f64>) -> Solution {
     let dim = data.dim;
     let k = centroids.len() / dim;
     let mut labels = vec![u32::MAX; data.len()];
+    // Lower bound on the distance from each point to every centroid but its own.
+    let mut lower = vec![0.0f64; data.len()];
+    let mut half_gap = vec![0.0f64; k];
     let mut previous = f64::INFINITY;
     let mut iteration = 0;
     loop {
@@ -389,44 +476,39 @@ fn lloyd<const D: usize>(data: &WeightedPoints, mut centroids: Vec<f64>) -> Solu
         let partials: Vec<Partial> = data
             .chunks()
             .zip(labels.par_chunks_mut(CHUNK))
-            .map(|((_, points, weights), labels)| {
-                let mut part = Partial {
-                    sums: vec![0.0; k * dim],
-                    weights: vec![0.0; k],
-                    inertia: 0.0,
-                    changed: 0,
-                };
-                for ((p, &w), label) in points.chunks_exact(dim).zip(weights).zip(labels) {
-                    let (c, d) = nearest::<D>(p, &centroids, dim);
-                    if *label != c {
-                        part.changed += 1;
-                        *label = c;
+            .zip(lower.par_chunks_mut(CHUNK))
+            .map(|(((_, points, weights), labels), lower)| {
+                let mut part = Partial::zero(k, dim);
+                let rows = points.chunks_exact(dim).zip(weights);
+                for (((p, &w), label), low) in rows.zip(labels).zip(lower) {
+                    let mut own = f64::INFINITY;
+                    if *label != u32::MAX {
+                        let a = *label as usize;
+                        own = dist2::<D>(p, &centroids[a * dim..(a + 1) * dim]);
                     }
-                    part.inertia += w * d;
-                    part.weights[c as usize] += w;
-                    let sum = &mut part.sums[c as usize * dim..(c as usize + 1) * dim];
-                    for (s, &x) in sum.iter_mut().zip(p) {
+                    let bound = half_gap.get(*label as usize).map_or(0.0, |g| g.max(*low));
+                    if own.sqrt() > bound {
+                        let (c, d, second) = nearest_two::<D>(p, &centroids, dim);
+                        if *label != c {
+                            part.changed += 1;
+                            *label = c;
+                        }
+                        own = d;
+                        *low = second.sqrt();
+                    }
+                    let c = *label as usize;
+                    part.inertia += w * own;
+                    part.weights[c] += w;
+                    for (s, &x) in part.sums[c * dim..(c + 1) * dim].iter_mut().zip(p) {
                         *s += w * x;
                     }
                 }
                 part
             })
             .collect();
-        let mut total = Partial {
-            sums: vec![0.0; k * dim],
-            weights: vec![0.0; k],
-            inertia: 0.0,
-            changed: 0,
-        };
+        let mut total = Partial::zero(k, dim);
         for part in &partials {
-            total.inertia += part.inertia;
-            total.changed += part.changed;
-            for (t, s) in total.sums.iter_mut().zip(&part.sums) {
-                *t += s;
-            }
-            for (t, w) in total.weights.iter_mut().zip(&part.weights) {
-                *t += w;
-            }
+            total.add(part);
         }
         let stalled =
             previous.is_finite() && previous - total.inertia <= RELATIVE_TOLERANCE * previous;
@@ -438,6 +520,7 @@ fn lloyd<const D: usize>(data: &WeightedPoints, mut centroids: Vec<f64>) -> Solu
             };
         }
         previous = total.inertia;
+        let old = centroids.clone();
         let mut empty = Vec::new();
         for c in 0..k {
             if total.weights[c] > 0.0 {
@@ -453,6 +536,21 @@ fn lloyd<const D: usize>(data: &WeightedPoints, mut centroids: Vec<f64>) -> Solu
         }
         if !empty.is_empty() {
             reseed_empty::<D>(data, &mut centroids, &labels, &empty);
+        }
+        let max_shift = old
+            .chunks_exact(dim)
+            .zip(centroids.chunks_exact(dim))
+            .map(|(a, b)| dist2::<D>(a, b).sqrt())
+            .fold(0.0, f64::max);
+        lower.par_iter_mut().for_each(|l| *l -= max_shift);
+        for (c, gap) in half_gap.iter_mut().enumerate() {
+            let own = &centroids[c * dim..(c + 1) * dim];
+            *gap = (0..k)
+                .filter(|&o| o != c)
+                .map(|o| dist2::<D>(own, &centroids[o * dim..(o + 1) * dim]))
+                .fold(f64::INFINITY, f64::min)
+                .sqrt()
+                / 2.0;
         }
     }
 }
@@ -568,8 +666,14 @@ mod tests {
 
     #[test]
     fn same_result_for_any_thread_count() {
-        for (dim, k) in [(2, 16), (4, 8), (5, 6)] {
-            let points = gaussian_f16(20_000, dim, 7 + dim as u64);
+        // 300 000 points take the sampled-restarts path (more than 4 × SAMPLE distinct).
+        for (count, dim, k) in [
+            (20_000, 2, 16),
+            (20_000, 4, 8),
+            (20_000, 5, 6),
+            (300_000, 2, 4),
+        ] {
+            let points = gaussian_f16(count, dim, 7 + dim as u64);
             let run = |threads| {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
@@ -603,7 +707,7 @@ mod tests {
             cost = 0.0;
             for p in points.chunks_exact(dim) {
                 let p: Vec<f64> = p.iter().map(|&x| f64::from(x)).collect();
-                let (c, d) = nearest::<0>(&p, &centroids, dim);
+                let (c, d, _) = nearest_two::<0>(&p, &centroids, dim);
                 cost += d;
                 counts[c as usize] += 1.0;
                 for (s, x) in sums[c as usize * dim..].iter_mut().zip(&p) {
