@@ -150,7 +150,7 @@ def source_onnx(name, out, fixtures):
         directory = os.path.join(out, name)
         path = os.path.join(directory, "model.onnx")
         stamp = os.path.join(directory, "generated.json")
-        want = {"shape": GENERATED[name], "seed": SEED}
+        want = {"shape": list(GENERATED[name]), "seed": SEED}
         if not (os.path.isfile(stamp) and json.load(open(stamp)) == want):
             print(f"writing {name} ...", file=sys.stderr, flush=True)
             write_generated_onnx(name, directory)
