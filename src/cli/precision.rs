@@ -58,9 +58,12 @@ impl PrecisionArgs {
 }
 
 /// Prints the ops kept in fp32 and why (the automatic search's with their fp32 range and
-/// fp16 error).
+/// fp16 error); nothing for plain fp16 or fp32.
 pub fn print_fp32_ops(report: &PrecisionReport) {
     let Some(fp16) = &report.fp16 else { return };
+    if fp16.fp32_ops.is_empty() && report.auto.is_none() {
+        return;
+    }
     println!(
         "precision: {} ops in fp16, {} in fp32, {} casts",
         fp16.fp16_ops,
@@ -71,7 +74,7 @@ pub fn print_fp32_ops(report: &PrecisionReport) {
     for (name, reason) in &fp16.fp32_ops {
         match found.iter().find(|k| &k.name == name) {
             Some(k) => println!(
-                "  fp32 {name} ({}{}): max |fp32 value| {}, fp16 error {} — {}",
+                "  fp32 {name} ({}{}): max |fp32 value| {}, fp16 error {}{} — {}",
                 k.op_type,
                 k.origin
                     .as_deref()
@@ -79,6 +82,10 @@ pub fn print_fp32_ops(report: &PrecisionReport) {
                     .unwrap_or_default(),
                 number(k.max_abs_fp32),
                 number(k.fp16_max_rel),
+                match k.fp16_non_finite {
+                    Some(n) if n > 0 => format!(" and {n} NaN/inf"),
+                    _ => String::new(),
+                },
                 k.reason
             ),
             None => println!("  fp32 {name}: {reason}"),

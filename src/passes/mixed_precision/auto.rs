@@ -34,8 +34,11 @@ pub struct KeptOp {
     pub reason: String,
     /// Largest |value| of its output in the fp32 run, when compared.
     pub max_abs_fp32: Option<f64>,
-    /// Relative max error of its output computed in fp16 (in the round that found it).
+    /// Relative max error of its output computed in fp16, over the elements that stay
+    /// finite (in the round that found it).
     pub fp16_max_rel: Option<f64>,
+    /// Elements of its output that are NaN/inf in fp16 where the fp32 run is finite.
+    pub fp16_non_finite: Option<usize>,
     /// The search round that kept it (1-based).
     pub round: usize,
 }
@@ -127,6 +130,7 @@ pub fn search(
                 reason: reason.clone(),
                 max_abs_fp32: diff.as_ref().and_then(max_abs_fp32),
                 fp16_max_rel: diff.as_ref().map(|d| d.metrics.max_rel),
+                fp16_non_finite: diff.as_ref().map(|d| d.metrics.candidate_non_finite),
                 round,
                 name: name.clone(),
             });
@@ -160,7 +164,10 @@ fn culprit(
             let m = &d.value.metrics;
             let max = max_abs_fp32(&d.value).unwrap_or(0.0);
             let reason = if max > FP16_MAX {
-                format!("fp32 values reach {max:.3e}, beyond fp16's {FP16_MAX}")
+                format!(
+                    "fp32 values reach {max:.3e}, beyond fp16's {FP16_MAX} ({} NaN/inf values in fp16)",
+                    m.candidate_non_finite
+                )
             } else if m.candidate_non_finite > 0 {
                 format!(
                     "{} NaN/inf values in fp16 (fp32 max |value| {max:.3e})",
@@ -294,11 +301,12 @@ mod tests {
         assert!(
             report.kept[0]
                 .reason
-                .contains("1.600e5, beyond fp16's 65504"),
+                .contains("1.600e5, beyond fp16's 65504 (1 NaN/inf values in fp16)"),
             "{}",
             report.kept[0].reason
         );
         assert_eq!(report.kept[0].max_abs_fp32, Some(160000.0));
+        assert_eq!(report.kept[0].fp16_non_finite, Some(1));
         assert_eq!(fp16.fp16_ops, 2, "mul and add stay fp16");
         crate::ir::validate_program(&mixed).unwrap();
     }
