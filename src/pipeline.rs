@@ -4,13 +4,15 @@
 mod compress;
 mod convert;
 mod inspect;
+mod precision;
 mod recipe;
 mod run;
 mod verify;
 
 pub use compress::{compress, CompressCommandReport, CompressOptions};
-pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, Precision};
-pub use inspect::{inspect, InspectReport, IoInfo, PackageSummary, WeightInfo};
+pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify};
+pub use inspect::{inspect, InspectReport, IoInfo, OpInfo, PackageSummary, WeightInfo};
+pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
 pub use recipe::{glob, Recipe};
 pub use run::{run_package, RunInputs};
 pub use verify::{verify, verify_error};

@@ -84,6 +84,7 @@ fn convert_and_compare(
         input: fx.model_path(),
         output: out.clone(),
         precision,
+        mixed: Default::default(),
         target: Target::IOS17,
         input_shapes: input_shapes(fx),
         force: false,
@@ -120,7 +121,7 @@ fn check_group(group: &str, precision: Precision) {
         for (name, d) in diffs {
             let (tol, min_cos) = match precision {
                 Precision::Fp32 => (1e-4, 0.999_999),
-                Precision::Fp16 => (3e-2, 0.999),
+                Precision::Fp16 | Precision::Auto => (3e-2, 0.999),
             };
             let line = format!(
                 "{}/{name} {precision:?}: max abs err {:.3e} (scale {:.3e}, rel {:.2e}), cosine {:.7}",

@@ -44,6 +44,7 @@ fn options(
         input,
         output,
         precision,
+        mixed: Default::default(),
         target: Target::IOS17,
         input_shapes: Vec::new(),
         force: false,

@@ -1,6 +1,7 @@
 //! `mlpack palettize`, `quantize`, `prune` and `compress`.
 
 use super::convert::parse_shape;
+use super::precision::{print_fp32_ops, PrecisionArgs};
 use super::print_json;
 use super::progress::Progress;
 use super::verify::parse_range;
@@ -10,9 +11,7 @@ use crate::passes::compress::{
     QuantDtypeArg, QuantGranularity, QuantModeArg, QuantSpec, WeightReport,
     DEFAULT_WEIGHT_THRESHOLD,
 };
-use crate::pipeline::{
-    self, CompressCommandReport, CompressOptions, ConvertVerify, Precision, Recipe,
-};
+use crate::pipeline::{self, CompressCommandReport, CompressOptions, ConvertVerify, Recipe};
 use crate::verify::{InputRange, ThresholdOverrides};
 use crate::Error;
 use clap::Args;
@@ -29,9 +28,9 @@ pub struct CommonArgs {
     /// Deployment target (default: the package's own target; iOS17 for ONNX).
     #[arg(long)]
     target: Option<String>,
-    /// Compute precision when converting ONNX.
-    #[arg(long, value_enum, default_value = "fp16")]
-    precision: Precision,
+    /// Compute precision and fp32 rules when converting ONNX.
+    #[command(flatten)]
+    precision: PrecisionArgs,
     /// Fix the shape of an ONNX input with dynamic dimensions: NAME=D0,D1,... (repeatable).
     #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_shape)]
     input_shapes: Vec<(String, Vec<usize>)>,
@@ -238,7 +237,8 @@ fn run(
         input: args.input.clone(),
         output: args.output.clone(),
         target,
-        precision: args.precision,
+        precision: args.precision.precision,
+        mixed: args.precision.mixed(&args.input_ranges),
         input_shapes: args.input_shapes.clone(),
         recipe,
         recipe_path,
@@ -317,6 +317,9 @@ fn print_summary(report: &CompressCommandReport) {
         human_bytes(c.bytes_after),
         c.ratio()
     );
+    if let Some(p) = &report.precision {
+        print_fp32_ops(p);
+    }
     if let Some(v) = &report.verify {
         println!("verify: {}", v.summary());
     }

@@ -1,10 +1,11 @@
 //! `mlpack convert`.
 
+use super::precision::{print_fp32_ops, PrecisionArgs};
 use super::progress::Progress;
 use super::verify::parse_range;
 use super::{print_json, split_assignment};
 use crate::ir::Target;
-use crate::pipeline::{self, ConvertOptions, ConvertVerify, Precision};
+use crate::pipeline::{self, ConvertOptions, ConvertVerify};
 use crate::verify::InputRange;
 use crate::Error;
 use clap::Args;
@@ -18,9 +19,8 @@ pub struct ConvertArgs {
     /// Destination .mlpackage.
     #[arg(short, long)]
     output: PathBuf,
-    /// Compute precision.
-    #[arg(long, value_enum, default_value = "fp16")]
-    precision: Precision,
+    #[command(flatten)]
+    precision: PrecisionArgs,
     /// Deployment target: iOS15…iOS18 or macOS12…macOS15.
     #[arg(long, default_value = "iOS17")]
     target: String,
@@ -33,6 +33,9 @@ pub struct ConvertArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Write the report (ops kept in fp32 and why, verify metrics) to FILE as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<std::path::PathBuf>,
     /// Skip verifying the converted model against the source before writing it.
     #[arg(long)]
     no_verify: bool,
@@ -44,9 +47,9 @@ pub struct ConvertArgs {
         conflicts_with = "no_verify"
     )]
     verify_samples: usize,
-    /// Range of an input's random verification values: floats in [LO,HI) (default [-1,1)),
-    /// integers in [LO,HI] (default [0,9]) (repeatable).
-    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range, conflicts_with = "no_verify")]
+    /// Range of an input's random verification (and --precision auto calibration) values:
+    /// floats in [LO,HI) (default [-1,1)), integers in [LO,HI] (default [0,9]) (repeatable).
+    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range)]
     input_ranges: Vec<InputRange>,
     /// Write the package even when verification fails (with a warning).
     #[arg(long, conflicts_with = "no_verify")]
@@ -76,7 +79,8 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
     let options = ConvertOptions {
         input: args.input.clone(),
         output: args.output.clone(),
-        precision: args.precision,
+        precision: args.precision.precision,
+        mixed: args.precision.mixed(&args.input_ranges),
         target,
         input_shapes: args.input_shapes.clone(),
         force: args.force,
@@ -96,6 +100,11 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
             v.summary()
         );
     }
+    if let Some(path) = &args.report {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))?;
+    }
     if args.json {
         return print_json(&report);
     }
@@ -112,6 +121,7 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
             report.target,
             report.precision
         );
+        print_fp32_ops(&report.mixed);
         if let Some(v) = report.verify.as_ref().filter(|v| v.passed) {
             println!("verify: {}", v.summary());
         }

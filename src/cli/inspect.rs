@@ -18,11 +18,14 @@ pub struct InspectArgs {
     /// Also print the program as MIL text (for ONNX: the fp32 program as converted).
     #[arg(long)]
     mil: bool,
+    /// List every op of a package with its compute precision (fp16/fp32, casts).
+    #[arg(long)]
+    ops: bool,
 }
 
 /// Runs `mlpack inspect`.
 pub fn execute(args: &InspectArgs) -> Result<(), Error> {
-    let report = pipeline::inspect(&args.path, args.mil)?;
+    let report = pipeline::inspect(&args.path, args.mil, args.ops)?;
     if args.json {
         return print_json(&report);
     }
@@ -60,6 +63,30 @@ fn print_package(p: &PackageSummary) {
     println!("ops:");
     for (op, count) in &p.ops {
         println!("  {op:<24} {count}");
+    }
+    let counts: Vec<String> = p
+        .precision
+        .iter()
+        .map(|(d, n)| format!("{n} {d}"))
+        .collect();
+    if !counts.is_empty() {
+        println!("compute precision: {} ops", counts.join(", "));
+    }
+    if !p.op_list.is_empty() {
+        println!(
+            "  {:>5}  {:<10} {:<20} {:<40} node",
+            "#", "precision", "type", "op"
+        );
+        for op in &p.op_list {
+            println!(
+                "  {:>5}  {:<10} {:<20} {:<40} {}",
+                op.index,
+                op.precision,
+                op.op_type,
+                op.name,
+                op.origin.as_deref().unwrap_or("")
+            );
+        }
     }
     println!("weights:");
     println!(

@@ -4,6 +4,7 @@
 mod compress;
 mod convert;
 mod inspect;
+mod precision;
 mod progress;
 mod run;
 mod verify;

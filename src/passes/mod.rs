@@ -1,10 +1,11 @@
 //! Program transformations: cleanup (constant folding, identity removal, dead code) and
-//! precision (fp16 compute with casts at the fp32 boundaries).
+//! precision (fp16 compute with casts at the fp32 boundaries, mixed precision).
 
 pub mod compress;
 mod const_fold;
 mod dead_code;
 mod identity;
+pub mod mixed_precision;
 mod precision;
 
 pub use const_fold::fold_constants;

@@ -71,16 +71,16 @@ pub fn to_fp16(
         };
 
         for mut op in std::mem::take(&mut function.block.operations) {
-            let decision =
-                if NEVER_FP16.contains(&op.op_type.as_str()) || !has_float_compute(&op, &types) {
-                    None
-                } else if let Some(reason) = keep_fp32(&op) {
-                    Some(Err(reason))
-                } else if let Some(reason) = out_of_range_const(&op, &consts) {
-                    Some(Err(reason))
-                } else {
-                    Some(Ok(()))
-                };
+            let is_float = |v: &str| types.get(v).is_some_and(|t| t.dtype.is_float());
+            let decision = if !decides_precision(&op, is_float) {
+                None
+            } else if let Some(reason) = keep_fp32(&op) {
+                Some(Err(reason))
+            } else if let Some(reason) = out_of_range_const(&op, &consts) {
+                Some(Err(reason))
+            } else {
+                Some(Ok(()))
+            };
             match decision {
                 Some(Ok(())) => {
                     rewriter.retarget_inputs(&mut op, &types, &consts, DType::F16);
@@ -131,13 +131,12 @@ pub fn to_fp16(
     report
 }
 
-/// True when the op reads or produces a float tensor of a type-variable parameter.
-fn has_float_compute(op: &Operation, types: &HashMap<String, TensorType>) -> bool {
-    let float_out = op.outputs.iter().any(|o| o.ty.dtype.is_float());
-    let float_in = op
-        .input_vars()
-        .any(|v| types.get(v).is_some_and(|t| t.dtype.is_float()));
-    float_out || float_in
+/// True when the fp16 pass chooses this op's compute precision: it is not a `const`, `cast`
+/// or `shape` op, and it reads or produces a float tensor (`is_float` tells an input
+/// variable's kind).
+pub fn decides_precision(op: &Operation, is_float: impl Fn(&str) -> bool) -> bool {
+    !NEVER_FP16.contains(&op.op_type.as_str())
+        && (op.outputs.iter().any(|o| o.ty.dtype.is_float()) || op.input_vars().any(is_float))
 }
 
 /// A reason to keep `op` in fp32 when one of its constant float inputs has a finite value

@@ -1,9 +1,8 @@
 //! `palettize`, `quantize`, `prune` and `compress`: load a model (converting ONNX first),
 //! replace its weights by compressed constexpr ops as a recipe says, verify, write.
 
-use super::convert::{
-    check_output, load_model, prepare, verify_candidate, ConvertVerify, Precision,
-};
+use super::convert::{check_output, load_model, prepare, verify_candidate, ConvertVerify};
+use super::precision::{MixedPrecision, Precision, PrecisionReport};
 use super::recipe::Recipe;
 use super::ModelKind;
 use crate::backend::{read_package, write_package};
@@ -25,6 +24,8 @@ pub struct CompressOptions {
     pub target: Option<Target>,
     /// Compute precision when converting ONNX.
     pub precision: Precision,
+    /// Ops kept in fp32 when converting ONNX, and the `auto` search's inputs.
+    pub mixed: MixedPrecision,
     /// Fixed shapes for ONNX inputs with dynamic dimensions.
     pub input_shapes: Vec<(String, Vec<usize>)>,
     /// What to do to which weight.
@@ -50,6 +51,8 @@ pub struct CompressCommandReport {
     pub target: String,
     /// Per-weight outcome and totals.
     pub compression: CompressReport,
+    /// Precision outcome when converting ONNX (ops kept in fp32 and why).
+    pub precision: Option<PrecisionReport>,
     /// Model-level comparison with the uncompressed model, unless skipped.
     pub verify: Option<VerifyReport>,
 }
@@ -73,15 +76,28 @@ pub fn compress(
     };
     let target = program.target;
     let source = options.verify.as_ref().map(|_| program.clone());
-    match kind {
-        ModelKind::Onnx => {
-            prepare(&mut program, options.precision)
-                .map_err(|m| Error::invalid(&options.input, m))?;
+    let mut mixed = options.mixed.clone();
+    if let Some(rules) = &options.recipe.fp32 {
+        mixed.rules.extend(rules);
+    }
+    let precision = match kind {
+        ModelKind::Onnx => Some(prepare(
+            &mut program,
+            options.precision,
+            &mixed,
+            &options.input,
+        )?),
+        ModelKind::Package if !mixed.rules.is_empty() || options.precision == Precision::Auto => {
+            return Err(Error::Usage(
+                "fp32 rules and --precision auto apply when converting ONNX, not to a package"
+                    .into(),
+            ));
         }
         ModelKind::Package => {
             crate::passes::cleanup(&mut program).map_err(|m| Error::invalid(&options.input, m))?;
+            None
         }
-    }
+    };
     let origin = match &options.recipe_path {
         Some(p) => p.display().to_string(),
         None => "compression flags".to_string(),
@@ -128,6 +144,7 @@ pub fn compress(
         output: options.output.clone(),
         target: target.to_string(),
         compression: report,
+        precision,
         verify: verified,
     })
 }

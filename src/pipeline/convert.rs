@@ -1,25 +1,16 @@
 //! `convert`: load a model, clean it up, set its precision, write a package.
 
+use super::precision::{apply_precision, MixedPrecision, Precision, PrecisionReport};
 use super::ModelKind;
 use crate::backend::{read_package, write_package};
 use crate::frontend::onnx::{self, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
-use crate::passes::{self, Fp16Report};
+use crate::passes;
 use crate::verify::{self, InputRange, InputSpec, ThresholdOverrides, VerifyOptions, VerifyReport};
 use crate::Error;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Compute precision of the written model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// fp16 compute and weights, fp32 model inputs and outputs (coremltools' default).
-    Fp16,
-    /// fp32 throughout.
-    Fp32,
-}
 
 /// Everything `convert` needs.
 #[derive(Clone, Debug)]
@@ -30,6 +21,8 @@ pub struct ConvertOptions {
     pub output: PathBuf,
     /// Compute precision.
     pub precision: Precision,
+    /// Ops kept in fp32 by rule, and the inputs of the `auto` search.
+    pub mixed: MixedPrecision,
     /// Deployment target.
     pub target: Target,
     /// Fixed shapes for inputs with dynamic dimensions, by input name.
@@ -78,8 +71,10 @@ pub struct ConvertReport {
     pub precision: Precision,
     /// Op count by type in the written program (constants included).
     pub ops: BTreeMap<String, usize>,
-    /// Precision pass outcome (fp16 only).
-    pub fp16: Option<Fp16Report>,
+    /// Precision outcome: the fp16 pass (ops kept in fp32 with the reason, casts) and the
+    /// automatic search.
+    #[serde(flatten)]
+    pub mixed: PrecisionReport,
     /// Verification against the source, unless skipped.
     pub verify: Option<VerifyReport>,
 }
@@ -151,8 +146,12 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         .verify
         .as_ref()
         .map(|settings| (settings, program.clone()));
-    let fp16 =
-        prepare(&mut program, options.precision).map_err(|m| Error::invalid(&options.input, m))?;
+    let precision = prepare(
+        &mut program,
+        options.precision,
+        &options.mixed,
+        &options.input,
+    )?;
     let verified = source
         .map(|(settings, source)| verify_candidate(&source, &program, settings, &options.input))
         .transpose()?;
@@ -167,7 +166,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         target: options.target.to_string(),
         precision: options.precision,
         ops,
-        fp16,
+        mixed: precision,
         verify: verified,
     })
 }
@@ -205,14 +204,17 @@ pub fn verify_candidate(
     Ok(report)
 }
 
-/// Cleanup and precision passes shared by every command that writes a package.
-pub fn prepare(program: &mut Program, precision: Precision) -> Result<Option<Fp16Report>, String> {
-    passes::cleanup(program)?;
-    let report = match precision {
-        Precision::Fp16 => Some(passes::to_fp16(program, |_| None)),
-        Precision::Fp32 => None,
-    };
+/// Cleanup and precision passes shared by every command that writes a package; errors name
+/// `source` (or the precision rule at fault).
+pub fn prepare(
+    program: &mut Program,
+    precision: Precision,
+    mixed: &MixedPrecision,
+    source: &Path,
+) -> Result<PrecisionReport, Error> {
+    passes::cleanup(program).map_err(|m| Error::invalid(source, m))?;
+    let report = apply_precision(program, precision, mixed, source)?;
     passes::remove_dead_code(program);
-    validate_program(program).map_err(|e| e.to_string())?;
+    validate_program(program).map_err(|e| Error::invalid(source, e.to_string()))?;
     Ok(report)
 }

@@ -4,8 +4,9 @@ use super::load_model;
 use super::ModelKind;
 use crate::backend::{read_package, stored_in_blob};
 use crate::frontend::onnx::{self, OnnxSummary};
-use crate::ir::{print_program, DType, Program, Target};
+use crate::ir::{print_program, DType, Function, Program, Target};
 use crate::passes::compress::{compressed_weights, CompressedWeight};
+use crate::passes::mixed_precision::{dtypes, op_precision};
 use crate::Error;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -37,6 +38,21 @@ pub struct WeightInfo {
     pub storage: String,
 }
 
+/// One op of a package's main function, with its compute precision.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpInfo {
+    /// Position in the op list.
+    pub index: usize,
+    /// Op name.
+    pub name: String,
+    /// MIL op type.
+    pub op_type: String,
+    /// `fp16` or `fp32` for float compute, `fp32→fp16` (etc.) for casts, `-` otherwise.
+    pub precision: String,
+    /// Source (ONNX) node, when recorded.
+    pub origin: Option<String>,
+}
+
 /// What a package holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct PackageSummary {
@@ -52,6 +68,11 @@ pub struct PackageSummary {
     pub outputs: Vec<IoInfo>,
     /// Op count by type.
     pub ops: BTreeMap<String, usize>,
+    /// Count of float-computing ops by precision (`fp16`, `fp32`); casts not counted.
+    pub precision: BTreeMap<String, usize>,
+    /// Every non-constant op with its precision, when asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub op_list: Vec<OpInfo>,
     /// Constants of at least 10 elements.
     pub weights: Vec<WeightInfo>,
     /// Compressed weights: constexpr chains with their scheme.
@@ -83,8 +104,9 @@ pub enum InspectReport {
 }
 
 /// Describes `path`. With `mil`, the report also carries the program as text (for ONNX, the
-/// fp32 program as converted for the default target).
-pub fn inspect(path: &Path, mil: bool) -> Result<InspectReport, Error> {
+/// fp32 program as converted for the default target); with `ops`, a package's report lists
+/// every op with its compute precision.
+pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error> {
     match ModelKind::of(path)? {
         ModelKind::Onnx => {
             let summary = onnx::summarize(path)?;
@@ -98,6 +120,9 @@ pub fn inspect(path: &Path, mil: bool) -> Result<InspectReport, Error> {
             let program = read_package(path)?;
             let mut summary = summarize_program(path, &program);
             summary.mil = mil.then(|| print_program(&program));
+            if !ops {
+                summary.op_list.clear();
+            }
             Ok(InspectReport::Package(summary))
         }
     }
@@ -113,6 +138,13 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
     };
     let mut ops = BTreeMap::new();
     let mut weights = Vec::new();
+    let op_list = op_precisions(main);
+    let mut precision = BTreeMap::new();
+    for op in &op_list {
+        if op.precision == "fp16" || op.precision == "fp32" {
+            *precision.entry(op.precision.clone()).or_insert(0) += 1;
+        }
+    }
     for op in &main.block.operations {
         *ops.entry(op.op_type.clone()).or_insert(0) += 1;
         if let Some(v) = op.const_value() {
@@ -139,6 +171,8 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         inputs: main.inputs.iter().map(|v| io(&v.name, &v.ty)).collect(),
         outputs: main.outputs().iter().map(|v| io(&v.name, &v.ty)).collect(),
         ops,
+        precision,
+        op_list,
         total_parameters: weights
             .iter()
             .map(|w| w.shape.iter().product::<usize>())
@@ -148,4 +182,38 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         compressed_weights: compressed_weights(main),
         mil: None,
     }
+}
+
+/// Every non-constant op of `function` with its compute precision.
+fn op_precisions(function: &Function) -> Vec<OpInfo> {
+    let types = dtypes(function);
+    function
+        .block
+        .operations
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| op.op_type != "const")
+        .map(|(index, op)| {
+            let precision = if op.op_type == "cast" {
+                let from = op
+                    .input("x")
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.var())
+                    .and_then(|x| types.get(x));
+                match (from, op.outputs.first()) {
+                    (Some(from), Some(to)) => format!("{}→{}", from.name(), to.ty.dtype.name()),
+                    _ => "-".to_string(),
+                }
+            } else {
+                op_precision(op, &types).map_or("-".to_string(), |d| d.name().to_string())
+            };
+            OpInfo {
+                index,
+                name: op.name.clone(),
+                op_type: op.op_type.clone(),
+                precision,
+                origin: op.origin.clone(),
+            }
+        })
+        .collect()
 }

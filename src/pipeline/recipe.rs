@@ -6,7 +6,8 @@
 //!   "weight_threshold": 2048,
 //!   "global": {"palettize": {"nbits": 4}},
 //!   "op_types": {"conv": {"quantize": {"dtype": "int8"}}},
-//!   "op_names": {"*classifier*": null, "*attn*": {"prune": {"n_m": "2:4"}, "palettize": {"nbits": 4}}}
+//!   "op_names": {"*classifier*": null, "*attn*": {"prune": {"n_m": "2:4"}, "palettize": {"nbits": 4}}},
+//!   "fp32": {"ops": ["pow"], "nodes": ["*norm*"], "patterns": ["layer-norm"]}
 //! }
 //! ```
 //!
@@ -18,6 +19,7 @@ use crate::ir::Program;
 use crate::passes::compress::{
     candidate_weights, CompressionSpec, WeightSite, DEFAULT_WEIGHT_THRESHOLD,
 };
+use crate::passes::mixed_precision::Fp32Rules;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -39,6 +41,9 @@ pub struct Recipe {
     /// weight names; `null` skips.
     #[serde(default)]
     pub op_names: BTreeMap<String, Option<CompressionSpec>>,
+    /// Ops kept in fp32 when converting ONNX, added to the `--fp32-*` flags.
+    #[serde(default)]
+    pub fp32: Option<Fp32Rules>,
 }
 
 fn default_threshold() -> usize {
@@ -53,6 +58,7 @@ impl Recipe {
             global: Some(spec),
             op_types: BTreeMap::new(),
             op_names: BTreeMap::new(),
+            fp32: None,
         }
     }
 
@@ -224,10 +230,18 @@ mod tests {
         assert!(serde_json::from_str::<Recipe>(bad).is_err());
         let bad = r#"{"globl": null}"#;
         assert!(serde_json::from_str::<Recipe>(bad).is_err());
-        let good = r#"{"global": {"prune": {"n_m": "2:4"}, "palettize": {"nbits": 4}}, "op_types": {"conv": null}}"#;
+        let bad = r#"{"fp32": {"patterns": ["group-norm"]}}"#;
+        assert!(serde_json::from_str::<Recipe>(bad).is_err());
+        let good = r#"{"global": {"prune": {"n_m": "2:4"}, "palettize": {"nbits": 4}}, "op_types": {"conv": null}, "fp32": {"patterns": ["layer-norm"]}}"#;
         let r: Recipe = serde_json::from_str(good).unwrap();
         assert_eq!(r.weight_threshold, 2048);
         assert_eq!(r.op_types.get("conv"), Some(&None));
+        let fp32 = r.fp32.unwrap();
+        assert_eq!(
+            fp32.patterns,
+            [crate::passes::mixed_precision::Fp32Pattern::LayerNorm]
+        );
+        assert!(fp32.ops.is_empty() && fp32.nodes.is_empty());
         let spec = r.global.unwrap();
         assert_eq!(spec.prune.unwrap().n_m.map(|r| (r.n, r.m)), Some((2, 4)));
     }
