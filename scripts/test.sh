@@ -38,21 +38,14 @@ echo "conformance: $passed passed, $failed failed"
 conformance_ok=0
 { [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]; } || conformance_ok=1
 
-# The compression commands are being added to mlpack; until they exist there is nothing to
-# compare. Remove this guard once they have landed.
 # target/debug/mlpack is the build `cargo test` just left (test profile, opt-level 2); an
 # unoptimized `cargo build` binary would take minutes on vector k-means.
 compare_ok=0
-commands=$(target/debug/mlpack --help)
-if grep -q '^ *palettize' <<<"$commands"; then
-  log=target/compare-coremltools.log
-  .venv/bin/python scripts/compare_coremltools.py --mlpack target/debug/mlpack \
-    --out target/compare-coremltools 2>"$log" || compare_ok=$?
-  if [ "$compare_ok" -ne 0 ]; then
-    echo "compare_coremltools failed; its log follows (full log: $log)" >&2
-    grep -v -e '^Failed to load' -e 'scikit-learn version' "$log" | tail -n 40 >&2 || true
-  fi
-else
-  echo "compare_coremltools: skipped (mlpack has no palettize command yet)"
+log=target/compare-coremltools.log
+.venv/bin/python scripts/compare_coremltools.py --mlpack target/debug/mlpack \
+  --out target/compare-coremltools 2>"$log" || compare_ok=$?
+if [ "$compare_ok" -ne 0 ]; then
+  echo "compare_coremltools failed; its log follows (full log: $log)" >&2
+  grep -v -e '^Failed to load' -e 'scikit-learn version' "$log" | tail -n 40 >&2 || true
 fi
 [ "$conformance_ok" -eq 0 ] && [ "$compare_ok" -eq 0 ]

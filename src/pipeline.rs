@@ -13,7 +13,7 @@ pub use compress::{compress, CompressCommandReport, CompressOptions};
 pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify};
 pub use inspect::{inspect, InspectReport, IoInfo, OpInfo, PackageSummary, WeightInfo};
 pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
-pub use recipe::{glob, Recipe};
+pub use recipe::Recipe;
 pub use run::{run_package, RunInputs};
 pub use verify::{verify, verify_error};
 

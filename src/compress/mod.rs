@@ -45,6 +45,20 @@ impl Precision {
     }
 }
 
+/// Rounds half to even like `f32::round_ties_even`, without a libm call (the default build
+/// target has no SSE4.1 rounding instruction, so the std method is a function call per value).
+#[inline]
+pub fn round_half_even(x: f32) -> f32 {
+    // Adding and subtracting 1.5·2^23 rounds to an integer in the current (nearest-even) mode;
+    // values of magnitude ≥ 2^22 are already integers.
+    const MAGIC: f32 = 12_582_912.0;
+    if x.abs() < 4_194_304.0 {
+        (x + MAGIC) - MAGIC
+    } else {
+        x
+    }
+}
+
 /// Widen fp16 weights to f32 (exact) so they can be passed with [`Precision::F16`].
 pub fn widen_f16(values: &[f16]) -> Vec<f32> {
     values.iter().map(|v| v.to_f32()).collect()
@@ -89,6 +103,21 @@ mod tests {
         assert_eq!(Precision::F16.round(1.0 / 3.0), 0.333_251_95);
         assert_eq!(Precision::F32.round(1.0 / 3.0), 1.0 / 3.0);
         assert_eq!(Precision::F16.round(70000.0), f32::INFINITY);
+    }
+
+    #[test]
+    fn half_even_rounding_matches_std() {
+        for x in [
+            0.5f32, 1.5, 2.5, -0.5, -1.5, -2.49, 2.51, 1e7, -3e6, 4194303.5, 0.0, -0.0,
+        ] {
+            assert_eq!(round_half_even(x), x.round_ties_even(), "{x}");
+        }
+        let mut state = 1u32;
+        for _ in 0..100_000 {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let x = (state as i32) as f32 / 1000.0;
+            assert_eq!(round_half_even(x), x.round_ties_even(), "{x}");
+        }
     }
 
     #[test]

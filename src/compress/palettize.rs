@@ -3,7 +3,7 @@
 
 use super::kmeans1d::kmeans1d;
 use super::kmeans_vector::{distinct_vectors, kmeans_vectors};
-use super::{check_finite, CompressError, Precision};
+use super::{check_finite, round_half_even, CompressError, Precision};
 
 /// How the lookup table is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub fn palettize_group(
                         return 0;
                     }
                     let t = p.round(p.round(w - lo) / width);
-                    p.round(t * levels).round_ties_even().clamp(0.0, levels) as u8
+                    round_half_even(p.round(t * levels)).clamp(0.0, levels) as u8
                 })
                 .collect();
             Ok(Palette {

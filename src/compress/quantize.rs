@@ -3,7 +3,9 @@
 
 use rayon::prelude::*;
 
-use super::{check_finite, check_shape, row_major_strides, CompressError, Precision};
+use super::{
+    check_finite, check_shape, round_half_even, row_major_strides, CompressError, Precision,
+};
 
 /// Integer storage type of quantized values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +215,7 @@ pub fn quantize(
             let (scales, zero_points) = (&scales, &zero_points);
             chunk.iter().enumerate().map(move |(j, &v)| {
                 let b = block_in_row(base, j);
-                let q = p.round(v / scales[b]).round_ties_even() + zero_points[b] as f32;
+                let q = round_half_even(p.round(v / scales[b])) + zero_points[b] as f32;
                 q.clamp(qmin as f32, qmax as f32) as i32
             })
         })

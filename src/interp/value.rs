@@ -30,6 +30,20 @@ impl Value {
                     .map(Value::Bool)
             }
             d if d.is_float() => ArrayD::from_shape_vec(shape, t.to_f32_vec()).map(Value::Float),
+            d if d.ir_bytes() == 1 => ArrayD::from_shape_vec(
+                shape,
+                t.bytes()
+                    .iter()
+                    .map(|&b| {
+                        if d.is_signed_int() {
+                            b as i8 as i32
+                        } else {
+                            b as i32
+                        }
+                    })
+                    .collect(),
+            )
+            .map(Value::Int),
             _ => ArrayD::from_shape_vec(
                 shape,
                 t.to_i64_vec().into_iter().map(|v| v as i32).collect(),

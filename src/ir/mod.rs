@@ -14,7 +14,7 @@ mod validate;
 
 pub use builder::{BuildError, Builder};
 pub use dtype::DType;
-pub use names::{sanitize_name, NameTable};
+pub use names::{glob, sanitize_name, NameTable};
 pub use print::print_program;
 pub use program::{Argument, Block, Function, Operation, Program, Var};
 pub use target::{Target, UnknownTarget};

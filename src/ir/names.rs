@@ -56,9 +56,43 @@ impl NameTable {
     }
 }
 
+/// Shell-style glob: `*` matches any run of characters, `?` any one character.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            backtrack = Some((pi, ti));
+            pi += 1;
+        } else if let Some((star, matched)) = backtrack {
+            pi = star + 1;
+            ti = matched + 1;
+            backtrack = Some((star, matched + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("*attn*", "layer1_attn_q"));
+        assert!(glob("conv?", "conv1"));
+        assert!(!glob("conv?", "conv12"));
+        assert!(glob("*", ""));
+        assert!(!glob("a*b", "acbd"));
+        assert!(glob("a*b*c", "aXbYbZc"));
+    }
 
     #[test]
     fn sanitises_onnx_style_names() {

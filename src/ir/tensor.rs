@@ -252,6 +252,8 @@ impl Tensor {
                 .chunks_exact(2)
                 .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
+            DType::I4 | DType::I8 => self.bytes().iter().map(|&v| v as i8 as f32).collect(),
+            d if d.ir_bytes() == 1 => self.bytes().iter().map(|&v| v as f32).collect(),
             _ => self.to_f64_vec().into_iter().map(|v| v as f32).collect(),
         }
     }
@@ -269,6 +271,10 @@ impl Tensor {
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
                 .collect(),
+            DType::I4 | DType::I8 => self.bytes().iter().map(|&v| v as i8 as i64).collect(),
+            d if d.ir_bytes() == 1 && d != DType::String => {
+                self.bytes().iter().map(|&v| v as i64).collect()
+            }
             _ => self.to_f64_vec().into_iter().map(|v| v as i64).collect(),
         }
     }

@@ -15,7 +15,7 @@
 //! its source node name or the weight's own name; else `op_types` for the op's type; else
 //! `global`. All consumers of a shared weight must agree.
 
-use crate::ir::Program;
+use crate::ir::{glob, Program};
 use crate::passes::compress::{
     candidate_weights, CompressionSpec, WeightSite, DEFAULT_WEIGHT_THRESHOLD,
 };
@@ -186,43 +186,9 @@ fn site_matches(site: &WeightSite, pattern: &str, consumer: Option<usize>) -> bo
         })
 }
 
-/// Shell-style glob: `*` matches any run of characters, `?` any one character.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            backtrack = Some((pi, ti));
-            pi += 1;
-        } else if let Some((star, matched)) = backtrack {
-            pi = star + 1;
-            ti = matched + 1;
-            backtrack = Some((star, matched + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob("*attn*", "layer1_attn_q"));
-        assert!(glob("conv?", "conv1"));
-        assert!(!glob("conv?", "conv12"));
-        assert!(glob("*", ""));
-        assert!(!glob("a*b", "acbd"));
-        assert!(glob("a*b*c", "aXbYbZc"));
-    }
 
     #[test]
     fn unknown_keys_are_rejected() {

@@ -2,8 +2,8 @@
 //! pattern (the variance/RMS computation of a decomposed LayerNorm or RMSNorm).
 
 use super::precision_ops;
+use crate::ir::glob;
 use crate::ir::{Argument, Function, Operation};
-use crate::pipeline::glob;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
