@@ -1,7 +1,7 @@
 //! The numeric half of compressing one weight: from its values and a [`CompressionSpec`] to
 //! target-independent compressed data (dense indices, LUTs, integers, masks).
 
-use super::sites::ChannelAxes;
+use super::sites::{ChannelAxes, WeightSite};
 use super::spec::{
     CompressionSpec, PaletteGranularity, PaletteSpec, PruneSpec, QuantGranularity, QuantSpec,
 };
@@ -69,9 +69,10 @@ pub fn encode(
     values: &[f32],
     shape: &[usize],
     precision: Precision,
-    axes: Option<ChannelAxes>,
+    site: &WeightSite,
     spec: &CompressionSpec,
 ) -> Result<Encoded, CompressError> {
+    let axes = site.axes;
     let mask = spec
         .prune
         .as_ref()
@@ -87,7 +88,7 @@ pub fn encode(
     let dense = pruned.as_deref().unwrap_or(values);
     let body = match (&spec.palettize, &spec.quantize) {
         (Some(p), q) => {
-            let mut data = palettize(dense, shape, precision, axes, p, mask.as_deref())?;
+            let mut data = palettize(dense, shape, precision, site, p, mask.as_deref())?;
             if let Some(q) = q {
                 let quantized = quantize(
                     &data.lut,
@@ -191,10 +192,11 @@ fn palettize(
     values: &[f32],
     shape: &[usize],
     precision: Precision,
-    axes: Option<ChannelAxes>,
+    site: &WeightSite,
     spec: &PaletteSpec,
     mask: Option<&[bool]>,
 ) -> Result<PaletteData, CompressError> {
+    let axes = site.axes;
     let needs_axis = spec.granularity == PaletteGranularity::PerGroupedChannel
         || spec.cluster_dim > 1
         || spec.per_channel_scale;
@@ -233,6 +235,13 @@ fn palettize(
     let values = scaled.as_deref().unwrap_or(values);
     let mode: PaletteMode = spec.mode.into();
     if spec.cluster_dim > 1 {
+        let per_group = shape[axis] / site.conv_groups.max(1);
+        if per_group % spec.cluster_dim != 0 {
+            return Err(CompressError::Shape(format!(
+                "cluster_dim {} does not divide the {per_group} channels of each of the {} convolution groups",
+                spec.cluster_dim, site.conv_groups
+            )));
+        }
         let mut data = palettize_vectors(
             values,
             shape,

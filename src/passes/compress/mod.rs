@@ -142,7 +142,7 @@ fn compress_one(
         Precision::F32
     };
     let values = tensor.to_f32_vec();
-    let encoded = match encode::encode(&values, &site.shape, precision, site.axes, spec) {
+    let encoded = match encode::encode(&values, &site.shape, precision, site, spec) {
         Ok(e) => e,
         Err(e) => {
             report.skipped = Some(e.to_string());

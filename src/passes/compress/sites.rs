@@ -41,6 +41,8 @@ pub struct WeightSite {
     pub consumers: Vec<Consumer>,
     /// Channel axes implied by the consumers (`None` when they disagree or there are none).
     pub axes: Option<ChannelAxes>,
+    /// Convolution groups of the consuming conv (1 for other ops).
+    pub conv_groups: usize,
 }
 
 impl WeightSite {
@@ -109,6 +111,12 @@ pub fn find_sites(function: &Function) -> Vec<WeightSite> {
                 transpose_flags(by_name.get(c.name.as_str()), &consts),
             )
         }));
+        let conv_groups = users
+            .iter()
+            .filter_map(|c| scalar_param(by_name.get(c.name.as_str()), "groups", &consts))
+            .map(|g| g.max(1) as usize)
+            .max()
+            .unwrap_or(1);
         sites.push(WeightSite {
             index,
             name: name.to_string(),
@@ -116,26 +124,27 @@ pub fn find_sites(function: &Function) -> Vec<WeightSite> {
             dtype,
             consumers: users,
             axes,
+            conv_groups,
         });
     }
     sites
 }
 
+/// The constant scalar bound to `param` of a consumer op, if any.
+fn scalar_param(
+    op: Option<&&Operation>,
+    param: &str,
+    consts: &HashMap<&str, &Tensor>,
+) -> Option<i64> {
+    match op?.input(param)?.first()? {
+        Argument::Value(t) => t.scalar_i64(),
+        Argument::Var(name) => consts.get(name.as_str())?.scalar_i64(),
+    }
+}
+
 /// The `transpose_x` and `transpose_y` flags of a consumer op, read from constants.
 fn transpose_flags(op: Option<&&Operation>, consts: &HashMap<&str, &Tensor>) -> (bool, bool) {
-    let Some(op) = op else {
-        return (false, false);
-    };
-    let flag = |param: &str| -> bool {
-        match op.input(param).and_then(|args| args.first()) {
-            Some(Argument::Value(t)) => t.scalar_i64().is_some_and(|v| v != 0),
-            Some(Argument::Var(name)) => consts
-                .get(name.as_str())
-                .and_then(|t| t.scalar_i64())
-                .is_some_and(|v| v != 0),
-            None => false,
-        }
-    };
+    let flag = |param: &str| scalar_param(op, param, consts).is_some_and(|v| v != 0);
     (flag("transpose_x"), flag("transpose_y"))
 }
 
