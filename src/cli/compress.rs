@@ -269,6 +269,12 @@ fn run(
             source,
         })?;
     }
+    if report.compression.weights.is_empty() {
+        eprintln!(
+            "mlpack: warning: no weight was selected: none has more than {} elements (see --weight-threshold) or the recipe skips them all",
+            options.recipe.weight_threshold
+        );
+    }
     for w in &report.compression.weights {
         if let Some(why) = &w.skipped {
             eprintln!(
