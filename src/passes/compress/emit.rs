@@ -249,26 +249,11 @@ impl Chain<'_> {
                 }
             }
             (None, Body::Quant(q)) => {
-                let mut params = vec![
-                    (
-                        "data",
-                        Param::Value(int_tensor(q.dtype, shape, &q.quantized.values)),
-                    ),
-                    (
-                        "scale",
-                        Param::Value(float_tensor(
-                            &q.quantized.param_shape,
-                            &q.quantized.scales,
-                            dtype,
-                        )),
-                    ),
-                ];
-                if let Some(zp) = &q.quantized.zero_points {
-                    params.push((
-                        "offset",
-                        Param::Value(int_tensor(q.dtype, &q.quantized.param_shape, zp)),
-                    ));
-                }
+                let mut params = vec![(
+                    "data",
+                    Param::Value(int_tensor(q.dtype, shape, &q.quantized.values)),
+                )];
+                params.extend(q.scale_and_offset(dtype));
                 self.push("constexpr_blockwise_shift_scale", &[name], params)
             }
             (Some(mask), Body::Quant(q)) => {
@@ -279,21 +264,8 @@ impl Chain<'_> {
                         "nonzero_data",
                         Param::Value(int_tensor(q.dtype, &[kept.len()], &kept)),
                     ),
-                    (
-                        "scale",
-                        Param::Value(float_tensor(
-                            &q.quantized.param_shape,
-                            &q.quantized.scales,
-                            dtype,
-                        )),
-                    ),
                 ];
-                if let Some(zp) = &q.quantized.zero_points {
-                    params.push((
-                        "offset",
-                        Param::Value(int_tensor(q.dtype, &q.quantized.param_shape, zp)),
-                    ));
-                }
+                params.extend(q.scale_and_offset(dtype));
                 self.sparse_pair("constexpr_sparse_blockwise_shift_scale", name, params)
             }
         }
@@ -324,26 +296,11 @@ impl Chain<'_> {
     fn lut_param(&mut self, p: &PaletteData, dtype: DType) -> Result<Param, String> {
         if let Some(q) = &p.lut_quant {
             let var = self.names.lut.clone();
-            let mut params = vec![
-                (
-                    "data",
-                    Param::Value(int_tensor(q.dtype, &p.lut_shape, &q.quantized.values)),
-                ),
-                (
-                    "scale",
-                    Param::Value(float_tensor(
-                        &q.quantized.param_shape,
-                        &q.quantized.scales,
-                        dtype,
-                    )),
-                ),
-            ];
-            if let Some(zp) = &q.quantized.zero_points {
-                params.push((
-                    "offset",
-                    Param::Value(int_tensor(q.dtype, &q.quantized.param_shape, zp)),
-                ));
-            }
+            let mut params = vec![(
+                "data",
+                Param::Value(int_tensor(q.dtype, &p.lut_shape, &q.quantized.values)),
+            )];
+            params.extend(q.scale_and_offset(dtype));
             self.push("constexpr_blockwise_shift_scale", &[&var], params)?;
             return Ok(Param::Var(var));
         }
@@ -399,6 +356,19 @@ impl PaletteData {
 }
 
 impl QuantData {
+    /// The `scale` parameter (in the weight's float type) and, with a zero point, `offset`.
+    fn scale_and_offset(&self, dtype: DType) -> Vec<(&'static str, Param)> {
+        let shape = &self.quantized.param_shape;
+        let mut params = vec![(
+            "scale",
+            Param::Value(float_tensor(shape, &self.quantized.scales, dtype)),
+        )];
+        if let Some(zp) = &self.quantized.zero_points {
+            params.push(("offset", Param::Value(int_tensor(self.dtype, shape, zp))));
+        }
+        params
+    }
+
     /// True when the iOS16 `constexpr_affine_dequantize` can express this: 8-bit, per tensor
     /// or per channel.
     fn fits_ios16(&self) -> bool {
