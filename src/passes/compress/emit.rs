@@ -111,26 +111,8 @@ impl Chain<'_> {
         shape: &[usize],
         dtype: DType,
     ) -> Result<(), String> {
-        let shape_param = Param::Value(Tensor::from_u32(
-            &[shape.len()],
-            &shape.iter().map(|&d| d as u32).collect::<Vec<_>>(),
-        ));
         match (&encoded.mask, &encoded.body) {
-            (Some(mask), Body::Pruned(values)) => {
-                let kept = gather(values, mask);
-                self.push(
-                    "constexpr_sparse_to_dense",
-                    &[name],
-                    vec![
-                        (
-                            "nonzero_data",
-                            Param::Value(float_tensor(&[kept.len()], &kept, dtype)),
-                        ),
-                        ("mask", Param::Value(packed_mask(mask))),
-                        ("shape", shape_param),
-                    ],
-                )
-            }
+            (Some(mask), Body::Pruned(values)) => self.pruned(values, mask, name, shape, dtype),
             (None, Body::Palette(p)) if p.is_plain_per_tensor() => {
                 let packed = pack_bits(&p.indices, p.nbits as usize);
                 self.push(
@@ -149,7 +131,7 @@ impl Chain<'_> {
                             "lut",
                             Param::Value(float_tensor(&[p.lut.len()], &p.lut, dtype)),
                         ),
-                        ("shape", shape_param),
+                        ("shape", Param::Value(shape_tensor(shape))),
                     ],
                 )
             }
@@ -192,20 +174,7 @@ impl Chain<'_> {
         dtype: DType,
     ) -> Result<(), String> {
         match (&encoded.mask, &encoded.body) {
-            (Some(mask), Body::Pruned(values)) => {
-                let kept = gather(values, mask);
-                self.push(
-                    "constexpr_sparse_to_dense",
-                    &[name],
-                    vec![
-                        (
-                            "nonzero_data",
-                            Param::Value(float_tensor(&[kept.len()], &kept, dtype)),
-                        ),
-                        ("mask", Param::Value(unpacked_mask(mask, shape))),
-                    ],
-                )
-            }
+            (Some(mask), Body::Pruned(values)) => self.pruned(values, mask, name, shape, dtype),
             (None, Body::Pruned(_)) => Err("nothing to compress".into()),
             (mask, Body::Palette(p)) => {
                 let lut = self.lut_param(p, dtype)?;
@@ -269,6 +238,30 @@ impl Chain<'_> {
                 self.sparse_pair("constexpr_sparse_blockwise_shift_scale", name, params)
             }
         }
+    }
+
+    /// `constexpr_sparse_to_dense` of the kept values: a packed uint8 mask plus `shape` in
+    /// the iOS16 form, a uint1 mask of the weight's shape in the iOS18 form.
+    fn pruned(
+        &mut self,
+        values: &[f32],
+        mask: &[bool],
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<(), String> {
+        let kept = gather(values, mask);
+        let mut params = vec![(
+            "nonzero_data",
+            Param::Value(float_tensor(&[kept.len()], &kept, dtype)),
+        )];
+        if self.ios18 {
+            params.push(("mask", Param::Value(unpacked_mask(mask, shape))));
+        } else {
+            params.push(("mask", Param::Value(packed_mask(mask))));
+            params.push(("shape", Param::Value(shape_tensor(shape))));
+        }
+        self.push("constexpr_sparse_to_dense", &[name], params)
     }
 
     /// A two-output sparse op (mask, values) followed by `constexpr_sparse_to_dense` into `name`.
@@ -389,6 +382,12 @@ fn ios16_param_shape(param_shape: &[usize]) -> Result<(Vec<usize>, i32), String>
         None => Ok((Vec::new(), 0)),
         Some(axis) => Ok((vec![param_shape[axis]], axis as i32)),
     }
+}
+
+/// The `shape` parameter of the iOS16 ops: the output shape as uint32.
+fn shape_tensor(shape: &[usize]) -> Tensor {
+    let dims: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
+    Tensor::from_u32(&[dims.len()], &dims)
 }
 
 /// The unsigned index type of `nbits`-bit LUT indices.
