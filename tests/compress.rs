@@ -11,8 +11,9 @@ use common::packages::package_dir;
 use mlpack::backend::{read_package, write_package};
 use mlpack::interp::Value;
 use mlpack::ir::{Builder, DType, Program, Target, Tensor, TensorType, Var};
-use mlpack::passes::compress::{constexpr_chains, decompress, CompressionSpec};
+use mlpack::passes::compress::{constexpr_chains, decompress, CompressionSpec, ErrorSums};
 use mlpack::pipeline::{self, CompressOptions, ConvertOptions, ConvertVerify, Precision, Recipe};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -178,6 +179,14 @@ fn compress_options(input: &Path, output: &Path, spec: CompressionSpec) -> Compr
 fn every_mode(case: &str, target: Target) {
     let dir = package_dir(&format!("compress_{case}_{target}"));
     let source = source_package(case, target, &dir);
+    let originals: HashMap<String, Vec<f32>> = read_package(&source)
+        .unwrap()
+        .main()
+        .block
+        .operations
+        .iter()
+        .filter_map(|op| Some((op.outputs[0].name.clone(), op.const_value()?.to_f32_vec())))
+        .collect();
     let mut modes: Vec<&Mode> = IOS16_MODES.iter().collect();
     if target >= Target::IOS18 {
         modes.extend(IOS18_MODES);
@@ -219,6 +228,28 @@ fn every_mode(case: &str, target: Target) {
         assert_eq!(written.target, target);
         let weights = decompressed_weights(&written);
         assert_eq!(weights.len(), c.compressed, "{case} {}", mode.name);
+        // The report's error, computed from the encoded data, is the error of the weights the
+        // written package decompresses to.
+        for (name, _, decompressed) in &weights {
+            let w = c.weights.iter().find(|w| &w.name == name).unwrap();
+            let mut sums = ErrorSums::default();
+            sums.add(&originals[name], decompressed);
+            assert_eq!(
+                w.max_abs_error,
+                sums.max_abs(),
+                "{case} {} {name}",
+                mode.name
+            );
+            let (a, b) = (
+                w.snr_db.unwrap_or(f64::INFINITY),
+                sums.snr_db().unwrap_or(f64::INFINITY),
+            );
+            assert!(
+                a == b || (a - b).abs() < 1e-9,
+                "{case} {} {name}: SNR {a} vs {b}",
+                mode.name
+            );
+        }
         write_npz(&dir.join(format!("{}.weights.npz", mode.name)), &weights);
     }
 }

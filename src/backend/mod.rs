@@ -2,5 +2,4 @@
 
 pub mod mlpackage;
 
-pub use mlpackage::blob::{pack_bits, unpack_bits};
 pub use mlpackage::{read_package, stored_in_blob, write_package};

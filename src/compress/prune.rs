@@ -1,17 +1,27 @@
 //! Pruning masks (format-facts §6.5). A mask holds `true` for every element that is kept.
 
 use super::{check_finite, check_shape, row_major_strides, CompressError};
+use rayon::prelude::*;
 
 /// numpy `percentile(values, q)` with the default linear method (`values` unsorted, non-empty).
 pub fn percentile(values: &[f64], q: f64) -> f64 {
     // Two order statistics by selection (linear time), not a full sort.
     let mut work = values.to_vec();
-    let position = (work.len() - 1) as f64 * (q / 100.0);
-    let below = position.floor() as usize;
+    let (below, t) = percentile_position(work.len(), q);
     let (_, &mut a, rest) = work.select_nth_unstable_by(below, f64::total_cmp);
     let b = rest.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
-    let t = position - below as f64;
-    // numpy's _lerp: interpolate from the nearer end.
+    numpy_lerp(a, b, t)
+}
+
+/// The lower order statistic's rank and the interpolation weight of `q`% among `len` values.
+fn percentile_position(len: usize, q: f64) -> (usize, f64) {
+    let position = (len - 1) as f64 * (q / 100.0);
+    let below = position.floor() as usize;
+    (below, position - below as f64)
+}
+
+/// numpy's `_lerp`: interpolates from the nearer end.
+fn numpy_lerp(a: f64, b: f64, t: f64) -> f64 {
     if t >= 0.5 {
         b - (b - a) * (1.0 - t)
     } else {
@@ -19,9 +29,89 @@ pub fn percentile(values: &[f64], q: f64) -> f64 {
     }
 }
 
+/// The `ranks`-th smallest (from 0) of `|values|`, by radix selection on the bit patterns
+/// (non-negative floats order like their bits), without copying the values. The first pass
+/// counts the top 18 bits; fp16 weights carry no other bits, so a second pass over the low 13
+/// bits only runs for values that have them.
+fn kth_magnitudes<const N: usize>(values: &[f32], ranks: [usize; N]) -> [f32; N] {
+    const LOW_BITS: u32 = 13;
+    let key = |v: f32| v.to_bits() & 0x7fff_ffff;
+    let (high, low_bits_seen) = histogram(values, 1 << (31 - LOW_BITS), |v| {
+        let k = key(v);
+        (Some((k >> LOW_BITS) as usize), k & ((1 << LOW_BITS) - 1))
+    });
+    ranks.map(|rank| {
+        let (bucket, rank) = locate(&high, rank);
+        if low_bits_seen == 0 {
+            return f32::from_bits(bucket << LOW_BITS);
+        }
+        let (low, _) = histogram(values, 1 << LOW_BITS, |v| {
+            let k = key(v);
+            let digit = (k >> LOW_BITS == bucket).then_some((k & ((1 << LOW_BITS) - 1)) as usize);
+            (digit, 0)
+        });
+        f32::from_bits(bucket << LOW_BITS | locate(&low, rank).0)
+    })
+}
+
+/// Counts of the digits (below `bins`) `digit` gives the values, skipping `None`, plus the OR
+/// of the flags it returns; in parallel over fixed chunks.
+fn histogram(
+    values: &[f32],
+    bins: usize,
+    digit: impl Fn(f32) -> (Option<usize>, u32) + Sync,
+) -> (Vec<u32>, u32) {
+    values
+        .par_chunks(1 << 20)
+        .map(|chunk| {
+            let mut counts = vec![0u32; bins];
+            let mut flags = 0;
+            for &v in chunk {
+                let (d, flag) = digit(v);
+                flags |= flag;
+                if let Some(d) = d {
+                    counts[d] += 1;
+                }
+            }
+            (counts, flags)
+        })
+        .reduce(
+            || (vec![0u32; bins], 0),
+            |(mut a, fa), (b, fb)| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                (a, fa | fb)
+            },
+        )
+}
+
+/// The bucket of a histogram holding the `rank`-th smallest value, and the rank within it.
+fn locate(counts: &[u32], mut rank: usize) -> (u32, usize) {
+    for (bucket, &count) in counts.iter().enumerate() {
+        let count = count as usize;
+        if rank < count {
+            return (bucket as u32, rank);
+        }
+        rank -= count;
+    }
+    (counts.len() as u32 - 1, 0)
+}
+
+/// `keep(v)` for every value, in parallel.
+fn mask_where(values: &[f32], keep: impl Fn(f32) -> bool + Sync) -> Vec<bool> {
+    let mut mask = vec![false; values.len()];
+    mask.par_chunks_mut(1 << 16)
+        .zip(values.par_chunks(1 << 16))
+        .for_each(|(mask, values)| {
+            for (m, &v) in mask.iter_mut().zip(values) {
+                *m = keep(v);
+            }
+        });
+    mask
+}
+
 /// Keep elements with `|w| > threshold` (coremltools `OpThresholdPrunerConfig`).
 pub fn threshold_mask(values: &[f32], threshold: f32) -> Vec<bool> {
-    values.iter().map(|v| v.abs() > threshold).collect()
+    mask_where(values, |v| v.abs() > threshold)
 }
 
 /// Unstructured magnitude pruning to `target_sparsity` in [0, 1]: zero every `|w|` at or
@@ -37,10 +127,37 @@ pub fn magnitude_mask(values: &[f32], target_sparsity: f64) -> Result<Vec<bool>,
     if q == 100.0 || values.is_empty() {
         return Ok(vec![false; values.len()]);
     }
-    let magnitudes: Vec<f64> = values.iter().map(|v| f64::from(v.abs())).collect();
-    let cut = percentile(&magnitudes, q);
-    Ok(magnitudes.iter().map(|&m| m > cut).collect())
+    let (below, t) = percentile_position(values.len(), q);
+    let [a, b] = kth_magnitudes(values, [below, (below + 1).min(values.len() - 1)]);
+    let cut = numpy_lerp(f64::from(a), f64::from(b), t);
+    Ok(values
+        .par_iter()
+        .map(|v| f64::from(v.abs()) > cut)
+        .collect())
 }
+
+/// For a full run of `M` magnitudes, whether each one survives n:m pruning: an element goes
+/// when fewer than `n` others come before it in (|w|, index) order. Unrolled for fixed `M`.
+fn keep_largest<const M: usize>(run: [f32; M], n: usize) -> [bool; M] {
+    let mut keep = [false; M];
+    for i in 0..M {
+        let mut before = 0;
+        for (j, &other) in run.iter().enumerate() {
+            // Ties count for the lower index; `j < i` is known once the loop is unrolled.
+            let ahead = if j < i {
+                other <= run[i]
+            } else {
+                other < run[i]
+            };
+            before += usize::from(ahead);
+        }
+        keep[i] = before >= n;
+    }
+    keep
+}
+
+/// Runs up to this length are ranked by comparisons instead of sorting.
+const SHORT_RUN: usize = 16;
 
 /// n:m structured pruning: along `axis`, in each run of `m` consecutive elements (the axis
 /// zero-padded to a multiple of `m`), zero the `n` smallest `|w|` (ties: lower index first).
@@ -67,25 +184,56 @@ pub fn n_m_mask(
     let stride = row_major_strides(shape)[axis];
     let len = shape[axis];
     let mut mask = vec![true; values.len()];
-    for line_start in (0..values.len()).filter(|&f| (f / stride) % len == 0) {
-        for run_start in (0..len).step_by(m) {
-            // Padding entries (index ≥ len) have magnitude 0 and count towards the n zeroed.
-            let mut run: Vec<(f32, usize)> = (run_start..run_start + m)
-                .map(|i| {
-                    let magnitude = if i < len {
-                        values[line_start + i * stride].abs()
-                    } else {
-                        0.0
-                    };
-                    (magnitude, i)
-                })
-                .collect();
-            run.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            for &(_, i) in run.iter().take(n).filter(|(_, i)| *i < len) {
-                mask[line_start + i * stride] = false;
+    // Each slice of the weight at one index of the axes before `axis` holds whole lines.
+    mask.par_chunks_mut(len * stride)
+        .zip(values.par_chunks(len * stride))
+        .for_each(|(mask, values)| {
+            let mut run: Vec<(f32, usize)> = Vec::with_capacity(m);
+            let mut magnitudes = [0f32; SHORT_RUN];
+            for position in 0..stride {
+                for run_start in (0..len).step_by(m) {
+                    let at = |i: usize| position + (run_start + i) * stride;
+                    // Padding entries (index ≥ len) have magnitude 0 and count towards the n
+                    // zeroed.
+                    let real = m.min(len - run_start);
+                    if m == 4 && real == 4 {
+                        let run = [0, 1, 2, 3].map(|i| values[at(i)].abs());
+                        for (i, keep) in keep_largest(run, n).into_iter().enumerate() {
+                            mask[at(i)] = keep;
+                        }
+                        continue;
+                    }
+                    if m <= SHORT_RUN {
+                        // An element goes when fewer than n others come before it in
+                        // (|w|, index) order: m² comparisons, cheaper than sorting.
+                        let run = &mut magnitudes[..m];
+                        for (i, slot) in run.iter_mut().enumerate() {
+                            *slot = if i < real { values[at(i)].abs() } else { 0.0 };
+                        }
+                        for (i, &own) in run.iter().enumerate().take(real) {
+                            let before: usize = run
+                                .iter()
+                                .enumerate()
+                                .map(|(j, &other)| {
+                                    usize::from(other < own || (other == own && j < i))
+                                })
+                                .sum();
+                            mask[at(i)] = before >= n;
+                        }
+                        continue;
+                    }
+                    run.clear();
+                    run.extend((0..m).map(|i| {
+                        let magnitude = if i < real { values[at(i)].abs() } else { 0.0 };
+                        (magnitude, i)
+                    }));
+                    run.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    for &(_, i) in run.iter().take(n).filter(|&&(_, i)| i < real) {
+                        mask[at(i)] = false;
+                    }
+                }
             }
-        }
-    }
+        });
     Ok(mask)
 }
 
@@ -172,6 +320,49 @@ mod tests {
     }
 
     #[test]
+    fn radix_selection_matches_sorting() {
+        let mut state = 3u32;
+        let values: Vec<f32> = (0..200_003)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // Many repeats (a coarse grid) plus zeros of both signs.
+                ((state >> 20) as f32 - 2048.0) / 64.0 * if state & 1 == 0 { -1.0 } else { 1.0 }
+            })
+            .chain([0.0, -0.0, 1e-30])
+            .collect();
+        let mut sorted: Vec<f32> = values.iter().map(|v| v.abs()).collect();
+        sorted.sort_by(f32::total_cmp);
+        for rank in [0, 1, 2, 1000, 100_001, 150_000, values.len() - 1] {
+            assert_eq!(
+                kth_magnitudes(&values, [rank]),
+                [sorted[rank]],
+                "rank {rank}"
+            );
+            let halves: Vec<f32> = values
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_f32())
+                .collect();
+            let mut sorted_halves: Vec<f32> = halves.iter().map(|v| v.abs()).collect();
+            sorted_halves.sort_by(f32::total_cmp);
+            assert_eq!(
+                kth_magnitudes(&halves, [rank]),
+                [sorted_halves[rank]],
+                "fp16 rank {rank}"
+            );
+        }
+        for sparsity in [0.0, 0.3, 0.5, 0.75, 0.999] {
+            let magnitudes: Vec<f64> = values.iter().map(|v| f64::from(v.abs())).collect();
+            let cut = percentile(&magnitudes, sparsity * 100.0);
+            let expected: Vec<bool> = magnitudes.iter().map(|&m| m > cut).collect();
+            assert_eq!(
+                magnitude_mask(&values, sparsity).unwrap(),
+                expected,
+                "{sparsity}"
+            );
+        }
+    }
+
+    #[test]
     fn threshold_keeps_strictly_larger() {
         assert_eq!(
             threshold_mask(&[0.5, -0.1, 0.1, 0.0], 0.1),
@@ -197,6 +388,21 @@ mod tests {
         let mask = n_m_mask(&[3.0, -1.0, 2.0], &[3, 1], 0, 2, 4).unwrap();
         assert_eq!(mask, vec![true, false, true]);
         assert!(n_m_mask(&[1.0; 4], &[4], 1, 1, 2).is_err());
+        // Long runs (sorted) and short runs (counted) agree: 10 of 20 vs 1 of 2 on pairs.
+        let w: Vec<f32> = (0..40).map(|i| ((i * 7919) % 41) as f32 - 20.0).collect();
+        let long = n_m_mask(&w, &[2, 20], 1, 10, 20).unwrap();
+        assert_eq!(long.iter().filter(|&&k| !k).count(), 20);
+        for row in 0..2 {
+            let kept: Vec<f32> = (0..20)
+                .filter(|&i| long[row * 20 + i])
+                .map(|i| w[row * 20 + i].abs())
+                .collect();
+            let dropped: Vec<f32> = (0..20)
+                .filter(|&i| !long[row * 20 + i])
+                .map(|i| w[row * 20 + i].abs())
+                .collect();
+            assert!(dropped.iter().all(|d| kept.iter().all(|k| d <= k)));
+        }
         assert!(n_m_mask(&[1.0; 4], &[4], 0, 3, 2).is_err());
     }
 

@@ -3,9 +3,8 @@
 
 use rayon::prelude::*;
 
-use super::{
-    check_finite, check_shape, round_half_even, row_major_strides, CompressError, Precision,
-};
+use super::blocks::BlockLayout;
+use super::{check_finite, check_shape, round_half_even, CompressError, Precision};
 
 /// Integer storage type of quantized values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +29,15 @@ impl QuantDtype {
 
     fn signed(self) -> bool {
         matches!(self, QuantDtype::Int8 | QuantDtype::Int4)
+    }
+
+    /// The integer a stored byte of [`Quantized::values`] holds.
+    pub fn integer(self, stored: u8) -> i32 {
+        if self.signed() {
+            i32::from(stored as i8)
+        } else {
+            i32::from(stored)
+        }
     }
 
     /// The quantized range `(qmin, qmax)` for `mode` (symmetric drops one code).
@@ -108,8 +116,10 @@ impl Granularity {
 /// A quantized weight: `w ≈ (values − zero_point) · scale`, broadcast over blocks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quantized {
-    /// Quantized values in the weight's shape, within the dtype's range.
-    pub values: Vec<i32>,
+    /// Quantized values in the weight's shape, within the dtype's range, one byte each in the
+    /// dtype's storage encoding (two's complement for the signed types; see
+    /// [`QuantDtype::integer`]).
+    pub values: Vec<u8>,
     /// Scales (rounded to the weight precision), row-major in `param_shape`.
     pub scales: Vec<f32>,
     /// Zero points in `param_shape`; `None` for symmetric signed quantization.
@@ -154,32 +164,13 @@ pub fn quantize(
             param_shape.push(dim / block);
         }
     }
-    let block_of = block_index_fn(shape, block_sizes, &param_shape);
-    let block_count: usize = param_shape.iter().product();
-
-    // Rows along the last axis: the block index is computed once per row and then advances
-    // every `last_block` elements (or never, when the last axis is not split).
-    let row_len = shape.last().copied().unwrap_or(1).max(1);
-    let last_block = block_sizes.last().copied().unwrap_or(0);
-    let block_in_row = move |row_base: usize, j: usize| match last_block {
-        0 => row_base,
-        b => row_base + j / b,
-    };
-    let mut mins = vec![f32::INFINITY; block_count];
-    let mut maxs = vec![f32::NEG_INFINITY; block_count];
-    for (row, chunk) in values.chunks(row_len).enumerate() {
-        let base = block_of(row * row_len);
-        for (j, &v) in chunk.iter().enumerate() {
-            let b = block_in_row(base, j);
-            mins[b] = mins[b].min(v);
-            maxs[b] = maxs[b].max(v);
-        }
-    }
+    let layout = BlockLayout::new(shape, &param_shape)?;
+    let (mins, maxs) = block_ranges(values, &layout);
 
     let (qmin, qmax) = dtype.range(mode);
     let p = precision;
-    let mut scales = Vec::with_capacity(block_count);
-    let mut zero_points = Vec::with_capacity(block_count);
+    let mut scales = Vec::with_capacity(layout.param_count());
+    let mut zero_points = Vec::with_capacity(layout.param_count());
     for (&min, &max) in mins.iter().zip(&maxs) {
         let (lo, hi) = match mode {
             QuantMode::Symmetric => {
@@ -207,48 +198,164 @@ pub fn quantize(
         zero_points.push(zp);
     }
 
-    let quantized: Vec<i32> = values
-        .par_chunks(row_len)
+    let rounding = Rounding {
+        precision,
+        qmin: qmin as f32,
+        qmax: qmax as f32,
+    };
+    let row_len = layout.row_len();
+    let step = layout.step();
+    let rows_per_task = (TASK_ELEMENTS / row_len).max(1);
+    let mut stored = vec![0u8; values.len()];
+    stored
+        .par_chunks_mut(rows_per_task * row_len)
+        .zip(values.par_chunks(rows_per_task * row_len))
         .enumerate()
-        .flat_map_iter(|(row, chunk)| {
-            let base = block_of(row * row_len);
-            let (scales, zero_points) = (&scales, &zero_points);
-            chunk.iter().enumerate().map(move |(j, &v)| {
-                let b = block_in_row(base, j);
-                let q = round_half_even(p.round(v / scales[b])) + zero_points[b] as f32;
-                q.clamp(qmin as f32, qmax as f32) as i32
-            })
-        })
-        .collect();
-    drop(block_of);
+        .for_each(|(task, (out, src))| {
+            let first_row = task * rows_per_task;
+            let rows = out.chunks_mut(row_len).zip(src.chunks(row_len));
+            for (r, (out, src)) in rows.enumerate() {
+                let base = layout.row_base(first_row + r);
+                if step == 1 {
+                    let params = base..base + row_len;
+                    rounding.elementwise(src, out, &scales[params.clone()], &zero_points[params]);
+                } else {
+                    let runs = out.chunks_mut(step).zip(src.chunks(step));
+                    for (k, (out, src)) in runs.enumerate() {
+                        rounding.uniform(src, out, scales[base + k], zero_points[base + k]);
+                    }
+                }
+            }
+        });
 
     let has_zero_point = !(mode == QuantMode::Symmetric && dtype.signed());
     Ok(Quantized {
-        values: quantized,
+        values: stored,
         scales,
         zero_points: has_zero_point.then_some(zero_points),
         param_shape,
     })
 }
 
-/// A function from a flat element index to its flat block index in `param_shape`.
-fn block_index_fn<'a>(
-    shape: &'a [usize],
-    block_sizes: &'a [usize],
-    param_shape: &'a [usize],
-) -> impl Fn(usize) -> usize + Sync + 'a {
-    let element_strides = row_major_strides(shape);
-    let block_strides = row_major_strides(param_shape);
-    move |flat| {
-        let mut block = 0;
-        for axis in 0..shape.len() {
-            let index = (flat / element_strides[axis]) % shape[axis];
-            if let Some(block_index) = index.checked_div(block_sizes[axis]) {
-                block += block_index * block_strides[axis];
+/// Elements per parallel work item of the element-wise passes.
+const TASK_ELEMENTS: usize = 1 << 16;
+/// Elements rounded together through a stack buffer.
+const RUN: usize = 256;
+
+/// `q = clamp(round_half_even(round_p(w / scale)) + zero_point)`, stored as one byte.
+struct Rounding {
+    precision: Precision,
+    qmin: f32,
+    qmax: f32,
+}
+
+impl Rounding {
+    /// Quantizes `src` into `out` with one scale and zero point.
+    fn uniform(&self, src: &[f32], out: &mut [u8], scale: f32, zero_point: i32) {
+        let mut buffer = [0f32; RUN];
+        for (src, out) in src.chunks(RUN).zip(out.chunks_mut(RUN)) {
+            let ratios = &mut buffer[..src.len()];
+            for (r, &w) in ratios.iter_mut().zip(src) {
+                *r = w / scale;
             }
+            self.store(ratios, out, |_| zero_point);
         }
-        block
     }
+
+    /// Quantizes `src` into `out` with a scale and zero point per element.
+    fn elementwise(&self, src: &[f32], out: &mut [u8], scales: &[f32], zero_points: &[i32]) {
+        let mut buffer = [0f32; RUN];
+        let chunks = src.chunks(RUN).zip(out.chunks_mut(RUN));
+        for (c, (src, out)) in chunks.enumerate() {
+            let ratios = &mut buffer[..src.len()];
+            for ((r, &w), &s) in ratios.iter_mut().zip(src).zip(&scales[c * RUN..]) {
+                *r = w / s;
+            }
+            self.store(ratios, out, |j| zero_points[c * RUN + j]);
+        }
+    }
+
+    /// Rounds `ratios` to the weight precision, then to integers, and stores them.
+    fn store(&self, ratios: &mut [f32], out: &mut [u8], zero_point: impl Fn(usize) -> i32) {
+        self.precision.round_slice(ratios);
+        for (j, (o, &r)) in out.iter_mut().zip(ratios.iter()).enumerate() {
+            let q = round_half_even(r) + zero_point(j) as f32;
+            *o = q.clamp(self.qmin, self.qmax) as i32 as u8;
+        }
+    }
+}
+
+/// Minimum and maximum of the elements of every block, computed in parallel over rows.
+fn block_ranges(values: &[f32], layout: &BlockLayout) -> (Vec<f32>, Vec<f32>) {
+    let row_len = layout.row_len();
+    let step = layout.step();
+    let rows = values.len() / row_len;
+    let tasks = rayon::current_num_threads() * 4;
+    let rows_per_task = rows.div_ceil(tasks).max(1);
+    // Each task keeps partial ranges for the span of parameter indices its rows touch.
+    let partial: Vec<(usize, Vec<f32>, Vec<f32>)> = values
+        .par_chunks(rows_per_task * row_len)
+        .enumerate()
+        .map(|(task, chunk)| {
+            let first = task * rows_per_task;
+            let bases: Vec<usize> = (first..first + chunk.len() / row_len)
+                .map(|row| layout.row_base(row))
+                .collect();
+            let low = bases.iter().copied().min().unwrap_or(0);
+            let high = bases.iter().copied().max().unwrap_or(0);
+            let span = high + (row_len - 1) / step + 1 - low;
+            let mut mins = vec![f32::INFINITY; span];
+            let mut maxs = vec![f32::NEG_INFINITY; span];
+            for (row, &base) in chunk.chunks(row_len).zip(&bases) {
+                let base = base - low;
+                if step == 1 {
+                    let (mins, maxs) = (&mut mins[base..], &mut maxs[base..]);
+                    for ((lo, hi), &v) in mins.iter_mut().zip(maxs.iter_mut()).zip(row) {
+                        *lo = if v < *lo { v } else { *lo };
+                        *hi = if v > *hi { v } else { *hi };
+                    }
+                    continue;
+                }
+                for (k, run) in row.chunks(step).enumerate() {
+                    let (lo, hi) = min_max(run);
+                    mins[base + k] = mins[base + k].min(lo);
+                    maxs[base + k] = maxs[base + k].max(hi);
+                }
+            }
+            (low, mins, maxs)
+        })
+        .collect();
+    let mut mins = vec![f32::INFINITY; layout.param_count()];
+    let mut maxs = vec![f32::NEG_INFINITY; layout.param_count()];
+    for (low, part_mins, part_maxs) in partial {
+        for (k, (lo, hi)) in part_mins.into_iter().zip(part_maxs).enumerate() {
+            mins[low + k] = mins[low + k].min(lo);
+            maxs[low + k] = maxs[low + k].max(hi);
+        }
+    }
+    (mins, maxs)
+}
+
+/// `(min, max)` of finite values, eight lanes at a time.
+fn min_max(values: &[f32]) -> (f32, f32) {
+    let mut lo = [f32::INFINITY; 8];
+    let mut hi = [f32::NEG_INFINITY; 8];
+    let chunks = values.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..8 {
+            let v = chunk[lane];
+            lo[lane] = if v < lo[lane] { v } else { lo[lane] };
+            hi[lane] = if v > hi[lane] { v } else { hi[lane] };
+        }
+    }
+    let fold = |lanes: [f32; 8], pick: fn(f32, f32) -> f32| lanes.into_iter().fold(lanes[0], pick);
+    let (mut low, mut high) = (fold(lo, f32::min), fold(hi, f32::max));
+    for &v in tail {
+        low = low.min(v);
+        high = high.max(v);
+    }
+    (low, high)
 }
 
 #[cfg(test)]
@@ -262,6 +369,78 @@ mod tests {
         assert_eq!(QuantDtype::Uint8.range(QuantMode::Symmetric), (0, 254));
         assert_eq!(QuantDtype::Uint4.range(QuantMode::Affine), (0, 15));
         assert_eq!(QuantDtype::Int4.range(QuantMode::Symmetric), (-7, 7));
+    }
+
+    fn ints(q: &Quantized, dtype: QuantDtype) -> Vec<i32> {
+        q.values.iter().map(|&b| dtype.integer(b)).collect()
+    }
+
+    /// The formula element by element, with the block of each element found from scratch.
+    fn reference(
+        values: &[f32],
+        q: &Quantized,
+        dtype: QuantDtype,
+        mode: QuantMode,
+        shape: &[usize],
+        p: Precision,
+    ) -> Vec<i32> {
+        let layout = BlockLayout::new(shape, &q.param_shape).unwrap();
+        let (qmin, qmax) = dtype.range(mode);
+        values
+            .iter()
+            .enumerate()
+            .map(|(flat, &w)| {
+                let b = layout.param_index(flat);
+                let zp = q.zero_points.as_ref().map_or(0, |z| z[b]);
+                let r = p.round(w / q.scales[b]).round_ties_even() as i32 + zp;
+                r.clamp(qmin, qmax)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_block_layout_matches_the_elementwise_formula() {
+        // Rows of 300 cross the 256-element rounding runs; blocks on the first, last and
+        // middle axes, per tensor and per element of the last axis.
+        let shape = [3, 40, 300];
+        let mut state = 7u32;
+        let values: Vec<f32> = (0..3 * 40 * 300)
+            .map(|i| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let v = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                Precision::F16.round(v * (1.0 + (i % 300) as f32 / 50.0))
+            })
+            .collect();
+        let layouts: [&[usize]; 5] = [&[0, 0, 0], &[1, 0, 0], &[0, 0, 1], &[1, 0, 20], &[0, 8, 0]];
+        for block_sizes in layouts {
+            for (dtype, mode) in [
+                (QuantDtype::Int8, QuantMode::Symmetric),
+                (QuantDtype::Uint8, QuantMode::Affine),
+                (QuantDtype::Int4, QuantMode::Affine),
+            ] {
+                for p in [Precision::F16, Precision::F32] {
+                    let q = quantize(&values, &shape, block_sizes, dtype, mode, p).unwrap();
+                    assert_eq!(
+                        ints(&q, dtype),
+                        reference(&values, &q, dtype, mode, &shape, p),
+                        "{block_sizes:?} {dtype:?} {mode:?} {p:?}"
+                    );
+                    // The scale of every block covers exactly that block's range.
+                    let layout = BlockLayout::new(&shape, &q.param_shape).unwrap();
+                    let mut max_abs = vec![0f32; layout.param_count()];
+                    for (flat, &w) in values.iter().enumerate() {
+                        let b = layout.param_index(flat);
+                        max_abs[b] = max_abs[b].max(w.abs());
+                    }
+                    if mode == QuantMode::Symmetric {
+                        let width = (dtype.range(mode).1 - dtype.range(mode).0) as f32;
+                        for (b, &r) in max_abs.iter().enumerate() {
+                            assert_eq!(q.scales[b], p.round(p.round(2.0 * r) / width));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -279,7 +458,7 @@ mod tests {
         .unwrap();
         assert_eq!(q.param_shape, vec![1, 1]);
         assert!((q.scales[0] - 0.02).abs() < 1e-8);
-        assert_eq!(q.values, vec![50, -127, 0, 2]);
+        assert_eq!(ints(&q, QuantDtype::Int8), vec![50, -127, 0, 2]);
         assert_eq!(q.zero_points, None);
     }
 
@@ -298,7 +477,7 @@ mod tests {
         .unwrap();
         assert_eq!(q.scales, vec![1.0]);
         assert_eq!(q.zero_points, Some(vec![127]));
-        assert_eq!(q.values, vec![254, 0, 130, 127]);
+        assert_eq!(ints(&q, QuantDtype::Uint8), vec![254, 0, 130, 127]);
     }
 
     #[test]
@@ -319,7 +498,7 @@ mod tests {
         assert_eq!(q.scales[0], 1.0);
         assert_eq!(q.scales[1], 3.0f32 / 255.0);
         assert_eq!(q.zero_points, Some(vec![0, 85]));
-        assert_eq!(q.values, vec![0, 255, 10, 0, 255, 85]);
+        assert_eq!(ints(&q, QuantDtype::Uint8), vec![0, 255, 10, 0, 255, 85]);
     }
 
     #[test]
@@ -347,7 +526,7 @@ mod tests {
         assert_eq!(q.scales[0], 1.0);
         assert_eq!(q.scales[1], 1.4f32 / 14.0);
         // -3.5 → -4 (half to even); 0.1 / 0.1 → 1.
-        assert_eq!(q.values, vec![7, -4, 7, 1]);
+        assert_eq!(ints(&q, QuantDtype::Int4), vec![7, -4, 7, 1]);
     }
 
     #[test]
@@ -363,7 +542,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.scales[0], 0.007_873_535);
-        assert_eq!(q.values, vec![127, 64]);
+        assert_eq!(ints(&q, QuantDtype::Int8), vec![127, 64]);
         let q32 = quantize(
             &[1.0, 0.5],
             &[2],
@@ -373,7 +552,7 @@ mod tests {
             Precision::F32,
         )
         .unwrap();
-        assert_eq!(q32.values, vec![127, 64]);
+        assert_eq!(ints(&q32, QuantDtype::Int8), vec![127, 64]);
         assert_ne!(q32.scales[0], q.scales[0]);
     }
 
@@ -390,7 +569,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(q.scales, vec![1.0]);
-            assert_eq!(q.values, vec![0; 4]);
+            assert_eq!(ints(&q, QuantDtype::Int8), vec![0; 4]);
         }
         let q = quantize(
             &[0.0; 2],

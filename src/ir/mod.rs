@@ -1,6 +1,7 @@
 //! The MIL-style intermediate representation every frontend produces and every pass,
 //! backend and the interpreter consume.
 
+pub mod bits;
 mod builder;
 mod dtype;
 mod names;

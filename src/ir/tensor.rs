@@ -3,6 +3,8 @@
 use super::{DType, TensorType};
 use bytes::Bytes;
 use half::f16;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// A constant tensor: dtype, static shape and its elements.
@@ -37,13 +39,53 @@ macro_rules! from_slice_le {
     ($name:ident, $t:ty, $dtype:expr) => {
         #[doc = concat!("A `", stringify!($t), "` tensor from elements in row-major order.")]
         pub fn $name(shape: &[usize], values: &[$t]) -> Tensor {
-            let mut bytes = Vec::with_capacity(values.len() * std::mem::size_of::<$t>());
-            for v in values {
-                bytes.extend_from_slice(&v.to_le_bytes());
+            const WIDTH: usize = std::mem::size_of::<$t>();
+            let mut bytes = vec![0u8; values.len() * WIDTH];
+            for (out, v) in bytes.chunks_exact_mut(WIDTH).zip(values) {
+                out.copy_from_slice(&v.to_le_bytes());
             }
             Tensor::from_vec_bytes($dtype, shape, bytes)
         }
     };
+}
+
+/// Elements per parallel work item of fp16 conversions.
+const WIDEN_TASK: usize = 1 << 16;
+
+/// Little-endian fp16 `bytes` widened into `out` (vector conversions where the CPU has them).
+fn widen_f16(bytes: &[u8], out: &mut [f32]) {
+    // SAFETY: any two bytes form a valid u16; `align_to` only yields the aligned middle.
+    let (head, aligned, _) = unsafe { bytes.align_to::<u16>() };
+    if cfg!(target_endian = "little") && head.is_empty() && aligned.len() == out.len() {
+        aligned.reinterpret_cast::<f16>().convert_to_f32_slice(out);
+        return;
+    }
+    let mut halves = [f16::ZERO; 256];
+    for (bytes, out) in bytes
+        .chunks(2 * halves.len())
+        .zip(out.chunks_mut(halves.len()))
+    {
+        let halves = &mut halves[..out.len()];
+        for (h, b) in halves.iter_mut().zip(bytes.chunks_exact(2)) {
+            *h = f16::from_le_bytes([b[0], b[1]]);
+        }
+        halves.convert_to_f32_slice(out);
+    }
+}
+
+/// `values` rounded to fp16, written little-endian into `out`.
+fn narrow_to_f16(values: &[f32], out: &mut [u8]) {
+    let mut halves = [f16::ZERO; 256];
+    for (values, out) in values
+        .chunks(halves.len())
+        .zip(out.chunks_mut(2 * halves.len()))
+    {
+        let halves = &mut halves[..values.len()];
+        halves.convert_from_f32_slice(values);
+        for (b, h) in out.chunks_exact_mut(2).zip(halves.iter()) {
+            b.copy_from_slice(&h.to_le_bytes());
+        }
+    }
 }
 
 impl Tensor {
@@ -247,11 +289,13 @@ impl Tensor {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
                 .collect(),
-            DType::F16 => self
-                .bytes()
-                .chunks_exact(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
+            DType::F16 => {
+                let mut out = vec![0f32; self.len()];
+                out.par_chunks_mut(WIDEN_TASK)
+                    .zip(self.bytes().par_chunks(2 * WIDEN_TASK))
+                    .for_each(|(out, bytes)| widen_f16(bytes, out));
+                out
+            }
             DType::I4 | DType::I8 => self.bytes().iter().map(|&v| v as i8 as f32).collect(),
             d if d.ir_bytes() == 1 => self.bytes().iter().map(|&v| v as f32).collect(),
             _ => self.to_f64_vec().into_iter().map(|v| v as f32).collect(),
@@ -299,8 +343,13 @@ impl Tensor {
         match dtype {
             DType::F32 => Tensor::from_f32(shape, &self.to_f32_vec()),
             DType::F16 => {
-                let v: Vec<f16> = self.to_f32_vec().into_iter().map(f16::from_f32).collect();
-                Tensor::from_f16(shape, &v)
+                let wide = self.to_f32_vec();
+                let mut bytes = vec![0u8; wide.len() * 2];
+                bytes
+                    .par_chunks_mut(2 * WIDEN_TASK)
+                    .zip(wide.par_chunks(WIDEN_TASK))
+                    .for_each(|(bytes, wide)| narrow_to_f16(wide, bytes));
+                Tensor::from_vec_bytes(DType::F16, shape, bytes)
             }
             DType::F64 => Tensor::from_f64(shape, &self.to_f64_vec()),
             DType::Bool => Tensor::from_bool(

@@ -2,6 +2,7 @@
 //! metadata record at a 64-aligned offset followed directly by its payload; sub-byte element
 //! types are bit-packed LSB-first.
 
+use crate::ir::bits::{pack_bits, unpack_bits};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 use bytes::Bytes;
@@ -35,48 +36,6 @@ pub fn blob_code(dtype: DType) -> Option<u32> {
         DType::U32 => 15,
         _ => return None,
     })
-}
-
-/// Packs elements of `bits` bits (1 to 8; one element per input byte, higher bits ignored)
-/// into a little-endian bit stream: element `i` occupies stream bits `i·bits ..`, stream bit
-/// `k` being bit `k mod 8` of byte `k / 8`. Unused bits of the last byte are zero.
-pub fn pack_bits(values: &[u8], bits: usize) -> Vec<u8> {
-    debug_assert!((1..=8).contains(&bits));
-    let mask = (1u16 << bits) - 1;
-    let mut out = vec![0u8; (values.len() * bits).div_ceil(8)];
-    for (i, &v) in values.iter().enumerate() {
-        let start = i * bits;
-        let (byte, shift) = (start / 8, start % 8);
-        let wide = (u16::from(v) & mask) << shift;
-        out[byte] |= wide as u8;
-        if shift + bits > 8 {
-            out[byte + 1] |= (wide >> 8) as u8;
-        }
-    }
-    out
-}
-
-/// Unpacks `count` elements of `bits` bits (1 to 8) from a stream written by [`pack_bits`],
-/// one unsigned element per output byte; `None` when `packed` is too short.
-pub fn unpack_bits(packed: &[u8], bits: usize, count: usize) -> Option<Vec<u8>> {
-    debug_assert!((1..=8).contains(&bits));
-    if packed.len() < count.checked_mul(bits)?.div_ceil(8) {
-        return None;
-    }
-    let mask = (1u16 << bits) - 1;
-    let values = (0..count)
-        .map(|i| {
-            let start = i * bits;
-            let (byte, shift) = (start / 8, start % 8);
-            let high = if shift + bits > 8 {
-                u16::from(packed[byte + 1]) << 8
-            } else {
-                0
-            };
-            (((u16::from(packed[byte]) | high) >> shift) & mask) as u8
-        })
-        .collect();
-    Some(values)
 }
 
 /// The payload size and trailing pad bits of a blob of `count` elements of `dtype`.
@@ -334,57 +293,6 @@ mod tests {
 
     fn u64_at(bytes: &[u8], at: usize) -> u64 {
         u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
-    }
-
-    #[test]
-    fn packs_uint4_low_nibble_first() {
-        // format-facts §3.5: values 0..=15 then 1..=5 → 10 32 54 76 98 ba dc fe 21 43 05.
-        let values: Vec<u8> = (0..16).chain(1..6).collect();
-        let packed = pack_bits(&values, 4);
-        assert_eq!(
-            packed,
-            [0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe, 0x21, 0x43, 0x05]
-        );
-        assert_eq!(unpack_bits(&packed, 4, 21).unwrap(), values);
-    }
-
-    #[test]
-    fn packs_int4_twos_complement() {
-        // §3.5: -8,-7,-1,0,1,7,3,-2,5,6,-3,2 → 98 0f 71 e3 65 2d.
-        let values: Vec<i8> = vec![-8, -7, -1, 0, 1, 7, 3, -2, 5, 6, -3, 2];
-        let bytes: Vec<u8> = values.iter().map(|&v| v as u8).collect();
-        assert_eq!(pack_bits(&bytes, 4), [0x98, 0x0f, 0x71, 0xe3, 0x65, 0x2d]);
-    }
-
-    #[test]
-    fn packs_uint3_across_byte_boundaries() {
-        // §3.5: 0,1,2,3,4,5,6,7,7,6,5,4,3 → 88 c6 fa 77 39 (39 bits, 1 pad bit).
-        let values = [0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3];
-        let packed = pack_bits(&values, 3);
-        assert_eq!(packed, [0x88, 0xc6, 0xfa, 0x77, 0x39]);
-        assert_eq!(unpack_bits(&packed, 3, 13).unwrap(), values);
-    }
-
-    #[test]
-    fn packs_uint1_masks() {
-        // §3.5: 1,0,1,1,0,0,0,1 | 1,1,1 → 8d 07.
-        let values = [1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1];
-        assert_eq!(pack_bits(&values, 1), [0x8d, 0x07]);
-        assert_eq!(unpack_bits(&[0x8d, 0x07], 1, 11).unwrap(), values);
-    }
-
-    #[test]
-    fn uint6_and_uint2_round_trip() {
-        let six: Vec<u8> = (0..12).map(|i| (i * 5 + 3) % 64).collect();
-        let packed = pack_bits(&six, 6);
-        assert_eq!(packed.len(), 9);
-        // 3 fills bits 0-5; 8 = 0b001000 takes bits 6-11 (byte 1 low nibble = 8 >> 2 = 2);
-        // 13 = 0b001101 starts at bit 12 (byte 1 high nibble = 13 & 0xf = 0xd).
-        assert_eq!(packed[0], 0x03);
-        assert_eq!(packed[1], 0xd2);
-        assert_eq!(unpack_bits(&packed, 6, 12).unwrap(), six);
-        assert_eq!(pack_bits(&[3, 0, 1, 2], 2), [0b1001_0011]);
-        assert!(unpack_bits(&packed, 6, 13).is_none());
     }
 
     #[test]

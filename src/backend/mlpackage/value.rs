@@ -1,8 +1,8 @@
 //! IR dtypes, tensor types and constant tensors ⇄ their MIL protobuf forms (immediate values;
 //! blob values are handled by the writer and reader with [`super::blob`]).
 
-use super::blob::{pack_bits, unpack_bits};
 use super::Problem;
+use crate::ir::bits::{pack_bits, unpack_bits};
 use crate::ir::{DType, Dim, Target, Tensor, TensorType};
 use crate::proto::coreml::mil_spec as mil;
 use mil::tensor_value::Value as Field;

@@ -1,8 +1,8 @@
 //! Kernels of the `constexpr_*` decompression ops (both the iOS16 and the iOS18 forms).
 
 use super::norm_axis;
-use crate::backend::unpack_bits;
 use crate::interp::{KernelArgs, Value};
+use crate::ir::bits::unpack_bits;
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 

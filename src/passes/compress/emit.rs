@@ -4,9 +4,11 @@
 //! from iOS18 on (format-facts §5).
 
 use super::encode::{Body, Encoded, PaletteData, QuantData};
-use crate::backend::pack_bits;
+use crate::compress::blocks::BlockLayout;
 use crate::compress::quantize::QuantDtype;
+use crate::ir::bits::pack_bits;
 use crate::ir::{infer_op, Argument, DType, NameTable, Operation, Target, Tensor, TensorType, Var};
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 /// Fresh variable names for the intermediate values of one weight's op chain.
@@ -34,7 +36,8 @@ impl ChainNames {
 /// Builds the ops that decompress `encoded` into variable `name` (the replaced constant's
 /// name, so consumers stay untouched). `dtype` is the weight's float type.
 pub fn emit(
-    encoded: &Encoded,
+    encoded: Encoded,
+    source: &Tensor,
     name: &str,
     shape: &[usize],
     dtype: DType,
@@ -48,9 +51,9 @@ pub fn emit(
         names,
     };
     if chain.ios18 {
-        chain.emit_ios18(encoded, name, shape, dtype)?;
+        chain.emit_ios18(encoded, source, name, shape, dtype)?;
     } else {
-        chain.emit_ios16(encoded, name, shape, dtype)?;
+        chain.emit_ios16(encoded, source, name, shape, dtype)?;
     }
     Ok(chain.ops)
 }
@@ -106,13 +109,14 @@ impl Chain<'_> {
 
     fn emit_ios16(
         &mut self,
-        encoded: &Encoded,
+        encoded: Encoded,
+        source: &Tensor,
         name: &str,
         shape: &[usize],
         dtype: DType,
     ) -> Result<(), String> {
-        match (&encoded.mask, &encoded.body) {
-            (Some(mask), Body::Pruned(values)) => self.pruned(values, mask, name, shape, dtype),
+        match (encoded.mask, encoded.body) {
+            (Some(mask), Body::Pruned) => self.pruned(source, mask, name, shape),
             (None, Body::Palette(p)) if p.is_plain_per_tensor() => {
                 let packed = pack_bits(&p.indices, p.nbits as usize);
                 self.push(
@@ -147,12 +151,12 @@ impl Chain<'_> {
                     &[name],
                     vec![
                         (
-                            "quantized_data",
-                            Param::Value(int_tensor(q.dtype, shape, &q.quantized.values)),
+                            "zero_point",
+                            Param::Value(int_params(q.dtype, &scale_shape, &zero_points)),
                         ),
                         (
-                            "zero_point",
-                            Param::Value(int_tensor(q.dtype, &scale_shape, &zero_points)),
+                            "quantized_data",
+                            Param::Value(int_tensor(q.dtype, shape, q.quantized.values)),
                         ),
                         (
                             "scale",
@@ -168,16 +172,17 @@ impl Chain<'_> {
 
     fn emit_ios18(
         &mut self,
-        encoded: &Encoded,
+        encoded: Encoded,
+        source: &Tensor,
         name: &str,
         shape: &[usize],
         dtype: DType,
     ) -> Result<(), String> {
-        match (&encoded.mask, &encoded.body) {
-            (Some(mask), Body::Pruned(values)) => self.pruned(values, mask, name, shape, dtype),
-            (None, Body::Pruned(_)) => Err("nothing to compress".into()),
+        match (encoded.mask, encoded.body) {
+            (Some(mask), Body::Pruned) => self.pruned(source, mask, name, shape),
+            (None, Body::Pruned) => Err("nothing to compress".into()),
             (mask, Body::Palette(p)) => {
-                let lut = self.lut_param(p, dtype)?;
+                let lut = self.lut_param(&p, dtype)?;
                 let index_dtype = index_dtype(p.nbits)?;
                 let vector_axis = p
                     .vector_axis
@@ -190,7 +195,7 @@ impl Chain<'_> {
                                 Param::Value(Tensor::from_byte_elements(
                                     index_dtype,
                                     &p.index_shape,
-                                    p.indices.clone(),
+                                    p.indices,
                                 )),
                             ),
                             ("lut", lut),
@@ -199,7 +204,7 @@ impl Chain<'_> {
                         self.push("constexpr_lut_to_dense", &[name], params)
                     }
                     Some(mask) => {
-                        let kept = gather(&p.indices, mask);
+                        let kept = gather(&p.indices, &mask);
                         let mut params = vec![
                             ("indices_mask", Param::Value(unpacked_mask(mask, shape))),
                             (
@@ -218,47 +223,46 @@ impl Chain<'_> {
                 }
             }
             (None, Body::Quant(q)) => {
-                let mut params = vec![(
+                let mut params = q.scale_and_offset(dtype);
+                params.push((
                     "data",
-                    Param::Value(int_tensor(q.dtype, shape, &q.quantized.values)),
-                )];
-                params.extend(q.scale_and_offset(dtype));
+                    Param::Value(int_tensor(q.dtype, shape, q.quantized.values)),
+                ));
                 self.push("constexpr_blockwise_shift_scale", &[name], params)
             }
             (Some(mask), Body::Quant(q)) => {
-                let kept = gather(&q.quantized.values, mask);
-                let mut params = vec![
-                    ("data_mask", Param::Value(unpacked_mask(mask, shape))),
-                    (
-                        "nonzero_data",
-                        Param::Value(int_tensor(q.dtype, &[kept.len()], &kept)),
-                    ),
-                ];
-                params.extend(q.scale_and_offset(dtype));
+                let kept = gather(&q.quantized.values, &mask);
+                let mut params = q.scale_and_offset(dtype);
+                params.push((
+                    "nonzero_data",
+                    Param::Value(int_tensor(q.dtype, &[kept.len()], kept)),
+                ));
+                params.push(("data_mask", Param::Value(unpacked_mask(mask, shape))));
                 self.sparse_pair("constexpr_sparse_blockwise_shift_scale", name, params)
             }
         }
     }
 
-    /// `constexpr_sparse_to_dense` of the kept values: a packed uint8 mask plus `shape` in
-    /// the iOS16 form, a uint1 mask of the weight's shape in the iOS18 form.
+    /// `constexpr_sparse_to_dense` of the kept elements of `source` (stored as they are):
+    /// a packed uint8 mask plus `shape` in the iOS16 form, a uint1 mask of the weight's shape
+    /// in the iOS18 form.
     fn pruned(
         &mut self,
-        values: &[f32],
-        mask: &[bool],
+        source: &Tensor,
+        mask: Vec<bool>,
         name: &str,
         shape: &[usize],
-        dtype: DType,
     ) -> Result<(), String> {
-        let kept = gather(values, mask);
-        let mut params = vec![(
-            "nonzero_data",
-            Param::Value(float_tensor(&[kept.len()], &kept, dtype)),
-        )];
+        let width = source.dtype().ir_bytes();
+        let kept = gather_elements(source.bytes(), width, &mask);
+        let count = kept.len() / width;
+        let nonzero = Tensor::from_bytes(source.dtype(), &[count], kept.into())
+            .map_err(|e| format!("internal: pruned values: {e}"))?;
+        let mut params = vec![("nonzero_data", Param::Value(nonzero))];
         if self.ios18 {
             params.push(("mask", Param::Value(unpacked_mask(mask, shape))));
         } else {
-            params.push(("mask", Param::Value(packed_mask(mask))));
+            params.push(("mask", Param::Value(packed_mask(&mask))));
             params.push(("shape", Param::Value(shape_tensor(shape))));
         }
         self.push("constexpr_sparse_to_dense", &[name], params)
@@ -289,11 +293,15 @@ impl Chain<'_> {
     fn lut_param(&mut self, p: &PaletteData, dtype: DType) -> Result<Param, String> {
         if let Some(q) = &p.lut_quant {
             let var = self.names.lut.clone();
-            let mut params = vec![(
+            let mut params = q.scale_and_offset(dtype);
+            params.push((
                 "data",
-                Param::Value(int_tensor(q.dtype, &p.lut_shape, &q.quantized.values)),
-            )];
-            params.extend(q.scale_and_offset(dtype));
+                Param::Value(int_tensor(
+                    q.dtype,
+                    &p.lut_shape,
+                    q.quantized.values.clone(),
+                )),
+            ));
             self.push("constexpr_blockwise_shift_scale", &[&var], params)?;
             return Ok(Param::Var(var));
         }
@@ -309,11 +317,12 @@ impl Chain<'_> {
         let entries = p.lut_shape[rank] * p.lut_shape[rank + 1];
         expanded_shape.extend_from_slice(&p.lut_shape[rank..]);
         let group_shape = &p.lut_shape[..rank];
-        let groups_of = super::encode::broadcast_index(&expanded_shape[..rank], group_shape);
+        let groups = BlockLayout::new(&expanded_shape[..rank], group_shape)
+            .map_err(|e| format!("internal: LUT groups: {e}"))?;
         let blocks: usize = expanded_shape[..rank].iter().product();
         let mut expanded = Vec::with_capacity(blocks * entries);
         for block in 0..blocks {
-            let g = groups_of(block);
+            let g = groups.param_index(block);
             expanded.extend_from_slice(&p.lut[g * entries..(g + 1) * entries]);
         }
         let mut lut_scale_shape = scale_shape.clone();
@@ -357,7 +366,7 @@ impl QuantData {
             Param::Value(float_tensor(shape, &self.quantized.scales, dtype)),
         )];
         if let Some(zp) = &self.quantized.zero_points {
-            params.push(("offset", Param::Value(int_tensor(self.dtype, shape, zp))));
+            params.push(("offset", Param::Value(int_params(self.dtype, shape, zp))));
         }
         params
     }
@@ -404,14 +413,47 @@ fn index_dtype(nbits: u32) -> Result<DType, String> {
 }
 
 /// The elements of `values` whose mask bit is set, in order.
-fn gather<T: Copy>(values: &[T], mask: &[bool]) -> Vec<T> {
-    values
-        .iter()
-        .zip(mask)
-        .filter(|(_, &keep)| keep)
-        .map(|(&v, _)| v)
-        .collect()
+fn gather(values: &[u8], mask: &[bool]) -> Vec<u8> {
+    gather_elements(values, 1, mask)
 }
+
+/// The `width`-byte elements of `bytes` whose mask bit is set, in order.
+fn gather_elements(bytes: &[u8], width: usize, mask: &[bool]) -> Vec<u8> {
+    match width {
+        1 => gather_fixed::<1>(bytes, mask),
+        2 => gather_fixed::<2>(bytes, mask),
+        4 => gather_fixed::<4>(bytes, mask),
+        _ => bytes
+            .chunks_exact(width)
+            .zip(mask)
+            .filter(|(_, &keep)| keep)
+            .flat_map(|(element, _)| element.iter().copied())
+            .collect(),
+    }
+}
+
+/// [`gather_elements`] for `N`-byte elements, in parallel, without a branch per element:
+/// every element is written, only kept ones advance the output.
+fn gather_fixed<const N: usize>(bytes: &[u8], mask: &[bool]) -> Vec<u8> {
+    let parts: Vec<Vec<u8>> = bytes
+        .par_chunks(GATHER_TASK * N)
+        .zip(mask.par_chunks(GATHER_TASK))
+        .map(|(bytes, mask)| {
+            let mut kept = vec![0u8; bytes.len()];
+            let mut count = 0;
+            for (element, &keep) in bytes.chunks_exact(N).zip(mask) {
+                kept[count..count + N].copy_from_slice(element);
+                count += N * usize::from(keep);
+            }
+            kept.truncate(count);
+            kept
+        })
+        .collect();
+    parts.concat()
+}
+
+/// Elements per parallel work item of the gathers.
+const GATHER_TASK: usize = 1 << 16;
 
 /// A float tensor of the weight's dtype.
 fn float_tensor(shape: &[usize], values: &[f32], dtype: DType) -> Tensor {
@@ -423,24 +465,27 @@ fn float_tensor(shape: &[usize], values: &[f32], dtype: DType) -> Tensor {
     }
 }
 
-/// Quantized integers as a tensor of their storage type (one byte per element in the IR).
-fn int_tensor(dtype: QuantDtype, shape: &[usize], values: &[i32]) -> Tensor {
+/// Quantized integers (stored bytes, see [`QuantDtype::integer`]) as a tensor of their
+/// storage type (one byte per element in the IR).
+fn int_tensor(dtype: QuantDtype, shape: &[usize], stored: Vec<u8>) -> Tensor {
     let ir_dtype = match dtype {
         QuantDtype::Int8 => DType::I8,
         QuantDtype::Uint8 => DType::U8,
         QuantDtype::Int4 => DType::I4,
         QuantDtype::Uint4 => DType::U4,
     };
-    Tensor::from_byte_elements(
-        ir_dtype,
-        shape,
-        values.iter().map(|&v| v as i8 as u8).collect(),
-    )
+    Tensor::from_byte_elements(ir_dtype, shape, stored)
+}
+
+/// Small integer parameters (zero points) as a tensor of the quantized storage type.
+fn int_params(dtype: QuantDtype, shape: &[usize], values: &[i32]) -> Tensor {
+    int_tensor(dtype, shape, values.iter().map(|&v| v as u8).collect())
 }
 
 /// A uint1 mask tensor of the weight's shape (iOS18).
-fn unpacked_mask(mask: &[bool], shape: &[usize]) -> Tensor {
-    Tensor::from_byte_elements(DType::U1, shape, mask.iter().map(|&m| m as u8).collect())
+fn unpacked_mask(mask: Vec<bool>, shape: &[usize]) -> Tensor {
+    // Maps in place: bool and u8 share their layout.
+    Tensor::from_byte_elements(DType::U1, shape, mask.into_iter().map(u8::from).collect())
 }
 
 /// The mask as LSB-first packed bytes (iOS16).

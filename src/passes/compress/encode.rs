@@ -5,6 +5,7 @@ use super::sites::{ChannelAxes, WeightSite};
 use super::spec::{
     CompressionSpec, PaletteGranularity, PaletteSpec, PruneSpec, QuantGranularity, QuantSpec,
 };
+use crate::compress::blocks::BlockLayout;
 use crate::compress::palettize::{
     palettize_group, palettize_group_vectors, ChannelGroups, Palette, PaletteMode,
 };
@@ -25,8 +26,8 @@ pub struct Encoded {
 /// The storage of the values.
 #[derive(Clone, Debug)]
 pub enum Body {
-    /// Pruning only: the weight with pruned elements zeroed (dense, row-major).
-    Pruned(Vec<f32>),
+    /// Pruning only: the kept elements are stored as they are in the source weight.
+    Pruned,
     /// Palettized values.
     Palette(PaletteData),
     /// Linearly quantized values.
@@ -78,7 +79,9 @@ pub fn encode(
         .as_ref()
         .map(|p| prune_mask(values, shape, axes, p))
         .transpose()?;
-    let pruned: Option<Vec<f32>> = mask.as_ref().map(|m| {
+    // Joint modes compress the pruned weight (pruned elements zeroed).
+    let joint = spec.palettize.is_some() || spec.quantize.is_some();
+    let pruned: Option<Vec<f32>> = mask.as_ref().filter(|_| joint).map(|m| {
         values
             .iter()
             .zip(m)
@@ -106,7 +109,7 @@ pub fn encode(
             Body::Palette(data)
         }
         (None, Some(q)) => Body::Quant(linear(dense, shape, precision, axes, q)?),
-        (None, None) => Body::Pruned(pruned.unwrap_or_else(|| values.to_vec())),
+        (None, None) => Body::Pruned,
     };
     Ok(Encoded { mask, body })
 }
@@ -223,15 +226,21 @@ fn palettize(
     }
     let channel_scale = spec
         .per_channel_scale
-        .then(|| channel_scales(values, shape, axis, precision));
-    let scaled: Option<Vec<f32>> = channel_scale.as_ref().map(|(scales, scale_shape)| {
-        let lookup = broadcast_index(shape, scale_shape);
-        values
-            .iter()
-            .enumerate()
-            .map(|(flat, &v)| precision.round(v / scales[lookup(flat)]))
-            .collect()
-    });
+        .then(|| channel_scales(values, shape, axis, precision))
+        .transpose()?;
+    let scaled = channel_scale
+        .as_ref()
+        .map(|(scales, scale_shape)| {
+            let layout = BlockLayout::new(shape, scale_shape)?;
+            Ok::<_, CompressError>(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(flat, &v)| precision.round(v / scales[layout.param_index(flat)]))
+                    .collect::<Vec<f32>>(),
+            )
+        })
+        .transpose()?;
     let values = scaled.as_deref().unwrap_or(values);
     let mode: PaletteMode = spec.mode.into();
     if spec.cluster_dim > 1 {
@@ -403,38 +412,17 @@ fn channel_scales(
     shape: &[usize],
     axis: usize,
     precision: Precision,
-) -> (Vec<f32>, Vec<usize>) {
+) -> Result<(Vec<f32>, Vec<usize>), CompressError> {
     let mut scale_shape = shape.to_vec();
     scale_shape[axis] = 1;
-    let mut scales = vec![0.0f32; scale_shape.iter().product()];
-    {
-        let lookup = broadcast_index(shape, &scale_shape);
-        for (flat, &v) in values.iter().enumerate() {
-            let s = &mut scales[lookup(flat)];
-            *s = s.max(v.abs());
-        }
+    let layout = BlockLayout::new(shape, &scale_shape)?;
+    let mut scales = vec![0.0f32; layout.param_count()];
+    for (flat, &v) in values.iter().enumerate() {
+        let s = &mut scales[layout.param_index(flat)];
+        *s = s.max(v.abs());
     }
     for s in &mut scales {
         *s = if *s == 0.0 { 1.0 } else { precision.round(*s) };
     }
-    (scales, scale_shape)
-}
-
-/// Maps a flat index of `shape` to the flat index of the broadcast source of `small_shape`
-/// (same rank, each dim equal or 1).
-pub fn broadcast_index<'a>(
-    shape: &'a [usize],
-    small_shape: &'a [usize],
-) -> impl Fn(usize) -> usize + Sync + 'a {
-    let strides = crate::compress::row_major_strides(shape);
-    let small_strides = crate::compress::row_major_strides(small_shape);
-    move |flat| {
-        let mut index = 0;
-        for axis in 0..shape.len() {
-            if small_shape[axis] != 1 {
-                index += (flat / strides[axis]) % shape[axis] * small_strides[axis];
-            }
-        }
-        index
-    }
+    Ok((scales, scale_shape))
 }

@@ -2,19 +2,21 @@
 //! them at load time (palettization, linear quantization, pruning and their joint forms),
 //! in the op forms of the program's deployment target.
 //!
-//! Weights are processed in parallel, each taken out of the program, compressed, checked by
-//! decompressing it with the interpreter's kernels, and dropped, so at most a few full-size
-//! copies are in flight at once. Results are independent of the thread count.
+//! Weights are processed in parallel: each is widened to f32, encoded, measured against its
+//! encoded form (without decompressing it) and emitted as ops that take over the encoded
+//! buffers, so at most a few full-size copies are in flight at once. Results are independent
+//! of the thread count.
 
 mod chains;
 mod emit;
 mod encode;
+mod error;
 mod report;
 mod sites;
 mod spec;
 
 pub use chains::{compressed_weights, constexpr_chains, CompressedWeight};
-pub use report::{CompressReport, WeightReport};
+pub use report::{CompressReport, ErrorSums, WeightReport};
 pub use sites::{ChannelAxes, Consumer, WeightSite};
 pub use spec::{
     CompressionSpec, NmRatio, PaletteGranularity, PaletteModeArg, PaletteSpec, PruneSpec,
@@ -149,16 +151,25 @@ fn compress_one(
             return Ok((vec![const_op], Some(report)));
         }
     };
-    let ops = emit::emit(&encoded, &site.name, &site.shape, site.dtype, target, chain)
-        .map_err(|e| format!("weight '{}': {e}", site.name))?;
-    drop(encoded);
-    let decompressed = decompress(&ops).map_err(|e| format!("weight '{}': {e}", site.name))?;
-    let (snr, max_abs) = report::reconstruction_error(&values, &decompressed);
+    let fail = |e: String| format!("weight '{}': {e}", site.name);
+    let error =
+        error::reconstruction_error(&values, &site.shape, precision, &encoded).map_err(fail)?;
+    drop(values);
+    let ops = emit::emit(
+        encoded,
+        tensor,
+        &site.name,
+        &site.shape,
+        site.dtype,
+        target,
+        chain,
+    )
+    .map_err(fail)?;
     let bytes_after: usize = ops.iter().map(stored_bytes).sum();
-    report.snr_db = snr;
-    report.max_abs_error = max_abs;
+    report.snr_db = error.snr_db();
+    report.max_abs_error = error.max_abs();
     report.bytes_after = bytes_after;
-    report.bits_per_weight = bytes_after as f64 * 8.0 / values.len().max(1) as f64;
+    report.bits_per_weight = bytes_after as f64 * 8.0 / tensor.len().max(1) as f64;
     let mut ops = ops;
     if let Some(origin) = &const_op.origin {
         for op in &mut ops {

@@ -70,25 +70,71 @@ impl CompressReport {
     }
 }
 
-/// Reconstruction error of `approx` against `exact`: (SNR in dB or `None` if exact, max abs).
-pub fn reconstruction_error(exact: &[f32], approx: &[f32]) -> (Option<f64>, f64) {
-    let mut signal = 0.0f64;
-    let mut noise = 0.0f64;
-    let mut max_abs = 0.0f64;
-    for (&a, &b) in exact.iter().zip(approx) {
-        let (a, b) = (f64::from(a), f64::from(b));
-        signal += a * a;
-        noise += (a - b) * (a - b);
-        max_abs = max_abs.max((a - b).abs());
+/// Running sums for the reconstruction error of a weight: signal and noise energy, largest
+/// absolute error.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ErrorSums {
+    signal: f64,
+    noise: f64,
+    max_abs: f64,
+}
+
+impl ErrorSums {
+    /// Adds the elements of `exact` and their reconstructions `approx`.
+    pub fn add(&mut self, exact: &[f32], approx: &[f32]) {
+        // Four independent lanes per sum so the loop vectorizes; the lane order is fixed.
+        let mut signal = [0f64; 4];
+        let mut noise = [0f64; 4];
+        let mut max_abs = [0f64; 4];
+        let pairs = exact.chunks_exact(4).zip(approx.chunks_exact(4));
+        for (e, a) in pairs {
+            for lane in 0..4 {
+                let (x, d) = (f64::from(e[lane]), f64::from(e[lane]) - f64::from(a[lane]));
+                signal[lane] += x * x;
+                noise[lane] += d * d;
+                max_abs[lane] = if d.abs() > max_abs[lane] {
+                    d.abs()
+                } else {
+                    max_abs[lane]
+                };
+            }
+        }
+        let tail = exact.len() / 4 * 4;
+        for (&x, &y) in exact[tail..].iter().zip(&approx[tail..]) {
+            let (x, d) = (f64::from(x), f64::from(x) - f64::from(y));
+            signal[0] += x * x;
+            noise[0] += d * d;
+            max_abs[0] = max_abs[0].max(d.abs());
+        }
+        self.signal += signal.iter().sum::<f64>();
+        self.noise += noise.iter().sum::<f64>();
+        self.max_abs = max_abs.iter().fold(self.max_abs, |m, &v| m.max(v));
     }
-    let snr = if noise == 0.0 {
-        None
-    } else if signal == 0.0 {
-        Some(f64::NEG_INFINITY)
-    } else {
-        Some(10.0 * (signal / noise).log10())
-    };
-    (snr, max_abs)
+
+    /// The sums of both parts.
+    pub fn merge(self, other: ErrorSums) -> ErrorSums {
+        ErrorSums {
+            signal: self.signal + other.signal,
+            noise: self.noise + other.noise,
+            max_abs: self.max_abs.max(other.max_abs),
+        }
+    }
+
+    /// SNR in dB (`None` for an exact reconstruction, −∞ for a zero signal).
+    pub fn snr_db(&self) -> Option<f64> {
+        if self.noise == 0.0 {
+            None
+        } else if self.signal == 0.0 {
+            Some(f64::NEG_INFINITY)
+        } else {
+            Some(10.0 * (self.signal / self.noise).log10())
+        }
+    }
+
+    /// The largest absolute error.
+    pub fn max_abs(&self) -> f64 {
+        self.max_abs
+    }
 }
 
 #[cfg(test)]
@@ -98,9 +144,20 @@ mod tests {
     #[test]
     fn snr_and_max_error() {
         // Signal energy 1 + 4 = 5, noise 0.01 + 0 = 0.01: SNR = 10·log10(500) ≈ 26.99 dB.
-        let (snr, max_abs) = reconstruction_error(&[1.0, 2.0], &[1.1, 2.0]);
-        assert!((snr.unwrap() - 26.9897).abs() < 1e-3);
-        assert!((max_abs - 0.1).abs() < 1e-6);
-        assert_eq!(reconstruction_error(&[1.0], &[1.0]), (None, 0.0));
+        let mut sums = ErrorSums::default();
+        sums.add(&[1.0, 2.0], &[1.1, 2.0]);
+        assert!((sums.snr_db().unwrap() - 26.9897).abs() < 1e-3);
+        assert!((sums.max_abs() - 0.1).abs() < 1e-6);
+        // Lanes and tail: nine elements, one error of 3 in the tail.
+        let exact = [1.0f32; 9];
+        let mut approx = exact;
+        approx[8] = 4.0;
+        let mut sums = ErrorSums::default();
+        sums.add(&exact, &approx);
+        assert!((sums.snr_db().unwrap() - 10.0 * (9.0f64 / 9.0).log10()).abs() < 1e-12);
+        assert_eq!(sums.max_abs(), 3.0);
+        let mut exact_copy = ErrorSums::default();
+        exact_copy.add(&[1.0], &[1.0]);
+        assert_eq!((exact_copy.snr_db(), exact_copy.max_abs()), (None, 0.0));
     }
 }

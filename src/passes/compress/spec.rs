@@ -272,6 +272,12 @@ impl CompressionSpec {
         }
         if let Some(q) = &self.quantize {
             q.check(&mut needs_ios18)?;
+            if self.palettize.as_ref().is_some_and(|p| p.per_channel_scale) {
+                return Err(
+                    "quantizing the LUT of a per-channel-scale palettization is not supported"
+                        .into(),
+                );
+            }
             if self.palettize.is_some() && q.granularity != QuantGranularity::PerTensor {
                 return Err(
                     "quantizing a palettized weight quantizes its LUT, which needs granularity per-tensor"
