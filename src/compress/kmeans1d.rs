@@ -1,13 +1,19 @@
-//! Globally optimal 1-D k-means on weighted unique values (exact dynamic programming with the
-//! divide-and-conquer optimisation, O(k·n log n) after sorting), as coremltools' vendored
-//! `kmeans1d` computes for fp16 weights.
+//! Globally optimal 1-D k-means on weighted unique values, as coremltools' vendored `kmeans1d`
+//! computes for fp16 weights: exact dynamic programming over the sorted distinct values, each
+//! layer solved in linear time with SMAWK (O(k·n) after counting the values).
+
+use std::cell::Cell;
 
 use rayon::prelude::*;
 
 use super::{check_finite, CompressError};
 
-/// Below this many DP cells a divide-and-conquer range is solved on one thread.
-const PARALLEL_CUTOFF: usize = 4096;
+/// The most clusters a clustering can have (labels are bytes: palettes hold at most 256 entries).
+pub const MAX_CLUSTERS: usize = 256;
+/// Inputs at least this long are counted and labelled in parallel.
+const PARALLEL_LEN: usize = 1 << 18;
+/// Number of fp16 bit patterns (the size of a histogram over fp16 values).
+const F16_PATTERNS: usize = 1 << 16;
 
 /// The result of clustering: centroids in ascending order and one label per input element.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,116 +21,231 @@ pub struct Clustering {
     /// Weighted mean of each cluster, ascending; `min(k, #unique values)` entries.
     pub centroids: Vec<f64>,
     /// For each input element, the index of its cluster in `centroids`.
-    pub labels: Vec<u32>,
+    pub labels: Vec<u8>,
 }
 
-/// Cluster `values` into at most `k` groups minimising the sum of squared distances.
+/// Cluster `values` into at most `k ≤ 256` groups minimising the sum of squared distances.
 ///
 /// Equal values are merged first and weighted by their count, so the cost is the same as
 /// clustering every element. Ties between equally good partitions pick the earliest split.
 pub fn kmeans1d(values: &[f32], k: usize) -> Result<Clustering, CompressError> {
-    check_finite(values)?;
-    if k == 0 {
-        return Err(CompressError::Parameter("k-means needs k ≥ 1".into()));
+    if k == 0 || k > MAX_CLUSTERS {
+        return Err(CompressError::Parameter(format!(
+            "k-means needs 1 ≤ k ≤ {MAX_CLUSTERS}, not {k}"
+        )));
     }
-    let (uniques, counts) = weighted_uniques(values);
-    let xs: Vec<f64> = uniques.iter().map(|&v| f64::from(v)).collect();
-    let starts = optimal_cluster_starts(&xs, &counts, k);
+    if values.is_empty() {
+        return Ok(Clustering {
+            centroids: Vec::new(),
+            labels: Vec::new(),
+        });
+    }
+    match f16_histogram(values) {
+        Some(histogram) => Ok(cluster_f16(values, histogram, k)),
+        None => cluster_sorted(values, k),
+    }
+}
 
-    let mut centroids = Vec::with_capacity(starts.len());
-    let mut cluster_of_unique = vec![0u32; xs.len()];
-    for (c, &start) in starts.iter().enumerate() {
-        let end = starts.get(c + 1).copied().unwrap_or(xs.len());
-        let weight: f64 = counts[start..end].iter().sum();
-        let sum: f64 = (start..end).map(|i| xs[i] * counts[i]).sum();
-        centroids.push(sum / weight);
-        cluster_of_unique[start..end].fill(c as u32);
-    }
-    let labels = if all_f16(values) {
-        // One table entry per fp16 bit pattern: O(1) per element instead of a binary search.
-        let mut table = vec![0u32; 1 << 16];
-        for (u, &x) in uniques.iter().enumerate() {
-            table[f16_key(x)] = cluster_of_unique[u];
+/// An order-preserving 16-bit key of `v` when it is exactly an fp16 value (−0 folds into +0):
+/// keys compare like the values. `None` for values fp16 cannot hold exactly (and NaN, ±∞).
+#[inline(always)]
+fn f16_order_key(v: f32) -> Option<u16> {
+    let bits = v.to_bits();
+    let magnitude = bits & 0x7fff_ffff;
+    let exponent = (magnitude >> 23) as i32 - 127;
+    let fraction = magnitude & 0x7f_ffff;
+    let half = if magnitude == 0 {
+        0
+    } else if (-14..=15).contains(&exponent) {
+        // Normal fp16: the 13 low fraction bits must be zero.
+        if fraction & 0x1fff != 0 {
+            return None;
         }
-        values.par_iter().map(|&v| table[f16_key(v)]).collect()
+        (((exponent + 15) as u32) << 10) | (fraction >> 13)
+    } else if (-24..-14).contains(&exponent) {
+        // Subnormal fp16: value = m·2^-24 with the bits shifted out all zero.
+        let full = fraction | 0x80_0000;
+        let shift = (-1 - exponent) as u32;
+        if full & ((1 << shift) - 1) != 0 {
+            return None;
+        }
+        full >> shift
     } else {
-        values
-            .par_iter()
-            .map(|v| {
-                let u = uniques.partition_point(|&x| x < *v);
-                cluster_of_unique[u.min(uniques.len() - 1)]
-            })
-            .collect()
+        return None;
     };
+    // Negative values (not −0) map below 0x8000 in reverse order, positive ones above.
+    Some(if bits >> 31 == 1 && magnitude != 0 {
+        !(half as u16 | 0x8000)
+    } else {
+        half as u16 | 0x8000
+    })
+}
+
+/// The fp16 value of an order key.
+fn key_value(key: u16) -> f64 {
+    let bits = if key & 0x8000 != 0 {
+        key & 0x7fff
+    } else {
+        !key
+    };
+    f64::from(half::f16::from_bits(bits).to_f32())
+}
+
+thread_local! {
+    /// A zeroed 65 536-entry buffer reused across calls on the same thread (taken while in use,
+    /// so a nested call on the same thread simply allocates its own).
+    static SCRATCH: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+}
+
+/// A zeroed histogram over fp16 order keys, reusing this thread's scratch buffer if free.
+fn zeroed_table() -> Vec<u32> {
+    let table = SCRATCH.with(Cell::take);
+    if table.len() == F16_PATTERNS {
+        table
+    } else {
+        vec![0; F16_PATTERNS]
+    }
+}
+
+/// Counts of each fp16 order key with the lowest and highest key present, or `None` if some
+/// value is not exactly an fp16 value.
+struct Histogram {
+    counts: Vec<u32>,
+    lowest: usize,
+    highest: usize,
+}
+
+/// Count `values` by fp16 order key in one pass (in parallel for long inputs).
+fn f16_histogram(values: &[f32]) -> Option<Histogram> {
+    /// Add `chunk` to `counts`; false when a value is not fp16-exact.
+    fn count(chunk: &[f32], counts: &mut [u32], range: &mut (usize, usize)) -> bool {
+        for &v in chunk {
+            let Some(key) = f16_order_key(v) else {
+                return false;
+            };
+            let key = usize::from(key);
+            counts[key] += 1;
+            range.0 = range.0.min(key);
+            range.1 = range.1.max(key);
+        }
+        true
+    }
+    if values.len() < PARALLEL_LEN {
+        let mut counts = zeroed_table();
+        let mut range = (usize::MAX, 0);
+        if !count(values, &mut counts, &mut range) {
+            counts.fill(0);
+            SCRATCH.with(|s| s.set(counts));
+            return None;
+        }
+        return Some(Histogram {
+            counts,
+            lowest: range.0,
+            highest: range.1,
+        });
+    }
+    // Integer counts add up the same in any order, so the split does not matter.
+    let merged = values
+        .par_chunks(PARALLEL_LEN)
+        .map(|chunk| {
+            let mut counts = vec![0u32; F16_PATTERNS];
+            let mut range = (usize::MAX, 0);
+            count(chunk, &mut counts, &mut range).then_some((counts, range))
+        })
+        .reduce(
+            || Some((vec![0; F16_PATTERNS], (usize::MAX, 0))),
+            |a, b| {
+                let ((mut counts, a_range), (other, b_range)) = (a?, b?);
+                counts.iter_mut().zip(&other).for_each(|(x, y)| *x += y);
+                Some((counts, (a_range.0.min(b_range.0), a_range.1.max(b_range.1))))
+            },
+        )?;
+    let (counts, (lowest, highest)) = merged;
+    Some(Histogram {
+        counts,
+        lowest,
+        highest,
+    })
+}
+
+/// Cluster fp16-exact `values` from their histogram; labels come from a key → cluster table.
+fn cluster_f16(values: &[f32], histogram: Histogram, k: usize) -> Clustering {
+    let Histogram {
+        mut counts,
+        lowest,
+        highest,
+    } = histogram;
+    let mut keys = Vec::new();
+    let mut weights = Vec::new();
+    for (key, count) in counts.iter().enumerate().take(highest + 1).skip(lowest) {
+        if *count > 0 {
+            keys.push(key);
+            weights.push(f64::from(*count));
+        }
+    }
+    let xs: Vec<f64> = keys.iter().map(|&key| key_value(key as u16)).collect();
+    let (centroids, cluster_of_unique) = clusters_from_starts(&xs, &weights, k);
+    // Reuse the histogram as the key → cluster table (only present keys are ever looked up).
+    for (&key, &c) in keys.iter().zip(&cluster_of_unique) {
+        counts[key] = u32::from(c);
+    }
+    let label = |&v: &f32| f16_order_key(v).map_or(0, |key| counts[usize::from(key)] as u8);
+    let labels = if values.len() < PARALLEL_LEN {
+        values.iter().map(label).collect()
+    } else {
+        values.par_iter().with_min_len(1 << 14).map(label).collect()
+    };
+    for &key in &keys {
+        counts[key] = 0;
+    }
+    if values.len() < PARALLEL_LEN {
+        SCRATCH.with(|s| s.set(counts));
+    }
+    Clustering { centroids, labels }
+}
+
+/// Cluster arbitrary finite values: sort to find the distinct ones, binary-search the labels.
+fn cluster_sorted(values: &[f32], k: usize) -> Result<Clustering, CompressError> {
+    check_finite(values)?;
+    let mut sorted: Vec<f32> = values.iter().map(|&v| v + 0.0).collect();
+    sorted.par_sort_unstable_by(f32::total_cmp);
+    let mut uniques: Vec<f32> = Vec::new();
+    let mut weights: Vec<f64> = Vec::new();
+    for v in sorted {
+        match (uniques.last(), weights.last_mut()) {
+            (Some(&last), Some(w)) if last == v => *w += 1.0,
+            _ => {
+                uniques.push(v);
+                weights.push(1.0);
+            }
+        }
+    }
+    let xs: Vec<f64> = uniques.iter().map(|&v| f64::from(v)).collect();
+    let (centroids, cluster_of_unique) = clusters_from_starts(&xs, &weights, k);
+    let labels = values
+        .par_iter()
+        .map(|v| {
+            let u = uniques.partition_point(|&x| x < *v);
+            cluster_of_unique[u.min(uniques.len() - 1)]
+        })
+        .collect();
     Ok(Clustering { centroids, labels })
 }
 
-/// True when every value is exactly an fp16 value (the usual case: weights of fp16 models).
-fn all_f16(values: &[f32]) -> bool {
-    values
-        .par_iter()
-        .all(|&v| half::f16::from_f32(v).to_f32() == v)
-}
-
-/// The fp16 bit pattern of an fp16-exact value, with −0 folded into +0.
-fn f16_key(v: f32) -> usize {
-    let v = if v == 0.0 { 0.0 } else { v };
-    usize::from(half::f16::from_f32(v).to_bits())
-}
-
-/// The distinct values in ascending order with their counts. fp16-exact inputs are counted in
-/// a 65 536-entry histogram (linear time); others are sorted.
-fn weighted_uniques(values: &[f32]) -> (Vec<f32>, Vec<f64>) {
-    let mut uniques: Vec<f32> = Vec::new();
-    let mut counts: Vec<f64> = Vec::new();
-    if all_f16(values) {
-        let histogram = values
-            .par_chunks(1 << 16)
-            .fold(
-                || vec![0u64; 1 << 16],
-                |mut h, chunk| {
-                    for &v in chunk {
-                        h[f16_key(v)] += 1;
-                    }
-                    h
-                },
-            )
-            .reduce(
-                || vec![0u64; 1 << 16],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    a
-                },
-            );
-        let mut present: Vec<(f32, u64)> = histogram
-            .iter()
-            .enumerate()
-            .filter(|(_, &c)| c > 0)
-            .map(|(bits, &c)| (half::f16::from_bits(bits as u16).to_f32(), c))
-            .collect();
-        present.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        for (v, c) in present {
-            uniques.push(v);
-            counts.push(c as f64);
-        }
-        return (uniques, counts);
+/// The optimal clustering of sorted distinct `xs` weighted by `ws`: the centroids and the
+/// cluster of each distinct value.
+fn clusters_from_starts(xs: &[f64], ws: &[f64], k: usize) -> (Vec<f64>, Vec<u8>) {
+    let starts = optimal_cluster_starts(xs, ws, k);
+    let mut centroids = Vec::with_capacity(starts.len());
+    let mut cluster_of_unique = vec![0u8; xs.len()];
+    for (c, &start) in starts.iter().enumerate() {
+        let end = starts.get(c + 1).copied().unwrap_or(xs.len());
+        let weight: f64 = ws[start..end].iter().sum();
+        let sum: f64 = (start..end).map(|i| xs[i] * ws[i]).sum();
+        centroids.push(sum / weight);
+        cluster_of_unique[start..end].fill(c as u8);
     }
-    let mut sorted = values.to_vec();
-    sorted.par_sort_unstable_by(f32::total_cmp);
-    for v in sorted {
-        match uniques.last() {
-            Some(&last) if last == v => {
-                if let Some(c) = counts.last_mut() {
-                    *c += 1.0;
-                }
-            }
-            _ => {
-                uniques.push(v);
-                counts.push(1.0);
-            }
-        }
-    }
-    (uniques, counts)
+    (centroids, cluster_of_unique)
 }
 
 /// Prefix sums of weights, weighted values and weighted squares (values centred on their mean).
@@ -153,6 +274,7 @@ impl Prefix {
     }
 
     /// Within-cluster sum of squares of points `first..=last`.
+    #[inline(always)]
     fn cost(&self, first: usize, last: usize) -> f64 {
         let w = self.weights[last + 1] - self.weights[first];
         let s = self.sums[last + 1] - self.sums[first];
@@ -175,15 +297,31 @@ fn optimal_cluster_starts(xs: &[f64], ws: &[f64], k: usize) -> Vec<usize> {
     // prev[i]: best cost of points 0..=i in `m` clusters; argmins[m][i]: start of the last one.
     let mut prev: Vec<f64> = (0..n).map(|i| prefix.cost(0, i)).collect();
     let mut argmins: Vec<Vec<u32>> = vec![vec![0; n]];
+    let mut scratch = Smawk::default();
     for m in 1..k {
-        let mut cur = vec![f64::INFINITY; n];
-        let mut arg = vec![0u32; n];
-        let task = Layer {
-            prefix: &prefix,
-            prev: &prev,
-            first_cluster: m,
+        // Row i (points 0..=i, i ≥ m) picks the start j ∈ m..=i of its last cluster; the last
+        // layer only needs its final row.
+        let first_row = if m + 1 == k { n - 1 } else { m };
+        let rows: Vec<u32> = (first_row as u32..n as u32).collect();
+        let cols: Vec<u32> = (m as u32..n as u32).collect();
+        let value = |i: usize, j: usize| {
+            if j > i {
+                f64::INFINITY
+            } else {
+                prev[j - 1] + prefix.cost(j, i)
+            }
         };
-        task.solve(m, &mut cur[m..], &mut arg[m..], m, n - 1);
+        let mut arg = vec![0u32; n];
+        scratch.solve(&rows, &cols, &value, &mut arg);
+        let cur: Vec<f64> = (0..n)
+            .map(|i| {
+                if i < first_row {
+                    f64::INFINITY
+                } else {
+                    value(i, arg[i] as usize)
+                }
+            })
+            .collect();
         prev = cur;
         argmins.push(arg);
     }
@@ -197,45 +335,83 @@ fn optimal_cluster_starts(xs: &[f64], ws: &[f64], k: usize) -> Vec<usize> {
     starts
 }
 
-/// One DP layer: the best cost when the last cluster starts at `j ≥ first_cluster`.
-struct Layer<'a> {
-    prefix: &'a Prefix,
-    prev: &'a [f64],
-    first_cluster: usize,
+/// SMAWK row minima of a totally monotone matrix, with buffers reused across calls.
+#[derive(Default)]
+struct Smawk {
+    /// Per recursion level: the surviving columns and the odd rows.
+    levels: Vec<(Vec<u32>, Vec<u32>)>,
 }
 
-impl Layer<'_> {
-    /// Fill `cur`/`arg` for points `lo..lo + cur.len()` knowing the argmin lies in
-    /// `opt_lo..=opt_hi` (argmins are monotone in the point index).
-    fn solve(&self, lo: usize, cur: &mut [f64], arg: &mut [u32], opt_lo: usize, opt_hi: usize) {
-        if cur.is_empty() {
+impl Smawk {
+    /// For each row `r` of `rows`, store in `argmin[r]` the leftmost column of `cols` minimising
+    /// `value(r, c)`. Rows and columns ascend; minima positions must not decrease with the row.
+    fn solve(
+        &mut self,
+        rows: &[u32],
+        cols: &[u32],
+        value: &impl Fn(usize, usize) -> f64,
+        argmin: &mut [u32],
+    ) {
+        self.level(0, rows, cols, value, argmin);
+    }
+
+    fn level(
+        &mut self,
+        depth: usize,
+        rows: &[u32],
+        cols: &[u32],
+        value: &impl Fn(usize, usize) -> f64,
+        argmin: &mut [u32],
+    ) {
+        if rows.is_empty() {
             return;
         }
-        let mid = cur.len() / 2;
-        let i = lo + mid;
-        let mut best = f64::INFINITY;
-        let mut best_j = opt_lo.max(self.first_cluster);
-        for j in opt_lo.max(self.first_cluster)..=opt_hi.min(i) {
-            let c = self.prev[j - 1] + self.prefix.cost(j, i);
-            if c < best {
-                best = c;
-                best_j = j;
+        if self.levels.len() <= depth {
+            self.levels.push((Vec::new(), Vec::new()));
+        }
+        let (mut kept, mut odd) = std::mem::take(&mut self.levels[depth]);
+        // REDUCE: keep at most one column per row; a column beaten (strictly) by a later one at
+        // the row it would serve can be no row's leftmost minimum.
+        kept.clear();
+        for &c in cols {
+            while let Some(&top) = kept.last() {
+                let r = rows[kept.len() - 1] as usize;
+                if value(r, c as usize) < value(r, top as usize) {
+                    kept.pop();
+                } else {
+                    break;
+                }
+            }
+            if kept.len() < rows.len() {
+                kept.push(c);
             }
         }
-        cur[mid] = best;
-        arg[mid] = best_j as u32;
-        let parallel = (opt_hi - opt_lo + 1) * cur.len() > PARALLEL_CUTOFF;
-        let (cur_left, cur_rest) = cur.split_at_mut(mid);
-        let (arg_left, arg_rest) = arg.split_at_mut(mid);
-        let (cur_right, arg_right) = (&mut cur_rest[1..], &mut arg_rest[1..]);
-        let mut left = move || self.solve(lo, cur_left, arg_left, opt_lo, best_j);
-        let mut right = move || self.solve(i + 1, cur_right, arg_right, best_j, opt_hi);
-        if parallel {
-            rayon::join(left, right);
-        } else {
-            left();
-            right();
+        odd.clear();
+        odd.extend(rows.iter().skip(1).step_by(2));
+        self.level(depth + 1, &odd, &kept, value, argmin);
+        // INTERPOLATE: each even row searches between its neighbours' minima.
+        let mut start = 0;
+        for t in (0..rows.len()).step_by(2) {
+            let r = rows[t] as usize;
+            let stop = match rows.get(t + 1) {
+                Some(&next) => argmin[next as usize],
+                None => kept[kept.len() - 1],
+            };
+            let mut best = start;
+            let mut best_value = value(r, kept[start] as usize);
+            let mut p = start + 1;
+            while p < kept.len() && kept[p] <= stop {
+                let v = value(r, kept[p] as usize);
+                if v < best_value {
+                    best = p;
+                    best_value = v;
+                }
+                p += 1;
+            }
+            argmin[r] = kept[best];
+            start = p - 1;
         }
+        self.levels[depth] = (kept, odd);
     }
 }
 
@@ -358,8 +534,129 @@ mod tests {
     }
 
     #[test]
-    fn rejects_nan_and_zero_k() {
+    fn rejects_nan_and_bad_k() {
         assert_eq!(kmeans1d(&[f32::NAN], 2), Err(CompressError::NonFinite));
+        assert_eq!(
+            kmeans1d(&[1.0, f32::INFINITY], 2),
+            Err(CompressError::NonFinite)
+        );
         assert!(kmeans1d(&[1.0], 0).is_err());
+        assert!(kmeans1d(&[1.0], 257).is_err());
+    }
+
+    #[test]
+    fn order_keys_match_f16_conversion() {
+        // Every fp16 value round-trips through its key, and keys sort like the values.
+        let mut previous: Option<(u16, f32)> = None;
+        let mut finite: Vec<f32> = (0..=u16::MAX)
+            .map(|bits| half::f16::from_bits(bits).to_f32())
+            .filter(|x| x.is_finite())
+            .collect();
+        finite.sort_by(f32::total_cmp);
+        for &x in &finite {
+            let key = f16_order_key(x).unwrap();
+            assert_eq!(key_value(key), f64::from(x + 0.0), "{x}");
+            if let Some((k, v)) = previous {
+                assert!(key > k || (v == x), "{v} {x}");
+            }
+            previous = Some((key, x));
+        }
+        assert_eq!(f16_order_key(-0.0), f16_order_key(0.0));
+        // f32 values between fp16 values, and out of range, have no key.
+        let mut state = 99u32;
+        for _ in 0..200_000 {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let x = f32::from_bits(state);
+            let exact = x.is_finite() && half::f16::from_f32(x).to_f32() == x;
+            assert_eq!(f16_order_key(x).is_some(), exact, "{x:e}");
+        }
+        for x in [f32::NAN, f32::INFINITY, 65520.0, 1e-8, 2.0f32.powi(-25)] {
+            assert_eq!(f16_order_key(x), None, "{x:e}");
+        }
+        assert!(f16_order_key(2.0f32.powi(-24)).is_some());
+    }
+
+    /// Plain O(k·n²) dynamic programme: the optimal cost of sorted weighted values.
+    fn quadratic_dp(xs: &[f64], ws: &[f64], k: usize) -> f64 {
+        let n = xs.len();
+        let cost = |a: usize, b: usize| {
+            let w: f64 = ws[a..=b].iter().sum();
+            let mean = (a..=b).map(|i| xs[i] * ws[i]).sum::<f64>() / w;
+            (a..=b).map(|i| ws[i] * (xs[i] - mean).powi(2)).sum::<f64>()
+        };
+        let mut best: Vec<f64> = (0..n).map(|i| cost(0, i)).collect();
+        for _ in 1..k.min(n) {
+            best = (0..n)
+                .map(|i| {
+                    (1..=i)
+                        .map(|j| best[j - 1] + cost(j, i))
+                        .fold(best[i], f64::min)
+                })
+                .collect();
+        }
+        best[n - 1]
+    }
+
+    #[test]
+    fn matches_quadratic_dp_on_weighted_inputs() {
+        let mut state = 777u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        for trial in 0..40 {
+            let n = 20 + trial * 3;
+            let k = 2 + trial % 9;
+            // fp16-exact values (histogram path) and their thirds (sorted path).
+            let base: Vec<f32> = (0..n)
+                .map(|_| half::f16::from_f32((next() % 2000) as f32 / 64.0 - 15.0).to_f32())
+                .collect();
+            for values in [base.clone(), base.iter().map(|v| v / 3.0).collect()] {
+                let r = kmeans1d(&values, k).unwrap();
+                let mut sorted = values.clone();
+                sorted.sort_by(f32::total_cmp);
+                let (mut xs, mut ws) = (Vec::new(), Vec::new());
+                for v in sorted {
+                    if xs.last() == Some(&f64::from(v)) {
+                        *ws.last_mut().unwrap() += 1.0;
+                    } else {
+                        xs.push(f64::from(v));
+                        ws.push(1.0);
+                    }
+                }
+                let expected = quadratic_dp(&xs, &ws, k);
+                let got = cost(&values, &r);
+                assert!(
+                    (got - expected).abs() <= 1e-9 * expected.max(1.0),
+                    "trial {trial}: {got} vs {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn same_result_for_any_thread_count() {
+        // Long enough for the parallel histogram and labelling.
+        let mut state = 5u64;
+        let values: Vec<f32> = (0..PARALLEL_LEN * 3 + 17)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                half::f16::from_f32(((state >> 40) as f32 / 16_777_216.0 - 0.5) * 0.1).to_f32()
+            })
+            .collect();
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| kmeans1d(&values, 16).unwrap())
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one.centroids.len(), 16);
     }
 }

@@ -19,9 +19,17 @@ const MAX_ITERATIONS: usize = 300;
 const RELATIVE_TOLERANCE: f64 = 1e-6;
 /// Points per parallel work item (fixed, so the reduction order never changes).
 const CHUNK: usize = 4096;
-/// Above `4 ×` this many distinct points, the restarts run on a random sample of this size
-/// and only the winner is refined on all points.
+/// Above `4 ×` this many vectors, the restarts run on a random sample of this size and only the
+/// winner is refined on all vectors.
 const SAMPLE: usize = 1 << 16;
+/// Vectors per parallel work item of the refinement on all vectors.
+const FULL_CHUNK: usize = 1 << 15;
+/// Upper bound on Lloyd iterations over all vectors (the sampled seeds are already close).
+const FULL_ITERATIONS: usize = 30;
+/// The refinement stops once an iteration lowers the inertia by less than this fraction.
+const FULL_TOLERANCE: f64 = 1e-4;
+/// The most clusters (labels are bytes: palettes hold at most 256 entries).
+pub const MAX_CLUSTERS: usize = 256;
 /// Base seed of the pseudo-random stream used for k-means++ sampling.
 const SEED: u64 = 0x6b6d_6561_6e73_2b2b;
 
@@ -32,7 +40,7 @@ pub struct VectorClustering {
     /// Cluster means, k rows of `dim` values.
     pub centroids: Vec<f32>,
     /// For each input vector, the row of its centroid.
-    pub labels: Vec<u32>,
+    pub labels: Vec<u8>,
 }
 
 /// The distinct vectors of a flat row-major list, in lexicographic order.
@@ -102,15 +110,27 @@ pub fn distinct_vectors(points: &[f32], dim: usize) -> Result<DistinctVectors, C
     })
 }
 
-/// Cluster the vectors of `points` (consecutive runs of `dim` values) into at most `k`
+/// Cluster the vectors of `points` (consecutive runs of `dim` values) into at most `k ≤ 256`
 /// clusters, minimising the sum of squared Euclidean distances to the cluster means.
+///
+/// Up to `4 × SAMPLE` vectors, identical vectors are merged and every restart runs on all of
+/// them. Above that, the restarts run on a random sample and the winner is refined with Lloyd
+/// iterations over every vector (no merging: large weights rarely repeat a vector).
 pub fn kmeans_vectors(
     points: &[f32],
     dim: usize,
     k: usize,
 ) -> Result<VectorClustering, CompressError> {
-    if k == 0 {
-        return Err(CompressError::Parameter("k-means needs k ≥ 1".into()));
+    if k == 0 || k > MAX_CLUSTERS {
+        return Err(CompressError::Parameter(format!(
+            "k-means needs 1 ≤ k ≤ {MAX_CLUSTERS}, not {k}"
+        )));
+    }
+    check_vectors(points, dim)?;
+    if points.len() / dim > 4 * SAMPLE {
+        if let Some(result) = cluster_large(points, dim, k) {
+            return Ok(result);
+        }
     }
     let distinct = distinct_vectors(points, dim)?;
     let data = WeightedPoints {
@@ -126,18 +146,30 @@ pub fn kmeans_vectors(
         }
     } else {
         match dim {
-            1 => cluster::<1>(&data, k),
-            2 => cluster::<2>(&data, k),
-            3 => cluster::<3>(&data, k),
-            4 => cluster::<4>(&data, k),
-            8 => cluster::<8>(&data, k),
-            _ => cluster::<0>(&data, k),
+            1 => best_of_restarts::<1>(&data, k),
+            2 => best_of_restarts::<2>(&data, k),
+            3 => best_of_restarts::<3>(&data, k),
+            4 => best_of_restarts::<4>(&data, k),
+            8 => best_of_restarts::<8>(&data, k),
+            _ => best_of_restarts::<0>(&data, k),
         }
     };
+    let centroids: Vec<f32> = solution.centroids.iter().map(|&x| x as f32).collect();
+    let rank = lexicographic_rank(&centroids, dim);
+    let centroids = reorder_rows(&centroids, dim, &rank);
+    let labels = distinct
+        .inverse
+        .par_iter()
+        .map(|&u| rank[solution.labels[u as usize] as usize])
+        .collect();
+    Ok(VectorClustering { centroids, labels })
+}
 
-    // Lexicographic centroid order makes the output independent of seeding order.
-    let clusters = solution.centroids.len() / dim;
-    let row = |c: usize| &solution.centroids[c * dim..(c + 1) * dim];
+/// The rank of each centroid row in lexicographic order (the output order: independent of
+/// the seeding order).
+fn lexicographic_rank(centroids: &[f32], dim: usize) -> Vec<u8> {
+    let clusters = centroids.len() / dim;
+    let row = |c: usize| &centroids[c * dim..(c + 1) * dim];
     let mut order: Vec<usize> = (0..clusters).collect();
     order.sort_by(|&a, &b| {
         row(a)
@@ -147,20 +179,139 @@ pub fn kmeans_vectors(
             .find(|o| o.is_ne())
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    let mut rank = vec![0u32; clusters];
+    let mut rank = vec![0u8; clusters];
     for (new, &old) in order.iter().enumerate() {
-        rank[old] = new as u32;
+        rank[old] = new as u8;
     }
-    let centroids = order
+    rank
+}
+
+/// The rows of `centroids` moved to the positions `rank` gives them.
+fn reorder_rows(centroids: &[f32], dim: usize, rank: &[u8]) -> Vec<f32> {
+    let mut sorted = vec![0.0; centroids.len()];
+    for (old, &new) in rank.iter().enumerate() {
+        let new = usize::from(new);
+        sorted[new * dim..(new + 1) * dim].copy_from_slice(&centroids[old * dim..(old + 1) * dim]);
+    }
+    sorted
+}
+
+/// Many vectors: restarts on a sample, then Lloyd on every vector. `None` when the sample has
+/// at most `k` distinct vectors (then merging duplicates is cheap and exact).
+fn cluster_large(points: &[f32], dim: usize, k: usize) -> Option<VectorClustering> {
+    let count = points.len() / dim;
+    let mut rng = SplitMix64(SEED);
+    let mut drawn: Vec<usize> = (0..SAMPLE)
+        .map(|_| (rng.next_u64() % count as u64) as usize)
+        .collect();
+    drawn.sort_unstable();
+    let sampled: Vec<f32> = drawn
         .iter()
-        .flat_map(|&c| row(c).iter().map(|&x| x as f32))
+        .flat_map(|&i| points[i * dim..(i + 1) * dim].iter().copied())
         .collect();
-    let labels = distinct
-        .inverse
+    let distinct = distinct_vectors(&sampled, dim).ok()?;
+    if distinct.counts.len() <= k {
+        return None;
+    }
+    let sample = WeightedPoints {
+        points: distinct.values.iter().map(|&x| f64::from(x)).collect(),
+        weights: distinct.counts.iter().map(|&c| f64::from(c)).collect(),
+        dim,
+    };
+    let (centroids, labels) = match dim {
+        1 => refine::<1>(points, best_of_restarts::<1>(&sample, k).centroids, dim),
+        2 => refine::<2>(points, best_of_restarts::<2>(&sample, k).centroids, dim),
+        3 => refine::<3>(points, best_of_restarts::<3>(&sample, k).centroids, dim),
+        4 => refine::<4>(points, best_of_restarts::<4>(&sample, k).centroids, dim),
+        8 => refine::<8>(points, best_of_restarts::<8>(&sample, k).centroids, dim),
+        _ => refine::<0>(points, best_of_restarts::<0>(&sample, k).centroids, dim),
+    };
+    let rank = lexicographic_rank(&centroids, dim);
+    let centroids = reorder_rows(&centroids, dim, &rank);
+    let labels = labels
         .par_iter()
-        .map(|&u| rank[solution.labels[u as usize] as usize])
+        .with_min_len(1 << 14)
+        .map(|&l| rank[usize::from(l)])
         .collect();
-    Ok(VectorClustering { centroids, labels })
+    Some(VectorClustering { centroids, labels })
+}
+
+/// Squared distance in f32 (see [`dist2`]).
+#[inline(always)]
+fn dist2_f32<const D: usize>(a: &[f32], b: &[f32]) -> f32 {
+    let mut sum = 0.0;
+    if D > 0 {
+        for i in 0..D {
+            let t = a[i] - b[i];
+            sum += t * t;
+        }
+    } else {
+        for (x, y) in a.iter().zip(b) {
+            let t = x - y;
+            sum += t * t;
+        }
+    }
+    sum
+}
+
+/// Lloyd iterations over every vector from `seeds` (f32 distances, f64 sums per fixed-size
+/// chunk added in chunk order) until the inertia improves by less than [`FULL_TOLERANCE`];
+/// returns the centroids and the labels of the last assignment, which match them.
+fn refine<const D: usize>(points: &[f32], seeds: Vec<f64>, dim: usize) -> (Vec<f32>, Vec<u8>) {
+    let k = seeds.len() / dim;
+    let mut centroids: Vec<f32> = seeds.iter().map(|&x| x as f32).collect();
+    let mut labels = vec![0u8; points.len() / dim];
+    let mut previous = f64::INFINITY;
+    for iteration in 1.. {
+        let current = &centroids;
+        let partials: Vec<Partial> = points
+            .par_chunks(FULL_CHUNK * dim)
+            .zip(labels.par_chunks_mut(FULL_CHUNK))
+            .map(|(chunk, labels)| {
+                let mut part = Partial::zero(k, dim);
+                let mut chunk_inertia = 0.0f32;
+                for (p, label) in chunk.chunks_exact(dim).zip(labels) {
+                    let (mut best, mut best_d) = (0, f32::INFINITY);
+                    for (c, centroid) in current.chunks_exact(dim).enumerate() {
+                        let d = dist2_f32::<D>(p, centroid);
+                        if d < best_d {
+                            (best, best_d) = (c, d);
+                        }
+                    }
+                    part.changed += usize::from(*label != best as u8);
+                    *label = best as u8;
+                    chunk_inertia += best_d;
+                    part.weights[best] += 1.0;
+                    for (s, &x) in part.sums[best * dim..(best + 1) * dim].iter_mut().zip(p) {
+                        *s += f64::from(x);
+                    }
+                }
+                part.inertia = f64::from(chunk_inertia);
+                part
+            })
+            .collect();
+        let mut total = Partial::zero(k, dim);
+        for part in &partials {
+            total.add(part);
+        }
+        let stalled = previous - total.inertia <= FULL_TOLERANCE * previous;
+        if (iteration > 1 && total.changed == 0) || stalled || iteration >= FULL_ITERATIONS {
+            break;
+        }
+        previous = total.inertia;
+        // An empty cluster keeps its centroid.
+        for c in 0..k {
+            if total.weights[c] > 0.0 {
+                for (x, s) in centroids[c * dim..(c + 1) * dim]
+                    .iter_mut()
+                    .zip(&total.sums[c * dim..(c + 1) * dim])
+                {
+                    *x = (s / total.weights[c]) as f32;
+                }
+            }
+        }
+    }
+    (centroids, labels)
 }
 
 /// Reject an empty list, a zero or non-dividing `dim`, too many vectors, or non-finite values.
@@ -204,31 +355,6 @@ impl WeightedPoints {
             .zip(self.weights.par_chunks(CHUNK))
             .enumerate()
             .map(|(c, (p, w))| (c * CHUNK, p, w))
-    }
-
-    /// `count` points drawn uniformly with replacement; repeats add up their weights.
-    fn sample(&self, count: usize, rng: &mut SplitMix64) -> WeightedPoints {
-        let mut drawn: Vec<usize> = (0..count)
-            .map(|_| (rng.next_u64() % self.len() as u64) as usize)
-            .collect();
-        drawn.sort_unstable();
-        let mut sample = WeightedPoints {
-            points: Vec::new(),
-            weights: Vec::new(),
-            dim: self.dim,
-        };
-        let mut previous = None;
-        for i in drawn {
-            match (previous, sample.weights.last_mut()) {
-                (Some(p), Some(w)) if p == i => *w += self.weights[i],
-                _ => {
-                    sample.points.extend_from_slice(self.point(i));
-                    sample.weights.push(self.weights[i]);
-                }
-            }
-            previous = Some(i);
-        }
-        sample
     }
 
     fn point(&self, i: usize) -> &[f64] {
@@ -277,19 +403,6 @@ fn nearest_two<const D: usize>(point: &[f64], centroids: &[f64], dim: usize) -> 
         }
     }
     (best, best_d, second)
-}
-
-/// Best of the restarts, run on a random sample when there are many points and then refined
-/// on all of them.
-fn cluster<const D: usize>(data: &WeightedPoints, k: usize) -> Solution {
-    if data.len() > 4 * SAMPLE {
-        let sample = data.sample(SAMPLE, &mut SplitMix64(SEED));
-        if sample.len() > k {
-            let seeds = best_of_restarts::<D>(&sample, k).centroids;
-            return lloyd::<D>(data, seeds);
-        }
-    }
-    best_of_restarts::<D>(data, k)
 }
 
 /// Run every restart (in parallel) and keep the lowest inertia, earliest restart on ties.

@@ -73,11 +73,10 @@ pub fn palettize_group(
             for (entry, &c) in lut.iter_mut().zip(&clustering.centroids) {
                 *entry = precision.round(c as f32);
             }
-            let indices = clustering.labels.iter().map(|&l| l as u8).collect();
             Ok(Palette {
                 nbits,
                 lut,
-                indices,
+                indices: clustering.labels,
             })
         }
         PaletteMode::Uniform => {
@@ -150,7 +149,9 @@ pub fn palettize_group_vectors(
         PaletteMode::Unique => {
             let distinct = distinct_vectors(values, dim)?;
             let nbits = unique_nbits(distinct.counts.len())?;
-            (nbits, distinct.values, distinct.inverse)
+            // At most 256 distinct rows (checked above), so every index fits a u8.
+            let indices = distinct.inverse.iter().map(|&u| u as u8).collect();
+            (nbits, distinct.values, indices)
         }
         PaletteMode::Uniform => {
             return Err(CompressError::Parameter(
@@ -162,8 +163,6 @@ pub fn palettize_group_vectors(
     for (entry, &c) in lut.iter_mut().zip(&entries) {
         *entry = precision.round(c);
     }
-    // Every label is below 2^nbits ≤ 256, so it fits a u8.
-    let indices = indices.iter().map(|&l| l as u8).collect();
     Ok(Palette {
         nbits,
         lut,
