@@ -8,7 +8,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Blocks at least this large are advised (smaller ones rarely span a whole huge page).
-const THRESHOLD: usize = 4 << 20;
+const THRESHOLD: usize = 16 << 20;
 /// The huge page size advised for.
 const HUGE_PAGE: usize = 2 << 20;
 

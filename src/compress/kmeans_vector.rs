@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::{check_finite, CompressError};
 
 /// Independent seedings; the best refined one is kept.
-const RESTARTS: u64 = 8;
+const RESTARTS: u64 = 4;
 /// Upper bound on Lloyd iterations per restart.
 const MAX_ITERATIONS: usize = 300;
 /// Lloyd stops once an iteration lowers the inertia by less than this fraction.
@@ -21,7 +21,7 @@ const RELATIVE_TOLERANCE: f64 = 1e-6;
 const CHUNK: usize = 4096;
 /// Above `4 ×` this many vectors, the restarts run on a random sample of this size and only the
 /// winner is refined on all vectors.
-const SAMPLE: usize = 1 << 16;
+const SAMPLE: usize = 1 << 14;
 /// Vectors per parallel work item of the refinement on all vectors.
 const FULL_CHUNK: usize = 1 << 15;
 /// Upper bound on Lloyd iterations over all vectors (the sampled seeds are already close).

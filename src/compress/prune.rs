@@ -64,7 +64,7 @@ fn histogram(
     values
         .par_chunks(1 << 20)
         .map(|chunk| {
-            let mut counts = vec![0u32; bins];
+            let mut counts = zeroed_counts(bins);
             let mut flags = 0;
             for &v in chunk {
                 let (d, flag) = digit(v);
@@ -76,12 +76,22 @@ fn histogram(
             (counts, flags)
         })
         .reduce(
-            || (vec![0u32; bins], 0),
+            || (zeroed_counts(bins), 0),
             |(mut a, fa), (b, fb)| {
                 a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
                 (a, fa | fb)
             },
         )
+}
+
+/// `bins` zero counts, written rather than allocated zeroed: a calloc'd block maps the
+/// shared zero page, and every first increment would then pay a copy-on-write fault with a
+/// TLB flush on the other threads.
+#[allow(clippy::slow_vector_initialization)] // the point: no calloc'd zero-page mapping
+fn zeroed_counts(bins: usize) -> Vec<u32> {
+    let mut counts = Vec::with_capacity(bins);
+    counts.resize(bins, 0);
+    counts
 }
 
 /// The bucket of a histogram holding the `rank`-th smallest value, and the rank within it.

@@ -19,10 +19,7 @@ pub fn reconstruction_error(
     encoded: &Encoded,
 ) -> Result<ErrorSums, String> {
     let decoder = Decoder::new(shape, precision, &encoded.body)?;
-    let row_len = match &decoder {
-        Decoder::Quant { layout, .. } => layout.row_len(),
-        _ => shape.last().copied().unwrap_or(1).max(1),
-    };
+    let row_len = decoder.row_len(shape);
     let rows_per_task = (TASK_ELEMENTS / row_len).max(1);
     let partial: Vec<ErrorSums> = values
         .par_chunks(rows_per_task * row_len)
@@ -116,6 +113,40 @@ impl<'a> Decoder<'a> {
                 }))
             }
         })
+    }
+
+    /// The row length to decode in: the blocks' own rows where one layout covers the weight
+    /// (merged trailing axes, so a conv's 3×3 kernels do not make three-element rows), else
+    /// the last dimension.
+    fn row_len(&self, shape: &[usize]) -> usize {
+        let last = shape.last().copied().unwrap_or(1).max(1);
+        match self {
+            Decoder::Kept => {
+                let mut row = last;
+                for &d in shape.iter().rev().skip(1) {
+                    if row * d > TASK_ELEMENTS {
+                        break;
+                    }
+                    row *= d;
+                }
+                row
+            }
+            Decoder::Quant { layout, .. } => layout.row_len(),
+            Decoder::Palette(p) if p.scale.is_some() => last,
+            Decoder::Palette(p) => match &p.vector {
+                None => p.groups.row_len(),
+                // Vectors across rows: a row may cover everything after the vector axis.
+                Some((axis, shape)) if axis + 1 < shape.len() => {
+                    let inner: usize = shape[axis + 1..].iter().product();
+                    if inner <= TASK_ELEMENTS {
+                        inner
+                    } else {
+                        last
+                    }
+                }
+                Some(_) => last,
+            },
+        }
     }
 
     /// Fills `out` with row `row` of the decompressed weight (before masking); `exact` is the

@@ -80,35 +80,34 @@ pub struct ErrorSums {
 }
 
 impl ErrorSums {
-    /// Adds the elements of `exact` and their reconstructions `approx`.
+    /// Adds the elements of `exact` and their reconstructions `approx` (a row: partial sums
+    /// run in f32 lanes and are added to the f64 totals once per call).
     pub fn add(&mut self, exact: &[f32], approx: &[f32]) {
-        // Four independent lanes per sum so the loop vectorizes; the lane order is fixed.
-        let mut signal = [0f64; 4];
-        let mut noise = [0f64; 4];
-        let mut max_abs = [0f64; 4];
-        let pairs = exact.chunks_exact(4).zip(approx.chunks_exact(4));
+        const LANES: usize = 8;
+        let mut signal = [0f32; LANES];
+        let mut noise = [0f32; LANES];
+        let mut max_abs = [0f32; LANES];
+        let pairs = exact.chunks_exact(LANES).zip(approx.chunks_exact(LANES));
         for (e, a) in pairs {
-            for lane in 0..4 {
-                let (x, d) = (f64::from(e[lane]), f64::from(e[lane]) - f64::from(a[lane]));
-                signal[lane] += x * x;
+            for lane in 0..LANES {
+                let d = (e[lane] - a[lane]).abs();
+                signal[lane] += e[lane] * e[lane];
                 noise[lane] += d * d;
-                max_abs[lane] = if d.abs() > max_abs[lane] {
-                    d.abs()
-                } else {
-                    max_abs[lane]
-                };
+                max_abs[lane] = if d > max_abs[lane] { d } else { max_abs[lane] };
             }
         }
-        let tail = exact.len() / 4 * 4;
-        for (&x, &y) in exact[tail..].iter().zip(&approx[tail..]) {
-            let (x, d) = (f64::from(x), f64::from(x) - f64::from(y));
-            signal[0] += x * x;
+        let tail = exact.len() / LANES * LANES;
+        for (&e, &a) in exact[tail..].iter().zip(&approx[tail..]) {
+            let d = (e - a).abs();
+            signal[0] += e * e;
             noise[0] += d * d;
-            max_abs[0] = max_abs[0].max(d.abs());
+            max_abs[0] = max_abs[0].max(d);
         }
-        self.signal += signal.iter().sum::<f64>();
-        self.noise += noise.iter().sum::<f64>();
-        self.max_abs = max_abs.iter().fold(self.max_abs, |m, &v| m.max(v));
+        self.signal += signal.iter().map(|&s| f64::from(s)).sum::<f64>();
+        self.noise += noise.iter().map(|&n| f64::from(n)).sum::<f64>();
+        self.max_abs = max_abs
+            .iter()
+            .fold(self.max_abs, |m, &v| m.max(f64::from(v)));
     }
 
     /// The sums of both parts.
