@@ -9,6 +9,7 @@ generated model):
     cargo build --release
     .venv-bench/bin/python scripts/bench_compress.py [--mlpack target/release/mlpack]
         [--models resnet18,mlp300m] [--modes MODE,...] [--skip-large] [--out target/bench]
+        [--repeat N] [--json FILE]
 
 Models:
   resnet18   the fixture (target/fixtures/models/resnet18_op17/model.onnx, materialised by the
@@ -20,12 +21,13 @@ Models:
 Each model is converted once with `mlpack convert --precision fp16 --target iOS18 --no-verify`;
 both tools then compress that same package.
 
-Per (model, mode), each tool runs in a fresh child process:
+Per (model, mode), each tool runs in a fresh child process (`--repeat N` times, the run with
+the median time reported), after the previous output is deleted:
   - coremltools: this script with --coremltools-worker (MLModel(skip_model_load=True),
     cto.coreml.<function>(model, OptimizationConfig(<Op*Config>)), save). Its time is measured
     inside the worker from the load to the end of the save (Python and coremltools import time
     excluded, which only favours coremltools);
-  - mlpack: `mlpack quantize|palettize|prune IN -o OUT ... --no-verify --force --quiet`, timed
+  - mlpack: `mlpack quantize|palettize|prune IN -o OUT ... --no-verify --quiet`, timed
     from spawn to exit.
 Peak RSS is the child's maximum resident set size as GNU time (/usr/bin/time) reports it.
 Error: both outputs are decompressed by coremltools (the WeightDecompressor pass, as in
@@ -38,6 +40,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -242,7 +245,18 @@ def snr(errors, names, signal):
     return float("inf") if noise == 0 else 10 * np.log10(total / noise)
 
 
-def bench_model(mlpack, name, modes, out, fixtures):
+def remove(path):
+    """Delete a previous run's output, so neither tool pays for replacing it."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+def median_run(runs):
+    """The (seconds, peak RSS) run with the median time."""
+    return sorted(runs)[len(runs) // 2]
+
+
+def bench_model(mlpack, name, modes, out, fixtures, repeat):
     base = base_package(mlpack, name, out, fixtures)
     originals, by_consumer = cmp.base_weights(cmp.load_program(base).functions["main"])
     rows = []
@@ -252,18 +266,25 @@ def bench_model(mlpack, name, modes, out, fixtures):
         row = {"model": name, "mode": mode.name, "errors": []}
         errors = {}
         try:
-            _, row["ct_rss"], report = measure([sys.executable, os.path.abspath(__file__),
-                                                "--coremltools-worker", mode.name, base,
-                                                ct_path])
-            row["ct_seconds"] = json.loads(report.strip().splitlines()[-1])["seconds"]
+            runs = []
+            for _ in range(repeat):
+                remove(ct_path)
+                _, rss, report = measure([sys.executable, os.path.abspath(__file__),
+                                          "--coremltools-worker", mode.name, base, ct_path])
+                runs.append((json.loads(report.strip().splitlines()[-1])["seconds"], rss))
+            row["ct_seconds"], row["ct_rss"] = median_run(runs)
             errors["ct"] = weight_errors(ct_path, by_consumer, originals)
         except cmp.Failure as error:
             row["errors"].append(f"coremltools: {error}")
         try:
             command, rest = mode.mlpack_args[0], mode.mlpack_args[1:]
-            row["mlpack_seconds"], row["mlpack_rss"], _ = measure(
-                [mlpack, command, base, "-o", our_path, *rest, "--no-verify", "--force",
-                 "--quiet"])
+            runs = []
+            for _ in range(repeat):
+                remove(our_path)
+                seconds, rss, _ = measure([mlpack, command, base, "-o", our_path, *rest,
+                                           "--no-verify", "--quiet"])
+                runs.append((seconds, rss))
+            row["mlpack_seconds"], row["mlpack_rss"] = median_run(runs)
             errors["mlpack"] = weight_errors(our_path, by_consumer, originals)
         except cmp.Failure as error:
             row["errors"].append(f"mlpack: {error}")
@@ -333,6 +354,8 @@ def parse_args(argv):
                         help=f"leave out {', '.join(sorted(LARGE_MODELS))}")
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "bench"))
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per tool and mode; the run with the median time is reported")
     parser.add_argument("--fixtures", default=os.path.join(ROOT, "target", "fixtures"),
                         help="materialised fixtures (default target/fixtures)")
     args = parser.parse_args(argv)
@@ -362,7 +385,7 @@ def main(argv):
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     rows = []
     for name in args.models:
-        rows += bench_model(args.mlpack, name, args.modes, args.out, args.fixtures)
+        rows += bench_model(args.mlpack, name, args.modes, args.out, args.fixtures, args.repeat)
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:

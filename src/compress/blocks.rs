@@ -75,8 +75,8 @@ impl BlockLayout {
     }
 
     /// Elements of a row that share one parameter: the parameter index of element `j` of a row
-    /// is `row_base(row) + j / step()`, or `row_base(row)` for the whole row when the step is
-    /// the row length.
+    /// is `row_base(row) + j / step()` (the whole row shares one when the step is the row
+    /// length).
     pub fn step(&self) -> usize {
         self.block.last().copied().unwrap_or(1).max(1)
     }
@@ -95,12 +95,6 @@ impl BlockLayout {
     pub fn row_base(&self, row: usize) -> usize {
         self.param_index(row * self.row_len())
     }
-
-    /// The parameter index of element `j` of a row whose first element has index `base`.
-    #[inline]
-    pub fn in_row(&self, base: usize, j: usize) -> usize {
-        base + j / self.step()
-    }
 }
 
 #[cfg(test)]
@@ -117,11 +111,10 @@ mod tests {
         assert_eq!(layout.param_index(4), 1);
         assert_eq!(layout.param_index(6 * 2 + 5), 5);
         assert_eq!(layout.row_base(3), 6);
-        assert_eq!(layout.in_row(6, 4), 7);
         // Channels on the last axis: every element of a row has its own parameter.
         let last = BlockLayout::new(&[3, 5], &[1, 5]).unwrap();
         assert_eq!(
-            (last.step(), last.row_base(2), last.in_row(0, 4)),
+            (last.step(), last.row_base(2), last.param_index(4)),
             (1, 0, 4)
         );
         // A broadcast scale (1 on the middle axis) of a rank-3 weight.
@@ -135,7 +128,7 @@ mod tests {
             (72, 18, 4)
         );
         assert_eq!(
-            (conv.row_base(0), conv.in_row(0, 37), conv.param_index(70)),
+            (conv.row_base(0), conv.param_index(37), conv.param_index(70)),
             (0, 2, 3)
         );
         // Per block on the input axis: blocks of 2 input channels × 9 kernel positions.

@@ -75,11 +75,6 @@ pub fn round_half_even(x: f32) -> f32 {
     }
 }
 
-/// Widen fp16 weights to f32 (exact) so they can be passed with [`Precision::F16`].
-pub fn widen_f16(values: &[f16]) -> Vec<f32> {
-    values.iter().map(|v| v.to_f32()).collect()
-}
-
 /// Fail with [`CompressError::NonFinite`] if any value is NaN or infinite.
 pub(crate) fn check_finite(values: &[f32]) -> Result<(), CompressError> {
     if values.iter().all(|v| v.is_finite()) {

@@ -283,22 +283,32 @@ impl Tensor {
 
     /// Every element converted to f32.
     pub fn to_f32_vec(&self) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.to_f32_into(&mut out);
+        out
+    }
+
+    /// Every element converted to f32, into `out` (replacing its contents; reusing its
+    /// allocation avoids faulting in fresh pages for each large tensor).
+    pub fn to_f32_into(&self, out: &mut Vec<f32>) {
+        if self.dtype == DType::F16 {
+            // Every element is overwritten: only a longer buffer's new part gets zeroed.
+            out.resize(self.len(), 0.0);
+            out.par_chunks_mut(WIDEN_TASK)
+                .zip(self.bytes().par_chunks(2 * WIDEN_TASK))
+                .for_each(|(out, bytes)| widen_f16(bytes, out));
+            return;
+        }
+        out.clear();
         match self.dtype {
-            DType::F32 => self
-                .bytes()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-            DType::F16 => {
-                let mut out = vec![0f32; self.len()];
-                out.par_chunks_mut(WIDEN_TASK)
-                    .zip(self.bytes().par_chunks(2 * WIDEN_TASK))
-                    .for_each(|(out, bytes)| widen_f16(bytes, out));
-                out
-            }
-            DType::I4 | DType::I8 => self.bytes().iter().map(|&v| v as i8 as f32).collect(),
-            d if d.ir_bytes() == 1 => self.bytes().iter().map(|&v| v as f32).collect(),
-            _ => self.to_f64_vec().into_iter().map(|v| v as f32).collect(),
+            DType::F32 => out.extend(
+                self.bytes()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap())),
+            ),
+            DType::I4 | DType::I8 => out.extend(self.bytes().iter().map(|&v| v as i8 as f32)),
+            d if d.ir_bytes() == 1 => out.extend(self.bytes().iter().map(|&v| v as f32)),
+            _ => out.extend(self.to_f64_vec().into_iter().map(|v| v as f32)),
         }
     }
 

@@ -6,7 +6,7 @@ use super::precision::{MixedPrecision, Precision, PrecisionReport};
 use super::recipe::Recipe;
 use super::ModelKind;
 use crate::backend::{read_package, write_package};
-use crate::ir::{validate_program, Target};
+use crate::ir::Target;
 use crate::passes::compress::{compress_weights, CompressReport};
 use crate::verify::VerifyReport;
 use crate::Error;
@@ -128,7 +128,6 @@ pub fn compress(
             format!("--strict: weights not compressed: {}", skipped.join("; ")),
         ));
     }
-    validate_program(&program).map_err(|e| Error::Internal(format!("compressed program: {e}")))?;
     let verified = match (&options.verify, &source) {
         (Some(settings), Some(source)) => Some(verify_candidate(
             source,

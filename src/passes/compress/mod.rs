@@ -28,8 +28,16 @@ use crate::interp::{eval_op, Value};
 use crate::ir::{DType, NameTable, Operation, Program, Tensor};
 use emit::ChainNames;
 use rayon::prelude::*;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+thread_local! {
+    /// Each worker thread's f32 copy of the weight it is compressing, kept between weights:
+    /// reusing it saves faulting in a fresh weight-sized buffer every time. A job nested on
+    /// the same thread (rayon work stealing) finds it taken and widens into a new one.
+    static WIDENED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
 
 /// A weight to compress: where it is, its spec, and the names its op chain may use.
 type Job = (WeightSite, CompressionSpec, ChainNames);
@@ -143,18 +151,22 @@ fn compress_one(
     } else {
         Precision::F32
     };
-    let values = tensor.to_f32_vec();
-    let encoded = match encode::encode(&values, &site.shape, precision, site, spec) {
-        Ok(e) => e,
+    let mut values = WIDENED.with(Cell::take);
+    tensor.to_f32_into(&mut values);
+    let measured = encode::encode(&values, &site.shape, precision, site, spec).map(|encoded| {
+        let error = error::reconstruction_error(&values, &site.shape, precision, &encoded);
+        (encoded, error)
+    });
+    WIDENED.with(|slot| slot.set(values));
+    let (encoded, error) = match measured {
+        Ok(pair) => pair,
         Err(e) => {
             report.skipped = Some(e.to_string());
             return Ok((vec![const_op], Some(report)));
         }
     };
     let fail = |e: String| format!("weight '{}': {e}", site.name);
-    let error =
-        error::reconstruction_error(&values, &site.shape, precision, &encoded).map_err(fail)?;
-    drop(values);
+    let error = error.map_err(fail)?;
     let ops = emit::emit(
         encoded,
         tensor,
