@@ -16,7 +16,7 @@ const RESTARTS: u64 = 4;
 /// Upper bound on Lloyd iterations per restart.
 const MAX_ITERATIONS: usize = 300;
 /// Lloyd stops once an iteration lowers the inertia by less than this fraction.
-const RELATIVE_TOLERANCE: f64 = 1e-6;
+const RELATIVE_TOLERANCE: f64 = 1e-5;
 /// Points per parallel work item (fixed, so the reduction order never changes).
 const CHUNK: usize = 4096;
 /// Above `4 ×` this many vectors, the restarts run on a random sample of this size and only the
@@ -273,10 +273,11 @@ fn refine<const D: usize>(points: &[f32], seeds: Vec<f64>, dim: usize) -> (Vec<f
                 for (p, label) in chunk.chunks_exact(dim).zip(labels) {
                     let (mut best, mut best_d) = (0, f32::INFINITY);
                     for (c, centroid) in current.chunks_exact(dim).enumerate() {
+                        // Selects rather than branches: which centroid wins is unpredictable.
                         let d = dist2_f32::<D>(p, centroid);
-                        if d < best_d {
-                            (best, best_d) = (c, d);
-                        }
+                        let closer = d < best_d;
+                        best = if closer { c } else { best };
+                        best_d = if closer { d } else { best_d };
                     }
                     part.changed += usize::from(*label != best as u8);
                     *label = best as u8;
