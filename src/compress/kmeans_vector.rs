@@ -236,24 +236,6 @@ fn cluster_large(points: &[f32], dim: usize, k: usize) -> Option<VectorClusterin
     Some(VectorClustering { centroids, labels })
 }
 
-/// Squared distance in f32 (see [`dist2`]).
-#[inline(always)]
-fn dist2_f32<const D: usize>(a: &[f32], b: &[f32]) -> f32 {
-    let mut sum = 0.0;
-    if D > 0 {
-        for i in 0..D {
-            let t = a[i] - b[i];
-            sum += t * t;
-        }
-    } else {
-        for (x, y) in a.iter().zip(b) {
-            let t = x - y;
-            sum += t * t;
-        }
-    }
-    sum
-}
-
 /// Lloyd iterations over every vector from `seeds` (f32 distances, f64 sums per fixed-size
 /// chunk added in chunk order) until the inertia improves by less than [`FULL_TOLERANCE`];
 /// returns the centroids and the labels of the last assignment, which match them.
@@ -274,7 +256,7 @@ fn refine<const D: usize>(points: &[f32], seeds: Vec<f64>, dim: usize) -> (Vec<f
                     let (mut best, mut best_d) = (0, f32::INFINITY);
                     for (c, centroid) in current.chunks_exact(dim).enumerate() {
                         // Selects rather than branches: which centroid wins is unpredictable.
-                        let d = dist2_f32::<D>(p, centroid);
+                        let d = dist2::<D, f32>(p, centroid);
                         let closer = d < best_d;
                         best = if closer { c } else { best };
                         best_d = if closer { d } else { best_d };
@@ -372,9 +354,13 @@ struct Solution {
 
 /// Squared distance; `D > 0` fixes the length at compile time (unrolled), `D = 0` uses the
 /// slice length. Both sum the coordinates in the same order, so they agree bit for bit.
+/// Used in f64 for the seeding and restarts, in f32 for the refinement over all vectors.
 #[inline(always)]
-fn dist2<const D: usize>(a: &[f64], b: &[f64]) -> f64 {
-    let mut sum = 0.0;
+fn dist2<const D: usize, T>(a: &[T], b: &[T]) -> T
+where
+    T: Copy + Default + std::ops::Sub<Output = T> + std::ops::Mul<Output = T> + std::ops::AddAssign,
+{
+    let mut sum = T::default();
     if D > 0 {
         for i in 0..D {
             let t = a[i] - b[i];
@@ -382,7 +368,7 @@ fn dist2<const D: usize>(a: &[f64], b: &[f64]) -> f64 {
         }
     } else {
         for (x, y) in a.iter().zip(b) {
-            let t = x - y;
+            let t = *x - *y;
             sum += t * t;
         }
     }
@@ -395,7 +381,7 @@ fn dist2<const D: usize>(a: &[f64], b: &[f64]) -> f64 {
 fn nearest_two<const D: usize>(point: &[f64], centroids: &[f64], dim: usize) -> (u32, f64, f64) {
     let (mut best, mut best_d, mut second) = (0, f64::INFINITY, f64::INFINITY);
     for (c, centroid) in centroids.chunks_exact(dim).enumerate() {
-        let d = dist2::<D>(point, centroid);
+        let d = dist2::<D, f64>(point, centroid);
         if d < best_d {
             second = best_d;
             (best, best_d) = (c as u32, d);
@@ -486,7 +472,7 @@ fn seed_plus_plus<const D: usize>(
     let mut closest: Vec<f64> = data
         .points
         .par_chunks(dim)
-        .map(|p| dist2::<D>(p, data.point(first)))
+        .map(|p| dist2::<D, f64>(p, data.point(first)))
         .collect();
     let mut totals = mass_totals(data, &closest);
 
@@ -502,7 +488,7 @@ fn seed_plus_plus<const D: usize>(
                 for (j, (p, &w)) in points.chunks_exact(dim).zip(weights).enumerate() {
                     let current = closest[start + j];
                     for (sum, &c) in sums.iter_mut().zip(&candidates) {
-                        *sum += w * current.min(dist2::<D>(p, data.point(c)));
+                        *sum += w * current.min(dist2::<D, f64>(p, data.point(c)));
                     }
                 }
                 sums
@@ -525,7 +511,7 @@ fn seed_plus_plus<const D: usize>(
         closest
             .par_iter_mut()
             .zip(data.points.par_chunks(dim))
-            .for_each(|(d, p)| *d = d.min(dist2::<D>(p, chosen)));
+            .for_each(|(d, p)| *d = d.min(dist2::<D, f64>(p, chosen)));
         totals = mass_totals(data, &closest);
     }
     centroids
@@ -598,7 +584,7 @@ fn lloyd<const D: usize>(data: &WeightedPoints, mut centroids: Vec<f64>) -> Solu
                     let mut own = f64::INFINITY;
                     if *label != u32::MAX {
                         let a = *label as usize;
-                        own = dist2::<D>(p, &centroids[a * dim..(a + 1) * dim]);
+                        own = dist2::<D, f64>(p, &centroids[a * dim..(a + 1) * dim]);
                     }
                     let bound = half_gap.get(*label as usize).map_or(0.0, |g| g.max(*low));
                     if own.sqrt() > bound {
@@ -654,14 +640,14 @@ fn lloyd<const D: usize>(data: &WeightedPoints, mut centroids: Vec<f64>) -> Solu
         let max_shift = old
             .chunks_exact(dim)
             .zip(centroids.chunks_exact(dim))
-            .map(|(a, b)| dist2::<D>(a, b).sqrt())
+            .map(|(a, b)| dist2::<D, f64>(a, b).sqrt())
             .fold(0.0, f64::max);
         lower.par_iter_mut().for_each(|l| *l -= max_shift);
         for (c, gap) in half_gap.iter_mut().enumerate() {
             let own = &centroids[c * dim..(c + 1) * dim];
             *gap = (0..k)
                 .filter(|&o| o != c)
-                .map(|o| dist2::<D>(own, &centroids[o * dim..(o + 1) * dim]))
+                .map(|o| dist2::<D, f64>(own, &centroids[o * dim..(o + 1) * dim]))
                 .fold(f64::INFINITY, f64::min)
                 .sqrt()
                 / 2.0;
@@ -684,7 +670,7 @@ fn reseed_empty<const D: usize>(
         .zip(labels)
         .map(|(p, &l)| {
             let c = l as usize;
-            dist2::<D>(p, &centroids[c * dim..(c + 1) * dim])
+            dist2::<D, f64>(p, &centroids[c * dim..(c + 1) * dim])
         })
         .collect();
     let mut order: Vec<usize> = (0..data.len()).collect();

@@ -121,16 +121,9 @@ impl<'a> Decoder<'a> {
     fn row_len(&self, shape: &[usize]) -> usize {
         let last = shape.last().copied().unwrap_or(1).max(1);
         match self {
-            Decoder::Kept => {
-                let mut row = last;
-                for &d in shape.iter().rev().skip(1) {
-                    if row * d > TASK_ELEMENTS {
-                        break;
-                    }
-                    row *= d;
-                }
-                row
-            }
+            // No parameters: the layout of a single one merges every trailing axis it can.
+            Decoder::Kept => BlockLayout::new(shape, &vec![1; shape.len()])
+                .map_or(last, |layout| layout.row_len()),
             Decoder::Quant { layout, .. } => layout.row_len(),
             Decoder::Palette(p) if p.scale.is_some() => last,
             Decoder::Palette(p) => match &p.vector {
