@@ -13,6 +13,7 @@ pub mod quantize;
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+use rayon::prelude::*;
 
 /// Why a weight cannot be compressed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -76,8 +77,11 @@ pub fn round_half_even(x: f32) -> f32 {
 }
 
 /// Fail with [`CompressError::NonFinite`] if any value is NaN or infinite.
-pub(crate) fn check_finite(values: &[f32]) -> Result<(), CompressError> {
-    if values.iter().all(|v| v.is_finite()) {
+pub(crate) fn check_finite<T: prune::Magnitude>(values: &[T]) -> Result<(), CompressError> {
+    if values
+        .par_chunks(1 << 16)
+        .all(|chunk| chunk.iter().all(|v| v.is_finite()))
+    {
         Ok(())
     } else {
         Err(CompressError::NonFinite)

@@ -1,7 +1,56 @@
 //! Pruning masks (format-facts §6.5). A mask holds `true` for every element that is kept.
 
 use super::{check_finite, check_shape, row_major_strides, CompressError};
+use half::f16;
 use rayon::prelude::*;
+
+/// A weight element the pruning rules can rank: fp32 values, or fp16 values straight from the
+/// stored weight (so pruning an fp16 weight needs no widened copy). Magnitudes of finite
+/// values order like integer keys: the bit pattern without the sign.
+pub trait Magnitude: Copy + Send + Sync {
+    /// Bits in a key.
+    const KEY_BITS: u32;
+    /// A key ordering like `|v|` for finite `v` (equal magnitudes, equal keys).
+    fn key(self) -> u32;
+    /// `|v|` (exact in f32 for both element types).
+    fn magnitude(self) -> f32;
+    /// Whether `v` is neither infinite nor NaN.
+    fn is_finite(self) -> bool;
+    /// The magnitude whose key is `key`.
+    fn from_key(key: u32) -> f32;
+}
+
+impl Magnitude for f32 {
+    const KEY_BITS: u32 = 31;
+    fn key(self) -> u32 {
+        self.to_bits() & 0x7fff_ffff
+    }
+    fn magnitude(self) -> f32 {
+        self.abs()
+    }
+    fn is_finite(self) -> bool {
+        f32::is_finite(self)
+    }
+    fn from_key(key: u32) -> f32 {
+        f32::from_bits(key)
+    }
+}
+
+impl Magnitude for f16 {
+    const KEY_BITS: u32 = 15;
+    fn key(self) -> u32 {
+        u32::from(self.to_bits() & 0x7fff)
+    }
+    fn magnitude(self) -> f32 {
+        self.to_f32().abs()
+    }
+    fn is_finite(self) -> bool {
+        f16::is_finite(self)
+    }
+    fn from_key(key: u32) -> f32 {
+        f16::from_bits(key as u16).to_f32()
+    }
+}
 
 /// numpy `percentile(values, q)` with the default linear method (`values` unsorted, non-empty).
 pub fn percentile(values: &[f64], q: f64) -> f64 {
@@ -29,37 +78,36 @@ fn numpy_lerp(a: f64, b: f64, t: f64) -> f64 {
     }
 }
 
-/// The `ranks`-th smallest (from 0) of `|values|`, by radix selection on the bit patterns
-/// (non-negative floats order like their bits), without copying the values. The first pass
-/// counts the top 18 bits; fp16 weights carry no other bits, so a second pass over the low 13
-/// bits only runs for values that have them.
-fn kth_magnitudes<const N: usize>(values: &[f32], ranks: [usize; N]) -> [f32; N] {
-    const LOW_BITS: u32 = 13;
-    let key = |v: f32| v.to_bits() & 0x7fff_ffff;
-    let (high, low_bits_seen) = histogram(values, 1 << (31 - LOW_BITS), |v| {
-        let k = key(v);
-        (Some((k >> LOW_BITS) as usize), k & ((1 << LOW_BITS) - 1))
+/// The `ranks`-th smallest (from 0) of `|values|`, by radix selection on the magnitude keys,
+/// without copying the values. The first pass counts the top 18 key bits (all of an fp16
+/// key); a second pass over the low bits only runs for values that have any.
+fn kth_magnitudes<T: Magnitude, const N: usize>(values: &[T], ranks: [usize; N]) -> [f32; N] {
+    let low_bits = T::KEY_BITS.saturating_sub(18);
+    let low_mask = (1u32 << low_bits) - 1;
+    let (high, low_bits_seen) = histogram(values, 1 << (T::KEY_BITS - low_bits), |v| {
+        let k = v.key();
+        (Some((k >> low_bits) as usize), k & low_mask)
     });
     ranks.map(|rank| {
         let (bucket, rank) = locate(&high, rank);
         if low_bits_seen == 0 {
-            return f32::from_bits(bucket << LOW_BITS);
+            return T::from_key(bucket << low_bits);
         }
-        let (low, _) = histogram(values, 1 << LOW_BITS, |v| {
-            let k = key(v);
-            let digit = (k >> LOW_BITS == bucket).then_some((k & ((1 << LOW_BITS) - 1)) as usize);
+        let (low, _) = histogram(values, 1 << low_bits, |v| {
+            let k = v.key();
+            let digit = (k >> low_bits == bucket).then_some((k & low_mask) as usize);
             (digit, 0)
         });
-        f32::from_bits(bucket << LOW_BITS | locate(&low, rank).0)
+        T::from_key(bucket << low_bits | locate(&low, rank).0)
     })
 }
 
 /// Counts of the digits (below `bins`) `digit` gives the values, skipping `None`, plus the OR
 /// of the flags it returns; in parallel over fixed chunks.
-fn histogram(
-    values: &[f32],
+fn histogram<T: Magnitude>(
+    values: &[T],
     bins: usize,
-    digit: impl Fn(f32) -> (Option<usize>, u32) + Sync,
+    digit: impl Fn(T) -> (Option<usize>, u32) + Sync,
 ) -> (Vec<u32>, u32) {
     values
         .par_chunks(1 << 20)
@@ -107,7 +155,7 @@ fn locate(counts: &[u32], mut rank: usize) -> (u32, usize) {
 }
 
 /// `keep(v)` for every value, in parallel.
-fn mask_where(values: &[f32], keep: impl Fn(f32) -> bool + Sync) -> Vec<bool> {
+fn mask_where<T: Magnitude>(values: &[T], keep: impl Fn(T) -> bool + Sync) -> Vec<bool> {
     let mut mask = vec![false; values.len()];
     mask.par_chunks_mut(1 << 16)
         .zip(values.par_chunks(1 << 16))
@@ -120,13 +168,16 @@ fn mask_where(values: &[f32], keep: impl Fn(f32) -> bool + Sync) -> Vec<bool> {
 }
 
 /// Keep elements with `|w| > threshold` (coremltools `OpThresholdPrunerConfig`).
-pub fn threshold_mask(values: &[f32], threshold: f32) -> Vec<bool> {
-    mask_where(values, |v| v.abs() > threshold)
+pub fn threshold_mask<T: Magnitude>(values: &[T], threshold: f32) -> Vec<bool> {
+    mask_where(values, |v| v.magnitude() > threshold)
 }
 
 /// Unstructured magnitude pruning to `target_sparsity` in [0, 1]: zero every `|w|` at or
 /// below the numpy percentile of `|w|`; a sparsity of 1 zeroes everything.
-pub fn magnitude_mask(values: &[f32], target_sparsity: f64) -> Result<Vec<bool>, CompressError> {
+pub fn magnitude_mask<T: Magnitude>(
+    values: &[T],
+    target_sparsity: f64,
+) -> Result<Vec<bool>, CompressError> {
     check_finite(values)?;
     if !(0.0..=1.0).contains(&target_sparsity) {
         return Err(CompressError::Parameter(format!(
@@ -140,15 +191,12 @@ pub fn magnitude_mask(values: &[f32], target_sparsity: f64) -> Result<Vec<bool>,
     let (below, t) = percentile_position(values.len(), q);
     let [a, b] = kth_magnitudes(values, [below, (below + 1).min(values.len() - 1)]);
     let cut = numpy_lerp(f64::from(a), f64::from(b), t);
-    Ok(values
-        .par_iter()
-        .map(|v| f64::from(v.abs()) > cut)
-        .collect())
+    Ok(mask_where(values, |v| f64::from(v.magnitude()) > cut))
 }
 
 /// For a full run of `M` magnitudes, whether each one survives n:m pruning: an element goes
 /// when fewer than `n` others come before it in (|w|, index) order. Unrolled for fixed `M`.
-fn keep_largest<const M: usize>(run: [f32; M], n: usize) -> [bool; M] {
+fn keep_largest<const M: usize>(run: [u32; M], n: usize) -> [bool; M] {
     let mut keep = [false; M];
     for i in 0..M {
         let mut before = 0;
@@ -171,8 +219,8 @@ const SHORT_RUN: usize = 16;
 
 /// n:m structured pruning: along `axis`, in each run of `m` consecutive elements (the axis
 /// zero-padded to a multiple of `m`), zero the `n` smallest `|w|` (ties: lower index first).
-pub fn n_m_mask(
-    values: &[f32],
+pub fn n_m_mask<T: Magnitude>(
+    values: &[T],
     shape: &[usize],
     axis: usize,
     n: usize,
@@ -198,8 +246,8 @@ pub fn n_m_mask(
     mask.par_chunks_mut(len * stride)
         .zip(values.par_chunks(len * stride))
         .for_each(|(mask, values)| {
-            let mut run: Vec<(f32, usize)> = Vec::with_capacity(m);
-            let mut magnitudes = [0f32; SHORT_RUN];
+            let mut run: Vec<(u32, usize)> = Vec::with_capacity(m);
+            let mut magnitudes = [0u32; SHORT_RUN];
             for position in 0..stride {
                 for run_start in (0..len).step_by(m) {
                     let at = |i: usize| position + (run_start + i) * stride;
@@ -207,7 +255,7 @@ pub fn n_m_mask(
                     // zeroed.
                     let real = m.min(len - run_start);
                     if m == 4 && real == 4 {
-                        let run = [0, 1, 2, 3].map(|i| values[at(i)].abs());
+                        let run = [0, 1, 2, 3].map(|i| values[at(i)].key());
                         for (i, keep) in keep_largest(run, n).into_iter().enumerate() {
                             mask[at(i)] = keep;
                         }
@@ -218,7 +266,7 @@ pub fn n_m_mask(
                         // (|w|, index) order: m² comparisons, cheaper than sorting.
                         let run = &mut magnitudes[..m];
                         for (i, slot) in run.iter_mut().enumerate() {
-                            *slot = if i < real { values[at(i)].abs() } else { 0.0 };
+                            *slot = if i < real { values[at(i)].key() } else { 0 };
                         }
                         for (i, &own) in run.iter().enumerate().take(real) {
                             let before: usize = run
@@ -234,10 +282,10 @@ pub fn n_m_mask(
                     }
                     run.clear();
                     run.extend((0..m).map(|i| {
-                        let magnitude = if i < real { values[at(i)].abs() } else { 0.0 };
+                        let magnitude = if i < real { values[at(i)].key() } else { 0 };
                         (magnitude, i)
                     }));
-                    run.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    run.sort_unstable();
                     for &(_, i) in run.iter().take(n).filter(|&&(_, i)| i < real) {
                         mask[at(i)] = false;
                     }
@@ -250,8 +298,8 @@ pub fn n_m_mask(
 /// Block sparsity: along `axis`, blocks of `block_size` consecutive channels (the axis
 /// zero-padded to a multiple of it) at each other position are kept or zeroed together by the
 /// magnitude rule applied to their L2 norms (each norm counted once per padded channel).
-pub fn block_mask(
-    values: &[f32],
+pub fn block_mask<T: Magnitude>(
+    values: &[T],
     shape: &[usize],
     axis: usize,
     block_size: usize,
@@ -290,7 +338,8 @@ pub fn block_mask(
     };
     let mut squares = vec![0.0f64; blocks * rest];
     for (flat, &v) in values.iter().enumerate() {
-        squares[block_of(flat)] += f64::from(v) * f64::from(v);
+        let v = f64::from(v.magnitude());
+        squares[block_of(flat)] += v * v;
     }
     let norms: Vec<f64> = squares.iter().map(|s| s.sqrt()).collect();
     let broadcast: Vec<f64> = norms
@@ -358,6 +407,12 @@ mod tests {
                 kth_magnitudes(&halves, [rank]),
                 [sorted_halves[rank]],
                 "fp16 rank {rank}"
+            );
+            let stored: Vec<f16> = halves.iter().map(|&v| f16::from_f32(v)).collect();
+            assert_eq!(
+                kth_magnitudes(&stored, [rank]),
+                [sorted_halves[rank]],
+                "stored fp16 rank {rank}"
             );
         }
         for sparsity in [0.0, 0.3, 0.5, 0.75, 0.999] {
@@ -428,5 +483,47 @@ mod tests {
             vec![true, false, true, false, false, true, false, true]
         );
         assert!(block_mask(&w, &[4, 2], 0, 3, 0.5).is_err());
+    }
+
+    #[test]
+    fn fp16_values_prune_like_their_widened_copies() {
+        let mut state = 11u32;
+        let halves: Vec<f16> = (0..6 * 40)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // A coarse grid: many equal magnitudes, zeros of both signs.
+                let v = ((state >> 26) as f32 - 32.0) / 8.0;
+                f16::from_f32(if state & 1 == 0 { v } else { -v })
+            })
+            .collect();
+        let widened: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+        let shape = [6, 40];
+        for (n, m) in [(2, 4), (3, 8), (10, 20)] {
+            for axis in [0, 1] {
+                assert_eq!(
+                    n_m_mask(&halves, &shape, axis, n, m).unwrap(),
+                    n_m_mask(&widened, &shape, axis, n, m).unwrap(),
+                    "{n}:{m} along {axis}"
+                );
+            }
+        }
+        for sparsity in [0.0, 0.25, 0.5, 0.9, 1.0] {
+            assert_eq!(
+                magnitude_mask(&halves, sparsity).unwrap(),
+                magnitude_mask(&widened, sparsity).unwrap(),
+                "{sparsity}"
+            );
+            assert_eq!(
+                block_mask(&halves, &shape, 1, 4, sparsity).unwrap(),
+                block_mask(&widened, &shape, 1, 4, sparsity).unwrap(),
+                "blocks {sparsity}"
+            );
+        }
+        assert_eq!(threshold_mask(&halves, 1.5), threshold_mask(&widened, 1.5));
+        let mut bad = halves.clone();
+        bad[17] = f16::INFINITY;
+        assert!(n_m_mask(&bad, &shape, 1, 2, 4).is_err());
+        bad[17] = f16::NAN;
+        assert!(magnitude_mask(&bad, 0.5).is_err());
     }
 }

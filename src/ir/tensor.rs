@@ -218,6 +218,17 @@ impl Tensor {
         }
     }
 
+    /// The elements of an fp16 tensor, borrowed, when its bytes are 2-aligned on a
+    /// little-endian machine (weights read from weight.bin always are: payloads are 64-aligned).
+    pub fn as_f16(&self) -> Option<&[f16]> {
+        if self.dtype != DType::F16 || cfg!(target_endian = "big") {
+            return None;
+        }
+        // SAFETY: any two bytes form a valid u16; `align_to` only yields the aligned middle.
+        let (head, aligned, tail) = unsafe { self.bytes().align_to::<u16>() };
+        (head.is_empty() && tail.is_empty()).then(|| aligned.reinterpret_cast::<f16>())
+    }
+
     /// The raw little-endian element bytes (empty for string tensors).
     pub fn bytes(&self) -> &[u8] {
         match &self.data {

@@ -432,24 +432,51 @@ fn gather_elements(bytes: &[u8], width: usize, mask: &[bool]) -> Vec<u8> {
     }
 }
 
-/// [`gather_elements`] for `N`-byte elements, in parallel, without a branch per element:
-/// every element is written, only kept ones advance the output.
+/// [`gather_elements`] for `N`-byte elements, in parallel: each work item counts its kept
+/// elements first, so the output is allocated once and every item fills its own part of it.
 fn gather_fixed<const N: usize>(bytes: &[u8], mask: &[bool]) -> Vec<u8> {
-    let parts: Vec<Vec<u8>> = bytes
+    let counts: Vec<usize> = mask
+        .par_chunks(GATHER_TASK)
+        .map(|m| m.iter().filter(|&&keep| keep).count())
+        .collect();
+    let total: usize = counts.iter().sum();
+    let mut kept = Vec::with_capacity(total * N);
+    let mut parts = Vec::with_capacity(counts.len());
+    let mut rest = &mut kept.spare_capacity_mut()[..total * N];
+    for count in counts {
+        let (part, tail) = rest.split_at_mut(count * N);
+        parts.push(part);
+        rest = tail;
+    }
+    bytes
         .par_chunks(GATHER_TASK * N)
         .zip(mask.par_chunks(GATHER_TASK))
-        .map(|(bytes, mask)| {
-            let mut kept = vec![0u8; bytes.len()];
-            let mut count = 0;
-            for (element, &keep) in bytes.chunks_exact(N).zip(mask) {
-                kept[count..count + N].copy_from_slice(element);
-                count += N * usize::from(keep);
-            }
-            kept.truncate(count);
-            kept
-        })
-        .collect();
-    parts.concat()
+        .zip(parts)
+        .for_each(|((bytes, mask), part)| gather_into::<N>(bytes, mask, part));
+    // SAFETY: the parts cover the first `total * N` bytes and `gather_into` wrote all of them.
+    unsafe { kept.set_len(total * N) };
+    kept
+}
+
+/// Writes the kept `N`-byte elements of `bytes` into `out`, which holds exactly as many.
+/// Branch-free: every element is written to a small staging tile, only kept ones advance it.
+fn gather_into<const N: usize>(bytes: &[u8], mask: &[bool], out: &mut [std::mem::MaybeUninit<u8>]) {
+    const TILE: usize = 256;
+    const { assert!(N <= 8) };
+    let mut tile = [0u8; TILE * 8];
+    let mut written = 0;
+    for (bytes, mask) in bytes.chunks(TILE * N).zip(mask.chunks(TILE)) {
+        let mut count = 0;
+        for (element, &keep) in bytes.chunks_exact(N).zip(mask) {
+            tile[count..count + N].copy_from_slice(element);
+            count += N * usize::from(keep);
+        }
+        for (o, &b) in out[written..written + count].iter_mut().zip(&tile[..count]) {
+            o.write(b);
+        }
+        written += count;
+    }
+    assert_eq!(written, out.len(), "mask changed while gathering");
 }
 
 /// Elements per parallel work item of the gathers.

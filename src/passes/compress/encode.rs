@@ -9,10 +9,30 @@ use crate::compress::blocks::BlockLayout;
 use crate::compress::palettize::{
     palettize_group, palettize_group_vectors, ChannelGroups, Palette, PaletteMode,
 };
-use crate::compress::prune::{block_mask, magnitude_mask, n_m_mask, threshold_mask};
+use crate::compress::prune::{block_mask, magnitude_mask, n_m_mask, threshold_mask, Magnitude};
 use crate::compress::quantize::{quantize, Granularity, QuantDtype, QuantMode, Quantized};
 use crate::compress::{CompressError, Precision};
+use half::f16;
 use rayon::prelude::*;
+
+/// A weight's values as the encoders read them.
+#[derive(Clone, Copy, Debug)]
+pub enum Values<'a> {
+    /// fp32 values (an fp16 weight widened).
+    F32(&'a [f32]),
+    /// An fp16 weight's stored values: enough for pruning alone, which only ranks them.
+    F16(&'a [f16]),
+}
+
+impl Values<'_> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::F16(v) => v.len(),
+        }
+    }
+}
 
 /// A compressed weight, before it is expressed as ops of a target.
 #[derive(Clone, Debug)]
@@ -65,9 +85,10 @@ pub struct QuantData {
 }
 
 /// Compresses `values` (row-major in `shape`) as `spec` says. `axes` are the channel axes from
-/// the weight's consumers (needed by every mode but per-tensor ones).
+/// the weight's consumers (needed by every mode but per-tensor ones). Palettization and
+/// quantization need [`Values::F32`].
 pub fn encode(
-    values: &[f32],
+    values: Values<'_>,
     shape: &[usize],
     precision: Precision,
     site: &WeightSite,
@@ -77,10 +98,27 @@ pub fn encode(
     let mask = spec
         .prune
         .as_ref()
-        .map(|p| prune_mask(values, shape, axes, p))
+        .map(|p| match values {
+            Values::F32(v) => prune_mask(v, shape, axes, p),
+            Values::F16(v) => prune_mask(v, shape, axes, p),
+        })
         .transpose()?;
-    // Joint modes compress the pruned weight (pruned elements zeroed).
     let joint = spec.palettize.is_some() || spec.quantize.is_some();
+    let values = match values {
+        Values::F32(values) => values,
+        Values::F16(_) if !joint => {
+            return Ok(Encoded {
+                mask,
+                body: Body::Pruned,
+            })
+        }
+        Values::F16(_) => {
+            return Err(CompressError::Parameter(
+                "internal: palettization and quantization need fp32 values".into(),
+            ))
+        }
+    };
+    // Joint modes compress the pruned weight (pruned elements zeroed).
     let pruned: Option<Vec<f32>> = mask.as_ref().filter(|_| joint).map(|m| {
         values
             .iter()
@@ -123,8 +161,8 @@ fn need_axes(axes: Option<ChannelAxes>, what: &str) -> Result<ChannelAxes, Compr
     })
 }
 
-fn prune_mask(
-    values: &[f32],
+fn prune_mask<T: Magnitude>(
+    values: &[T],
     shape: &[usize],
     axes: Option<ChannelAxes>,
     spec: &PruneSpec,

@@ -2,10 +2,11 @@
 //! row is rebuilt the way the emitted constexpr ops rebuild it (same arithmetic, same fp16
 //! rounding) and compared with the original, so no decompressed copy of the weight is made.
 
-use super::encode::{Body, Encoded, PaletteData, QuantData};
+use super::encode::{Body, Encoded, PaletteData, QuantData, Values};
 use super::report::ErrorSums;
 use crate::compress::blocks::BlockLayout;
 use crate::compress::Precision;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 /// Elements per parallel work item (whole rows; fixed, so sums never depend on threads).
@@ -13,7 +14,7 @@ const TASK_ELEMENTS: usize = 1 << 16;
 
 /// Compares `values` (the weight, row-major in `shape`) with what `encoded` decompresses to.
 pub fn reconstruction_error(
-    values: &[f32],
+    values: Values<'_>,
     shape: &[usize],
     precision: Precision,
     encoded: &Encoded,
@@ -21,10 +22,19 @@ pub fn reconstruction_error(
     let decoder = Decoder::new(shape, precision, &encoded.body)?;
     let row_len = decoder.row_len(shape);
     let rows_per_task = (TASK_ELEMENTS / row_len).max(1);
-    let partial: Vec<ErrorSums> = values
-        .par_chunks(rows_per_task * row_len)
-        .enumerate()
-        .map(|(task, chunk)| {
+    let task_len = rows_per_task * row_len;
+    let partial: Vec<ErrorSums> = (0..values.len().div_ceil(task_len))
+        .into_par_iter()
+        .map(|task| {
+            let range = task * task_len..((task + 1) * task_len).min(values.len());
+            let widened;
+            let chunk = match values {
+                Values::F32(v) => &v[range],
+                Values::F16(v) => {
+                    widened = widen(&v[range]);
+                    &widened[..]
+                }
+            };
             let mut decoded = vec![0f32; row_len];
             let mut sums = ErrorSums::default();
             for (r, exact) in chunk.chunks(row_len).enumerate() {
@@ -44,6 +54,13 @@ pub fn reconstruction_error(
     Ok(partial
         .into_iter()
         .fold(ErrorSums::default(), ErrorSums::merge))
+}
+
+/// fp16 values as f32.
+fn widen(values: &[half::f16]) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    values.convert_to_f32_slice(&mut out);
+    out
 }
 
 /// Rebuilds rows of one encoded weight.

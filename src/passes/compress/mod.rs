@@ -27,6 +27,7 @@ use crate::compress::Precision;
 use crate::interp::{eval_op, Value};
 use crate::ir::{DType, NameTable, Operation, Program, Tensor};
 use emit::ChainNames;
+use encode::Values;
 use rayon::prelude::*;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -151,13 +152,25 @@ fn compress_one(
     } else {
         Precision::F32
     };
-    let mut values = WIDENED.with(Cell::take);
-    tensor.to_f32_into(&mut values);
-    let measured = encode::encode(&values, &site.shape, precision, site, spec).map(|encoded| {
-        let error = error::reconstruction_error(&values, &site.shape, precision, &encoded);
+    // Pruning alone only ranks values: an fp16 weight is read as stored, not widened.
+    let prune_only = spec.palettize.is_none() && spec.quantize.is_none();
+    let stored = tensor.as_f16().filter(|_| prune_only);
+    let mut widened = Vec::new();
+    if stored.is_none() {
+        widened = WIDENED.with(Cell::take);
+        tensor.to_f32_into(&mut widened);
+    }
+    let values = match stored {
+        Some(halves) => Values::F16(halves),
+        None => Values::F32(&widened),
+    };
+    let measured = encode::encode(values, &site.shape, precision, site, spec).map(|encoded| {
+        let error = error::reconstruction_error(values, &site.shape, precision, &encoded);
         (encoded, error)
     });
-    WIDENED.with(|slot| slot.set(values));
+    if stored.is_none() {
+        WIDENED.with(|slot| slot.set(widened));
+    }
     let (encoded, error) = match measured {
         Ok(pair) => pair,
         Err(e) => {
