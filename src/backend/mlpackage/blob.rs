@@ -2,12 +2,12 @@
 //! metadata record at a 64-aligned offset followed directly by its payload; sub-byte element
 //! types are bit-packed LSB-first.
 
+use super::output::OutputFile;
 use crate::ir::bits::{pack_bits, unpack_bits};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 use bytes::Bytes;
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Size of the file header and of each metadata record; also the alignment of records.
@@ -48,11 +48,11 @@ fn payload_size(dtype: DType, count: usize) -> Option<(u64, u64)> {
     }
 }
 
-/// Writes blobs into weight.bin as they are appended, through a buffered file that is only
+/// Writes blobs into weight.bin as they are appended, through an [`OutputFile`] that is only
 /// created for the first blob.
 pub struct BlobWriter {
     path: PathBuf,
-    file: Option<BufWriter<File>>,
+    file: Option<OutputFile>,
     /// Current length of the file.
     end: u64,
     count: u32,
@@ -100,7 +100,7 @@ impl BlobWriter {
         let file = match &mut self.file {
             Some(file) => file,
             None => {
-                let mut file = BufWriter::new(File::create(&self.path).map_err(io)?);
+                let mut file = OutputFile::create(&self.path).map_err(io)?;
                 file.write_all(&header(0)).map_err(io)?;
                 self.end = RECORD_SIZE;
                 self.file.insert(file)
@@ -120,13 +120,8 @@ impl BlobWriter {
     /// Writes the final blob count into the header and flushes the file (if one was created).
     pub fn finish(self) -> Result<(), Error> {
         let io = |e| Error::io(&self.path, e);
-        if let Some(mut file) = self.file {
-            file.seek(SeekFrom::Start(0)).map_err(io)?;
-            file.write_all(&self.count.to_le_bytes()).map_err(io)?;
-            file.into_inner()
-                .map_err(|e| io(e.into_error()))?
-                .sync_all()
-                .map_err(io)?;
+        if let Some(file) = self.file {
+            file.finish(&header(self.count)).map_err(io)?;
         }
         Ok(())
     }
