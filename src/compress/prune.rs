@@ -78,10 +78,10 @@ fn numpy_lerp(a: f64, b: f64, t: f64) -> f64 {
     }
 }
 
-/// The `ranks`-th smallest (from 0) of `|values|`, by radix selection on the magnitude keys,
-/// without copying the values. The first pass counts the top 18 key bits (all of an fp16
-/// key); a second pass over the low bits only runs for values that have any.
-fn kth_magnitudes<T: Magnitude, const N: usize>(values: &[T], ranks: [usize; N]) -> [f32; N] {
+/// The keys of the `ranks`-th smallest (from 0) of `|values|`, by radix selection on the
+/// magnitude keys, without copying the values. The first pass counts the top 18 key bits
+/// (all of an fp16 key); a second pass over the low bits only runs for values that have any.
+fn kth_keys<T: Magnitude, const N: usize>(values: &[T], ranks: [usize; N]) -> [u32; N] {
     let low_bits = T::KEY_BITS.saturating_sub(18);
     let low_mask = (1u32 << low_bits) - 1;
     let (high, low_bits_seen) = histogram(values, 1 << (T::KEY_BITS - low_bits), |v| {
@@ -91,15 +91,30 @@ fn kth_magnitudes<T: Magnitude, const N: usize>(values: &[T], ranks: [usize; N])
     ranks.map(|rank| {
         let (bucket, rank) = locate(&high, rank);
         if low_bits_seen == 0 {
-            return T::from_key(bucket << low_bits);
+            return bucket << low_bits;
         }
         let (low, _) = histogram(values, 1 << low_bits, |v| {
             let k = v.key();
             let digit = (k >> low_bits == bucket).then_some((k & low_mask) as usize);
             (digit, 0)
         });
-        T::from_key(bucket << low_bits | locate(&low, rank).0)
+        bucket << low_bits | locate(&low, rank).0
     })
+}
+
+/// A test for `|v| > limit` (`limit` finite) as a key comparison: the first key whose
+/// magnitude exceeds `limit`, found by bisection over the ordered keys.
+fn exceeds<T: Magnitude>(limit: f64) -> impl Fn(T) -> bool + Sync {
+    let (mut first, mut end) = (0u32, 1u32 << T::KEY_BITS);
+    while first < end {
+        let mid = first + (end - first) / 2;
+        if f64::from(T::from_key(mid)) <= limit {
+            first = mid + 1;
+        } else {
+            end = mid;
+        }
+    }
+    move |v: T| v.key() >= first
 }
 
 /// Counts of the digits (below `bins`) `digit` gives the values, skipping `None`, plus the OR
@@ -109,18 +124,37 @@ fn histogram<T: Magnitude>(
     bins: usize,
     digit: impl Fn(T) -> (Option<usize>, u32) + Sync,
 ) -> (Vec<u32>, u32) {
+    // Four interleaved tables: neighbouring values often share a bucket, and one table would
+    // make each increment wait for the previous one.
+    const WAYS: usize = 4;
     values
         .par_chunks(1 << 20)
         .map(|chunk| {
-            let mut counts = zeroed_counts(bins);
+            let mut counts = zeroed_counts(WAYS * bins);
             let mut flags = 0;
-            for &v in chunk {
+            let ways = chunk.chunks_exact(WAYS);
+            let rest = ways.remainder();
+            for group in ways {
+                for (way, &v) in group.iter().enumerate() {
+                    let (d, flag) = digit(v);
+                    flags |= flag;
+                    if let Some(d) = d {
+                        counts[way * bins + d] += 1;
+                    }
+                }
+            }
+            for &v in rest {
                 let (d, flag) = digit(v);
                 flags |= flag;
                 if let Some(d) = d {
                     counts[d] += 1;
                 }
             }
+            let (first, others) = counts.split_at_mut(bins);
+            for other in others.chunks_exact(bins) {
+                first.iter_mut().zip(other).for_each(|(x, y)| *x += y);
+            }
+            counts.truncate(bins);
             (counts, flags)
         })
         .reduce(
@@ -169,7 +203,7 @@ fn mask_where<T: Magnitude>(values: &[T], keep: impl Fn(T) -> bool + Sync) -> Ve
 
 /// Keep elements with `|w| > threshold` (coremltools `OpThresholdPrunerConfig`).
 pub fn threshold_mask<T: Magnitude>(values: &[T], threshold: f32) -> Vec<bool> {
-    mask_where(values, |v| v.magnitude() > threshold)
+    mask_where(values, exceeds(f64::from(threshold)))
 }
 
 /// Unstructured magnitude pruning to `target_sparsity` in [0, 1]: zero every `|w|` at or
@@ -189,9 +223,9 @@ pub fn magnitude_mask<T: Magnitude>(
         return Ok(vec![false; values.len()]);
     }
     let (below, t) = percentile_position(values.len(), q);
-    let [a, b] = kth_magnitudes(values, [below, (below + 1).min(values.len() - 1)]);
-    let cut = numpy_lerp(f64::from(a), f64::from(b), t);
-    Ok(mask_where(values, |v| f64::from(v.magnitude()) > cut))
+    let [a, b] = kth_keys(values, [below, (below + 1).min(values.len() - 1)])
+        .map(|key| f64::from(T::from_key(key)));
+    Ok(mask_where(values, exceeds(numpy_lerp(a, b, t))))
 }
 
 /// For a full run of `M` magnitudes, whether each one survives n:m pruning: an element goes
@@ -393,7 +427,7 @@ mod tests {
         sorted.sort_by(f32::total_cmp);
         for rank in [0, 1, 2, 1000, 100_001, 150_000, values.len() - 1] {
             assert_eq!(
-                kth_magnitudes(&values, [rank]),
+                kth_keys(&values, [rank]).map(f32::from_key),
                 [sorted[rank]],
                 "rank {rank}"
             );
@@ -404,13 +438,13 @@ mod tests {
             let mut sorted_halves: Vec<f32> = halves.iter().map(|v| v.abs()).collect();
             sorted_halves.sort_by(f32::total_cmp);
             assert_eq!(
-                kth_magnitudes(&halves, [rank]),
+                kth_keys(&halves, [rank]).map(f32::from_key),
                 [sorted_halves[rank]],
                 "fp16 rank {rank}"
             );
             let stored: Vec<f16> = halves.iter().map(|&v| f16::from_f32(v)).collect();
             assert_eq!(
-                kth_magnitudes(&stored, [rank]),
+                kth_keys(&stored, [rank]).map(f16::from_key),
                 [sorted_halves[rank]],
                 "stored fp16 rank {rank}"
             );
