@@ -338,8 +338,17 @@ fn optimal_cluster_starts(xs: &[f64], ws: &[f64], k: usize) -> Vec<usize> {
 /// SMAWK row minima of a totally monotone matrix, with buffers reused across calls.
 #[derive(Default)]
 struct Smawk {
-    /// Per recursion level: the surviving columns and the odd rows.
-    levels: Vec<(Vec<u32>, Vec<u32>)>,
+    /// Per recursion level: the surviving columns, the value of each at the row it would
+    /// serve, and the odd rows.
+    levels: Vec<Level>,
+}
+
+/// The buffers of one SMAWK recursion level.
+#[derive(Default)]
+struct Level {
+    kept: Vec<u32>,
+    kept_values: Vec<f64>,
+    odd: Vec<u32>,
 }
 
 impl Smawk {
@@ -367,22 +376,30 @@ impl Smawk {
             return;
         }
         if self.levels.len() <= depth {
-            self.levels.push((Vec::new(), Vec::new()));
+            self.levels.push(Level::default());
         }
-        let (mut kept, mut odd) = std::mem::take(&mut self.levels[depth]);
+        let Level {
+            mut kept,
+            mut kept_values,
+            mut odd,
+        } = std::mem::take(&mut self.levels[depth]);
         // REDUCE: keep at most one column per row; a column beaten (strictly) by a later one at
-        // the row it would serve can be no row's leftmost minimum.
+        // the row it would serve can be no row's leftmost minimum. The kept column at position
+        // p serves row p; its value there is computed once, when it is pushed.
         kept.clear();
+        kept_values.clear();
         for &c in cols {
-            while let Some(&top) = kept.last() {
+            while let Some(&top_value) = kept_values.last() {
                 let r = rows[kept.len() - 1] as usize;
-                if value(r, c as usize) < value(r, top as usize) {
+                if value(r, c as usize) < top_value {
                     kept.pop();
+                    kept_values.pop();
                 } else {
                     break;
                 }
             }
             if kept.len() < rows.len() {
+                kept_values.push(value(rows[kept.len()] as usize, c as usize));
                 kept.push(c);
             }
         }
@@ -411,7 +428,11 @@ impl Smawk {
             argmin[r] = kept[best];
             start = p - 1;
         }
-        self.levels[depth] = (kept, odd);
+        self.levels[depth] = Level {
+            kept,
+            kept_values,
+            odd,
+        };
     }
 }
 
