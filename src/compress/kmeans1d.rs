@@ -248,27 +248,27 @@ fn clusters_from_starts(xs: &[f64], ws: &[f64], k: usize) -> (Vec<f64>, Vec<u8>)
     (centroids, cluster_of_unique)
 }
 
-/// Prefix sums of weights, weighted values and weighted squares (values centred on their mean).
+/// Everything one DP evaluation reads at a boundary `j` (0..=n), in one cache line: prefix
+/// sums over points `0..j` of weights, weighted values and weighted squares (values centred
+/// on their mean), and the best cost of points `0..j` in the previous layer's clusters.
 struct Prefix {
-    weights: Vec<f64>,
-    sums: Vec<f64>,
-    squares: Vec<f64>,
+    lanes: Vec<[f64; 4]>,
 }
 
 impl Prefix {
+    /// The prefix sums, with one cluster as the previous layer.
     fn new(xs: &[f64], ws: &[f64]) -> Prefix {
         let total: f64 = ws.iter().sum();
         let mean = xs.iter().zip(ws).map(|(x, w)| x * w).sum::<f64>() / total;
-        let mut prefix = Prefix {
-            weights: vec![0.0; xs.len() + 1],
-            sums: vec![0.0; xs.len() + 1],
-            squares: vec![0.0; xs.len() + 1],
-        };
+        let mut lanes = vec![[0.0; 4]; xs.len() + 1];
         for i in 0..xs.len() {
             let d = xs[i] - mean;
-            prefix.weights[i + 1] = prefix.weights[i] + ws[i];
-            prefix.sums[i + 1] = prefix.sums[i] + ws[i] * d;
-            prefix.squares[i + 1] = prefix.squares[i] + ws[i] * d * d;
+            let [w, s, q, _] = lanes[i];
+            lanes[i + 1] = [w + ws[i], s + ws[i] * d, q + ws[i] * d * d, 0.0];
+        }
+        let mut prefix = Prefix { lanes };
+        for i in 0..xs.len() {
+            prefix.lanes[i + 1][3] = prefix.cost(0, i);
         }
         prefix
     }
@@ -276,10 +276,23 @@ impl Prefix {
     /// Within-cluster sum of squares of points `first..=last`.
     #[inline(always)]
     fn cost(&self, first: usize, last: usize) -> f64 {
-        let w = self.weights[last + 1] - self.weights[first];
-        let s = self.sums[last + 1] - self.sums[first];
-        let q = self.squares[last + 1] - self.squares[first];
+        let [w0, s0, q0, _] = self.lanes[first];
+        let [w1, s1, q1, _] = self.lanes[last + 1];
+        let (w, s, q) = (w1 - w0, s1 - s0, q1 - q0);
         (q - s * s / w).max(0.0)
+    }
+
+    /// The best cost of points `0..=last` whose last cluster starts at `first` ≥ 1.
+    #[inline(always)]
+    fn value(&self, first: usize, last: usize) -> f64 {
+        self.lanes[first][3] + self.cost(first, last)
+    }
+
+    /// The best cost of points `0..=i` in the previous layer (the DP row just computed).
+    fn set_previous(&mut self, best: &[f64]) {
+        for (lane, &b) in self.lanes[1..].iter_mut().zip(best) {
+            lane[3] = b;
+        }
     }
 }
 
@@ -293,11 +306,11 @@ fn optimal_cluster_starts(xs: &[f64], ws: &[f64], k: usize) -> Vec<usize> {
     if k == n {
         return (0..n).collect();
     }
-    let prefix = Prefix::new(xs, ws);
-    // prev[i]: best cost of points 0..=i in `m` clusters; argmins[m][i]: start of the last one.
-    let mut prev: Vec<f64> = (0..n).map(|i| prefix.cost(0, i)).collect();
+    let mut prefix = Prefix::new(xs, ws);
+    // argmins[m][i]: start of the last of m + 1 clusters over points 0..=i.
     let mut argmins: Vec<Vec<u32>> = vec![vec![0; n]];
     let mut scratch = Smawk::default();
+    let mut cur = vec![0f64; n];
     for m in 1..k {
         // Row i (points 0..=i, i ≥ m) picks the start j ∈ m..=i of its last cluster; the last
         // layer only needs its final row.
@@ -308,21 +321,19 @@ fn optimal_cluster_starts(xs: &[f64], ws: &[f64], k: usize) -> Vec<usize> {
             if j > i {
                 f64::INFINITY
             } else {
-                prev[j - 1] + prefix.cost(j, i)
+                prefix.value(j, i)
             }
         };
         let mut arg = vec![0u32; n];
         scratch.solve(&rows, &cols, &value, &mut arg);
-        let cur: Vec<f64> = (0..n)
-            .map(|i| {
-                if i < first_row {
-                    f64::INFINITY
-                } else {
-                    value(i, arg[i] as usize)
-                }
-            })
-            .collect();
-        prev = cur;
+        for (i, c) in cur.iter_mut().enumerate() {
+            *c = if i < first_row {
+                f64::INFINITY
+            } else {
+                value(i, arg[i] as usize)
+            };
+        }
+        prefix.set_previous(&cur);
         argmins.push(arg);
     }
     let mut starts = vec![0; k];
