@@ -399,7 +399,11 @@ impl Smawk {
         // p serves row p; its value there is computed once, when it is pushed.
         kept.clear();
         kept_values.clear();
-        for &c in cols {
+        if cols.len() <= rows.len() {
+            // Nothing to reduce: every column may serve a row.
+            kept.extend_from_slice(cols);
+        }
+        for &c in cols.iter().filter(|_| cols.len() > rows.len()) {
             while let Some(&top_value) = kept_values.last() {
                 let r = rows[kept.len() - 1] as usize;
                 if value(r, c as usize) < top_value {
