@@ -5,24 +5,43 @@ use bytes::Bytes;
 use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 use rayon::prelude::*;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A constant tensor: dtype, static shape and its elements.
 ///
 /// Numeric elements are stored little-endian in a [`Bytes`] buffer, which may be a slice of a
 /// memory-mapped model file; cloning a tensor never copies its elements. Booleans take one byte
-/// each, sub-byte integers one byte each (unpacked), strings are held as Rust strings.
-#[derive(Clone, Debug, PartialEq)]
+/// each and so do sub-byte integers as [`Tensor::bytes`] shows them; a sub-byte tensor built
+/// from its packed bits ([`Tensor::from_packed_bits`]) keeps them packed until something asks
+/// for the bytes. Strings are held as Rust strings.
+#[derive(Clone, Debug)]
 pub struct Tensor {
     dtype: DType,
     shape: Vec<usize>,
     data: TensorData,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 enum TensorData {
     Bytes(Bytes),
+    /// Sub-byte elements packed LSB-first (the weight.bin layout), unpacked on first use.
+    Packed {
+        bits: Bytes,
+        unpacked: Arc<OnceLock<Vec<u8>>>,
+    },
     Strings(Arc<[String]>),
+}
+
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Tensor) -> bool {
+        if self.dtype != other.dtype || self.shape != other.shape {
+            return false;
+        }
+        match (self.packed_bits(), other.packed_bits()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.bytes() == other.bytes() && self.strings() == other.strings(),
+        }
+    }
 }
 
 /// Why raw bytes cannot form a tensor of the requested type.
@@ -139,6 +158,27 @@ impl Tensor {
         Tensor::from_vec_bytes(dtype, shape, values)
     }
 
+    /// A sub-byte tensor (uint1–uint6, int4) from its elements packed LSB-first, as
+    /// [`pack_bits`](super::bits::pack_bits) lays them out; they stay packed until
+    /// [`Tensor::bytes`] is called.
+    /// Bits past the last element are cleared.
+    pub fn from_packed_bits(dtype: DType, shape: &[usize], mut bits: Vec<u8>) -> Tensor {
+        assert!(dtype.is_sub_byte(), "{dtype} is not a sub-byte type");
+        let used = shape.iter().product::<usize>() * dtype.bits();
+        assert_eq!(bits.len(), used.div_ceil(8), "packed {dtype} size");
+        if let Some(last) = bits.last_mut().filter(|_| used % 8 != 0) {
+            *last &= (1u8 << (used % 8)) - 1;
+        }
+        Tensor {
+            dtype,
+            shape: shape.to_vec(),
+            data: TensorData::Packed {
+                bits: Bytes::from(bits),
+                unpacked: Arc::default(),
+            },
+        }
+    }
+
     /// A boolean tensor.
     pub fn from_bool(shape: &[usize], values: &[bool]) -> Tensor {
         Tensor::from_vec_bytes(
@@ -229,11 +269,31 @@ impl Tensor {
         (head.is_empty() && tail.is_empty()).then(|| aligned.reinterpret_cast::<f16>())
     }
 
-    /// The raw little-endian element bytes (empty for string tensors).
+    /// The raw little-endian element bytes, one per element for sub-byte types (empty for
+    /// string tensors).
     pub fn bytes(&self) -> &[u8] {
         match &self.data {
             TensorData::Bytes(b) => b,
+            TensorData::Packed { bits, unpacked } => unpacked.get_or_init(|| {
+                let mut values = super::bits::unpack_bits(bits, self.dtype.bits(), self.len())
+                    .expect("checked when the tensor was built");
+                if self.dtype == DType::I4 {
+                    // Unpacked int4 elements are sign-extended bytes.
+                    for v in &mut values {
+                        *v = ((*v ^ 0x8) as i8 - 0x8) as u8;
+                    }
+                }
+                values
+            }),
             TensorData::Strings(_) => &[],
+        }
+    }
+
+    /// The packed bits of a sub-byte tensor built from them, without unpacking.
+    pub fn packed_bits(&self) -> Option<&[u8]> {
+        match &self.data {
+            TensorData::Packed { bits, .. } => Some(bits),
+            _ => None,
         }
     }
 
@@ -241,7 +301,7 @@ impl Tensor {
     pub fn shared_bytes(&self) -> Option<&Bytes> {
         match &self.data {
             TensorData::Bytes(b) => Some(b),
-            TensorData::Strings(_) => None,
+            TensorData::Packed { .. } | TensorData::Strings(_) => None,
         }
     }
 
@@ -249,7 +309,7 @@ impl Tensor {
     pub fn strings(&self) -> &[String] {
         match &self.data {
             TensorData::Strings(s) => s,
-            TensorData::Bytes(_) => &[],
+            TensorData::Bytes(_) | TensorData::Packed { .. } => &[],
         }
     }
 
@@ -482,5 +542,29 @@ mod tests {
             vec![-7]
         );
         assert_eq!(Tensor::from_i64_as(DType::U8, &[1], &[300]).bytes(), &[44]);
+    }
+
+    #[test]
+    fn packed_sub_byte_tensors_read_like_unpacked_ones() {
+        let values = [3u8, 0, 1, 2, 3, 3, 0, 1, 2];
+        let unpacked = Tensor::from_byte_elements(DType::U2, &[3, 3], values.to_vec());
+        let mut bits = crate::ir::bits::pack_bits(&values, 2);
+        // Stray bits past the last element are cleared.
+        *bits.last_mut().unwrap() |= 0b1111_1100;
+        let packed = Tensor::from_packed_bits(DType::U2, &[3, 3], bits);
+        assert_eq!(
+            packed.packed_bits(),
+            Some(&crate::ir::bits::pack_bits(&values, 2)[..])
+        );
+        assert_eq!(packed.bytes(), &values);
+        assert_eq!(packed, unpacked);
+        assert_eq!(packed.reshaped(&[9]).bytes(), &values);
+        assert_eq!(unpacked.packed_bits(), None);
+        let signed = [-8i64, -1, 0, 7, 3];
+        let int4 = Tensor::from_i64_as(DType::I4, &[5], &signed);
+        let packed =
+            Tensor::from_packed_bits(DType::I4, &[5], crate::ir::bits::pack_bits(int4.bytes(), 4));
+        assert_eq!(packed.to_i64_vec(), signed);
+        assert_eq!(packed, int4);
     }
 }

@@ -76,11 +76,13 @@ impl BlobWriter {
         let code = blob_code(dtype)
             .ok_or_else(|| Error::Internal(format!("{dtype} cannot be stored in weight.bin")))?;
         let packed;
-        let payload = if dtype.is_sub_byte() {
-            packed = pack_bits(tensor.bytes(), dtype.bits());
-            &packed[..]
-        } else {
-            tensor.bytes()
+        let payload = match tensor.packed_bits() {
+            Some(bits) => bits,
+            None if dtype.is_sub_byte() => {
+                packed = pack_bits(tensor.bytes(), dtype.bits());
+                &packed[..]
+            }
+            None => tensor.bytes(),
         };
         let (size, pad_bits) = payload_size(dtype, tensor.len()).ok_or_else(|| {
             Error::Internal(format!("blob of {} elements is too large", tensor.len()))

@@ -177,7 +177,11 @@ pub fn immediate(tensor: &Tensor) -> mil::Value {
                 .collect(),
         }),
         d => Field::Bytes(mil::tensor_value::RepeatedBytes {
-            values: pack_bits(tensor.bytes(), d.bits()).into(),
+            values: match tensor.packed_bits() {
+                Some(bits) => bits.to_vec(),
+                None => pack_bits(tensor.bytes(), d.bits()),
+            }
+            .into(),
         }),
     };
     mil::Value {

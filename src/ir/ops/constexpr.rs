@@ -9,7 +9,7 @@
 
 use super::{InferArgs, OpDef, Param, ParamType};
 use crate::interp::kernels::constexpr as k;
-use crate::ir::{DType, Operation, Target, TensorType};
+use crate::ir::{DType, Operation, Target, Tensor, TensorType};
 
 /// A parameter of a constexpr op: any dtype (checked by the type rule), and not marked
 /// constant because iOS18 chains bind it to another constexpr op's output by name.
@@ -204,13 +204,17 @@ fn infer_lut_to_dense(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     Ok(vec![TensorType::fixed(dtype, &shape)])
 }
 
-/// The number of nonzero bytes (set elements of an unpacked uint1 mask), counted in short
-/// runs whose u32 sums vectorize.
-fn count_nonzero(bytes: &[u8]) -> usize {
-    bytes
-        .chunks(1 << 12)
-        .map(|run| run.iter().map(|&b| u32::from(b != 0)).sum::<u32>() as usize)
-        .sum()
+/// The set elements of a uint1 mask: a popcount when it holds packed bits, else a count of
+/// its nonzero bytes in short runs whose u32 sums vectorize.
+fn set_elements(mask: &Tensor) -> usize {
+    match mask.packed_bits() {
+        Some(bits) => bits.iter().map(|b| b.count_ones() as usize).sum(),
+        None => mask
+            .bytes()
+            .chunks(1 << 12)
+            .map(|run| run.iter().map(|&b| u32::from(b != 0)).sum::<u32>() as usize)
+            .sum(),
+    }
 }
 
 fn infer_sparse_to_dense(a: &InferArgs) -> Result<Vec<TensorType>, String> {
@@ -223,7 +227,7 @@ fn infer_sparse_to_dense(a: &InferArgs) -> Result<Vec<TensorType>, String> {
         dtype_in(a, "mask", &[DType::U1])?;
         let mask = fixed_shape(a, "mask")?;
         if let Some(m) = a.value("mask") {
-            let ones = count_nonzero(m.bytes());
+            let ones = set_elements(m);
             if ones != nonzero[0] {
                 return Err(format!(
                     "mask has {ones} set bits but nonzero_data has {} values",

@@ -192,7 +192,7 @@ impl Chain<'_> {
                         let mut params = vec![
                             (
                                 "indices",
-                                Param::Value(Tensor::from_byte_elements(
+                                Param::Value(elements_tensor(
                                     index_dtype,
                                     &p.index_shape,
                                     p.indices,
@@ -206,14 +206,10 @@ impl Chain<'_> {
                     Some(mask) => {
                         let kept = gather(&p.indices, &mask);
                         let mut params = vec![
-                            ("indices_mask", Param::Value(unpacked_mask(mask, shape))),
+                            ("indices_mask", Param::Value(uint1_mask(&mask, shape))),
                             (
                                 "indices_nonzero_data",
-                                Param::Value(Tensor::from_byte_elements(
-                                    index_dtype,
-                                    &[kept.len()],
-                                    kept,
-                                )),
+                                Param::Value(elements_tensor(index_dtype, &[kept.len()], kept)),
                             ),
                             ("lut", lut),
                         ];
@@ -237,7 +233,7 @@ impl Chain<'_> {
                     "nonzero_data",
                     Param::Value(int_tensor(q.dtype, &[kept.len()], kept)),
                 ));
-                params.push(("data_mask", Param::Value(unpacked_mask(mask, shape))));
+                params.push(("data_mask", Param::Value(uint1_mask(&mask, shape))));
                 self.sparse_pair("constexpr_sparse_blockwise_shift_scale", name, params)
             }
         }
@@ -260,7 +256,7 @@ impl Chain<'_> {
             .map_err(|e| format!("internal: pruned values: {e}"))?;
         let mut params = vec![("nonzero_data", Param::Value(nonzero))];
         if self.ios18 {
-            params.push(("mask", Param::Value(unpacked_mask(mask, shape))));
+            params.push(("mask", Param::Value(uint1_mask(&mask, shape))));
         } else {
             params.push(("mask", Param::Value(packed_mask(&mask))));
             params.push(("shape", Param::Value(shape_tensor(shape))));
@@ -501,7 +497,17 @@ fn int_tensor(dtype: QuantDtype, shape: &[usize], stored: Vec<u8>) -> Tensor {
         QuantDtype::Int4 => DType::I4,
         QuantDtype::Uint4 => DType::U4,
     };
-    Tensor::from_byte_elements(ir_dtype, shape, stored)
+    elements_tensor(ir_dtype, shape, stored)
+}
+
+/// One-byte elements as a tensor of `dtype`; sub-byte types are packed, so the program holds
+/// them at their stored size.
+fn elements_tensor(dtype: DType, shape: &[usize], values: Vec<u8>) -> Tensor {
+    if dtype.is_sub_byte() {
+        Tensor::from_packed_bits(dtype, shape, pack_bits(&values, dtype.bits()))
+    } else {
+        Tensor::from_byte_elements(dtype, shape, values)
+    }
 }
 
 /// Small integer parameters (zero points) as a tensor of the quantized storage type.
@@ -509,15 +515,27 @@ fn int_params(dtype: QuantDtype, shape: &[usize], values: &[i32]) -> Tensor {
     int_tensor(dtype, shape, values.iter().map(|&v| v as u8).collect())
 }
 
-/// A uint1 mask tensor of the weight's shape (iOS18).
-fn unpacked_mask(mask: Vec<bool>, shape: &[usize]) -> Tensor {
-    // Maps in place: bool and u8 share their layout.
-    Tensor::from_byte_elements(DType::U1, shape, mask.into_iter().map(u8::from).collect())
+/// A uint1 mask tensor of the weight's shape (iOS18), held packed.
+fn uint1_mask(mask: &[bool], shape: &[usize]) -> Tensor {
+    Tensor::from_packed_bits(DType::U1, shape, pack_mask(mask))
 }
 
 /// The mask as LSB-first packed bytes (iOS16).
 fn packed_mask(mask: &[bool]) -> Tensor {
-    let bits: Vec<u8> = mask.iter().map(|&m| m as u8).collect();
-    let packed = pack_bits(&bits, 1);
+    let packed = pack_mask(mask);
     Tensor::from_byte_elements(DType::U8, &[packed.len()], packed)
+}
+
+/// Mask bits packed LSB-first, eight elements per byte.
+fn pack_mask(mask: &[bool]) -> Vec<u8> {
+    mask.par_chunks(GATHER_TASK)
+        .flat_map_iter(|run| {
+            run.chunks(8).map(|eight| {
+                eight
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |byte, (i, &keep)| byte | u8::from(keep) << i)
+            })
+        })
+        .collect()
 }
