@@ -11,8 +11,9 @@ use rayon::prelude::*;
 
 use super::{check_finite, CompressError};
 
-/// Independent seedings; the best refined one is kept.
-const RESTARTS: u64 = 4;
+/// Independent seedings; the best refined one is kept (coremltools runs a single one, to a
+/// looser tolerance).
+const RESTARTS: u64 = 2;
 /// Upper bound on Lloyd iterations per restart.
 const MAX_ITERATIONS: usize = 300;
 /// Lloyd stops once an iteration lowers the inertia by less than this fraction.
