@@ -55,6 +55,22 @@ fn pack_whole_bytes<const BITS: usize>(values: &[u8], out: &mut [u8]) {
     }
 }
 
+/// Packs booleans as 1-bit elements, like [`pack_bits`] with `bits = 1` without a byte per
+/// element first.
+pub fn pack_bools(values: &[bool]) -> Vec<u8> {
+    values
+        .par_chunks(TASK_ELEMENTS)
+        .flat_map_iter(|run| {
+            run.chunks(8).map(|eight| {
+                eight
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |byte, (i, &set)| byte | u8::from(set) << i)
+            })
+        })
+        .collect()
+}
+
 /// Unpacks `count` elements of `bits` bits (1 to 8) from a stream written by [`pack_bits`],
 /// one unsigned element per output byte; `None` when `packed` is too short.
 pub fn unpack_bits(packed: &[u8], bits: usize, count: usize) -> Option<Vec<u8>> {
@@ -175,6 +191,15 @@ mod tests {
                 values,
                 "{bits} bits"
             );
+        }
+    }
+
+    #[test]
+    fn bools_pack_like_one_bit_elements() {
+        for len in [0, 1, 7, 8, 9, 3 * TASK_ELEMENTS + 5] {
+            let bools: Vec<bool> = (0..len).map(|i| (i * 7919) % 3 == 0).collect();
+            let bytes: Vec<u8> = bools.iter().map(|&b| u8::from(b)).collect();
+            assert_eq!(pack_bools(&bools), pack_bits(&bytes, 1), "{len}");
         }
     }
 }

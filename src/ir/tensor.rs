@@ -68,6 +68,11 @@ macro_rules! from_slice_le {
     };
 }
 
+/// The IR byte of an int4 element: its low nibble, sign-extended.
+fn int4_byte(nibble: u8) -> u8 {
+    (((nibble & 0xf) ^ 0x8) as i8 - 0x8) as u8
+}
+
 /// Elements per parallel work item of fp16 conversions.
 const WIDEN_TASK: usize = 1 << 16;
 
@@ -278,10 +283,7 @@ impl Tensor {
                 let mut values = super::bits::unpack_bits(bits, self.dtype.bits(), self.len())
                     .expect("checked when the tensor was built");
                 if self.dtype == DType::I4 {
-                    // Unpacked int4 elements are sign-extended bytes.
-                    for v in &mut values {
-                        *v = ((*v ^ 0x8) as i8 - 0x8) as u8;
-                    }
+                    values.iter_mut().for_each(|v| *v = int4_byte(*v));
                 }
                 values
             }),
@@ -495,10 +497,7 @@ impl Tensor {
                 values.iter().map(|&v| v as i8 as u8).collect(),
             ),
             DType::I4 => {
-                let wrapped = values
-                    .iter()
-                    .map(|&v| ((((v & 0xf) ^ 0x8) - 0x8) as i8) as u8)
-                    .collect();
+                let wrapped = values.iter().map(|&v| int4_byte(v as u8)).collect();
                 Tensor::from_byte_elements(dtype, shape, wrapped)
             }
             unsigned => {

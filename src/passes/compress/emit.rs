@@ -6,7 +6,7 @@
 use super::encode::{Body, Encoded, PaletteData, QuantData};
 use crate::compress::blocks::BlockLayout;
 use crate::compress::quantize::QuantDtype;
-use crate::ir::bits::pack_bits;
+use crate::ir::bits::{pack_bits, pack_bools};
 use crate::ir::{infer_op, Argument, DType, NameTable, Operation, Target, Tensor, TensorType, Var};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -517,25 +517,11 @@ fn int_params(dtype: QuantDtype, shape: &[usize], values: &[i32]) -> Tensor {
 
 /// A uint1 mask tensor of the weight's shape (iOS18), held packed.
 fn uint1_mask(mask: &[bool], shape: &[usize]) -> Tensor {
-    Tensor::from_packed_bits(DType::U1, shape, pack_mask(mask))
+    Tensor::from_packed_bits(DType::U1, shape, pack_bools(mask))
 }
 
 /// The mask as LSB-first packed bytes (iOS16).
 fn packed_mask(mask: &[bool]) -> Tensor {
-    let packed = pack_mask(mask);
+    let packed = pack_bools(mask);
     Tensor::from_byte_elements(DType::U8, &[packed.len()], packed)
-}
-
-/// Mask bits packed LSB-first, eight elements per byte.
-fn pack_mask(mask: &[bool]) -> Vec<u8> {
-    mask.par_chunks(GATHER_TASK)
-        .flat_map_iter(|run| {
-            run.chunks(8).map(|eight| {
-                eight
-                    .iter()
-                    .enumerate()
-                    .fold(0u8, |byte, (i, &keep)| byte | u8::from(keep) << i)
-            })
-        })
-        .collect()
 }
