@@ -85,7 +85,7 @@ pub fn infer_op<'a>(
                 ParamType::Int => ty.dtype.is_int(),
                 ParamType::Bool => ty.dtype == DType::Bool,
                 ParamType::Str => ty.dtype == DType::String,
-                ParamType::Any => true,
+                ParamType::Any | ParamType::Setting => true,
             };
             if !ok {
                 return Err(format!(

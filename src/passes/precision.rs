@@ -1,6 +1,12 @@
 //! FP16 compute precision: ops compute in fp16 with their weights stored as fp16, and casts
 //! are inserted only where precision changes (after fp32 function inputs, before fp32 function
 //! outputs, and around ops that must stay in fp32).
+//!
+//! Every float value an op reads follows the op's precision, whatever the parameter (a gather
+//! table, concat values, select branches, reshape data...), except parameters that are
+//! settings ([`ParamType::Setting`]). Constants are converted, never cast at run time; a finite
+//! fp32 constant beyond fp16's range saturates to ±65504 (so additive masks such as
+//! `finfo(fp32).min` stay finite) and infinities stay infinite.
 
 use crate::ir::ops::{self, ParamType};
 use crate::ir::{Argument, DType, NameTable, Operation, Program, Tensor, TensorType, Var};
@@ -10,9 +16,6 @@ use std::collections::HashMap;
 /// Op types that never change precision: they move between dtypes themselves or have no
 /// float arithmetic of their own.
 const NEVER_FP16: &[&str] = &["const", "cast", "shape"];
-
-/// Largest finite fp16 value.
-const FP16_MAX: f64 = 65504.0;
 
 /// What the fp16 pass did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -26,8 +29,7 @@ pub struct Fp16Report {
 }
 
 /// Converts the program to fp16 compute. `keep_fp32(op)` returns a reason when an op must stay
-/// in fp32 (mixed precision); ops whose constant inputs hold finite values beyond fp16's
-/// range also stay in fp32. Function inputs and outputs keep their declared dtypes.
+/// in fp32 (mixed precision). Function inputs and outputs keep their declared dtypes.
 pub fn to_fp16(
     program: &mut Program,
     keep_fp32: impl Fn(&Operation) -> Option<String>,
@@ -76,8 +78,6 @@ pub fn to_fp16(
                 None
             } else if let Some(reason) = keep_fp32(&op) {
                 Some(Err(reason))
-            } else if let Some(reason) = out_of_range_const(&op, &consts) {
-                Some(Err(reason))
             } else {
                 Some(Ok(()))
             };
@@ -94,9 +94,6 @@ pub fn to_fp16(
                 Some(Err(reason)) => {
                     rewriter.retarget_inputs(&mut op, &types, &consts, DType::F32);
                     report.fp32_ops.push((op.name.clone(), reason));
-                }
-                None if op.op_type != "const" => {
-                    rewriter.retarget_inputs(&mut op, &types, &consts, DType::F32)
                 }
                 None => {}
             }
@@ -139,20 +136,6 @@ pub fn decides_precision(op: &Operation, is_float: impl Fn(&str) -> bool) -> boo
         && (op.outputs.iter().any(|o| o.ty.dtype.is_float()) || op.input_vars().any(is_float))
 }
 
-/// A reason to keep `op` in fp32 when one of its constant float inputs has a finite value
-/// that fp16 cannot represent (|v| > 65504; |v| ≥ 1e38 counts as infinity, as in coremltools).
-fn out_of_range_const(op: &Operation, consts: &HashMap<String, Tensor>) -> Option<String> {
-    op.input_vars().find_map(|v| {
-        let t = consts.get(v).filter(|t| t.dtype() == DType::F32)?;
-        let max = t
-            .to_f64_vec()
-            .into_iter()
-            .filter(|x| x.is_finite() && x.abs() < 1e38)
-            .fold(0.0f64, |m, x| m.max(x.abs()));
-        (max > FP16_MAX).then(|| format!("constant '{v}' holds {max:e}, beyond fp16's range"))
-    })
-}
-
 /// Builds the rewritten op list, creating each cast or re-typed constant once.
 struct Rewriter {
     names: NameTable,
@@ -163,7 +146,7 @@ struct Rewriter {
 }
 
 impl Rewriter {
-    /// Rebinds every float input of a type-variable parameter of `op` to a `dtype` version.
+    /// Rebinds every float input of `op` (settings excepted) to a `dtype` version.
     fn retarget_inputs(
         &mut self,
         op: &mut Operation,
@@ -173,10 +156,10 @@ impl Rewriter {
     ) {
         let def = ops::lookup(&op.op_type);
         for (param, args) in &mut op.inputs {
-            let follows_t = def
+            let is_setting = def
                 .and_then(|d| d.param(param))
-                .is_none_or(|p| matches!(p.ty, ParamType::T | ParamType::TOrInt));
-            if !follows_t {
+                .is_some_and(|p| p.ty == ParamType::Setting);
+            if is_setting {
                 continue;
             }
             for arg in args {
@@ -207,7 +190,7 @@ impl Rewriter {
         match consts.get(name) {
             Some(value) => {
                 let converted = if dtype == DType::F16 {
-                    to_f16_preserving_tiny(value)
+                    to_f16_saturating(value)
                 } else {
                     value.cast(dtype)
                 };
@@ -243,16 +226,19 @@ impl Rewriter {
     }
 }
 
-/// Casts an fp32 constant to fp16; in small tensors (< 400 elements, e.g. epsilons) non-zero
-/// values that would flush to zero become ±2⁻²⁴ instead, as coremltools does.
-fn to_f16_preserving_tiny(value: &Tensor) -> Tensor {
+/// Converts an fp32 constant to fp16. Finite values beyond fp16's range saturate to ±65504
+/// (infinities and NaN stay as they are); in small tensors (< 400 elements, e.g. epsilons)
+/// non-zero values that would flush to zero become ±2⁻²⁴ instead, as coremltools does.
+fn to_f16_saturating(value: &Tensor) -> Tensor {
     let small = value.len() < 400;
     let halves: Vec<f16> = value
         .to_f32_vec()
         .into_iter()
         .map(|v| {
             let h = f16::from_f32(v);
-            if small && v != 0.0 && h.to_f32() == 0.0 {
+            if v.is_finite() && h.is_infinite() {
+                f16::MAX.copysign(h)
+            } else if small && v != 0.0 && h.to_f32() == 0.0 {
                 f16::from_f32(2f32.powi(-24).copysign(v))
             } else {
                 h
@@ -323,5 +309,155 @@ mod tests {
             report.casts, 2,
             "input to fp16, y back to fp32 for z; z's output needs none"
         );
+    }
+
+    /// A transformer-style program: an embedding gather from a constant table, a class-token
+    /// constant concatenated to it, and an additive mask `(1 - m) * finfo(fp32).min` chosen by
+    /// `select` against a constant branch.
+    fn embedding_program() -> Program {
+        let mut b = Builder::new(
+            "main",
+            vec![
+                Var::new("ids", TensorType::fixed(DType::I32, &[2])),
+                Var::new("m", TensorType::fixed(DType::F32, &[3])),
+            ],
+        );
+        let table = b.constant(
+            "table",
+            Tensor::from_f32(
+                &[5, 3],
+                &(0..15).map(|v| v as f32 * 0.25).collect::<Vec<_>>(),
+            ),
+        );
+        let zero = b.constant("zero", Tensor::scalar_i32(0));
+        let emb = b
+            .op1(
+                "gather",
+                "emb",
+                &[("x", &[&table]), ("indices", &["ids"]), ("axis", &[&zero])],
+            )
+            .unwrap();
+        let cls = b.constant("cls", Tensor::from_f32(&[1, 3], &[9.0, 8.0, 7.0]));
+        let cat = b
+            .op1(
+                "concat",
+                "cat",
+                &[("values", &[&cls, &emb]), ("axis", &[&zero])],
+            )
+            .unwrap();
+        let one = b.constant("one", Tensor::from_f32(&[], &[1.0]));
+        let inv = b
+            .op1("sub", "inv", &[("x", &[&one]), ("y", &["m"])])
+            .unwrap();
+        let min = b.constant("min", Tensor::from_f32(&[], &[f32::MIN]));
+        let mask = b
+            .op1("mul", "mask", &[("x", &[&inv]), ("y", &[&min])])
+            .unwrap();
+        let half = b.constant("half", Tensor::from_f32(&[], &[0.5]));
+        let keep = b
+            .op1("greater", "keep", &[("x", &["m"]), ("y", &[&half])])
+            .unwrap();
+        let big = b.constant(
+            "big",
+            Tensor::from_f32(&[3], &[-1e30, f32::NEG_INFINITY, 70000.0]),
+        );
+        let chosen = b
+            .op1(
+                "select",
+                "chosen",
+                &[("cond", &[&keep]), ("a", &[&big]), ("b", &[&mask])],
+            )
+            .unwrap();
+        let scores = b
+            .op1("add", "scores", &[("x", &[&cat]), ("y", &[&chosen])])
+            .unwrap();
+        Program {
+            target: Target::IOS17,
+            functions: vec![b.finish(vec![scores])],
+            metadata: Default::default(),
+        }
+    }
+
+    fn run_program(p: &Program, emulate_fp16: bool) -> Vec<f32> {
+        use crate::interp::{run, RunOptions, Value};
+        use ndarray::{ArrayD, IxDyn};
+        let inputs = std::collections::BTreeMap::from([
+            (
+                "ids".to_string(),
+                Value::Int(ArrayD::from_shape_vec(IxDyn(&[2]), vec![4, 1]).unwrap()),
+            ),
+            (
+                "m".to_string(),
+                Value::Float(ArrayD::from_shape_vec(IxDyn(&[3]), vec![1.0, 0.0, 1.0]).unwrap()),
+            ),
+        ]);
+        let out = run(p.main(), &inputs, RunOptions { emulate_fp16 }).unwrap();
+        out[0].1.float().unwrap().iter().copied().collect()
+    }
+
+    #[test]
+    fn every_float_input_follows_the_op() {
+        let mut p = embedding_program();
+        let report = to_fp16(&mut p, |_| None);
+        crate::passes::remove_dead_code(&mut p);
+        validate_program(&p).unwrap();
+        assert!(report.fp32_ops.is_empty(), "{:?}", report.fp32_ops);
+        let f = p.main();
+        for op in &f.block.operations {
+            if op.op_type == "cast" {
+                continue;
+            }
+            for out in &op.outputs {
+                assert_ne!(out.ty.dtype, DType::F32, "{} stayed fp32", op.name);
+            }
+        }
+        assert_eq!(report.casts, 2, "m in, scores out: constants are converted");
+        let value = |name: &str| {
+            f.block
+                .operations
+                .iter()
+                .find(|o| o.name == name)
+                .and_then(|o| o.const_value())
+                .unwrap_or_else(|| panic!("no constant {name}"))
+                .to_f32_vec()
+        };
+        assert_eq!(
+            value("min_to_fp16"),
+            vec![-65504.0],
+            "finite constants saturate"
+        );
+        assert_eq!(
+            value("big_to_fp16"),
+            vec![-65504.0, f32::NEG_INFINITY, 65504.0],
+            "infinity stays infinite"
+        );
+        assert_eq!(value("table_to_fp16").len(), 15);
+        // (1 - m) * min stays finite: 0 or -65504, never NaN.
+        let fp32 = run_program(&embedding_program(), false);
+        let fp16 = run_program(&p, true);
+        assert!(fp16.iter().all(|v| v.is_finite()), "{fp16:?}");
+        assert_eq!(fp32.len(), fp16.len());
+        for (a, b) in fp32.iter().zip(&fp16) {
+            let expected = a.clamp(-65504.0, 65504.0);
+            assert!(
+                (expected - b).abs() <= 1e-2 * expected.abs().max(1.0),
+                "{a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_op_type_can_stay_fp32() {
+        let mut p = embedding_program();
+        let keep = ["emb", "cat", "chosen"];
+        let report = to_fp16(&mut p, |op| {
+            keep.contains(&op.name.as_str()).then(|| "rule".to_string())
+        });
+        validate_program(&p).unwrap();
+        let kept: Vec<&str> = report.fp32_ops.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(kept, keep);
+        let f = p.main();
+        let table = f.block.operations.iter().find(|o| o.name == "emb").unwrap();
+        assert_eq!(table.outputs[0].ty.dtype, DType::F32);
     }
 }

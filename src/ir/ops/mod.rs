@@ -39,8 +39,12 @@ pub enum ParamType {
     Bool,
     /// A string (e.g. `pad_type`, `dtype`).
     Str,
-    /// Anything.
+    /// Anything; a float argument follows the op's compute precision (e.g. `gather.x`,
+    /// `concat.values`, `select.a`).
     Any,
+    /// Any type, kept as given whatever the op's compute precision: a setting rather than
+    /// data (e.g. the fp32 scale factors of `upsample_bilinear`).
+    Setting,
 }
 
 /// One parameter of an op.

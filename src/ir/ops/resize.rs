@@ -7,7 +7,7 @@ use crate::ir::{Dim, TensorType};
 
 const X: Param = Param::new("x", ParamType::T);
 const fn scale(name: &'static str) -> Param {
-    Param::new(name, ParamType::Any).optional().constant()
+    Param::new(name, ParamType::Setting).optional().constant()
 }
 const fn size(name: &'static str) -> Param {
     Param::new(name, ParamType::Int).constant()
