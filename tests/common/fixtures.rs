@@ -9,6 +9,7 @@
 //! Test support code: failures are bugs in the fixtures or the test setup, so they panic with a
 //! message naming the fixture.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -50,12 +51,42 @@ pub struct Meta {
     /// For `bad/` cases: what the converter is expected to complain about.
     #[serde(default)]
     pub expected_error: Option<String>,
+    /// Each graph input's declared dims: sizes, or dim_param names (models with symbolic dims).
+    #[serde(default)]
+    pub input_dims: BTreeMap<String, Vec<Dim>>,
+    /// More input sets with their ONNX Runtime outputs (other sizes of the symbolic dims).
+    #[serde(default)]
+    pub extra_sets: Vec<IoSet>,
+}
+
+/// Tensor names with their `.npy` files.
+pub type NamedFiles = Vec<(String, PathBuf)>;
+
+/// One declared dim of a graph input.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Dim {
+    /// A fixed size.
+    Size(usize),
+    /// A symbolic dim (ONNX `dim_param`).
+    Param(String),
+}
+
+/// An extra set of inputs and ONNX Runtime outputs of a fixture, files under `<label>/`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct IoSet {
+    /// The set's name, also its subdirectory (e.g. `seq_5`).
+    pub label: String,
+    /// Graph inputs with their data files.
+    pub inputs: Vec<TensorFile>,
+    /// Graph outputs with their ONNX Runtime reference files.
+    pub outputs: Vec<TensorFile>,
 }
 
 /// One fixture case.
 #[derive(Clone, Debug)]
 pub struct Fixture {
-    /// The group (`models`, `ops`, `bad`).
+    /// The group (`models`, `ops`, `bad`, `transformers`, …).
     pub group: String,
     /// The case name inside the group.
     pub case: String,
@@ -168,6 +199,11 @@ impl Fixture {
     /// Graph output names with their ONNX Runtime reference `.npy` files.
     pub fn output_files(&self) -> Vec<(String, PathBuf)> {
         self.files(&self.meta.outputs)
+    }
+
+    /// Input and output files of one extra set: (inputs, outputs), as for the main set.
+    pub fn extra_set_files(&self, set: &IoSet) -> (NamedFiles, NamedFiles) {
+        (self.files(&set.inputs), self.files(&set.outputs))
     }
 
     fn files(&self, tensors: &[TensorFile]) -> Vec<(String, PathBuf)> {
