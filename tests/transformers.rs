@@ -178,36 +178,12 @@ macro_rules! case {
     };
 }
 
-case!(
-    bert_ts13,
-    fp32,
-    fp16 = "needs fp16 typing of every op: gather keeps an fp32 embedding table"
-);
-case!(
-    bert_ts17,
-    fp32,
-    fp16 = "needs fp16 typing of every op: gather keeps an fp32 embedding table"
-);
-case!(
-    bert_dynamo18,
-    fp32,
-    fp16 = "needs fp16 typing of every op: gather keeps an fp32 embedding table"
-);
-case!(
-    gpt2_ts13,
-    fp32,
-    fp16 = "needs fp16 typing of every op: gather keeps an fp32 embedding table"
-);
-case!(
-    gpt2_ts17,
-    fp32,
-    fp16 = "needs fp16 typing of every op: gather keeps an fp32 embedding table"
-);
-case!(
-    gpt2_dynamo18,
-    fp32,
-    fp16 = "needs fp16 typing of every op: gather keeps an fp32 embedding table"
-);
+case!(bert_ts13, fp32, fp16);
+case!(bert_ts17, fp32, fp16);
+case!(bert_dynamo18, fp32, fp16);
+case!(gpt2_ts13, fp32, fp16);
+case!(gpt2_ts17, fp32, fp16);
+case!(gpt2_dynamo18, fp32, fp16);
 case!(
     llama_ts17,
     fp32 = "needs IsNaN (sdpa NaN guard)",
@@ -223,11 +199,7 @@ case!(
     fp32 = "needs shape-only subgraph folding (empty Slice in nn.MultiheadAttention)",
     fp16 = "needs shape-only subgraph folding (empty Slice in nn.MultiheadAttention)"
 );
-case!(
-    vit_dynamo18,
-    fp32,
-    fp16 = "needs fp16 typing of every op: concat of the fp32 class token"
-);
+case!(vit_dynamo18, fp32, fp16);
 
 #[test]
 fn bert_ts13_fp32_matches_onnx_runtime_at_other_lengths() {
