@@ -4,6 +4,7 @@ use super::elementwise::{erf_f64, unary};
 use super::norm_axis;
 use crate::interp::{KernelArgs, Value};
 use ndarray::{ArrayD, Axis};
+use rayon::prelude::*;
 
 fn sigmoid_f(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
@@ -12,6 +13,17 @@ fn sigmoid_f(v: f32) -> f32 {
 /// `log(1 + exp(v))` without overflow.
 fn softplus_f(v: f32) -> f32 {
     v.max(0.0) + (-v.abs()).exp().ln_1p()
+}
+
+/// Softmax of one contiguous lane, in place (the maximum subtracted first).
+fn softmax_lane(lane: &mut [f32]) {
+    let max = lane.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0f32;
+    for v in lane.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    lane.iter_mut().for_each(|v| *v /= sum);
 }
 
 /// `relu`.
@@ -173,11 +185,19 @@ pub fn gelu(args: &KernelArgs) -> Result<Vec<Value>, String> {
 pub fn softmax(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let mut x = args.get("x")?.to_f32_array()?;
     let axis = norm_axis(args.int_or("axis", -1)?, x.ndim())?;
-    for mut lane in x.lanes_mut(Axis(axis)) {
-        let max = lane.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        lane.mapv_inplace(|v| (v - max).exp());
-        let sum: f32 = lane.sum();
-        lane.mapv_inplace(|v| v / sum);
+    let n = x.shape()[axis];
+    let last = axis + 1 == x.ndim();
+    match x.as_slice_mut() {
+        // Rows of the last axis are contiguous: normalise them in parallel.
+        Some(data) if last && n > 0 => {
+            data.par_chunks_exact_mut(n).for_each(softmax_lane);
+        }
+        _ => x.lanes_mut(Axis(axis)).into_iter().for_each(|mut lane| {
+            let max = lane.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            lane.mapv_inplace(|v| (v - max).exp());
+            let sum: f32 = lane.sum();
+            lane.mapv_inplace(|v| v / sum);
+        }),
     }
     Ok(vec![Value::Float(x)])
 }

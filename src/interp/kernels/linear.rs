@@ -1,8 +1,10 @@
 //! Kernels of `linear` and `matmul`.
 
 use super::elementwise::broadcast_shape;
+use super::gemm::{gemm, gemm_into};
 use crate::interp::{KernelArgs, Value};
-use ndarray::{Array2, ArrayD, Axis, Ix2, IxDyn};
+use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
+use rayon::prelude::*;
 
 /// `linear`: `x · weightᵀ + bias` over the last axis of `x`.
 pub fn linear(args: &KernelArgs) -> Result<Vec<Value>, String> {
@@ -23,7 +25,7 @@ pub fn linear(args: &KernelArgs) -> Result<Vec<Value>, String> {
         .into_owned()
         .into_shape_with_order((rows, in_f))
         .map_err(|e| e.to_string())?;
-    let mut y = x2.dot(&w.t());
+    let mut y = gemm(x2.view(), w.t());
     if let Some(b) = args.opt("bias") {
         let b = b.to_f32_array()?;
         if b.len() != out_f {
@@ -85,10 +87,15 @@ pub fn matmul(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let count: usize = batch.iter().product();
     let xb = xb.to_shape((count, m, k)).map_err(|e| e.to_string())?;
     let yb = yb.to_shape((count, k, n)).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(count * m * n);
-    for i in 0..count {
-        let prod: Array2<f32> = xb.index_axis(Axis(0), i).dot(&yb.index_axis(Axis(0), i));
-        out.extend(prod.iter().copied());
+    let mut out = vec![0f32; count * m * n];
+    let product = |(i, c): (usize, &mut [f32])| {
+        let c = ndarray::ArrayViewMut2::from_shape((m, n), c).expect("an m×n block");
+        let (a, b): (ArrayView2<f32>, ArrayView2<f32>) =
+            (xb.index_axis(Axis(0), i), yb.index_axis(Axis(0), i));
+        gemm_into(a, b, c);
+    };
+    if m * n > 0 {
+        out.par_chunks_mut(m * n).enumerate().for_each(product);
     }
     let mut shape = batch;
     if !x_vec {

@@ -4,6 +4,7 @@ pub mod activation;
 pub mod constexpr;
 pub mod conv;
 pub mod elementwise;
+pub mod gemm;
 pub mod linear;
 pub mod normalization;
 pub mod pool;

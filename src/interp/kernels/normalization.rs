@@ -54,13 +54,14 @@ pub fn batch_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// Normalizes each row of a [rows, n] matrix to zero mean and unit (population) variance.
 fn normalize_rows(data: &mut [f32], n: usize, eps: f32) {
-    for row in data.chunks_exact_mut(n.max(1)) {
+    use rayon::prelude::*;
+    data.par_chunks_exact_mut(n.max(1)).for_each(|row| {
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
         let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
         let inv = 1.0 / (var + eps as f64).sqrt();
         row.iter_mut()
             .for_each(|v| *v = ((*v as f64 - mean) * inv) as f32);
-    }
+    });
 }
 
 /// `instance_norm`: normalizes each (batch, channel) plane over its spatial dims.
