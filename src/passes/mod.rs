@@ -4,6 +4,7 @@
 pub mod compress;
 mod const_fold;
 mod dead_code;
+pub mod fusion;
 mod identity;
 pub mod mixed_precision;
 mod precision;
