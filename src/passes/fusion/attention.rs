@@ -414,6 +414,19 @@ impl Emitter<'_> {
         self.constant(hint, Tensor::scalar_f32(value as f32).cast(dtype))
     }
 
+    /// Zeros of `dtype` shaped like the bool `cond`, as the `select` branch that keeps a
+    /// position: Core ML types `select` by its branches alone, so a branch must carry the
+    /// condition's shape.
+    fn zeros_like(&mut self, cond: &str, hint: &str, dtype: DType) -> Result<String, String> {
+        let shape = self
+            .types
+            .get(cond)
+            .and_then(TensorType::static_shape)
+            .ok_or_else(|| format!("mask condition '{cond}' has a symbolic shape"))?;
+        let n = shape.iter().product::<usize>();
+        Ok(self.constant(hint, Tensor::from_f32(&shape, &vec![0.0; n]).cast(dtype)))
+    }
+
     /// The key in `[…, S, E]` layout.
     fn key(&mut self, key: &Key, hint: &str) -> Result<String, String> {
         match &key.perm {
@@ -444,7 +457,8 @@ impl Emitter<'_> {
                     (true, true) => Ok(cond.clone()),
                     (true, false) => self.op("logical_not", hint, &[("x", cond)]),
                     (false, _) => {
-                        let zero = self.scalar(&format!("{hint}_zero"), 0.0, fill_value.dtype());
+                        let zero =
+                            self.zeros_like(cond, &format!("{hint}_zero"), fill_value.dtype())?;
                         let (a, b) = if *keep_when {
                             (zero.as_str(), fill.as_str())
                         } else {
@@ -503,7 +517,7 @@ impl Emitter<'_> {
         if self.types.get(mask).map(|t| t.dtype) != Some(DType::Bool) {
             return Ok(mask.to_string());
         }
-        let zero = self.scalar(&format!("{hint}_zero"), 0.0, DType::F32);
+        let zero = self.zeros_like(mask, &format!("{hint}_zero"), DType::F32)?;
         let ninf = self.scalar(&format!("{hint}_ninf"), f64::NEG_INFINITY, DType::F32);
         self.op(
             "select",
