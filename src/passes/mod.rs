@@ -1,9 +1,11 @@
-//! Program transformations: cleanup (constant folding, identity removal, dead code) and
-//! precision (fp16 compute with casts at the fp32 boundaries, mixed precision).
+//! Program transformations: cleanup (constant folding, identity removal, dead code),
+//! fusion (exporter op chains into fused MIL ops) and precision (fp16 compute with casts at
+//! the fp32 boundaries, mixed precision).
 
 pub mod compress;
 mod const_fold;
 mod dead_code;
+pub mod fusion;
 mod identity;
 pub mod mixed_precision;
 mod precision;

@@ -5,7 +5,7 @@ use super::ModelKind;
 use crate::backend::{read_package, write_package};
 use crate::frontend::onnx::{self, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
-use crate::passes;
+use crate::passes::{self, fusion::FusionReport};
 use crate::verify::{self, InputRange, InputSpec, ThresholdOverrides, VerifyOptions, VerifyReport};
 use crate::Error;
 use serde::Serialize;
@@ -71,6 +71,8 @@ pub struct ConvertReport {
     pub precision: Precision,
     /// Op count by type in the written program (constants included).
     pub ops: BTreeMap<String, usize>,
+    /// Fusions made, by fusion pass.
+    pub fused: FusionReport,
     /// Precision outcome: the fp16 pass (ops kept in fp32 with the reason, casts) and the
     /// automatic search.
     #[serde(flatten)]
@@ -146,6 +148,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         .verify
         .as_ref()
         .map(|settings| (settings, program.clone()));
+    let fused = passes::fusion::fuse(&mut program);
     let precision = prepare(
         &mut program,
         options.precision,
@@ -166,6 +169,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         target: options.target.to_string(),
         precision: options.precision,
         ops,
+        fused,
         mixed: precision,
         verify: verified,
     })

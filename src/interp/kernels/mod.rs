@@ -15,6 +15,7 @@ pub mod shape;
 pub mod tensor_ops;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod transformers;
 
 /// Applies a generic array expression to whichever element kind `$v` holds, keeping the kind:
 /// `per_kind!(value, a => f(a)?)`.

@@ -16,6 +16,7 @@ pub mod resize;
 mod scatter_gather;
 pub mod shape;
 mod tensor_ops;
+mod transformers;
 pub mod window;
 
 pub use args::InferArgs;
@@ -164,6 +165,7 @@ const FAMILIES: &[&[OpDef]] = &[
     scatter_gather::DEFS,
     tensor_ops::DEFS,
     constexpr::DEFS,
+    transformers::DEFS,
 ];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
