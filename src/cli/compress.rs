@@ -300,7 +300,8 @@ fn run(
             "mlpack: warning: verification failed, wrote the package anyway (--allow-degraded): {}",
             v.summary()
         ),
-        Some(v) if v.verdict == Verdict::Degraded => eprintln!(
+        // Printed on stdout too, unless quiet or JSON.
+        Some(v) if v.verdict == Verdict::Degraded && (quiet || args.json) => eprintln!(
             "mlpack: warning: the compressed model is degraded (below the fp16 thresholds, above the floor --min-cosine/--min-snr): {}",
             v.summary()
         ),
