@@ -139,11 +139,10 @@ fn print_report(args: &VerifyArgs, r: &VerifyReport) {
     }
     for o in &r.outputs {
         let m = &o.metrics;
-        if o.verdict == Verdict::Inconclusive {
+        if m.elements == 0 {
             println!(
-                "  {}: nothing compared (source NaN/inf: {}) — {}: {}",
+                "  {}: no finite values compared — {}: {}",
                 o.name,
-                m.reference_non_finite,
                 o.verdict.word(),
                 o.failures.join("; ")
             );

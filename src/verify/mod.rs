@@ -227,24 +227,21 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// The compared output with the lowest SNR (ties: lowest cosine), worst verdicts first.
+    /// The output with the lowest SNR (ties: lowest cosine), worst verdicts first.
     pub fn worst(&self) -> Option<&OutputReport> {
-        self.outputs
-            .iter()
-            .filter(|o| o.metrics.elements > 0)
-            .min_by(|a, b| {
-                (
-                    std::cmp::Reverse(a.verdict),
-                    a.metrics.snr_db,
-                    a.metrics.cosine,
-                )
-                    .partial_cmp(&(
-                        std::cmp::Reverse(b.verdict),
-                        b.metrics.snr_db,
-                        b.metrics.cosine,
-                    ))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
+        self.outputs.iter().min_by(|a, b| {
+            (
+                std::cmp::Reverse(a.verdict),
+                a.metrics.snr_db,
+                a.metrics.cosine,
+            )
+                .partial_cmp(&(
+                    std::cmp::Reverse(b.verdict),
+                    b.metrics.snr_db,
+                    b.metrics.cosine,
+                ))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
     }
 
     /// The inputs' roles as text: `input_ids: indices [0, 30522), attention_mask: mask {0,1}`.
@@ -269,7 +266,9 @@ impl VerifyReport {
         if !self.input_roles.is_empty() {
             line += &format!(" ({})", self.roles_text());
         }
-        if let Some(w) = self.worst() {
+        if let Some(w) = self.worst().filter(|w| w.metrics.elements == 0) {
+            line += &format!(", worst output {}: no finite values compared", w.name);
+        } else if let Some(w) = self.worst() {
             let m = &w.metrics;
             line += &format!(
                 ", worst output {}: cosine {:.5}, SNR {}, max abs {:.1e}",
