@@ -444,7 +444,7 @@ fn mismatched_models_and_convert_reporting() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        line.starts_with("verify: 3 random inputs, worst output y: cosine ")
+        line.starts_with("verify: 3 random inputs (x: values [-1, 1)), worst output y: cosine ")
             && line.ends_with("— ok"),
         "{line}"
     );

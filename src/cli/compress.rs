@@ -12,10 +12,13 @@ use crate::passes::compress::{
     DEFAULT_WEIGHT_THRESHOLD,
 };
 use crate::pipeline::{self, CompressCommandReport, CompressOptions, ConvertVerify, Recipe};
-use crate::verify::{InputRange, ThresholdOverrides};
+use crate::verify::{InputRange, ThresholdOverrides, Thresholds, Verdict};
 use crate::Error;
 use clap::Args;
 use std::path::PathBuf;
+
+/// Default floor of the compression commands' verification: cosine similarity 0.9.
+const DEFAULT_MIN_COSINE: f64 = 0.9;
 
 /// Flags shared by every compression command.
 #[derive(Debug, Args)]
@@ -63,13 +66,16 @@ pub struct CommonArgs {
     /// Range of an input's random verification values (repeatable; see `verify`).
     #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range, conflicts_with = "no_verify")]
     input_ranges: Vec<InputRange>,
-    /// Fail (exit 6, nothing written) when an output's cosine similarity is below this.
+    /// Floor: fail (exit 6, nothing written) when an output's cosine similarity is below C
+    /// [default: 0.9]. Above it but below the fp16 thresholds (cosine 0.999, SNR 25 dB) the
+    /// result is written and reported `degraded`.
     #[arg(long, value_name = "C", conflicts_with = "no_verify")]
     min_cosine: Option<f64>,
-    /// Fail (exit 6, nothing written) when an output's SNR in dB is below this.
+    /// Floor: fail (exit 6, nothing written) when an output's SNR in dB is below DB [default:
+    /// none].
     #[arg(long, value_name = "DB", conflicts_with = "no_verify")]
     min_snr: Option<f64>,
-    /// Write the package even when a threshold above is breached (with a warning).
+    /// Write the package even when an output is below the floor (with a warning).
     #[arg(long, conflicts_with = "no_verify")]
     allow_degraded: bool,
 }
@@ -248,12 +254,18 @@ fn run(
             samples: args.verify_samples,
             ranges: args.input_ranges.clone(),
             allow_degraded: args.allow_degraded,
-            // Compression is lossy by request: only NaN/inf fails unless thresholds are given.
+            // Compression is lossy by request: `ok` at the fp16 thresholds, `degraded` down to
+            // the floor, failed below it.
             thresholds: ThresholdOverrides {
                 max_abs: None,
-                min_snr_db: Some(args.min_snr.unwrap_or(f64::NEG_INFINITY)),
-                min_cosine: Some(args.min_cosine.unwrap_or(-1.0)),
+                min_snr_db: Some(Thresholds::FP16.min_snr_db),
+                min_cosine: Some(Thresholds::FP16.min_cosine),
             },
+            floor: Some(Thresholds {
+                max_abs: None,
+                min_snr_db: args.min_snr.unwrap_or(f64::NEG_INFINITY),
+                min_cosine: args.min_cosine.unwrap_or(DEFAULT_MIN_COSINE),
+            }),
         }),
     };
     progress.stage(&format!("compressing {}", args.input.display()));
@@ -283,11 +295,17 @@ fn run(
             );
         }
     }
-    if let Some(v) = report.verify.as_ref().filter(|v| !v.passed) {
-        eprintln!(
+    match report.verify.as_ref() {
+        Some(v) if v.verdict == Verdict::Failed => eprintln!(
             "mlpack: warning: verification failed, wrote the package anyway (--allow-degraded): {}",
             v.summary()
-        );
+        ),
+        // Printed on stdout too, unless quiet or JSON.
+        Some(v) if v.verdict == Verdict::Degraded && (quiet || args.json) => eprintln!(
+            "mlpack: warning: the compressed model is degraded (below the fp16 thresholds, above the floor --min-cosine/--min-snr): {}",
+            v.summary()
+        ),
+        _ => {}
     }
     if args.json {
         return print_json(&report);

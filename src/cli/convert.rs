@@ -48,7 +48,8 @@ pub struct ConvertArgs {
     )]
     verify_samples: usize,
     /// Range of an input's random verification (and --precision auto calibration) values:
-    /// floats in [LO,HI) (default [-1,1)), integers in [LO,HI] (default [0,9]) (repeatable).
+    /// floats in [LO,HI), integers in [LO,HI] (repeatable; default by the input's role, as
+    /// `verify`).
     #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range)]
     input_ranges: Vec<InputRange>,
     /// Write the package even when verification fails (with a warning).
@@ -89,6 +90,7 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
             ranges: args.input_ranges.clone(),
             allow_degraded: args.allow_degraded,
             thresholds: Default::default(),
+            floor: None,
         }),
     };
     progress.stage(&format!("converting {}", args.input.display()));

@@ -4,7 +4,8 @@ use super::progress::Progress;
 use super::{print_json, split_assignment};
 use crate::pipeline;
 use crate::verify::{
-    db, per_op::PerOpReport, InputRange, InputSpec, ThresholdOverrides, VerifyOptions, VerifyReport,
+    db, per_op::PerOpReport, InputRange, InputSpec, ThresholdOverrides, Verdict, VerifyOptions,
+    VerifyReport,
 };
 use crate::Error;
 use clap::Args;
@@ -13,7 +14,8 @@ use std::path::PathBuf;
 /// Flags of `mlpack verify`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exits with code 6 when an output breaks a threshold. Defaults: fp32 candidates need \
+    after_help = "Exits with code 6 when an output breaks a threshold, or when the comparison is \
+inconclusive (an output has no finite source value on the inputs). Defaults: fp32 candidates need \
 cosine >= 0.9999 and SNR >= 40 dB; candidates computing in fp16 need cosine >= 0.999 and SNR >= 25 dB."
 )]
 pub struct VerifyArgs {
@@ -30,8 +32,9 @@ pub struct VerifyArgs {
     /// Seed of the random inputs (same seed, same inputs on every machine).
     #[arg(long, value_name = "S", default_value_t = 0)]
     seed: u64,
-    /// Range of an input's random values: floats uniform in [LO,HI) (default [-1,1)), integers
-    /// in [LO,HI] (default [0,9]) (repeatable).
+    /// Range of an input's random values: floats uniform in [LO,HI), integers in [LO,HI]
+    /// (repeatable; default by the input's role: floats [-1,1), gather indices [0,rows),
+    /// masks and arithmetic {0,1}, other integers [0,9]).
     #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range)]
     input_ranges: Vec<InputRange>,
     /// Fail when any output's max |candidate − source| exceeds X.
@@ -80,6 +83,7 @@ pub fn execute(args: &VerifyArgs, progress: &Progress, quiet: bool) -> Result<()
             min_snr_db: args.min_snr,
             min_cosine: args.min_cosine,
         },
+        floor: None,
         no_emulate_fp16: args.no_emulate_fp16,
         per_op: args.per_op,
     };
@@ -96,10 +100,13 @@ pub fn execute(args: &VerifyArgs, progress: &Progress, quiet: bool) -> Result<()
     } else if !quiet {
         print_report(args, &report);
     }
-    if report.passed {
-        Ok(())
-    } else {
-        Err(Error::VerificationFailed(report.summary()))
+    match report.verdict {
+        Verdict::Ok | Verdict::Degraded => Ok(()),
+        Verdict::Inconclusive => Err(Error::VerificationFailed(format!(
+            "{}; give inputs in the model's domain with --input-range NAME=LO,HI or --inputs FILE.npz",
+            report.summary()
+        ))),
+        Verdict::Failed => Err(Error::VerificationFailed(report.summary())),
     }
 }
 
@@ -127,8 +134,20 @@ fn print_report(args: &VerifyArgs, r: &VerifyReport) {
         "thresholds: cosine >= {}, SNR >= {} dB{max_abs}",
         t.min_cosine, t.min_snr_db
     );
+    if !r.input_roles.is_empty() {
+        println!("inputs: {}", r.roles_text());
+    }
     for o in &r.outputs {
         let m = &o.metrics;
+        if m.elements == 0 {
+            println!(
+                "  {}: no finite values compared — {}: {}",
+                o.name,
+                o.verdict.word(),
+                o.failures.join("; ")
+            );
+            continue;
+        }
         let mut line = format!(
             "  {}: max abs {:.3e}, mean abs {:.3e}, max rel {:.3e}, cosine {:.6}, SNR {}, PSNR {}",
             o.name,
@@ -146,9 +165,9 @@ fn print_report(args: &VerifyArgs, r: &VerifyReport) {
             line += &format!(", source NaN/inf: {}", m.reference_non_finite);
         }
         let verdict = if o.failures.is_empty() {
-            "ok".to_string()
+            o.verdict.word().to_string()
         } else {
-            format!("FAILED: {}", o.failures.join("; "))
+            format!("{}: {}", o.verdict.word(), o.failures.join("; "))
         };
         println!("{line} — {verdict}");
     }

@@ -6,7 +6,10 @@ use crate::backend::{read_package, write_package};
 use crate::frontend::onnx::{self, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
 use crate::passes::{self, fusion::FusionReport};
-use crate::verify::{self, InputRange, InputSpec, ThresholdOverrides, VerifyOptions, VerifyReport};
+use crate::verify::{
+    self, InputRange, InputSpec, ThresholdOverrides, Thresholds, Verdict, VerifyOptions,
+    VerifyReport,
+};
 use crate::Error;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -45,6 +48,9 @@ pub struct ConvertVerify {
     pub allow_degraded: bool,
     /// Thresholds replacing the defaults of the candidate's precision.
     pub thresholds: ThresholdOverrides,
+    /// For lossy commands: the floor below which verification fails; between it and the
+    /// thresholds the result is `degraded` and still written.
+    pub floor: Option<Thresholds>,
 }
 
 impl Default for ConvertVerify {
@@ -54,6 +60,7 @@ impl Default for ConvertVerify {
             ranges: Vec::new(),
             allow_degraded: false,
             thresholds: ThresholdOverrides::default(),
+            floor: None,
         }
     }
 }
@@ -175,8 +182,9 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
     })
 }
 
-/// Verifies a converted or compressed program against its source; a failure is an error
-/// unless `allow_degraded`.
+/// Verifies a converted or compressed program against its source. A failure is an error
+/// unless `allow_degraded`; an inconclusive comparison (an output with no finite source value)
+/// is always one.
 pub fn verify_candidate(
     source: &Program,
     converted: &Program,
@@ -190,6 +198,7 @@ pub fn verify_candidate(
             ranges: settings.ranges.clone(),
         },
         thresholds: settings.thresholds,
+        floor: settings.floor,
         ..Default::default()
     };
     let report = verify::verify_programs(source, converted, &options).map_err(|e| match e {
@@ -199,6 +208,17 @@ pub fn verify_candidate(
             format!("verify: {other} (pass --no-verify to skip verification)"),
         ),
     })?;
+    if report
+        .outputs
+        .iter()
+        .any(|o| o.verdict == Verdict::Inconclusive)
+    {
+        return Err(Error::VerificationFailed(format!(
+            "{}; nothing written (give the inputs' ranges with --input-range NAME=LO,HI, or pass \
+             --no-verify and check the package with `mlpack verify --inputs FILE.npz`)",
+            report.summary()
+        )));
+    }
     if !report.passed && !settings.allow_degraded {
         return Err(Error::VerificationFailed(format!(
             "{}; nothing written (pass --allow-degraded to write it anyway)",

@@ -40,7 +40,7 @@ pub enum Calibration {
     Random {
         /// Input sets.
         samples: usize,
-        /// Value ranges by input name (others: floats in [-1, 1), integers in [0, 9]).
+        /// Value ranges by input name (others: drawn by their role, see `verify::roles`).
         ranges: Vec<InputRange>,
     },
 }

@@ -1,6 +1,7 @@
-//! Inputs for verification: deterministic random inputs and NumPy `.npz` archives, checked
-//! against a function's input signature.
+//! Inputs for verification: deterministic random inputs (drawn by each input's role, see
+//! [`super::roles`]) and NumPy `.npz` archives, checked against a function's input signature.
 
+use super::roles::{input_roles, InputRole, Role};
 use crate::interp::Value;
 use crate::ir::{DType, Dim, Function};
 use crate::{npy, Error};
@@ -23,11 +24,6 @@ pub struct InputRange {
     /// Upper bound.
     pub hi: f64,
 }
-
-/// Default float range `[-1, 1)`.
-const FLOAT_RANGE: (f64, f64) = (-1.0, 1.0);
-/// Default integer range `[0, 9]`.
-const INT_RANGE: (f64, f64) = (0.0, 9.0);
 
 /// SplitMix64: a tiny generator whose output depends only on the seed, on every machine.
 #[derive(Clone, Debug)]
@@ -89,15 +85,9 @@ pub fn concrete_shape(shape: &[Dim]) -> Vec<usize> {
     shape.iter().map(|d| d.fixed().unwrap_or(1)).collect()
 }
 
-/// `samples` sets of random inputs for `function`, drawn from one SplitMix64 stream seeded
-/// with `seed`, sample after sample, inputs in declaration order, elements in C order.
+/// The role of every input of `function` (see [`super::roles`]), `ranges` overriding them.
 /// Ranges naming no input, or empty ranges, are errors (message for a usage error).
-pub fn random_inputs(
-    function: &Function,
-    samples: usize,
-    seed: u64,
-    ranges: &[InputRange],
-) -> Result<Vec<Sample>, String> {
+pub fn roles(function: &Function, ranges: &[InputRange]) -> Result<Vec<InputRole>, String> {
     let mut bounds: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
     for r in ranges {
         let var = find_input(function, &r.name).ok_or_else(|| {
@@ -129,54 +119,72 @@ pub fn random_inputs(
         }
         bounds.insert(&var.name, (r.lo, r.hi));
     }
+    Ok(input_roles(function, &bounds))
+}
+
+/// `samples` sets of random inputs for `function`, each input drawn as its role says (floats
+/// uniform in `[lo, hi)`, integers in `[lo, hi]`), from one SplitMix64 stream seeded with
+/// `seed`, sample after sample, inputs in declaration order, elements in C order. Range
+/// errors as [`roles`].
+pub fn random_inputs(
+    function: &Function,
+    samples: usize,
+    seed: u64,
+    ranges: &[InputRange],
+) -> Result<Vec<Sample>, String> {
+    let roles = roles(function, ranges)?;
     let mut rng = SplitMix64::new(seed);
     let mut out = Vec::with_capacity(samples);
     for _ in 0..samples {
         let mut sample = Sample::new();
-        for var in &function.inputs {
+        for (var, role) in function.inputs.iter().zip(&roles) {
             let shape = concrete_shape(&var.ty.shape);
-            let n: usize = shape.iter().product();
-            let dtype = var.ty.dtype;
-            let value = if dtype.is_float() {
-                let (lo, hi) = bounds
-                    .get(var.name.as_str())
-                    .copied()
-                    .unwrap_or(FLOAT_RANGE);
-                let data = (0..n)
-                    .map(|_| {
-                        let v = (lo + (hi - lo) * rng.next_unit()) as f32;
-                        if (v as f64) < hi {
-                            v
-                        } else {
-                            lo as f32
-                        }
-                    })
-                    .collect();
-                Value::Float(
-                    ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())?,
-                )
-            } else if dtype == DType::Bool {
-                let data = (0..n).map(|_| rng.next_u64() >> 63 == 1).collect();
-                Value::Bool(ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())?)
-            } else if dtype.is_int() {
-                let (lo, hi) = bounds.get(var.name.as_str()).copied().unwrap_or(INT_RANGE);
-                let span = (hi - lo) as u64 + 1;
-                let data = (0..n)
-                    .map(|_| (lo as i64 + rng.below(span) as i64) as i32)
-                    .collect();
-                Value::Int(ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| e.to_string())?)
-            } else {
-                return Err(format!(
-                    "input '{}' is {}: random values of that type are not supported; pass --inputs",
-                    var.name,
-                    dtype.name()
-                ));
-            };
+            let value = draw(&var.name, var.ty.dtype, &shape, role.role, &mut rng)?;
             sample.insert(var.name.clone(), value);
         }
         out.push(sample);
     }
     Ok(out)
+}
+
+/// One random tensor of `shape` for input `name`, within `role`'s bounds.
+fn draw(
+    name: &str,
+    dtype: DType,
+    shape: &[usize],
+    role: Role,
+    rng: &mut SplitMix64,
+) -> Result<Value, String> {
+    let n: usize = shape.iter().product();
+    let (lo, hi) = role.bounds();
+    let dim = IxDyn(shape);
+    Ok(if dtype.is_float() {
+        let data = (0..n)
+            .map(|_| {
+                let v = (lo + (hi - lo) * rng.next_unit()) as f32;
+                if (v as f64) < hi {
+                    v
+                } else {
+                    lo as f32
+                }
+            })
+            .collect();
+        Value::Float(ArrayD::from_shape_vec(dim, data).map_err(|e| e.to_string())?)
+    } else if dtype == DType::Bool {
+        let data = (0..n).map(|_| rng.next_u64() >> 63 == 1).collect();
+        Value::Bool(ArrayD::from_shape_vec(dim, data).map_err(|e| e.to_string())?)
+    } else if dtype.is_int() {
+        let span = (hi - lo) as u64 + 1;
+        let data = (0..n)
+            .map(|_| (lo as i64 + rng.below(span) as i64) as i32)
+            .collect();
+        Value::Int(ArrayD::from_shape_vec(dim, data).map_err(|e| e.to_string())?)
+    } else {
+        return Err(format!(
+            "input '{name}' is {}: random values of that type are not supported; pass --inputs",
+            dtype.name()
+        ));
+    })
 }
 
 /// Reads a NumPy `.npz` archive (`np.savez` or `np.savez_compressed`): member `NAME.npy`

@@ -7,10 +7,12 @@
 pub mod inputs;
 pub mod metrics;
 pub mod per_op;
+pub mod roles;
 
 pub use inputs::{InputRange, Sample};
 pub use metrics::Metrics;
 pub use per_op::PerOpReport;
+pub use roles::InputRole;
 
 use crate::interp::{self, InterpError, RunOptions};
 use crate::ir::{DType, Function, Program};
@@ -91,7 +93,7 @@ pub enum InputSpec {
         samples: usize,
         /// Generator seed.
         seed: u64,
-        /// Value ranges by input name (others: floats in [-1, 1), integers in [0, 9]).
+        /// Value ranges by input name (others: drawn by their role, see [`roles`]).
         ranges: Vec<InputRange>,
     },
     /// Input sets given by the caller (e.g. read from an `.npz`), by input name.
@@ -115,6 +117,9 @@ pub struct VerifyOptions {
     pub inputs: InputSpec,
     /// Threshold overrides.
     pub thresholds: ThresholdOverrides,
+    /// For lossy candidates (compression): the lowest figures still accepted as `degraded`
+    /// when the thresholds are missed. `None`: missing a threshold fails.
+    pub floor: Option<Thresholds>,
     /// Do not emulate fp16 rounding in the candidate (it is emulated when any candidate value
     /// is typed fp16).
     pub no_emulate_fp16: bool,
@@ -152,6 +157,33 @@ pub enum VerifyError {
     },
 }
 
+/// The outcome of a comparison, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every threshold met.
+    Ok,
+    /// A threshold missed, but the floor of a lossy candidate met.
+    Degraded,
+    /// No finite source value to compare against (or nothing compared): the inputs say
+    /// nothing about the candidate.
+    Inconclusive,
+    /// A threshold (or the floor) broken, or NaN/inf where the source is finite.
+    Failed,
+}
+
+impl Verdict {
+    /// The word printed after a summary.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Degraded => "degraded",
+            Verdict::Inconclusive => "INCONCLUSIVE",
+            Verdict::Failed => "FAILED",
+        }
+    }
+}
+
 /// The comparison of one output.
 #[derive(Clone, Debug, Serialize)]
 pub struct OutputReport {
@@ -159,7 +191,9 @@ pub struct OutputReport {
     pub name: String,
     /// Error metrics over every sample.
     pub metrics: Metrics,
-    /// Thresholds this output breaks (empty when it passes).
+    /// This output's outcome.
+    pub verdict: Verdict,
+    /// Thresholds this output misses, or why it is inconclusive (empty when `ok`).
     pub failures: Vec<String>,
 }
 
@@ -170,15 +204,22 @@ pub struct VerifyReport {
     pub samples: usize,
     /// `random` or `given`.
     pub inputs: &'static str,
+    /// What each random input stands for and the values drawn (empty for given inputs).
+    pub input_roles: Vec<InputRole>,
     /// Whether the candidate computes in fp16 (any value typed fp16).
     pub candidate_fp16: bool,
     /// Whether fp16 rounding was emulated in the candidate.
     pub emulate_fp16: bool,
     /// Thresholds applied.
     pub thresholds: Thresholds,
+    /// The floor of a lossy candidate, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<Thresholds>,
     /// Per output, in the candidate's output order.
     pub outputs: Vec<OutputReport>,
-    /// True when every output meets every threshold.
+    /// The worst output's verdict: `failed` over `inconclusive` over `degraded` over `ok`.
+    pub verdict: Verdict,
+    /// True when the verdict is `ok` or `degraded`.
     pub passed: bool,
     /// Per-op diagnosis, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,17 +227,35 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// The output with the lowest SNR (ties: lowest cosine), failing ones first.
+    /// The output with the lowest SNR (ties: lowest cosine), worst verdicts first.
     pub fn worst(&self) -> Option<&OutputReport> {
         self.outputs.iter().min_by(|a, b| {
-            (a.failures.is_empty(), a.metrics.snr_db, a.metrics.cosine)
-                .partial_cmp(&(b.failures.is_empty(), b.metrics.snr_db, b.metrics.cosine))
+            (
+                std::cmp::Reverse(a.verdict),
+                a.metrics.snr_db,
+                a.metrics.cosine,
+            )
+                .partial_cmp(&(
+                    std::cmp::Reverse(b.verdict),
+                    b.metrics.snr_db,
+                    b.metrics.cosine,
+                ))
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
     }
 
-    /// One line: `3 random inputs, worst output y: cosine 0.99998, SNR 42.1 dB, max abs
-    /// 3.2e-3 — ok` (or `— FAILED (…)`), with non-finite counts when there are any.
+    /// The inputs' roles as text: `input_ids: indices [0, 30522), attention_mask: mask {0,1}`.
+    pub fn roles_text(&self) -> String {
+        self.input_roles
+            .iter()
+            .map(|r| format!("{}: {}", r.name, r.text))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// One line: `3 random inputs (x: values [-1, 1)), worst output y: cosine 0.99998, SNR
+    /// 42.1 dB, max abs 3.2e-3 — ok` (or `— degraded (…)`, `— INCONCLUSIVE (…)`, `— FAILED
+    /// (…)`), with non-finite counts when there are any.
     pub fn summary(&self) -> String {
         let mut line = format!(
             "{} {} input{}",
@@ -204,7 +263,12 @@ impl VerifyReport {
             self.inputs,
             if self.samples == 1 { "" } else { "s" }
         );
-        if let Some(w) = self.worst() {
+        if !self.input_roles.is_empty() {
+            line += &format!(" ({})", self.roles_text());
+        }
+        if let Some(w) = self.worst().filter(|w| w.metrics.elements == 0) {
+            line += &format!(", worst output {}: no finite values compared", w.name);
+        } else if let Some(w) = self.worst() {
             let m = &w.metrics;
             line += &format!(
                 ", worst output {}: cosine {:.5}, SNR {}, max abs {:.1e}",
@@ -232,15 +296,16 @@ impl VerifyReport {
                 );
             }
         }
-        if self.passed {
-            line + " — ok"
+        let word = self.verdict.word();
+        if self.verdict == Verdict::Ok {
+            format!("{line} — {word}")
         } else {
             let failures: Vec<String> = self
                 .outputs
                 .iter()
                 .flat_map(|o| o.failures.iter().map(move |f| format!("{}: {f}", o.name)))
                 .collect();
-            format!("{line} — FAILED ({})", failures.join("; "))
+            format!("{line} — {word} ({})", failures.join("; "))
         }
     }
 }
@@ -332,7 +397,7 @@ pub fn verify_programs(
 ) -> Result<VerifyReport, VerifyError> {
     let (src, cand) = (source.main(), candidate.main());
     check_signatures(src, cand)?;
-    let (samples, kind) = match &options.inputs {
+    let (samples, kind, input_roles) = match &options.inputs {
         InputSpec::Random {
             samples,
             seed,
@@ -340,8 +405,9 @@ pub fn verify_programs(
         } => (
             inputs::random_inputs(cand, *samples, *seed, ranges).map_err(VerifyError::Inputs)?,
             "random",
+            inputs::roles(cand, ranges).map_err(VerifyError::Inputs)?,
         ),
-        InputSpec::Given(sets) => (sets.clone(), "given"),
+        InputSpec::Given(sets) => (sets.clone(), "given", Vec::new()),
     };
     if samples.is_empty() {
         return Err(VerifyError::Inputs(
@@ -396,15 +462,21 @@ pub fn verify_programs(
         .iter()
         .filter_map(|name| {
             let metrics = accumulators.get(name)?.finish();
-            let failures = breaches(&metrics, &thresholds);
+            let (verdict, failures) = judge(&metrics, &thresholds, options.floor.as_ref());
             Some(OutputReport {
                 name: name.clone(),
                 metrics,
+                verdict,
                 failures,
             })
         })
         .collect();
-    let passed = outputs.iter().all(|o| o.failures.is_empty());
+    let verdict = outputs
+        .iter()
+        .map(|o| o.verdict)
+        .max()
+        .unwrap_or(Verdict::Ok);
+    let passed = matches!(verdict, Verdict::Ok | Verdict::Degraded);
     let per_op = if options.per_op {
         Some(per_op::diagnose(
             src,
@@ -420,24 +492,56 @@ pub fn verify_programs(
     Ok(VerifyReport {
         samples: samples.len(),
         inputs: kind,
+        input_roles,
         candidate_fp16,
         emulate_fp16,
         thresholds,
+        floor: options.floor,
         outputs,
+        verdict,
         passed,
         per_op,
     })
 }
 
+/// One output's verdict and the reasons for it: inconclusive when nothing was compared;
+/// failed on NaN/inf where the source is finite or below the floor; degraded (with a floor)
+/// or failed (without) below the thresholds.
+fn judge(m: &Metrics, t: &Thresholds, floor: Option<&Thresholds>) -> (Verdict, Vec<String>) {
+    if m.candidate_non_finite > 0 {
+        let mut reasons = vec![format!(
+            "{} NaN/inf values where the source is finite",
+            m.candidate_non_finite
+        )];
+        reasons.extend(breaches(m, t));
+        return (Verdict::Failed, reasons);
+    }
+    if m.elements == 0 {
+        let why = if m.reference_non_finite > 0 {
+            "the source output has no finite value on these inputs, nothing to compare"
+        } else {
+            "the output has no elements, nothing to compare"
+        };
+        return (Verdict::Inconclusive, vec![why.to_string()]);
+    }
+    if let Some(floor) = floor {
+        let below = breaches(m, floor);
+        if !below.is_empty() {
+            let below = below.into_iter().map(|b| format!("{b} (floor)")).collect();
+            return (Verdict::Failed, below);
+        }
+    }
+    let missed = breaches(m, t);
+    match (missed.is_empty(), floor.is_some()) {
+        (true, _) => (Verdict::Ok, missed),
+        (false, true) => (Verdict::Degraded, missed),
+        (false, false) => (Verdict::Failed, missed),
+    }
+}
+
 /// The thresholds `m` breaks, as text.
 fn breaches(m: &Metrics, t: &Thresholds) -> Vec<String> {
     let mut out = Vec::new();
-    if m.candidate_non_finite > 0 {
-        out.push(format!(
-            "{} NaN/inf values where the source is finite",
-            m.candidate_non_finite
-        ));
-    }
     if m.cosine < t.min_cosine || m.cosine.is_nan() {
         out.push(format!("cosine {:.5} < {}", m.cosine, t.min_cosine));
     }
@@ -590,6 +694,15 @@ mod tests {
             "{}",
             r.summary()
         );
+        assert_eq!(r.outputs[0].metrics.elements, 0);
+        assert!(!r.passed && r.verdict == Verdict::Inconclusive);
+        assert!(
+            r.summary().ends_with(
+                "— INCONCLUSIVE (y: the source output has no finite value on these inputs, nothing to compare)"
+            ),
+            "{}",
+            r.summary()
+        );
         let bad = verify_programs(
             &scale_program(2.0, DType::F32),
             &inf,
@@ -603,6 +716,60 @@ mod tests {
             "{}",
             bad.summary()
         );
+    }
+
+    #[test]
+    fn a_floor_splits_missed_thresholds_into_degraded_and_failed() {
+        // 2.1 instead of 2: cosine 1 (same direction), SNR 26.0 dB: below fp32's 40 dB.
+        let (src, cand) = (
+            scale_program(2.0, DType::F32),
+            scale_program(2.1, DType::F32),
+        );
+        let floor = |min_snr_db| VerifyOptions {
+            floor: Some(Thresholds {
+                max_abs: None,
+                min_snr_db,
+                min_cosine: 0.9,
+            }),
+            ..Default::default()
+        };
+        let degraded = verify_programs(&src, &cand, &floor(20.0)).unwrap();
+        assert_eq!(degraded.verdict, Verdict::Degraded);
+        assert!(degraded.passed);
+        assert!(
+            degraded
+                .summary()
+                .ends_with("— degraded (y: SNR 26.0 dB < 40 dB)"),
+            "{}",
+            degraded.summary()
+        );
+        let failed = verify_programs(&src, &cand, &floor(30.0)).unwrap();
+        assert_eq!(failed.verdict, Verdict::Failed);
+        assert!(!failed.passed);
+        assert!(
+            failed
+                .summary()
+                .ends_with("— FAILED (y: SNR 26.0 dB < 30 dB (floor))"),
+            "{}",
+            failed.summary()
+        );
+        let ok = verify_programs(&src, &src, &floor(30.0)).unwrap();
+        assert_eq!(ok.verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn random_inputs_are_described_by_role() {
+        let p = scale_program(2.0, DType::F32);
+        let r = verify_programs(&p, &p, &VerifyOptions::default()).unwrap();
+        assert!(
+            r.summary()
+                .starts_with("3 random inputs (x: values [-1, 1)), worst output y"),
+            "{}",
+            r.summary()
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["input_roles"][0]["role"], "values");
+        assert_eq!(json["verdict"], "ok");
     }
 
     #[test]
