@@ -4,7 +4,9 @@ use super::node::Node;
 use super::reader::ExternalData;
 use super::tensor::{elem_type_name, ir_dtype, to_ir_tensor};
 use super::{ops, OnnxOptions};
-use crate::ir::{sanitize_name, Builder, Function, NameTable, Program, Tensor, TensorType, Var};
+use crate::ir::{
+    sanitize_name, Builder, DType, Function, NameTable, Program, Tensor, TensorType, Var,
+};
 use crate::proto::onnx::{
     tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto, TensorProto, ValueInfoProto,
 };
@@ -180,6 +182,15 @@ impl<'m> Ctx<'m> {
     /// Adds a `const` op.
     pub fn constant(&mut self, hint: &str, value: Tensor) -> String {
         self.b.constant(hint, value)
+    }
+
+    /// A constant with no elements (a zero in `shape`). Its value is fully known, so shape
+    /// computations can carry it until it folds away (`Concat` drops it); the conversion fails
+    /// only if the finished program still needs it, since Core ML has no empty tensors.
+    pub fn empty(&mut self, hint: &str, dtype: DType, shape: &[usize]) -> Result<String, Error> {
+        let value = Tensor::from_bytes(dtype, shape, Default::default())
+            .map_err(|e| self.invalid(format!("an empty tensor of shape {shape:?}: {e}")))?;
+        Ok(self.b.constant(hint, value))
     }
 
     /// A rank-1 int32 constant.
@@ -517,6 +528,7 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
         .finish(outputs.iter().map(|(_, v)| v.clone()).collect());
     name_outputs_after_graph(&mut function, &outputs);
     remove_dead_ops(&mut function);
+    reject_empty_tensors(&function, path)?;
     let mut metadata = BTreeMap::new();
     let file_name = path.file_name().map_or_else(
         || path.display().to_string(),
@@ -569,6 +581,33 @@ fn rename_var(function: &mut Function, from: &str, to: &str) {
         }
     }
     function.block.rename_uses(from, to);
+}
+
+/// Fails, naming the source node, when a value with no elements is still used once dead ops
+/// are gone: Core ML has no empty tensors. Empty values that only fed folded shape
+/// computations have been removed by then.
+fn reject_empty_tensors(function: &Function, path: &Path) -> Result<(), Error> {
+    for op in &function.block.operations {
+        let Some(out) = op
+            .outputs
+            .iter()
+            .find(|o| o.ty.shape.iter().any(|d| d.fixed() == Some(0)))
+        else {
+            continue;
+        };
+        let node = op.origin.as_deref().map_or_else(
+            || "the graph outputs".to_string(),
+            |n| format!("node '{n}'"),
+        );
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "{node}: value '{}' of type {} has no elements and is used by the converted model (Core ML has no empty tensors)",
+                out.name, out.ty
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Drops ops none of whose outputs is read (folded shape computations leave such constants).
