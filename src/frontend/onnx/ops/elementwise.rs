@@ -186,8 +186,7 @@ pub fn coerce(ctx: &mut Ctx, var: &str, dtype: DType, hint: &str) -> Result<Stri
         let converted = value.cast(dtype);
         return Ok(ctx.constant(hint, converted));
     }
-    let dtype_name = ctx.string(&format!("{hint}_dtype"), dtype.name());
-    ctx.op1("cast", hint, &[("x", var), ("dtype", &dtype_name)])
+    ctx.cast(var, dtype, hint)
 }
 
 /// `Pow`: the exponent is converted to the base's type (ONNX allows them to differ).

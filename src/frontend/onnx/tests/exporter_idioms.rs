@@ -45,16 +45,33 @@ fn an_empty_slice_of_a_shape_folds_into_the_concat() {
 }
 
 #[test]
-fn an_empty_tensor_the_model_needs_is_an_error_naming_its_node() {
-    let mut m = unflatten_last_axis("new_shape");
-    let graph = m.graph.as_mut().unwrap();
-    // Return the empty slice itself: a package would have to hold it.
-    graph.output.push(output("tail"));
-    let err = load_with(&m, &OnnxOptions::default()).unwrap_err();
+fn an_empty_tensor_an_op_needs_is_an_error_naming_its_node() {
+    // x[:, :, 6:] of x [1, 4, 6] is empty, and `add` would have to compute with it.
+    let nodes = vec![
+        node(
+            "Slice",
+            "tail",
+            &["x", "six", "max", "two"],
+            &["tail"],
+            vec![],
+        ),
+        node("Add", "add", &["tail", "b"], &["y"], vec![]),
+    ];
+    let inits = vec![
+        init_i64("six", &[6]),
+        init_i64("max", &[i64::MAX]),
+        init_i64("two", &[2]),
+    ];
+    let inputs = vec![fixed("x", &[1, 4, 6]), fixed("b", &[1, 4, 1])];
+    let err = load_with(
+        &model(14, nodes, inputs, &["y"], inits),
+        &OnnxOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     let message = err.to_string();
     assert!(
-        message.contains("node 'tail'") && message.contains("no elements"),
+        message.contains("node 'add'") && message.contains("no elements"),
         "{message}"
     );
 }
@@ -97,7 +114,8 @@ fn a_concat_of_empty_inputs_is_empty() {
     assert_eq!(param(f, ops(f)[0], "shape").to_i64_vec(), vec![4, 6]);
 }
 
-/// Runs `op` on one input and returns the bool output as 0/1.
+/// Runs `op` on one input and returns its bool result, which the model returns as fp32 0/1
+/// (Core ML has no bool outputs).
 fn predicate(op: &str, attrs: Vec<AttributeProto>, x: &[f32]) -> Vec<i64> {
     use crate::interp::{run, RunOptions, Value};
     let m = model(
@@ -114,8 +132,8 @@ fn predicate(op: &str, attrs: Vec<AttributeProto>, x: &[f32]) -> Vec<i64> {
     let values = [(f.inputs[0].name.clone(), Value::Float(array))].into();
     let outs = run(f, &values, RunOptions::default()).unwrap();
     match &outs[0].1 {
-        Value::Bool(b) => b.iter().map(|&v| v as i64).collect(),
-        other => panic!("expected a bool output, got {other:?}"),
+        Value::Float(b) => b.iter().map(|&v| v as i64).collect(),
+        other => panic!("expected an fp32 output, got {other:?}"),
     }
 }
 
