@@ -255,7 +255,11 @@ fn to_value(t: &TestTensor) -> CaseResultOr<Value> {
         Elements::Float(v) => {
             ArrayD::from_shape_vec(shape, v.iter().map(|&x| x as f32).collect()).map(Value::Float)
         }
-        Elements::Bool(v) => ArrayD::from_shape_vec(shape, v.clone()).map(Value::Bool),
+        // Core ML has no bool model inputs: the converter declares them fp32 (0 or 1).
+        Elements::Bool(v) => {
+            ArrayD::from_shape_vec(shape, v.iter().map(|&b| b as u8 as f32).collect())
+                .map(Value::Float)
+        }
         Elements::Int(v) => {
             let mut ints = Vec::with_capacity(v.len());
             for &x in v {
@@ -339,6 +343,11 @@ fn compare(name: &str, actual: &Value, expected: &TestTensor) -> Result<(), Stri
                     mismatch(i, x.to_string(), e[i].to_string(), bad.len())
                 }
             }
+        }
+        // Bool outputs come back as fp32 0/1 (Core ML has no bool model outputs).
+        (Value::Float(a), Elements::Bool(_)) if a.iter().all(|&x| x == 0.0 || x == 1.0) => {
+            let a = a.mapv(|x| x == 1.0);
+            compare(name, &Value::Bool(a), expected)
         }
         (Value::Bool(a), Elements::Bool(e)) => {
             let bad: Vec<usize> = a

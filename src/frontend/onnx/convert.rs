@@ -4,7 +4,9 @@ use super::node::Node;
 use super::reader::ExternalData;
 use super::tensor::{elem_type_name, ir_dtype, to_ir_tensor};
 use super::{ops, OnnxOptions};
-use crate::ir::{sanitize_name, Builder, Function, NameTable, Program, Tensor, TensorType, Var};
+use crate::ir::{
+    sanitize_name, Builder, DType, Function, NameTable, Program, Tensor, TensorType, Var,
+};
 use crate::proto::onnx::{
     tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto, TensorProto, ValueInfoProto,
 };
@@ -180,6 +182,21 @@ impl<'m> Ctx<'m> {
     /// Adds a `const` op.
     pub fn constant(&mut self, hint: &str, value: Tensor) -> String {
         self.b.constant(hint, value)
+    }
+
+    /// Adds `cast(var, dtype)` (folded when `var` is constant).
+    pub fn cast(&mut self, var: &str, dtype: DType, hint: &str) -> Result<String, Error> {
+        let dtype_name = self.string(&format!("{hint}_dtype"), dtype.name());
+        self.op1("cast", hint, &[("x", var), ("dtype", &dtype_name)])
+    }
+
+    /// A constant with no elements (a zero in `shape`). Its value is fully known, so shape
+    /// computations can carry it until it folds away (`Concat` drops it); the conversion fails
+    /// only if the finished program still needs it, since Core ML has no empty tensors.
+    pub fn empty(&mut self, hint: &str, dtype: DType, shape: &[usize]) -> Result<String, Error> {
+        let value = Tensor::from_bytes(dtype, shape, Default::default())
+            .map_err(|e| self.invalid(format!("an empty tensor of shape {shape:?}: {e}")))?;
+        Ok(self.b.constant(hint, value))
     }
 
     /// A rank-1 int32 constant.
@@ -458,7 +475,17 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
         .ok_or_else(|| Error::invalid(path, "the model has no graph"))?;
     let opset = default_opset(model, path)?;
     check_supported(graph, path)?;
-    let inputs = function_inputs(graph, options, path)?;
+    let mut inputs = function_inputs(graph, options, path)?;
+    // Core ML model inputs and outputs cannot be bool (coremltools declares them fp32 and casts
+    // at both ends); bool inputs get a cast right after the input, bool outputs one before it.
+    let bool_inputs: Vec<String> = inputs
+        .iter_mut()
+        .filter(|(_, v)| v.ty.dtype == DType::Bool)
+        .map(|(onnx, v)| {
+            v.ty = v.ty.with_dtype(DType::F32);
+            onnx.clone()
+        })
+        .collect();
     let mut consumed: HashSet<&str> = graph
         .node
         .iter()
@@ -482,6 +509,11 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
         consumed,
         current: String::new(),
     };
+    for name in &bool_inputs {
+        let var = ctx.values[name].clone();
+        let cast = ctx.cast(&var, DType::Bool, &format!("{var}_bool"))?;
+        ctx.values.insert(name.clone(), cast);
+    }
     for proto in &graph.node {
         let node = Node::new(proto);
         ctx.current = format!("node '{}' ({})", node.label, node.op_type());
@@ -504,6 +536,9 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
             ));
         }
         let mut var = ctx.resolve(&out.name)?;
+        if ctx.ty(&var)?.dtype == DType::Bool {
+            var = ctx.cast(&var, DType::F32, &desired)?;
+        }
         let reused = outputs.iter().any(|(_, v)| *v == var);
         if input_vars.contains(&var) || ctx.const_value(&var).is_some() || reused {
             ctx.b.fold_constants = false;
@@ -517,6 +552,7 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
         .finish(outputs.iter().map(|(_, v)| v.clone()).collect());
     name_outputs_after_graph(&mut function, &outputs);
     remove_dead_ops(&mut function);
+    reject_empty_tensors(&function, path)?;
     let mut metadata = BTreeMap::new();
     let file_name = path.file_name().map_or_else(
         || path.display().to_string(),
@@ -569,6 +605,52 @@ fn rename_var(function: &mut Function, from: &str, to: &str) {
         }
     }
     function.block.rename_uses(from, to);
+}
+
+/// Fails, naming the source node, when an op computes from or produces a value with no
+/// elements once dead ops are gone: Core ML has no empty tensors. Empty constants that only
+/// fed folded shape computations have been removed by then; one returned as it is (a graph
+/// output, through its `identity`) is written as before.
+fn reject_empty_tensors(function: &Function, path: &Path) -> Result<(), Error> {
+    let empty = |ty: &TensorType| ty.shape.iter().any(|d| d.fixed() == Some(0));
+    let mut types: HashMap<&str, &TensorType> = function
+        .inputs
+        .iter()
+        .map(|v| (v.name.as_str(), &v.ty))
+        .collect();
+    for op in &function.block.operations {
+        let returned = op.op_type == "identity"
+            && op
+                .outputs
+                .iter()
+                .all(|o| function.block.outputs.contains(&o.name));
+        if op.op_type != "const" && !returned {
+            let read = op
+                .input_vars()
+                .find(|v| types.get(v).is_some_and(|t| empty(t)));
+            let made = op.outputs.iter().find(|o| empty(&o.ty));
+            let problem = match (read, made) {
+                (Some(v), _) => Some(format!("reads '{v}' of type {}", types[v])),
+                (None, Some(o)) => Some(format!("makes '{}' of type {}", o.name, o.ty)),
+                (None, None) => None,
+            };
+            if let Some(problem) = problem {
+                let node = op.origin.as_deref().map_or_else(
+                    || "the graph outputs".to_string(),
+                    |n| format!("node '{n}'"),
+                );
+                return Err(Error::Unsupported {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "{node}: op '{}' ({}) {problem}, which has no elements (Core ML has no empty tensors)",
+                        op.name, op.op_type
+                    ),
+                });
+            }
+        }
+        types.extend(op.outputs.iter().map(|o| (o.name.as_str(), &o.ty)));
+    }
+    Ok(())
 }
 
 /// Drops ops none of whose outputs is read (folded shape computations leave such constants).

@@ -1490,6 +1490,7 @@ fn mod_with_fmod_takes_the_sign_of_the_dividend() {
     let (shape, v) = run_f32(&m, &[(&[4], x), (&[4], &[3.0, -3.0, 3.0, 2.0])]);
     assert_eq!((shape, v), (vec![4], vec![-1.0, 1.0, 0.0, 1.5]));
 }
+mod exporter_idioms;
 mod new_ops;
 
 #[test]

@@ -100,7 +100,8 @@ pub fn range_values(start: f64, limit: f64, delta: f64) -> Result<Vec<f64>, Stri
     Ok((0..n as usize).map(|i| start + i as f64 * delta).collect())
 }
 
-/// `Range`: folded when every input is constant, `range_1d` otherwise.
+/// `Range`: folded when every input is constant (possibly to an empty constant, which must
+/// fold away), `range_1d` otherwise.
 fn range(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let out = ctx.out_name(node, 0);
     let consts = [
@@ -115,9 +116,6 @@ fn range(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         };
         let values =
             range_values(scalar(s)?, scalar(l)?, scalar(d)?).map_err(|m| ctx.invalid(m))?;
-        if values.is_empty() {
-            return Err(ctx.unsupported("the range is empty (Core ML has no empty tensors)"));
-        }
         let t = if s.dtype().is_float() {
             Tensor::from_f32(
                 &[values.len()],

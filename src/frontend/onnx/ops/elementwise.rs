@@ -1,5 +1,5 @@
-//! Elementwise ops: arithmetic, comparisons, logic, unary math, `Where`, `Cast`, variadic
-//! `Sum`/`Max`/`Min`.
+//! Elementwise ops: arithmetic, comparisons, logic, unary math, `IsNaN`/`IsInf`, `Where`,
+//! `Cast`, variadic `Sum`/`Max`/`Min`.
 
 use super::super::tensor::ir_dtype;
 use super::{alias, ConvertFn, Ctx, Node};
@@ -186,8 +186,7 @@ pub fn coerce(ctx: &mut Ctx, var: &str, dtype: DType, hint: &str) -> Result<Stri
         let converted = value.cast(dtype);
         return Ok(ctx.constant(hint, converted));
     }
-    let dtype_name = ctx.string(&format!("{hint}_dtype"), dtype.name());
-    ctx.op1("cast", hint, &[("x", var), ("dtype", &dtype_name)])
+    ctx.cast(var, dtype, hint)
 }
 
 /// `Pow`: the exponent is converted to the base's type (ONNX allows them to differ).
@@ -243,6 +242,41 @@ fn where_(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         &ctx.out_name(node, 0),
         &[("cond", &c), ("a", &a), ("b", &b)],
     )?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `IsNaN` → `not_equal(x, x)`: MIL has no isnan, and NaN is the only value unequal to itself.
+fn is_nan(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let y = ctx.op1("not_equal", &ctx.out_name(node, 0), &[("x", &x), ("y", &x)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `IsInf(detect_positive, detect_negative)` as a comparison with an infinite constant (which
+/// stays infinite in fp16): both signs → `equal(abs(x), inf)`, one sign → `equal(x, ±inf)`,
+/// neither → `greater(x, inf)`, which is false for every value, NaN included.
+fn is_inf(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let dtype = ctx.ty(&x)?.dtype;
+    if !dtype.is_float() {
+        return Err(ctx.invalid(format!("input must be a float tensor, not {dtype}")));
+    }
+    let positive = ctx.attr(node.int_or("detect_positive", 1))? != 0;
+    let negative = ctx.attr(node.int_or("detect_negative", 1))? != 0;
+    let (mil, lhs, limit) = match (positive, negative) {
+        (true, true) => {
+            let abs = ctx.op1("abs", &format!("{out}_abs"), &[("x", &x)])?;
+            ("equal", abs, f32::INFINITY)
+        }
+        (true, false) => ("equal", x, f32::INFINITY),
+        (false, true) => ("equal", x, f32::NEG_INFINITY),
+        (false, false) => ("greater", x, f32::INFINITY),
+    };
+    let limit = scalar_like(ctx, &format!("{out}_limit"), dtype, limit);
+    let y = ctx.op1(mil, &out, &[("x", &lhs), ("y", &limit)])?;
     ctx.set_output(node, 0, y);
     Ok(())
 }
@@ -323,6 +357,8 @@ pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("Greater", greater),
     ("GreaterOrEqual", greater_equal),
     ("Identity", alias),
+    ("IsInf", is_inf),
+    ("IsNaN", is_nan),
     ("Less", less),
     ("LessOrEqual", less_equal),
     ("Log", log),

@@ -102,7 +102,8 @@ fn transpose(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// `Concat(axis)`; empty inputs (a zero-sized dimension) are dropped.
+/// `Concat(axis)`; empty inputs (a zero-sized dimension) are dropped, and when every input is
+/// empty the result is an empty constant.
 fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let out = ctx.out_name(node, 0);
     let mut values = Vec::with_capacity(node.num_inputs());
@@ -115,7 +116,7 @@ fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     }
     let rank = match values.first() {
         Some(v) => ctx.rank(v)?,
-        None => return Err(ctx.unsupported("every input is empty")),
+        None => return concat_empty(ctx, node),
     };
     let a = axis(
         ctx,
@@ -135,6 +136,25 @@ fn concat(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         )?;
         outs.remove(0)
     };
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Concat` of inputs that all have no elements: an empty constant of the joined shape.
+fn concat_empty(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let first = ctx.input(node, 0)?;
+    let (dtype, mut shape) = (ctx.ty(&first)?.dtype, ctx.shape(&first)?);
+    let a = axis(
+        ctx,
+        ctx.attr(node.int("axis"))?
+            .ok_or_else(|| ctx.invalid("attribute 'axis' is missing"))?,
+        shape.len(),
+    )?;
+    for i in 1..node.num_inputs() {
+        let v = ctx.input(node, i)?;
+        shape[a] += ctx.shape(&v)?.get(a).copied().unwrap_or(0);
+    }
+    let y = ctx.empty(&ctx.out_name(node, 0), dtype, &shape)?;
     ctx.set_output(node, 0, y);
     Ok(())
 }
@@ -284,7 +304,8 @@ pub fn slice_axis(start: i64, end: i64, step: i64, dim: usize) -> (i64, i64, boo
 }
 
 /// `Slice`: attributes before opset 10, constant inputs from it; emitted as a full-rank
-/// `slice_by_index` with concrete begin/end/stride.
+/// `slice_by_index` with concrete begin/end/stride, or an empty constant when the slice
+/// selects nothing.
 fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
@@ -317,24 +338,29 @@ fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let mut end: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
     let mut stride = vec![1i64; rank];
     let mut end_mask = vec![false; rank];
+    let mut out_shape = shape.clone();
     for (k, &a) in sliced.iter().enumerate() {
         if steps[k] == 0 {
             return Err(ctx.invalid("a slice step is 0"));
         }
         let (b, e, m) = slice_axis(starts[k], ends[k], steps[k], shape[a]);
         (begin[a], end[a], stride[a], end_mask[a]) = (b, e, steps[k], m);
-        let len = if steps[k] > 0 {
+        let span = if steps[k] > 0 {
             e - b
         } else if m {
             b + 1
         } else {
             b - e
         };
-        if len <= 0 {
-            return Err(ctx.unsupported(format!(
-                "slice along axis {a} is empty (Core ML has no empty tensors)"
-            )));
-        }
+        let step = steps[k].unsigned_abs();
+        out_shape[a] = (span.max(0) as u64).div_ceil(step) as usize;
+    }
+    if out_shape.contains(&0) {
+        // An empty result has no data to compute: it is the same constant whatever `x` holds.
+        let dtype = ctx.ty(&x)?.dtype;
+        let y = ctx.empty(&out, dtype, &out_shape)?;
+        ctx.set_output(node, 0, y);
+        return Ok(());
     }
     if begin.iter().all(|&b| b == 0)
         && stride.iter().all(|&s| s == 1)
