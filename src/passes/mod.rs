@@ -1,15 +1,18 @@
-//! Program transformations: cleanup (constant folding, identity removal, dead code) and
-//! precision (fp16 compute with casts at the fp32 boundaries, mixed precision).
+//! Program transformations: cleanup (constant folding, identity removal, dead code), fusion
+//! of exporter idioms into single MIL ops, and precision (fp16 compute with casts at the fp32
+//! boundaries, mixed precision).
 
 pub mod compress;
 mod const_fold;
 mod dead_code;
+pub mod fusion;
 mod identity;
 pub mod mixed_precision;
 mod precision;
 
 pub use const_fold::fold_constants;
 pub use dead_code::remove_dead_code;
+pub use fusion::{fuse, FusionReport};
 pub use identity::remove_identities;
 pub use precision::{to_fp16, Fp16Report};
 
