@@ -12,7 +12,7 @@ mod precision;
 
 pub use const_fold::fold_constants;
 pub use dead_code::remove_dead_code;
-pub use fusion::{fuse, FusionReport};
+pub use fusion::{fuse, FusionReport, FUSED_METADATA_KEY};
 pub use identity::remove_identities;
 pub use precision::{to_fp16, Fp16Report};
 

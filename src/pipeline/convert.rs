@@ -5,7 +5,7 @@ use super::ModelKind;
 use crate::backend::{read_package, write_package};
 use crate::frontend::onnx::{self, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
-use crate::passes;
+use crate::passes::{self, FusionReport};
 use crate::verify::{self, InputRange, InputSpec, ThresholdOverrides, VerifyOptions, VerifyReport};
 use crate::Error;
 use serde::Serialize;
@@ -75,6 +75,8 @@ pub struct ConvertReport {
     /// automatic search.
     #[serde(flatten)]
     pub mixed: PrecisionReport,
+    /// Patterns fused into single ops, by kind.
+    pub fusion: FusionReport,
     /// Verification against the source, unless skipped.
     pub verify: Option<VerifyReport>,
 }
@@ -146,7 +148,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         .verify
         .as_ref()
         .map(|settings| (settings, program.clone()));
-    let precision = prepare(
+    let prepared = prepare(
         &mut program,
         options.precision,
         &options.mixed,
@@ -166,7 +168,8 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         target: options.target.to_string(),
         precision: options.precision,
         ops,
-        mixed: precision,
+        mixed: prepared.precision,
+        fusion: prepared.fusion,
         verify: verified,
     })
 }
@@ -204,17 +207,36 @@ pub fn verify_candidate(
     Ok(report)
 }
 
-/// Cleanup and precision passes shared by every command that writes a package; errors name
-/// `source` (or the precision rule at fault).
+/// What [`prepare`] did.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Precision outcome.
+    pub precision: PrecisionReport,
+    /// Patterns fused into single ops.
+    pub fusion: FusionReport,
+}
+
+/// Cleanup, fusion and precision passes shared by every command that writes a package; errors
+/// name `source` (or the precision rule at fault). When something was fused, the counts are
+/// recorded in the program's metadata under [`passes::FUSED_METADATA_KEY`].
 pub fn prepare(
     program: &mut Program,
     precision: Precision,
     mixed: &MixedPrecision,
     source: &Path,
-) -> Result<PrecisionReport, Error> {
+) -> Result<Prepared, Error> {
     passes::cleanup(program).map_err(|m| Error::invalid(source, m))?;
+    let fusion = passes::fuse(program);
+    if fusion.total() > 0 {
+        program
+            .metadata
+            .insert(passes::FUSED_METADATA_KEY.to_string(), fusion.to_string());
+    }
     let report = apply_precision(program, precision, mixed, source)?;
     passes::remove_dead_code(program);
     validate_program(program).map_err(|e| Error::invalid(source, e.to_string()))?;
-    Ok(report)
+    Ok(Prepared {
+        precision: report,
+        fusion,
+    })
 }

@@ -54,6 +54,10 @@ pub const PASSES: &[Pass] = &[
     },
 ];
 
+/// The package metadata (`userDefined`) key under which conversion records what was fused,
+/// as [`FusionReport`] displays it (`4 gelu, 5 layer_norm`); `inspect` prints it.
+pub const FUSED_METADATA_KEY: &str = "mlpack.fused";
+
 /// Rounds after which [`fuse`] stops even if a pass still fires (none is expected to).
 const MAX_ROUNDS: usize = 8;
 
