@@ -40,7 +40,10 @@ fn check(case: &str) {
             report.ops
         );
         assert_eq!(count("softmax"), 0, "{:?}", report.ops);
-        assert_eq!(report.fused.fused.get("attention"), Some(&BLOCKS));
+        assert_eq!(
+            report.fusion.counts.get("scaled_dot_product_attention"),
+            Some(&BLOCKS)
+        );
 
         let run = RunOptions {
             emulate_fp16: precision == Precision::Fp16,
@@ -148,7 +151,7 @@ fn masked_attention_package_round_trips() {
     };
     let mut fused = source.clone();
     let report = mlpack::passes::fusion::fuse(&mut fused);
-    assert_eq!(report.fused.get("attention"), Some(&1));
+    assert_eq!(report.counts.get("scaled_dot_product_attention"), Some(&1));
     let path = common::packages::package_dir("attention_fusion_masked").join("masked.mlpackage");
     write_package(&fused, &path, false).unwrap();
     let written = read_package(&path).unwrap();

@@ -123,6 +123,9 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
             report.target,
             report.precision
         );
+        if report.fusion.total() > 0 {
+            println!("fused: {}", report.fusion);
+        }
         print_fp32_ops(&report.mixed);
         if let Some(v) = report.verify.as_ref().filter(|v| v.passed) {
             println!("verify: {}", v.summary());

@@ -64,6 +64,9 @@ fn print_package(p: &PackageSummary) {
     for (op, count) in &p.ops {
         println!("  {op:<24} {count}");
     }
+    if let Some(fused) = &p.fused {
+        println!("fused: {fused}");
+    }
     let counts: Vec<String> = p
         .precision
         .iter()

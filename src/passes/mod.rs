@@ -1,6 +1,6 @@
-//! Program transformations: cleanup (constant folding, identity removal, dead code),
-//! fusion (exporter op chains into fused MIL ops) and precision (fp16 compute with casts at
-//! the fp32 boundaries, mixed precision).
+//! Program transformations: cleanup (constant folding, identity removal, dead code), fusion
+//! of exporter idioms into single MIL ops, and precision (fp16 compute with casts at the fp32
+//! boundaries, mixed precision).
 
 pub mod compress;
 mod const_fold;
@@ -12,6 +12,7 @@ mod precision;
 
 pub use const_fold::fold_constants;
 pub use dead_code::remove_dead_code;
+pub use fusion::{fuse, FusionReport, FUSED_METADATA_KEY};
 pub use identity::remove_identities;
 pub use precision::{to_fp16, Fp16Report};
 

@@ -5,7 +5,7 @@ use super::ModelKind;
 use crate::backend::{read_package, write_package};
 use crate::frontend::onnx::{self, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
-use crate::passes::{self, fusion::FusionReport};
+use crate::passes::{self, FusionReport};
 use crate::verify::{
     self, InputRange, InputSpec, ThresholdOverrides, Thresholds, Verdict, VerifyOptions,
     VerifyReport,
@@ -78,12 +78,12 @@ pub struct ConvertReport {
     pub precision: Precision,
     /// Op count by type in the written program (constants included).
     pub ops: BTreeMap<String, usize>,
-    /// Fusions made, by fusion pass.
-    pub fused: FusionReport,
     /// Precision outcome: the fp16 pass (ops kept in fp32 with the reason, casts) and the
     /// automatic search.
     #[serde(flatten)]
     pub mixed: PrecisionReport,
+    /// Patterns fused into single ops, by kind.
+    pub fusion: FusionReport,
     /// Verification against the source, unless skipped.
     pub verify: Option<VerifyReport>,
 }
@@ -155,8 +155,7 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         .verify
         .as_ref()
         .map(|settings| (settings, program.clone()));
-    let fused = passes::fusion::fuse(&mut program);
-    let precision = prepare(
+    let prepared = prepare(
         &mut program,
         options.precision,
         &options.mixed,
@@ -176,8 +175,8 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         target: options.target.to_string(),
         precision: options.precision,
         ops,
-        fused,
-        mixed: precision,
+        mixed: prepared.precision,
+        fusion: prepared.fusion,
         verify: verified,
     })
 }
@@ -228,17 +227,36 @@ pub fn verify_candidate(
     Ok(report)
 }
 
-/// Cleanup and precision passes shared by every command that writes a package; errors name
-/// `source` (or the precision rule at fault).
+/// What [`prepare`] did.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Precision outcome.
+    pub precision: PrecisionReport,
+    /// Patterns fused into single ops.
+    pub fusion: FusionReport,
+}
+
+/// Cleanup, fusion and precision passes shared by every command that writes a package; errors
+/// name `source` (or the precision rule at fault). When something was fused, the counts are
+/// recorded in the program's metadata under [`passes::FUSED_METADATA_KEY`].
 pub fn prepare(
     program: &mut Program,
     precision: Precision,
     mixed: &MixedPrecision,
     source: &Path,
-) -> Result<PrecisionReport, Error> {
+) -> Result<Prepared, Error> {
     passes::cleanup(program).map_err(|m| Error::invalid(source, m))?;
+    let fusion = passes::fuse(program);
+    if fusion.total() > 0 {
+        program
+            .metadata
+            .insert(passes::FUSED_METADATA_KEY.to_string(), fusion.to_string());
+    }
     let report = apply_precision(program, precision, mixed, source)?;
     passes::remove_dead_code(program);
     validate_program(program).map_err(|e| Error::invalid(source, e.to_string()))?;
-    Ok(report)
+    Ok(Prepared {
+        precision: report,
+        fusion,
+    })
 }

@@ -68,6 +68,9 @@ pub struct PackageSummary {
     pub outputs: Vec<IoInfo>,
     /// Op count by type.
     pub ops: BTreeMap<String, usize>,
+    /// What conversion fused (`4 gelu, 5 layer_norm`), as recorded in the package metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fused: Option<String>,
     /// Count of float-computing ops by precision (`fp16`, `fp32`); casts not counted.
     pub precision: BTreeMap<String, usize>,
     /// Every non-constant op with its precision, when asked for.
@@ -171,6 +174,10 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         inputs: main.inputs.iter().map(|v| io(&v.name, &v.ty)).collect(),
         outputs: main.outputs().iter().map(|v| io(&v.name, &v.ty)).collect(),
         ops,
+        fused: program
+            .metadata
+            .get(crate::passes::FUSED_METADATA_KEY)
+            .cloned(),
         precision,
         op_list,
         total_parameters: weights

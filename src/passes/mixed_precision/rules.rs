@@ -27,7 +27,7 @@ pub struct Fp32Rules {
 #[serde(rename_all = "kebab-case")]
 pub enum Fp32Pattern {
     /// A decomposed LayerNorm/RMSNorm from its pow/square through its sqrt/rsqrt, with its
-    /// reduce ops (the mean's and the variance's).
+    /// reduce ops (the mean's and the variance's), and every fused `layer_norm` op.
     LayerNorm,
 }
 
@@ -119,9 +119,10 @@ impl Fp32Rules {
 /// and its sqrt/rsqrt.
 const MAX_NORM_GAP: usize = 3;
 
-/// The decomposed LayerNorm/RMSNorm regions of `function`, each as op names in program
-/// order: the mean's reduce op (LayerNorm only), the pow/square, the variance's reduce op,
-/// the elementwise ops with a constant operand after it, and the sqrt/rsqrt.
+/// The LayerNorm/RMSNorm regions of `function`, each as op names in program order: a fused
+/// `layer_norm` op alone, or for a decomposed norm the mean's reduce op (LayerNorm only), the
+/// pow/square, the variance's reduce op, the elementwise ops with a constant operand after it,
+/// and the sqrt/rsqrt.
 pub fn norm_regions(function: &Function) -> Vec<Vec<String>> {
     let ops = &function.block.operations;
     let mut producer: HashMap<&str, usize> = HashMap::new();
@@ -144,6 +145,10 @@ pub fn norm_regions(function: &Function) -> Vec<Vec<String>> {
     };
     let mut regions = Vec::new();
     for (i, op) in ops.iter().enumerate() {
+        if op.op_type == "layer_norm" {
+            regions.push(vec![op.name.clone()]);
+            continue;
+        }
         if !is_square(op, &producer, ops) {
             continue;
         }
@@ -301,6 +306,62 @@ mod tests {
         assert_eq!(regions.len(), 1, "{regions:?}");
         let region: Vec<&str> = regions[0].iter().map(String::as_str).collect();
         assert_eq!(region, ["mean", "sq", "var", "ve", "sd"]);
+    }
+
+    /// Llama's RMSNorm as exported at opset 13 and 18 (reduce axes as attribute or input both
+    /// become `reduce_mean` axes): `pow(x, 2) → reduce_mean → add ε → rsqrt → mul x → mul w`.
+    /// Fusion leaves it decomposed; the pattern covers it before and after fusion, and covers
+    /// a fused LayerNorm.
+    #[test]
+    fn covers_rms_norm_and_fused_layer_norm() {
+        use crate::ir::{Program, Target};
+        let mut b = Builder::new(
+            "main",
+            vec![Var::new("x", TensorType::fixed(DType::F32, &[1, 3, 4]))],
+        );
+        let axes = b.constant("axes", Tensor::vec_i32(&[-1]));
+        let keep = b.constant("keep", Tensor::scalar_bool(true));
+        let two = b.constant("two", Tensor::scalar_f32(2.0));
+        let eps = b.constant("eps", Tensor::scalar_f32(1e-6));
+        let w = b.constant("w", Tensor::from_f32(&[4], &[1.0, 0.5, 2.0, 1.5]));
+        let sq = b
+            .op1("pow", "sq", &[("x", &["x"]), ("y", &[&two])])
+            .unwrap();
+        let ms = b
+            .op1(
+                "reduce_mean",
+                "ms",
+                &[("x", &[&sq]), ("axes", &[&axes]), ("keep_dims", &[&keep])],
+            )
+            .unwrap();
+        let ve = b
+            .op1("add", "ve", &[("x", &[&ms]), ("y", &[&eps])])
+            .unwrap();
+        let r = b.op1("rsqrt", "r", &[("x", &[&ve])]).unwrap();
+        let n = b.op1("mul", "n", &[("x", &["x"]), ("y", &[&r])]).unwrap();
+        let y = b.op1("mul", "y", &[("x", &[&n]), ("y", &[&w])]).unwrap();
+        let rms = b.finish(vec![y]);
+        let rules = Fp32Rules {
+            patterns: vec![Fp32Pattern::LayerNorm],
+            ..Default::default()
+        };
+        let mut program = Program {
+            target: Target::IOS17,
+            functions: vec![rms],
+            metadata: Default::default(),
+        };
+        assert_eq!(crate::passes::fuse(&mut program).total(), 0);
+        let kept: Vec<String> = rules.select(program.main()).unwrap().into_keys().collect();
+        assert_eq!(kept, names(&["ms", "r", "sq", "ve"]));
+
+        let mut program = Program {
+            target: Target::IOS17,
+            functions: vec![layer_norm()],
+            metadata: Default::default(),
+        };
+        assert_eq!(crate::passes::fuse(&mut program).counts["layer_norm"], 1);
+        let kept = rules.select(program.main()).unwrap();
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["n"]);
     }
 
     #[test]
