@@ -397,6 +397,9 @@ fn dynamic_hint(v: &ValueInfoProto, dims: &[input_shapes::Declared]) -> String {
     }
 }
 
+/// (ONNX name, function input) pairs, and the accepted shapes of flexible inputs by name.
+type FunctionInputs = (Vec<(String, Var)>, BTreeMap<String, ShapeSet>);
+
 /// The function inputs: graph inputs that are not initializers, with `--input-shape` and
 /// `--dim` applied; every dynamic dimension must be fixed or made flexible, and the accepted
 /// shapes of flexible inputs are returned by function input name.
@@ -404,7 +407,7 @@ fn function_inputs(
     graph: &GraphProto,
     options: &OnnxOptions,
     path: &Path,
-) -> Result<(Vec<(String, Var)>, BTreeMap<String, ShapeSet>), Error> {
+) -> Result<FunctionInputs, Error> {
     let init_names: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs: Vec<&ValueInfoProto> = graph
         .input

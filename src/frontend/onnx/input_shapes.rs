@@ -159,6 +159,9 @@ const MAX_ENUMERATED: usize = 128;
 /// One declared dimension of an ONNX input: its size, or its `dim_param` (None when unnamed).
 pub type Declared = Result<usize, Option<String>>;
 
+/// An input's dims (symbols where flexible) and, when any dim is symbolic, its accepted shapes.
+pub type Resolved = (Vec<Dim>, Option<ShapeSet>);
+
 /// The resolved shape of one input: its dims (symbols where flexible) and, when any dim is
 /// symbolic, the accepted shapes. `Err` is a usage message; `Ok(None)` means a dimension is
 /// still dynamic (the caller reports it).
@@ -167,7 +170,7 @@ pub fn resolve(
     declared: &[Declared],
     shape: Option<&ShapeSpec>,
     dims: &[NamedDim],
-) -> Result<Option<(Vec<Dim>, Option<ShapeSet>)>, String> {
+) -> Result<Option<Resolved>, String> {
     let symbol = |i: usize| match &declared.get(i) {
         Some(Err(Some(label))) => label.clone(),
         _ => format!("{input}_d{i}"),
