@@ -10,7 +10,7 @@ mod run;
 mod verify;
 
 pub use compress::{compress, CompressCommandReport, CompressOptions};
-pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify};
+pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, InputShapes};
 pub use inspect::{inspect, InspectReport, IoInfo, OpInfo, PackageSummary, WeightInfo};
 pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
 pub use recipe::Recipe;

@@ -113,7 +113,7 @@ fn source_package(case: &str, target: Target, dir: &Path) -> PathBuf {
         precision: Precision::Fp16,
         mixed: Default::default(),
         target,
-        input_shapes: Vec::new(),
+        input_shapes: Default::default(),
         force: true,
         verify: None,
     })
@@ -158,7 +158,7 @@ fn compress_options(input: &Path, output: &Path, spec: CompressionSpec) -> Compr
         target: None,
         precision: Precision::Fp16,
         mixed: Default::default(),
-        input_shapes: Vec::new(),
+        input_shapes: Default::default(),
         recipe: Recipe::global(spec, 2048),
         recipe_path: None,
         strict: false,

@@ -40,7 +40,7 @@ fn convert(
         precision,
         mixed,
         target: Target::IOS17,
-        input_shapes: Vec::new(),
+        input_shapes: Default::default(),
         force: true,
         verify: None,
     })

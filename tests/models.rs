@@ -16,7 +16,7 @@ mod common;
 use common::fixtures::Fixture;
 use mlpack::interp::{RunOptions, Value};
 use mlpack::ir::Target;
-use mlpack::pipeline::{self, ConvertOptions, Precision};
+use mlpack::pipeline::{self, ConvertOptions, InputShapes, Precision};
 use std::path::Path;
 
 /// Error statistics of one output.
@@ -57,20 +57,16 @@ fn read_npy(path: &Path) -> Value {
 }
 
 /// The `--input-shape` values a fixture with dynamic dims needs.
-fn input_shapes(fx: &Fixture) -> Vec<(String, Vec<usize>)> {
-    fx.meta
-        .input_shape_flags
-        .iter()
-        .map(|flag| {
-            let (name, dims) = flag.split_once('=').expect("NAME=DIMS");
-            (
-                name.to_string(),
-                dims.split(',')
-                    .map(|d| d.parse().expect("a size"))
-                    .collect(),
-            )
-        })
-        .collect()
+fn input_shapes(fx: &Fixture) -> InputShapes {
+    InputShapes {
+        inputs: fx
+            .meta
+            .input_shape_flags
+            .iter()
+            .map(|flag| flag.parse().expect("an --input-shape flag"))
+            .collect(),
+        dims: Vec::new(),
+    }
 }
 
 /// Converts `fx` at `precision`, runs it, and returns (output name, diff) per output.

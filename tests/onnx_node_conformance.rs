@@ -19,7 +19,7 @@
 //! `tests/onnx-node-passing.txt` still passes, and with `MLPACK_WRITE_COVERAGE=1` rewrites that
 //! list and `docs/onnx-op-coverage.md`.
 
-use mlpack::frontend::onnx::{self, OnnxOptions};
+use mlpack::frontend::onnx::{self, InputShape, OnnxOptions};
 use mlpack::interp::{self, RunOptions, Value};
 use mlpack::ir::{sanitize_name, validate_program, Target};
 use mlpack::proto::onnx::{tensor_proto::DataType, type_proto, ModelProto, TensorProto};
@@ -494,8 +494,9 @@ fn run_case(case_dir: &Path, model: &ModelProto, scratch: &Path) -> CaseResultOr
         input_shapes: graph_inputs
             .iter()
             .zip(&inputs)
-            .map(|(n, t)| (n.to_string(), t.shape.clone()))
+            .map(|(n, t)| InputShape::fixed(n, &t.shape))
             .collect(),
+        dims: Vec::new(),
         target: Target::IOS18,
     };
     let mut program =

@@ -46,7 +46,7 @@ fn options(
         precision,
         mixed: Default::default(),
         target: Target::IOS17,
-        input_shapes: Vec::new(),
+        input_shapes: Default::default(),
         force: false,
         verify,
     }

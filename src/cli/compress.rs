@@ -1,6 +1,6 @@
 //! `mlpack palettize`, `quantize`, `prune` and `compress`.
 
-use super::convert::parse_shape;
+use super::convert::ShapeArgs;
 use super::precision::{print_fp32_ops, PrecisionArgs};
 use super::print_json;
 use super::progress::Progress;
@@ -34,9 +34,8 @@ pub struct CommonArgs {
     /// Compute precision and fp32 rules when converting ONNX.
     #[command(flatten)]
     precision: PrecisionArgs,
-    /// Fix the shape of an ONNX input with dynamic dimensions: NAME=D0,D1,... (repeatable).
-    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_shape)]
-    input_shapes: Vec<(String, Vec<usize>)>,
+    #[command(flatten)]
+    shapes: ShapeArgs,
     /// Leave weights with at most this many elements uncompressed.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WEIGHT_THRESHOLD)]
     weight_threshold: usize,
@@ -245,7 +244,7 @@ fn run(
         target,
         precision: args.precision.precision,
         mixed: args.precision.mixed(&args.input_ranges),
-        input_shapes: args.input_shapes.clone(),
+        input_shapes: args.shapes.input_shapes(),
         recipe,
         recipe_path,
         strict: args.strict,

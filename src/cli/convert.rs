@@ -1,11 +1,12 @@
 //! `mlpack convert`.
 
 use super::precision::{print_fp32_ops, PrecisionArgs};
+use super::print_json;
 use super::progress::Progress;
 use super::verify::parse_range;
-use super::{print_json, split_assignment};
+use crate::frontend::onnx::{InputShape, NamedDim};
 use crate::ir::Target;
-use crate::pipeline::{self, ConvertOptions, ConvertVerify};
+use crate::pipeline::{self, ConvertOptions, ConvertVerify, InputShapes};
 use crate::verify::InputRange;
 use crate::Error;
 use clap::Args;
@@ -24,9 +25,8 @@ pub struct ConvertArgs {
     /// Deployment target: iOS15…iOS18 or macOS12…macOS15.
     #[arg(long, default_value = "iOS17")]
     target: String,
-    /// Fix the shape of an input with dynamic dimensions: NAME=D0,D1,... (repeatable).
-    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_shape)]
-    input_shapes: Vec<(String, Vec<usize>)>,
+    #[command(flatten)]
+    shapes: ShapeArgs,
     /// Replace OUTPUT if it exists.
     #[arg(long)]
     force: bool,
@@ -57,18 +57,27 @@ pub struct ConvertArgs {
     allow_degraded: bool,
 }
 
-/// Parses `NAME=D0,D1,...`.
-pub(super) fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
-    let (name, dims) = split_assignment(s)?;
-    let dims = dims
-        .split(',')
-        .map(|d| {
-            d.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("'{d}' in '{s}' is not a dimension size"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((name, dims))
+/// `--input-shape` and `--dim`: sizes for ONNX inputs with dynamic dimensions.
+#[derive(Debug, Args)]
+pub(super) struct ShapeArgs {
+    /// Shape of an ONNX input with dynamic dimensions, fixed (1,3,224,224), with ranges
+    /// (1,1..512; LO.. is unbounded) or enumerated ('1,64|1,128') (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...")]
+    input_shapes: Vec<InputShape>,
+    /// Size of every input dimension named NAME (ONNX dim_param): fixed (128), a range
+    /// (1..512; LO.. is unbounded) or enumerated ('16|64|128') (repeatable).
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    dims: Vec<NamedDim>,
+}
+
+impl ShapeArgs {
+    /// The library form.
+    pub(super) fn input_shapes(&self) -> InputShapes {
+        InputShapes {
+            inputs: self.input_shapes.clone(),
+            dims: self.dims.clone(),
+        }
+    }
 }
 
 /// Runs `mlpack convert`.
@@ -83,7 +92,7 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
         precision: args.precision.precision,
         mixed: args.precision.mixed(&args.input_ranges),
         target,
-        input_shapes: args.input_shapes.clone(),
+        input_shapes: args.shapes.input_shapes(),
         force: args.force,
         verify: (!args.no_verify).then(|| ConvertVerify {
             samples: args.verify_samples,

@@ -1,5 +1,6 @@
 //! Building a function op by op, with type inference and constant folding as ops are added.
 
+use super::symbolic::{self, SymInt};
 use super::{infer_op, Argument, Block, Function, NameTable, Operation, Tensor, TensorType, Var};
 use crate::interp::{eval_op, Value};
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ pub struct Builder {
     ops: Vec<Operation>,
     types: HashMap<String, TensorType>,
     consts: HashMap<String, Tensor>,
+    /// Symbolic elements of shape vectors computed from symbolic dimensions.
+    syms: HashMap<String, Vec<SymInt>>,
     names: NameTable,
     /// Source node name recorded on the ops added next.
     pub origin: Option<String>,
@@ -47,6 +50,7 @@ impl Builder {
             ops: Vec::new(),
             types,
             consts: HashMap::new(),
+            syms: HashMap::new(),
             names,
             origin: None,
             fold_constants: true,
@@ -61,6 +65,31 @@ impl Builder {
     /// The constant value of variable `name`, if it is a constant.
     pub fn const_value(&self, name: &str) -> Option<&Tensor> {
         self.consts.get(name)
+    }
+
+    /// The elements of shape vector `name` (known sizes and symbolic dimensions), when it is
+    /// computed from the shape of a tensor with symbolic dimensions.
+    pub fn symbolic_value(&self, name: &str) -> Option<&[SymInt]> {
+        self.syms.get(name).map(Vec::as_slice)
+    }
+
+    /// Replaces the type of op output `name` by `ty`, which must have the same dtype and rank
+    /// (used to name a dimension the type rule could only call unknown).
+    pub fn refine_type(&mut self, name: &str, ty: TensorType) {
+        let same_kind = self
+            .types
+            .get(name)
+            .is_some_and(|t| t.dtype == ty.dtype && t.rank() == ty.rank());
+        if !same_kind {
+            return;
+        }
+        for op in self.ops.iter_mut().rev() {
+            if let Some(out) = op.outputs.iter_mut().find(|o| o.name == name) {
+                out.ty = ty.clone();
+                self.types.insert(name.to_string(), ty);
+                return;
+            }
+        }
     }
 
     /// A fresh identifier derived from `hint`.
@@ -143,6 +172,23 @@ impl Builder {
             }
             return Ok(out_names);
         }
+        let symbolic = if self.fold_constants {
+            symbolic::evaluate(&op, &self.types, &self.consts, &self.syms, &out_types)
+        } else {
+            None
+        };
+        if let Some(elems) = symbolic {
+            // Every element known: the value is a constant after all.
+            if let Some(tensor) = symbolic::known(&elems, &out_types[0]) {
+                let mut c = Operation::constant(name.clone(), tensor.clone());
+                c.origin = self.origin.clone();
+                self.ops.push(c);
+                self.consts.insert(name.clone(), tensor);
+                self.types.insert(name.clone(), out_types[0].clone());
+                return Ok(out_names);
+            }
+            self.syms.insert(name.clone(), elems);
+        }
         for (n, t) in out_names.iter().zip(&out_types) {
             self.types.insert(n.clone(), t.clone());
         }
@@ -173,6 +219,7 @@ impl Builder {
         Function {
             name: self.name,
             inputs: self.inputs,
+            input_shapes: Default::default(),
             block: Block {
                 operations: self.ops,
                 outputs,

@@ -1,6 +1,6 @@
 //! The MIL-style program: functions, blocks, operations and the values flowing between them.
 
-use super::{Target, Tensor, TensorType};
+use super::{ShapeSet, Target, Tensor, TensorType};
 use std::collections::BTreeMap;
 
 /// A named, typed value: a function input or an operation output.
@@ -162,6 +162,8 @@ pub struct Function {
     pub name: String,
     /// Inputs in declaration order.
     pub inputs: Vec<Var>,
+    /// The accepted shapes of each input with symbolic dimensions, by input name.
+    pub input_shapes: BTreeMap<String, ShapeSet>,
     /// Body.
     pub block: Block,
 }

@@ -1,7 +1,9 @@
 //! `palettize`, `quantize`, `prune` and `compress`: load a model (converting ONNX first),
 //! replace its weights by compressed constexpr ops as a recipe says, verify, write.
 
-use super::convert::{check_output, load_model, prepare, verify_candidate, ConvertVerify};
+use super::convert::{
+    check_output, load_model, prepare, verify_candidate, ConvertVerify, InputShapes,
+};
 use super::precision::{MixedPrecision, Precision, PrecisionReport};
 use super::recipe::Recipe;
 use super::ModelKind;
@@ -26,8 +28,8 @@ pub struct CompressOptions {
     pub precision: Precision,
     /// Ops kept in fp32 when converting ONNX, and the `auto` search's inputs.
     pub mixed: MixedPrecision,
-    /// Fixed shapes for ONNX inputs with dynamic dimensions.
-    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Shapes for ONNX inputs with dynamic dimensions.
+    pub input_shapes: InputShapes,
     /// What to do to which weight.
     pub recipe: Recipe,
     /// Where the recipe came from, for error messages (`None`: command-line flags).

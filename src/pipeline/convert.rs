@@ -3,7 +3,7 @@
 use super::precision::{apply_precision, MixedPrecision, Precision, PrecisionReport};
 use super::ModelKind;
 use crate::backend::{read_package, write_package};
-use crate::frontend::onnx::{self, OnnxOptions};
+use crate::frontend::onnx::{self, InputShape, NamedDim, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
 use crate::passes::{self, FusionReport};
 use crate::verify::{
@@ -28,12 +28,29 @@ pub struct ConvertOptions {
     pub mixed: MixedPrecision,
     /// Deployment target.
     pub target: Target,
-    /// Fixed shapes for inputs with dynamic dimensions, by input name.
-    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Shapes for ONNX inputs with dynamic dimensions.
+    pub input_shapes: InputShapes,
     /// Replace an existing output.
     pub force: bool,
     /// Verify the converted program against the source before writing (`None`: skip).
     pub verify: Option<ConvertVerify>,
+}
+
+/// Shapes for ONNX inputs with dynamic dimensions: fixed, ranged or enumerated, per input
+/// (`--input-shape`) or per named dimension (`--dim`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InputShapes {
+    /// Whole shapes by input name.
+    pub inputs: Vec<InputShape>,
+    /// Sizes by ONNX `dim_param`.
+    pub dims: Vec<NamedDim>,
+}
+
+impl InputShapes {
+    /// True when no shape is given.
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty() && self.dims.is_empty()
+    }
 }
 
 /// How `convert` verifies its result: seeded random inputs (seed 0), default thresholds for
@@ -120,20 +137,21 @@ pub fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), Erro
 pub fn load_model(
     path: &Path,
     target: Target,
-    input_shapes: &[(String, Vec<usize>)],
+    input_shapes: &InputShapes,
 ) -> Result<Program, Error> {
     match ModelKind::of(path)? {
         ModelKind::Onnx => onnx::load(
             path,
             &OnnxOptions {
-                input_shapes: input_shapes.to_vec(),
+                input_shapes: input_shapes.inputs.clone(),
+                dims: input_shapes.dims.clone(),
                 target,
             },
         ),
         ModelKind::Package => {
             if !input_shapes.is_empty() {
                 return Err(Error::Usage(
-                    "--input-shape applies to ONNX inputs only".into(),
+                    "--input-shape and --dim apply to ONNX inputs only".into(),
                 ));
             }
             let mut program = read_package(path)?;

@@ -114,7 +114,11 @@ pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error
         ModelKind::Onnx => {
             let summary = onnx::summarize(path)?;
             let mil = match mil {
-                true => Some(print_program(&load_model(path, Target::IOS17, &[])?)),
+                true => Some(print_program(&load_model(
+                    path,
+                    Target::IOS17,
+                    &Default::default(),
+                )?)),
                 false => None,
             };
             Ok(InspectReport::Onnx { summary, mil })

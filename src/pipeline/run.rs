@@ -32,6 +32,14 @@ pub fn run_package(
             })?;
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
         let value = npy::parse(&bytes).map_err(|e| Error::invalid(file, e.to_string()))?;
+        if let Some(set) = main.input_shapes.get(&var.name) {
+            if !set.admits(value.shape()) {
+                return Err(Error::Usage(format!(
+                    "--input {given}: shape {:?} is not one the package accepts ({set})",
+                    value.shape()
+                )));
+            }
+        }
         if values.insert(var.name.clone(), value).is_some() {
             return Err(Error::Usage(format!("--input {given}: given twice")));
         }

@@ -3,8 +3,8 @@
 
 use super::ModelKind;
 use crate::backend::read_package;
-use crate::frontend::onnx::{self, DimSummary, OnnxOptions};
-use crate::ir::{sanitize_name, Program};
+use crate::frontend::onnx::{self, DimSize, DimSummary, InputShape, OnnxOptions, ShapeSpec};
+use crate::ir::{sanitize_name, Program, ShapeSet};
 use crate::verify::{self, inputs, InputSpec, Side, VerifyError, VerifyOptions, VerifyReport};
 use crate::Error;
 use std::path::Path;
@@ -37,7 +37,8 @@ pub fn verify(
 }
 
 /// The reference program: an ONNX model as the unoptimised fp32 program (dynamic input
-/// dimensions take the candidate's sizes), or a package as written.
+/// dimensions take the candidate's sizes: fixed, or the same ranges or enumerations), or a
+/// package as written.
 fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
     match ModelKind::of(source)? {
         ModelKind::Package => read_package(source),
@@ -50,24 +51,46 @@ fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
                     .as_ref()
                     .is_none_or(|d| d.iter().any(|d| !matches!(d, DimSummary::Fixed(_))));
                 let name = sanitize_name(&input.name);
-                let fixed = candidate
-                    .main()
-                    .inputs
-                    .iter()
-                    .find(|v| v.name == name)
-                    .and_then(|v| v.ty.static_shape());
-                if let (true, Some(shape)) = (dynamic, fixed) {
-                    input_shapes.push((input.name.clone(), shape));
+                let main = candidate.main();
+                let Some(var) = main.inputs.iter().find(|v| v.name == name) else {
+                    continue;
+                };
+                let shape = match (main.input_shapes.get(&name), var.ty.static_shape()) {
+                    (Some(set), _) => shape_spec(set),
+                    (None, Some(shape)) => InputShape::fixed(&input.name, &shape).shape,
+                    (None, None) => continue,
+                };
+                if dynamic {
+                    input_shapes.push(InputShape {
+                        name: input.name.clone(),
+                        shape,
+                    });
                 }
             }
             onnx::load(
                 source,
                 &OnnxOptions {
                     input_shapes,
+                    dims: Vec::new(),
                     target: candidate.target,
                 },
             )
         }
+    }
+}
+
+/// The `--input-shape` form of the shapes a package input accepts.
+fn shape_spec(set: &ShapeSet) -> ShapeSpec {
+    match set {
+        ShapeSet::Ranges(r) => ShapeSpec::Dims(
+            r.iter()
+                .map(|&(lo, hi)| match hi {
+                    Some(hi) if hi == lo => DimSize::Fixed(lo),
+                    _ => DimSize::Range(lo, hi),
+                })
+                .collect(),
+        ),
+        ShapeSet::Enumerated(shapes) => ShapeSpec::Enumerated(shapes.clone()),
     }
 }
 

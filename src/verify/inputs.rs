@@ -80,9 +80,29 @@ fn find_input<'f>(function: &'f Function, given: &str) -> Option<&'f crate::ir::
         })
 }
 
-/// The concrete shape random inputs get: symbolic dimensions become 1.
-pub fn concrete_shape(shape: &[Dim]) -> Vec<usize> {
-    shape.iter().map(|d| d.fixed().unwrap_or(1)).collect()
+/// Largest size random inputs give an unbounded flexible dimension.
+pub const UNBOUNDED_CAP: usize = 512;
+
+/// The concrete shapes random inputs of `var` take in turn: the smallest and the largest the
+/// function accepts for a flexible input (unbounded dimensions capped at [`UNBOUNDED_CAP`]),
+/// else its shape with any remaining symbolic dimension as 1.
+pub fn concrete_shapes(function: &Function, var: &crate::ir::Var) -> Vec<Vec<usize>> {
+    match function.input_shapes.get(&var.name) {
+        Some(set) => {
+            let (small, large) = (set.smallest(), set.largest(UNBOUNDED_CAP));
+            if small == large {
+                vec![small]
+            } else {
+                vec![small, large]
+            }
+        }
+        None => vec![var
+            .ty
+            .shape
+            .iter()
+            .map(|d| d.fixed().unwrap_or(1))
+            .collect()],
+    }
 }
 
 /// The role of every input of `function` (see [`super::roles`]), `ranges` overriding them.
@@ -122,10 +142,11 @@ pub fn roles(function: &Function, ranges: &[InputRange]) -> Result<Vec<InputRole
     Ok(input_roles(function, &bounds))
 }
 
-/// `samples` sets of random inputs for `function`, each input drawn as its role says (floats
-/// uniform in `[lo, hi)`, integers in `[lo, hi]`), from one SplitMix64 stream seeded with
-/// `seed`, sample after sample, inputs in declaration order, elements in C order. Range
-/// errors as [`roles`].
+/// `samples` sets of random inputs for `function` (at least one per accepted size of a
+/// flexible input: sample `i` takes each input's `i`-th [`concrete_shapes`], cyclically), each
+/// input drawn as its role says (floats uniform in `[lo, hi)`, integers in `[lo, hi]`), from
+/// one SplitMix64 stream seeded with `seed`, sample after sample, inputs in declaration order,
+/// elements in C order. Range errors as [`roles`].
 pub fn random_inputs(
     function: &Function,
     samples: usize,
@@ -134,12 +155,18 @@ pub fn random_inputs(
 ) -> Result<Vec<Sample>, String> {
     let roles = roles(function, ranges)?;
     let mut rng = SplitMix64::new(seed);
+    let shapes: Vec<Vec<Vec<usize>>> = function
+        .inputs
+        .iter()
+        .map(|v| concrete_shapes(function, v))
+        .collect();
+    let samples = shapes.iter().map(Vec::len).fold(samples, usize::max);
     let mut out = Vec::with_capacity(samples);
-    for _ in 0..samples {
+    for i in 0..samples {
         let mut sample = Sample::new();
-        for (var, role) in function.inputs.iter().zip(&roles) {
-            let shape = concrete_shape(&var.ty.shape);
-            let value = draw(&var.name, var.ty.dtype, &shape, role.role, &mut rng)?;
+        for ((var, role), sizes) in function.inputs.iter().zip(&roles).zip(&shapes) {
+            let shape = &sizes[i % sizes.len()];
+            let value = draw(&var.name, var.ty.dtype, shape, role.role, &mut rng)?;
             sample.insert(var.name.clone(), value);
         }
         out.push(sample);
@@ -240,6 +267,15 @@ pub fn match_inputs(function: &Function, given: BTreeMap<String, Value>) -> Resu
                 dtype.name()
             ));
         }
+        if let Some(set) = function.input_shapes.get(&var.name) {
+            if !set.admits(value.shape()) {
+                return Err(format!(
+                    "'{name}' has shape {:?}, input {} accepts {set} (expects {sig})",
+                    value.shape(),
+                    var.name
+                ));
+            }
+        }
         let shape_ok = value.shape().len() == var.ty.rank()
             && var
                 .ty
@@ -281,6 +317,7 @@ mod tests {
                 Var::new("x", TensorType::fixed(DType::F32, &[2, 3])),
                 Var::new("ids", TensorType::fixed(DType::I32, &[4])),
             ],
+            input_shapes: Default::default(),
             block: Block::default(),
         }
     }

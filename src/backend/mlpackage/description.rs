@@ -1,10 +1,11 @@
 //! The model description: the main function's inputs and outputs as Core ML features, and
 //! the user-defined metadata.
 
-use crate::ir::{DType, Dim, Function, Program, Target, Var};
+use crate::ir::{DType, Dim, Function, Program, ShapeSet, Target, Var};
 use crate::proto::coreml::{
-    array_feature_type::ArrayDataType, feature_type, ArrayFeatureType, FeatureDescription,
-    FeatureType, Metadata, ModelDescription,
+    array_feature_type::{ArrayDataType, EnumeratedShapes, Shape, ShapeFlexibility, ShapeRange},
+    feature_type, ArrayFeatureType, FeatureDescription, FeatureType, Metadata, ModelDescription,
+    SizeRange,
 };
 use crate::Error;
 use std::collections::BTreeMap;
@@ -23,20 +24,38 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
         .iter()
         .map(|var| {
             let data_type = array_data_type(var, "input", program.target).map_err(&unsupported)?;
-            let shape = var
-                .ty
-                .shape
-                .iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => Ok(*n as i64),
-                    Dim::Symbol(s) => Err(unsupported(format!(
-                        "input '{}' has symbolic dimension '{s}'; flexible input shapes are not supported yet",
-                        var.name
-                    ))),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let flexible = var.ty.static_shape().is_none();
+            let set = main.input_shapes.get(&var.name);
+            let (shape, flexibility) = match set {
+                Some(set) if flexible => {
+                    let shape = set.default_shape().iter().map(|&n| n as i64).collect();
+                    (shape, Some(shape_flexibility(set)))
+                }
+                _ => {
+                    let shape = var
+                        .ty
+                        .shape
+                        .iter()
+                        .map(|d| match d {
+                            Dim::Fixed(n) => Ok(*n as i64),
+                            Dim::Symbol(s) => Err(unsupported(format!(
+                                "input '{}' has symbolic dimension '{s}' but no accepted sizes",
+                                var.name
+                            ))),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    (shape, None)
+                }
+            };
             // A scalar input is described as a one-element array.
-            Ok(feature(var, data_type, if shape.is_empty() { vec![1] } else { shape }))
+            let shape = if shape.is_empty() { vec![1] } else { shape };
+            let mut f = feature(var, data_type, shape);
+            if let Some(Some(feature_type::Type::MultiArrayType(a))) =
+                f.r#type.as_mut().map(|t| t.r#type.as_mut())
+            {
+                a.shape_flexibility = flexibility;
+            }
+            Ok(f)
         })
         .collect::<Result<_, Error>>()?;
     let output = main
@@ -64,6 +83,79 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
         }),
         ..Default::default()
     })
+}
+
+/// The Core ML form of an input's accepted shapes (an unbounded range has upper bound -1).
+fn shape_flexibility(set: &ShapeSet) -> ShapeFlexibility {
+    match set {
+        ShapeSet::Ranges(ranges) => ShapeFlexibility::ShapeRange(ShapeRange {
+            size_ranges: ranges
+                .iter()
+                .map(|&(lo, hi)| SizeRange {
+                    lower_bound: lo as u64,
+                    upper_bound: hi.map_or(-1, |hi| hi as i64),
+                })
+                .collect(),
+        }),
+        ShapeSet::Enumerated(shapes) => ShapeFlexibility::EnumeratedShapes(EnumeratedShapes {
+            shapes: shapes
+                .iter()
+                .map(|s| Shape {
+                    shape: s.iter().map(|&n| n as i64).collect(),
+                })
+                .collect(),
+        }),
+    }
+}
+
+/// The accepted shapes a description input declares (None when it has no flexibility); `Err`
+/// names what is malformed.
+fn shape_set(array: &ArrayFeatureType) -> Result<Option<ShapeSet>, String> {
+    let size = |n: i64| usize::try_from(n).ok().filter(|&n| n > 0);
+    match &array.shape_flexibility {
+        None => Ok(None),
+        Some(ShapeFlexibility::ShapeRange(r)) => {
+            if r.size_ranges.len() != array.shape.len() {
+                return Err(format!(
+                    "its shapeRange has {} ranges for rank {}",
+                    r.size_ranges.len(),
+                    array.shape.len()
+                ));
+            }
+            r.size_ranges
+                .iter()
+                .map(|s| {
+                    let lo = size(s.lower_bound as i64).ok_or("a lower bound is 0")?;
+                    match s.upper_bound {
+                        hi if hi < 0 => Ok((lo, None)),
+                        hi => match size(hi) {
+                            Some(hi) if hi >= lo => Ok((lo, Some(hi))),
+                            _ => Err(format!("range {lo}..{hi} is empty")),
+                        },
+                    }
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map(|r| Some(ShapeSet::Ranges(r)))
+        }
+        Some(ShapeFlexibility::EnumeratedShapes(e)) => {
+            let shapes = e
+                .shapes
+                .iter()
+                .map(|s| {
+                    s.shape
+                        .iter()
+                        .map(|&n| size(n))
+                        .collect::<Option<Vec<_>>>()
+                        .filter(|s| s.len() == array.shape.len())
+                        .ok_or_else(|| format!("enumerated shape {:?} does not fit", s.shape))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if shapes.is_empty() {
+                return Err("its enumeratedShapes list is empty".into());
+            }
+            Ok(Some(ShapeSet::Enumerated(shapes)))
+        }
+    }
 }
 
 /// A multi-array feature for `var`.
@@ -100,13 +192,24 @@ fn array_data_type(var: &Var, role: &str, target: Target) -> Result<ArrayDataTyp
     }
 }
 
+/// What a description adds to the program: user-defined metadata and the accepted shapes of
+/// flexible inputs.
+#[derive(Debug)]
+pub struct Checked {
+    /// User-defined metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Accepted shapes by input name, for inputs with shape flexibility.
+    pub input_shapes: BTreeMap<String, ShapeSet>,
+}
+
 /// Checks that `description` matches `function` (a single-function model whose features are
-/// all multi-arrays of the same names and dtypes) and returns its user-defined metadata.
+/// all multi-arrays of the same names and dtypes; flexible inputs have symbolic dimensions
+/// exactly where their accepted sizes vary) and returns what it adds to the program.
 pub fn check(
     description: Option<&ModelDescription>,
     function: &Function,
     model_path: &Path,
-) -> Result<BTreeMap<String, String>, Error> {
+) -> Result<Checked, Error> {
     let invalid = |m: String| Error::invalid(model_path, m);
     let unsupported = |message: String| Error::Unsupported {
         path: model_path.to_path_buf(),
@@ -122,6 +225,7 @@ pub fn check(
         return Err(unsupported("stateful models are not supported".into()));
     }
     let outputs = function.outputs();
+    let mut input_shapes = BTreeMap::new();
     for (role, features, vars) in [
         ("input", &description.input, &function.inputs),
         ("output", &description.output, &outputs),
@@ -175,13 +279,63 @@ pub fn check(
                     feature.name, var.ty.dtype
                 )));
             }
+            if role == "input" {
+                let set = shape_set(array)
+                    .map_err(|m| invalid(format!("input '{}': {m}", feature.name)))?;
+                check_input_shape(var, &array.shape, set.as_ref()).map_err(&invalid)?;
+                if let Some(set) = set {
+                    input_shapes.insert(var.name.clone(), set);
+                }
+            }
         }
     }
-    Ok(description
-        .metadata
-        .as_ref()
-        .map(|m| m.user_defined.clone())
-        .unwrap_or_default())
+    Ok(Checked {
+        metadata: description
+            .metadata
+            .as_ref()
+            .map(|m| m.user_defined.clone())
+            .unwrap_or_default(),
+        input_shapes,
+    })
+}
+
+/// Checks a description input against the function input: each dimension is symbolic in the
+/// program exactly where the accepted sizes vary, and fixed ones agree.
+fn check_input_shape(var: &Var, shape: &[i64], set: Option<&ShapeSet>) -> Result<(), String> {
+    let rank_ok = shape.len() == var.ty.rank() || (var.ty.rank() == 0 && shape == [1]);
+    if !rank_ok {
+        return Err(format!(
+            "input '{}' has shape {shape:?} in the description but type {} in the program",
+            var.name, var.ty
+        ));
+    }
+    if var.ty.rank() == 0 {
+        return Ok(());
+    }
+    for (i, d) in var.ty.shape.iter().enumerate() {
+        let sizes: Vec<usize> = match set {
+            None => vec![shape[i] as usize],
+            Some(ShapeSet::Ranges(r)) if r[i].1 == Some(r[i].0) => vec![r[i].0],
+            Some(ShapeSet::Ranges(_)) => Vec::new(),
+            Some(ShapeSet::Enumerated(shapes)) => {
+                let mut v: Vec<usize> = shapes.iter().map(|s| s[i]).collect();
+                v.dedup();
+                v
+            }
+        };
+        let ok = match (d, sizes.as_slice()) {
+            (Dim::Fixed(n), [m]) => n == m,
+            (Dim::Fixed(_), _) => false,
+            (Dim::Symbol(_), _) => true,
+        };
+        if !ok {
+            return Err(format!(
+                "input '{}' dimension {i} is {d} in the program, which the description's sizes do not match",
+                var.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A human name for a non-array feature type.
@@ -210,6 +364,7 @@ mod tests {
             functions: vec![Function {
                 name: "main".into(),
                 inputs,
+                input_shapes: Default::default(),
                 block: Block {
                     operations: vec![],
                     outputs,
@@ -287,7 +442,10 @@ mod tests {
             vec![Var::new("x", TensorType::fixed(DType::F32, &[3]))],
         );
         let mut d = describe(&p, Path::new("m")).unwrap();
-        assert_eq!(check(Some(&d), p.main(), Path::new("m")).unwrap()["k"], "v");
+        assert_eq!(
+            check(Some(&d), p.main(), Path::new("m")).unwrap().metadata["k"],
+            "v"
+        );
         d.input[0].r#type = Some(FeatureType {
             is_optional: false,
             r#type: Some(feature_type::Type::ImageType(Default::default())),

@@ -58,7 +58,9 @@ pub fn read_package(path: &Path) -> Result<Program, Error> {
         message,
     })?;
     validate_program(&program).map_err(|e| Error::invalid(&model_path, e.to_string()))?;
-    program.metadata = description::check(model.description.as_ref(), program.main(), &model_path)?;
+    let checked = description::check(model.description.as_ref(), program.main(), &model_path)?;
+    program.metadata = checked.metadata;
+    program.main_mut().input_shapes = checked.input_shapes;
     Ok(program)
 }
 
@@ -171,6 +173,7 @@ impl Reader<'_> {
         let function = Function {
             name: name.clone(),
             inputs,
+            input_shapes: Default::default(),
             block: Block {
                 operations,
                 outputs: block.outputs.clone(),

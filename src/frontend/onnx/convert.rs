@@ -3,9 +3,9 @@
 use super::node::Node;
 use super::reader::ExternalData;
 use super::tensor::{elem_type_name, ir_dtype, to_ir_tensor};
-use super::{ops, OnnxOptions};
+use super::{input_shapes, ops, OnnxOptions};
 use crate::ir::{
-    sanitize_name, Builder, DType, Function, NameTable, Program, Tensor, TensorType, Var,
+    sanitize_name, Builder, DType, Function, NameTable, Program, ShapeSet, Tensor, TensorType, Var,
 };
 use crate::proto::onnx::{
     tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto, TensorProto, ValueInfoProto,
@@ -336,10 +336,11 @@ fn check_supported(graph: &GraphProto, path: &Path) -> Result<(), Error> {
     })
 }
 
-/// The declared dims of a graph input: Some(size) for fixed dims, Err(label) for dynamic ones.
-type DeclaredDims = Vec<Result<usize, String>>;
-
-fn declared_input(v: &ValueInfoProto, path: &Path) -> Result<(i32, Option<DeclaredDims>), Error> {
+/// The declared element type and dims of a graph input (None: no declared shape).
+fn declared_input(
+    v: &ValueInfoProto,
+    path: &Path,
+) -> Result<(i32, Option<Vec<input_shapes::Declared>>), Error> {
     let unsupported = |m: String| Error::Unsupported {
         path: path.to_path_buf(),
         message: format!("input '{}': {m}", v.name),
@@ -351,8 +352,10 @@ fn declared_input(v: &ValueInfoProto, path: &Path) -> Result<(i32, Option<Declar
                     .iter()
                     .map(|d| match &d.value {
                         Some(dimension::Value::DimValue(n)) if *n > 0 => Ok(*n as usize),
-                        Some(dimension::Value::DimParam(p)) if !p.is_empty() => Err(p.clone()),
-                        _ => Err("?".to_string()),
+                        Some(dimension::Value::DimParam(p)) if !p.is_empty() => {
+                            Err(Some(p.clone()))
+                        }
+                        _ => Err(None),
                     })
                     .collect()
             });
@@ -365,20 +368,69 @@ fn declared_input(v: &ValueInfoProto, path: &Path) -> Result<(i32, Option<Declar
     }
 }
 
-/// The function inputs: graph inputs that are not initializers, with `--input-shape`
-/// overrides applied; every dimension must end up static.
+/// How to fix or free the dynamic dims of input `v`, with the model's own names.
+fn dynamic_hint(v: &ValueInfoProto, dims: &[input_shapes::Declared]) -> String {
+    let shown: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            Ok(n) => n.to_string(),
+            Err(Some(label)) => label.clone(),
+            Err(None) => "?".into(),
+        })
+        .collect();
+    let shape = format!("shape [{}]", shown.join(","));
+    match dims.iter().find_map(|d| d.as_ref().err()) {
+        Some(Some(label)) => {
+            let example = if label.to_ascii_lowercase().contains("batch") {
+                1
+            } else {
+                128
+            };
+            format!(
+                "input '{}' has dynamic dimension '{label}' ({shape}); fix it with --dim {label}={example}, or make it flexible with --dim {label}=1..512",
+                v.name
+            )
+        }
+        _ => {
+            let fixed: Vec<String> = dims
+                .iter()
+                .map(|d| d.as_ref().map_or(1, |n| *n).to_string())
+                .collect();
+            let ranged: Vec<String> = dims
+                .iter()
+                .map(|d| d.as_ref().map_or("1..512".to_string(), |n| n.to_string()))
+                .collect();
+            format!(
+                "input '{}' has an unnamed dynamic dimension ({shape}); fix it with --input-shape {}={}, or make it flexible with --input-shape {}={}",
+                v.name,
+                v.name,
+                fixed.join(","),
+                v.name,
+                ranged.join(",")
+            )
+        }
+    }
+}
+
+/// (ONNX name, function input) pairs, and the accepted shapes of flexible inputs by name.
+type FunctionInputs = (Vec<(String, Var)>, BTreeMap<String, ShapeSet>);
+
+/// The function inputs: graph inputs that are not initializers, with `--input-shape` and
+/// `--dim` applied; every dynamic dimension must be fixed or made flexible, and the accepted
+/// shapes of flexible inputs are returned by function input name.
 fn function_inputs(
     graph: &GraphProto,
     options: &OnnxOptions,
     path: &Path,
-) -> Result<Vec<(String, Var)>, Error> {
+) -> Result<FunctionInputs, Error> {
     let init_names: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs: Vec<&ValueInfoProto> = graph
         .input
         .iter()
         .filter(|v| !init_names.contains(v.name.as_str()))
         .collect();
-    for (name, _) in &options.input_shapes {
+    for shape in &options.input_shapes {
+        let name = &shape.name;
         if !inputs
             .iter()
             .any(|v| v.name == *name || sanitize_name(&v.name) == *name)
@@ -392,7 +444,9 @@ fn function_inputs(
     }
     let mut names = NameTable::default();
     let mut result = Vec::with_capacity(inputs.len());
+    let mut flexible = BTreeMap::new();
     let mut dynamic = Vec::new();
+    let mut params: Vec<String> = Vec::new();
     for v in inputs {
         let (elem_type, declared) = declared_input(v, path)?;
         let dtype = ir_dtype(elem_type).ok_or_else(|| Error::Unsupported {
@@ -403,60 +457,52 @@ fn function_inputs(
                 elem_type_name(elem_type)
             ),
         })?;
-        let override_shape = options
+        let given = options
             .input_shapes
             .iter()
-            .find(|(n, _)| *n == v.name || *n == sanitize_name(&v.name));
-        let shape = match (override_shape, &declared) {
-            (Some((_, shape)), Some(dims)) if shape.len() != dims.len() => {
-                return Err(Error::Usage(format!(
-                    "--input-shape gives input '{}' rank {}, but the model declares rank {}",
-                    v.name,
-                    shape.len(),
-                    dims.len()
-                )));
-            }
-            (Some((_, shape)), _) if shape.contains(&0) => {
-                return Err(Error::Usage(format!(
-                    "--input-shape gives input '{}' a zero dimension {shape:?}",
-                    v.name
-                )));
-            }
-            (Some((_, shape)), _) => shape.clone(),
-            (None, Some(dims)) => match dims.iter().find_map(|d| d.as_ref().err()) {
-                None => dims.iter().map(|d| *d.as_ref().unwrap_or(&0)).collect(),
-                Some(label) => {
-                    let shown: Vec<String> = dims
-                        .iter()
-                        .map(|d| d.as_ref().map_or_else(Clone::clone, |n| n.to_string()))
-                        .collect();
-                    let fixed: Vec<String> = dims
-                        .iter()
-                        .map(|d| d.as_ref().map_or(1, |n| *n).to_string())
-                        .collect();
-                    dynamic.push(format!(
-                        "input '{}' has dynamic dimension '{label}' (shape [{}]); fix it with --input-shape {}={}",
-                        v.name,
-                        shown.join(","),
-                        v.name,
-                        fixed.join(",")
-                    ));
-                    continue;
-                }
-            },
-            (None, None) => {
-                dynamic.push(format!(
-                    "input '{}' has no declared shape; give it with --input-shape {}=d0,d1,...",
-                    v.name, v.name
-                ));
-                continue;
-            }
+            .find(|s| s.name == v.name || s.name == sanitize_name(&v.name))
+            .map(|s| &s.shape);
+        let declared_dims = declared.clone().unwrap_or_default();
+        params.extend(
+            declared_dims
+                .iter()
+                .filter_map(|d| d.clone().err().flatten()),
+        );
+        if declared.is_none() && given.is_none() {
+            dynamic.push(format!(
+                "input '{}' has no declared shape; give it with --input-shape {}=d0,d1,...",
+                v.name, v.name
+            ));
+            continue;
+        }
+        let Some((dims, set)) =
+            input_shapes::resolve(&v.name, &declared_dims, given, &options.dims)
+                .map_err(Error::Usage)?
+        else {
+            dynamic.push(dynamic_hint(v, &declared_dims));
+            continue;
         };
         let var_name = names.fresh(&v.name);
+        if let Some(set) = set {
+            flexible.insert(var_name.clone(), set);
+        }
         result.push((
             v.name.clone(),
-            Var::new(var_name, TensorType::fixed(dtype, &shape)),
+            Var::new(var_name, TensorType { dtype, shape: dims }),
         ));
+    }
+    if let Some(unknown) = options.dims.iter().find(|d| !params.contains(&d.name)) {
+        params.sort();
+        params.dedup();
+        return Err(Error::Usage(format!(
+            "--dim names '{}', which is no input dimension of the model (named dimensions: {})",
+            unknown.name,
+            if params.is_empty() {
+                "none".to_string()
+            } else {
+                params.join(", ")
+            }
+        )));
     }
     if !dynamic.is_empty() {
         return Err(Error::Unsupported {
@@ -464,7 +510,7 @@ fn function_inputs(
             message: dynamic.join("; "),
         });
     }
-    Ok(result)
+    Ok((result, flexible))
 }
 
 /// Converts a decoded model into an IR program (function `main`).
@@ -475,7 +521,7 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
         .ok_or_else(|| Error::invalid(path, "the model has no graph"))?;
     let opset = default_opset(model, path)?;
     check_supported(graph, path)?;
-    let mut inputs = function_inputs(graph, options, path)?;
+    let (mut inputs, input_shapes) = function_inputs(graph, options, path)?;
     // Core ML model inputs and outputs cannot be bool (coremltools declares them fp32 and casts
     // at both ends); bool inputs get a cast right after the input, bool outputs one before it.
     let bool_inputs: Vec<String> = inputs
@@ -550,6 +596,7 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
     let mut function = ctx
         .b
         .finish(outputs.iter().map(|(_, v)| v.clone()).collect());
+    function.input_shapes = input_shapes;
     name_outputs_after_graph(&mut function, &outputs);
     remove_dead_ops(&mut function);
     reject_empty_tensors(&function, path)?;

@@ -5,6 +5,7 @@
 //! inputs are all constant are folded while building, so shape computations resolve.
 
 mod convert;
+mod input_shapes;
 mod node;
 mod ops;
 mod reader;
@@ -14,6 +15,7 @@ pub mod tensor;
 #[cfg(test)]
 mod tests;
 
+pub use input_shapes::{DimSize, InputShape, NamedDim, ShapeSpec};
 pub use summary::{
     summarize, DimSummary, InitializerSummary, OnnxSummary, OpsetImport, Storage, Totals,
     ValueSummary,
@@ -26,9 +28,10 @@ use std::path::Path;
 /// Conversion settings.
 #[derive(Clone, Debug)]
 pub struct OnnxOptions {
-    /// Shape overrides for graph inputs (`--input-shape NAME=d0,d1,...`), by ONNX name or
-    /// its sanitised form.
-    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Shapes of graph inputs (`--input-shape`), by ONNX name or its sanitised form.
+    pub input_shapes: Vec<InputShape>,
+    /// Sizes of named dynamic dimensions (`--dim`), by ONNX `dim_param`.
+    pub dims: Vec<NamedDim>,
     /// Deployment target recorded in the program.
     pub target: Target,
 }
@@ -37,6 +40,7 @@ impl Default for OnnxOptions {
     fn default() -> OnnxOptions {
         OnnxOptions {
             input_shapes: Vec::new(),
+            dims: Vec::new(),
             target: Target::IOS15,
         }
     }

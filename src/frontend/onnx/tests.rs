@@ -487,24 +487,24 @@ fn dynamic_dimensions_need_an_input_shape() {
     assert!(matches!(err, Error::Unsupported { .. }));
     assert!(
         err.to_string().ends_with(
-            "input 'x' has dynamic dimension 'batch' (shape [batch,3,224,224]); fix it with --input-shape x=1,3,224,224"
+            "input 'x' has dynamic dimension 'batch' (shape [batch,3,224,224]); fix it with --dim batch=1, or make it flexible with --dim batch=1..512"
         ),
         "{err}"
     );
     let options = OnnxOptions {
-        input_shapes: vec![("x".into(), vec![2, 3, 224, 224])],
+        input_shapes: vec![InputShape::fixed("x", &[2, 3, 224, 224])],
         ..Default::default()
     };
     let p = load_with(&m, &options).unwrap();
     assert_eq!(p.main().inputs[0].ty.shape[0], Dim::Fixed(2));
 
     let bad_name = OnnxOptions {
-        input_shapes: vec![("nope".into(), vec![1])],
+        input_shapes: vec![InputShape::fixed("nope", &[1])],
         ..Default::default()
     };
     assert!(matches!(load_with(&m, &bad_name), Err(Error::Usage(_))));
     let bad_rank = OnnxOptions {
-        input_shapes: vec![("x".into(), vec![1, 3])],
+        input_shapes: vec![InputShape::fixed("x", &[1, 3])],
         ..Default::default()
     };
     assert!(matches!(load_with(&m, &bad_rank), Err(Error::Usage(_))));

@@ -3,7 +3,7 @@
 //! `DepthToSpace`, `SpaceToDepth`.
 
 use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Node};
-use crate::ir::Tensor;
+use crate::ir::{Dim, SymInt, Tensor, TensorType};
 use crate::Error;
 
 /// Emits `reshape(x, shape)` to a concrete shape, named `hint`.
@@ -56,20 +56,122 @@ pub fn reshape_target(
     Ok(out)
 }
 
-/// `Reshape(data, shape)`: the shape must be constant (after folding); the op gets the
-/// concrete static shape.
+/// `Reshape(data, shape)`: the shape must be constant after folding, or a shape vector whose
+/// unknown entries are input dimensions (Shape → Gather → Concat on a symbolic dimension). A
+/// static result gets the concrete shape; a symbolic one a constant shape with its one unknown
+/// entry as -1, or the run-time shape vector when more than one entry is unknown.
 fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
-    let requested = ctx
-        .const_input(node, 1)?
-        .ok_or_else(|| ctx.invalid("input 'shape' is missing"))?
-        .to_i64_vec();
     let allow_zero = ctx.attr(node.int_or("allowzero", 0))? != 0;
-    let shape =
-        reshape_target(&ctx.shape(&x)?, &requested, allow_zero).map_err(|m| ctx.invalid(m))?;
-    let y = reshape_to(ctx, &x, &shape, &ctx.out_name(node, 0))?;
+    let (requested, runtime) = match ctx.try_const_input(node, 1)? {
+        Some(t) => (
+            t.to_i64_vec().into_iter().map(SymInt::Known).collect(),
+            None,
+        ),
+        None => {
+            let v = ctx.input(node, 1)?;
+            let elems = ctx.b.symbolic_value(&v).map(<[_]>::to_vec).ok_or_else(|| {
+                ctx.unsupported(
+                    "the target shape is computed at run time from more than input dimensions; fix the dynamic dimensions with --dim",
+                )
+            })?;
+            (elems, Some(v))
+        }
+    };
+    let in_ty = ctx.ty(&x)?;
+    let known: Option<Vec<i64>> = requested
+        .iter()
+        .map(|e| match e {
+            SymInt::Known(n) => Some(*n),
+            SymInt::Dim(_) => None,
+        })
+        .collect();
+    if let (Some(input), Some(requested)) = (in_ty.static_shape(), &known) {
+        let shape = reshape_target(&input, requested, allow_zero).map_err(|m| ctx.invalid(m))?;
+        let y = reshape_to(ctx, &x, &shape, &ctx.out_name(node, 0))?;
+        ctx.set_output(node, 0, y);
+        return Ok(());
+    }
+    let out = ctx.out_name(node, 0);
+    let dims =
+        symbolic_target(&in_ty.shape, &requested, allow_zero, &out).map_err(|m| ctx.invalid(m))?;
+    let unknown = dims.iter().filter(|d| d.fixed().is_none()).count();
+    let y = match (unknown, runtime) {
+        (0 | 1, _) => {
+            let shape: Vec<i64> = dims.iter().map(|d| d.fixed().map_or(-1, |n| n as i64)).collect();
+            let shape_c = ctx.ints(&format!("{out}_shape"), &shape);
+            ctx.op1("reshape", &out, &[("x", &x), ("shape", &shape_c)])?
+        }
+        (_, Some(v)) => ctx.op1("reshape", &out, &[("x", &x), ("shape", &v)])?,
+        (_, None) => {
+            return Err(ctx.unsupported(format!(
+                "reshape of {} to {requested:?} leaves more than one dimension unknown; fix the dynamic dimensions with --dim",
+                in_ty
+            )))
+        }
+    };
+    ctx.b.refine_type(
+        &y,
+        TensorType {
+            dtype: in_ty.dtype,
+            shape: dims,
+        },
+    );
     ctx.set_output(node, 0, y);
     Ok(())
+}
+
+/// The dims ONNX `Reshape` gives `input` for a target whose entries may be symbolic: `0` copies
+/// the input dimension (unless `allow_zero`), a `-1` is fixed when the input's symbols all
+/// reappear in the target, the input's only symbol when the fixed sizes agree, or a new
+/// symbol named after `out` otherwise.
+fn symbolic_target(
+    input: &[Dim],
+    requested: &[SymInt],
+    allow_zero: bool,
+    out: &str,
+) -> Result<Vec<Dim>, String> {
+    let mut dims = Vec::with_capacity(requested.len());
+    let mut infer_at = None;
+    for (i, e) in requested.iter().enumerate() {
+        dims.push(match e {
+            SymInt::Dim(s) => Dim::Symbol(s.clone()),
+            SymInt::Known(-1) if infer_at.is_none() => {
+                infer_at = Some(i);
+                Dim::Fixed(1)
+            }
+            SymInt::Known(0) if !allow_zero => input.get(i).cloned().ok_or_else(|| {
+                format!("shape {requested:?}: 0 at {i} has no input dimension to copy")
+            })?,
+            SymInt::Known(n) if *n > 0 => Dim::Fixed(*n as usize),
+            SymInt::Known(n) => {
+                return Err(format!("shape {requested:?} has invalid dimension {n}"))
+            }
+        });
+    }
+    let Some(i) = infer_at else {
+        return Ok(dims);
+    };
+    let split = |ds: &[Dim]| {
+        let fixed: usize = ds.iter().filter_map(Dim::fixed).product();
+        let mut symbols: Vec<String> = ds
+            .iter()
+            .filter(|d| d.fixed().is_none())
+            .map(Dim::to_string)
+            .collect();
+        symbols.sort();
+        (fixed, symbols)
+    };
+    let (fixed_in, symbols_in) = split(input);
+    let (fixed_out, symbols_out) = split(&dims);
+    dims[i] = if symbols_in == symbols_out && fixed_out > 0 && fixed_in % fixed_out == 0 {
+        Dim::Fixed(fixed_in / fixed_out)
+    } else if symbols_in.len() == 1 && symbols_out.is_empty() && fixed_in == fixed_out {
+        Dim::Symbol(symbols_in[0].clone())
+    } else {
+        Dim::Symbol(format!("{out}_d{i}"))
+    };
+    Ok(dims)
 }
 
 /// `Flatten(axis=1)` → reshape to `[prod(d[..axis]), prod(d[axis..])]`.
@@ -309,8 +411,8 @@ pub fn slice_axis(start: i64, end: i64, step: i64, dim: usize) -> (i64, i64, boo
 fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
-    let shape = ctx.shape(&x)?;
-    let rank = shape.len();
+    let dims = ctx.ty(&x)?.shape;
+    let rank = dims.len();
     let (starts, ends, listed_axes, steps) = if ctx.opset < 10 {
         let starts = ctx
             .attr(node.ints("starts"))?
@@ -335,15 +437,26 @@ fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     }
     let sliced = axes(ctx, &listed_axes, rank)?;
     let mut begin: Vec<i64> = vec![0; rank];
-    let mut end: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    // A symbolic dimension left whole is sliced with its end masked.
+    let mut end: Vec<i64> = dims.iter().map(|d| d.fixed().unwrap_or(0) as i64).collect();
     let mut stride = vec![1i64; rank];
-    let mut end_mask = vec![false; rank];
-    let mut out_shape = shape.clone();
+    let mut end_mask: Vec<bool> = dims.iter().map(|d| d.fixed().is_none()).collect();
+    // Symbolic dimensions are never sliced (below), so 1 stands for them in the emptiness test.
+    let mut out_shape: Vec<usize> = dims.iter().map(|d| d.fixed().unwrap_or(1)).collect();
     for (k, &a) in sliced.iter().enumerate() {
         if steps[k] == 0 {
             return Err(ctx.invalid("a slice step is 0"));
         }
-        let (b, e, m) = slice_axis(starts[k], ends[k], steps[k], shape[a]);
+        let Some(dim) = dims[a].fixed() else {
+            if starts[k] == 0 && ends[k] >= i32::MAX as i64 && steps[k] == 1 {
+                continue;
+            }
+            return Err(ctx.unsupported(format!(
+                "slicing symbolic dimension '{}' (axis {a}) is not supported; fix it with --dim",
+                dims[a]
+            )));
+        };
+        let (b, e, m) = slice_axis(starts[k], ends[k], steps[k], dim);
         (begin[a], end[a], stride[a], end_mask[a]) = (b, e, steps[k], m);
         let span = if steps[k] > 0 {
             e - b
@@ -362,9 +475,10 @@ fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         ctx.set_output(node, 0, y);
         return Ok(());
     }
+    let whole = |(i, d): (usize, &Dim)| d.fixed().is_none_or(|d| end[i] == d as i64);
     if begin.iter().all(|&b| b == 0)
         && stride.iter().all(|&s| s == 1)
-        && end.iter().zip(&shape).all(|(&e, &d)| e == d as i64)
+        && dims.iter().enumerate().all(whole)
     {
         ctx.set_output(node, 0, x);
         return Ok(());
