@@ -5,7 +5,10 @@ the non-const ops of both tools' packages (also for the small fixture models). N
 
 Environment (a separate venv, ignored by git: coremltools' ct.convert needs torch in its own
 venv; `scripts/requirements-bench-transformers.txt` is fixtures/requirements.txt (torch,
-torchvision, onnx, onnxruntime) plus coremltools 9.0 and its dependencies and transformers):
+torchvision, onnx, onnxruntime) plus coremltools 9.0 and its dependencies and transformers,
+with numpy 2.3.5 instead of 2.4.6: coremltools 9.0's torch frontend calls int() on
+one-element arrays (`_cast`), which numpy 2.4 rejects ("only 0-dimensional arrays can be
+converted to Python scalars"; GPT-2, Llama and ViT fixtures fail to convert with it):
     python3 -m venv .venv-bench-torch
     .venv-bench-torch/bin/pip install -r scripts/requirements-bench-transformers.txt
     apt-get install time          # GNU time, /usr/bin/time, if missing
@@ -112,9 +115,22 @@ def bert_base():
         torch.manual_seed(SEED)
         return (bert(d=768, heads=12, ffn=3072, layers=12).eval(), 30522,
                 "make_fixtures.py Bert(d=768, heads=12, ffn=3072, layers=12)")
+    class Bert(torch.nn.Module):
+        """BertModel called with keyword inputs, returning (last_hidden_state, pooler_output):
+        its forward's positional parameters differ between transformers versions."""
+
+        def __init__(self, config):
+            super().__init__()
+            self.bert = BertModel(config)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids, return_dict=False)
+            return out[0], out[1]
+
     config = BertConfig(torchscript=True)
     torch.manual_seed(SEED)
-    return BertModel(config).eval(), config.vocab_size, "transformers BertModel(BertConfig())"
+    return Bert(config).eval(), config.vocab_size, "transformers BertModel(BertConfig())"
 
 
 def bert_feeds(vocab):
@@ -212,7 +228,7 @@ def source_onnx(name, out):
 
 def model_vocab(model):
     """The word-embedding rows of a BERT module (either implementation)."""
-    return model.embeddings.word_embeddings.num_embeddings
+    return getattr(model, "bert", model).embeddings.word_embeddings.num_embeddings
 
 
 # ----------------------------------------------------------------------------------------------
