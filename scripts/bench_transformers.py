@@ -5,10 +5,10 @@ the non-const ops of both tools' packages (also for the small fixture models). N
 
 Environment (a separate venv, ignored by git: coremltools' ct.convert needs torch in its own
 venv; `scripts/requirements-bench-transformers.txt` is fixtures/requirements.txt (torch,
-torchvision, onnx, onnxruntime) plus coremltools 9.0 and its dependencies and transformers,
-with numpy 2.3.5 instead of 2.4.6: coremltools 9.0's torch frontend calls int() on
-one-element arrays (`_cast`), which numpy 2.4 rejects ("only 0-dimensional arrays can be
-converted to Python scalars"; GPT-2, Llama and ViT fixtures fail to convert with it):
+torchvision, onnx, onnxruntime) plus coremltools 9.0 and its dependencies, with numpy 2.3.5
+instead of 2.4.6: coremltools 9.0's torch frontend calls int() on one-element arrays
+(`_cast`), which numpy 2.4 rejects ("only 0-dimensional arrays can be converted to Python
+scalars"; the GPT-2, Llama and ViT fixtures fail to convert with it):
     python3 -m venv .venv-bench-torch
     .venv-bench-torch/bin/pip install -r scripts/requirements-bench-transformers.txt
     apt-get install time          # GNU time, /usr/bin/time, if missing
@@ -20,12 +20,15 @@ converted to Python scalars"; GPT-2, Llama and ViT fixtures fail to convert with
 Models (generated on demand into target/bench/<model>/, never committed; regenerated when the
 recipe in generated.json changes):
   vit_b_16   torchvision vit_b_16(weights=None), torch.manual_seed(SEED), input 1x3x224x224;
-  bert_base  transformers BertModel(BertConfig()) (12 layers, d 768, 12 heads, FFN 3072,
-             random init after torch.manual_seed(SEED)), inputs input_ids, attention_mask,
-             token_type_ids of 1x128 (if transformers is not installed: make_fixtures.py's
-             hand-written BERT look-alike at the same size); outputs last_hidden_state and
-             pooler_output. Exported with a symbolic `seq` dim (dynamic_axes) and converted
-             with `--input-shape NAME=1,128` for each input;
+  bert_base  make_fixtures.py's BERT look-alike (Hugging Face BertModel's forward op for op,
+             extended mask (1 - mask) * finfo(fp32).min, sentence-embedding pooling) at
+             BERT-base size: 12 layers, d 768, 12 heads, FFN 3072, vocabulary 30522, 512
+             positions, random init after torch.manual_seed(SEED); inputs input_ids,
+             attention_mask, token_type_ids of 1x128. Not transformers' BertModel: coremltools
+             9.0 cannot convert its trace (transformers 5.25's mask code calls `new_ones`, which
+             coremltools' torch frontend lacks, with eager and sdpa attention alike). Exported
+             with a symbolic `seq` dim (dynamic_axes) and converted with
+             `--input-shape NAME=1,128` for each input;
   both exported with the TorchScript exporter (torch.onnx.export(dynamo=False), opset 17).
   Op counts only (convert with --no-verify, no verify/ONNX Runtime timing):
   bert_ts17, gpt2_ts17, llama_ts17, vit_ts17   the committed fixtures/transformers/ ONNX files;
@@ -90,6 +93,7 @@ FIXTURE_TRANSFORMERS = ["bert_ts17", "gpt2_ts17", "llama_ts17", "vit_ts17"]
 FIXTURE_CNNS = ["resnet18", "mobilenet_v3_small", "efficientnet_b0"]
 MODELS = LARGE + FIXTURE_TRANSFORMERS + FIXTURE_CNNS
 BERT_SEQ = 128
+BERT_VOCAB = 30522
 VERIFY_SETS = 3
 
 
@@ -102,35 +106,15 @@ class Failure(Exception):
 
 
 def bert_base():
-    """(BertModel or the hand-written look-alike, vocabulary size, source text)."""
+    """make_fixtures.py's BERT look-alike at BERT-base size (vocabulary 30522, 512 positions)."""
     import torch
 
-    try:
-        from transformers import BertConfig, BertModel
-    except ImportError:
-        import make_fixtures
+    import make_fixtures
 
-        make_fixtures.VOCAB, make_fixtures.BERT_MAX_POSITIONS = 30522, 512
-        bert = make_fixtures.transformer_modules()[0]
-        torch.manual_seed(SEED)
-        return (bert(d=768, heads=12, ffn=3072, layers=12).eval(), 30522,
-                "make_fixtures.py Bert(d=768, heads=12, ffn=3072, layers=12)")
-    class Bert(torch.nn.Module):
-        """BertModel called with keyword inputs, returning (last_hidden_state, pooler_output):
-        its forward's positional parameters differ between transformers versions."""
-
-        def __init__(self, config):
-            super().__init__()
-            self.bert = BertModel(config)
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            out = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                            token_type_ids=token_type_ids, return_dict=False)
-            return out[0], out[1]
-
-    config = BertConfig(torchscript=True)
+    make_fixtures.VOCAB, make_fixtures.BERT_MAX_POSITIONS = BERT_VOCAB, 512
+    bert = make_fixtures.transformer_modules()[0]
     torch.manual_seed(SEED)
-    return Bert(config).eval(), config.vocab_size, "transformers BertModel(BertConfig())"
+    return bert(d=768, heads=12, ffn=3072, layers=12).eval()
 
 
 def bert_feeds(vocab):
@@ -164,8 +148,8 @@ def build(name):
         x = np.random.default_rng(SEED).standard_normal((1, 3, 224, 224)).astype(np.float32)
         return model, {"x": x}, "torchvision vit_b_16(weights=None)"
     if name == "bert_base":
-        model, vocab, text = bert_base()
-        return model, bert_feeds(vocab), text
+        return (bert_base(), bert_feeds(BERT_VOCAB),
+                "make_fixtures.py Bert(d=768, heads=12, ffn=3072, layers=12)")
     if name in FIXTURE_TRANSFORMERS:
         arch = name.split("_")[0]
         factory = dict(zip(("bert", "gpt2", "llama", "vit"),
@@ -194,7 +178,7 @@ def source_onnx(name, out):
     directory = os.path.join(out, name)
     path = os.path.join(directory, "model.onnx")
     stamp = os.path.join(directory, "generated.json")
-    want = {"seed": SEED, "opset": OPSET, "bert_seq": BERT_SEQ, "version": 1}
+    want = {"seed": SEED, "opset": OPSET, "bert_seq": BERT_SEQ, "version": 2}
     if os.path.isfile(path) and os.path.isfile(stamp):
         with open(stamp) as f:
             facts = json.load(f)
@@ -211,9 +195,9 @@ def source_onnx(name, out):
         dynamic = {n: {1: "seq"} for n in feeds}
         dynamic["last_hidden_state"] = {1: "seq"}
         exported = make_fixtures.export_transformer(
-            model, feeds, ("last_hidden_state", "pooler_output"), OPSET, False, dynamic)
+            model, feeds, ("last_hidden_state", "sentence_embedding"), OPSET, False, dynamic)
         facts = {"shape_flags": [f"{n}=1,{BERT_SEQ}" for n in feeds],
-                 "ranges": [f"input_ids=0,{model_vocab(model) - 1}", "attention_mask=0,1",
+                 "ranges": [f"input_ids=0,{BERT_VOCAB - 1}", "attention_mask=0,1",
                             "token_type_ids=0,1"]}
     else:
         exported = make_fixtures.export_torch(model, torch.from_numpy(feeds["x"]), OPSET, False)
@@ -224,11 +208,6 @@ def source_onnx(name, out):
     with open(stamp, "w") as f:
         json.dump(facts, f)
     return path, facts
-
-
-def model_vocab(model):
-    """The word-embedding rows of a BERT module (either implementation)."""
-    return getattr(model, "bert", model).embeddings.word_embeddings.num_embeddings
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,8 +253,9 @@ def coremltools_worker(name, package, target):
               for n, a in feeds.items()]
     example = tuple(torch.from_numpy(a) for a in feeds.values())
     wall, cpu = time.perf_counter(), time.process_time()
-    with torch.no_grad():
-        traced = torch.jit.trace(model, example, strict=False)
+    # Not under torch.no_grad(): nn.MultiheadAttention would take its fused fast path
+    # (aten::_native_multi_head_attention), which coremltools cannot convert.
+    traced = torch.jit.trace(model, example, strict=False)
     converted = ct.convert(traced, inputs=inputs, convert_to="mlprogram",
                            compute_precision=ct.precision.FLOAT16,
                            minimum_deployment_target=getattr(ct.target, target))
