@@ -253,9 +253,10 @@ def coremltools_worker(name, package, target):
               for n, a in feeds.items()]
     example = tuple(torch.from_numpy(a) for a in feeds.values())
     wall, cpu = time.perf_counter(), time.process_time()
-    # Not under torch.no_grad(): nn.MultiheadAttention would take its fused fast path
+    # Not under torch.no_grad(), and without the trace check (which re-runs the module under
+    # no_grad): nn.MultiheadAttention would take its fused fast path
     # (aten::_native_multi_head_attention), which coremltools cannot convert.
-    traced = torch.jit.trace(model, example, strict=False)
+    traced = torch.jit.trace(model, example, strict=False, check_trace=False)
     converted = ct.convert(traced, inputs=inputs, convert_to="mlprogram",
                            compute_precision=ct.precision.FLOAT16,
                            minimum_deployment_target=getattr(ct.target, target))
