@@ -71,6 +71,7 @@ mlpack verify wall / ONNX Runtime wall.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -229,9 +230,11 @@ def measure(command, accept=(0,)):
         out, err = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
         report = rusage.read().strip().splitlines()
     if result.returncode not in accept:
-        lines = [line for line in err.strip().splitlines()
-                 if "Failed to load _MLModelProxy" not in line]
-        raise Failure(f"exit {result.returncode}: {lines[-1] if lines else '(no output)'}")
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        # A Python traceback's exception line, else the last line (mlpack's one-line error).
+        errors = [line for line in lines if re.match(r"[\w.]+(Error|Exception): ", line)]
+        last = (errors or lines or ["(no output)"])[-1]
+        raise Failure(f"exit {result.returncode}: {last}")
     user, system, rss = report[-1].split()
     return {"wall": wall, "cpu": float(user) + float(system), "rss": int(rss) * 1024,
             "stdout": out, "exit": result.returncode}
