@@ -35,9 +35,9 @@ recipe in generated.json changes):
              coremltools converts the same torch module, rebuilt by make_fixtures.py's
              transformer_modules() with the fixture's seed and traced on its inputs;
   resnet18, mobilenet_v3_small, efficientnet_b0   torchvision (weights=None, 1x3x112x112, the
-             fixtures' architectures and seeds; the committed fixtures' weights are synthetic
-             and not materialised here), exported here with make_fixtures.py's export_torch
-             (TorchScript, opset 17).
+             fixtures' architectures with fixed seeds and make_fixtures.py's BatchNorm
+             statistics; the committed fixtures' weights are synthetic and not materialised
+             here), exported here with make_fixtures.py's export_torch (TorchScript, opset 17).
 
 Per model, each tool runs in a child process; GNU time (/usr/bin/time, Debian package `time`)
 gives its peak RSS and CPU seconds (user + sys, all threads); wall seconds are measured by this
@@ -47,7 +47,9 @@ script from spawn to exit:
     input_ids=0,VOCAB-1 attention_mask=0,1 token_type_ids=0,1 (a mask outside {0, 1} makes
     BERT's (1 - mask) * finfo.min overflow to NaN);
   - coremltools: this script with --coremltools-worker rebuilds the same torch module (same
-    seed), then times torch.jit.trace + ct.convert(convert_to="mlprogram",
+    seed), then times torch.jit.trace (with gradients on and check_trace=False, so that
+    nn.MultiheadAttention is traced op by op, not as its fused fast path, which coremltools
+    cannot convert) + ct.convert(convert_to="mlprogram",
     compute_precision=FLOAT16, minimum_deployment_target=T) + save inside the worker (wall, and
     CPU from time.process_time()): torch and coremltools import and model construction are
     excluded, which only favours coremltools. Its peak RSS is the whole worker's (torch, the
