@@ -27,7 +27,7 @@ fn check(case: &str) {
             precision,
             mixed: Default::default(),
             target: Target::IOS18,
-            input_shapes: Vec::new(),
+            input_shapes: Default::default(),
             force: false,
             verify: None,
         })

@@ -189,7 +189,7 @@ fn existing_output_needs_force_and_input_is_never_the_output() {
 }
 
 #[test]
-fn dynamic_batch_needs_input_shape_and_the_error_shows_the_flag() {
+fn dynamic_batch_needs_a_dim_and_the_error_shows_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mlpackage");
     let model = fixture("models/small_cnn_dynamic/model.onnx");
@@ -202,7 +202,7 @@ fn dynamic_batch_needs_input_shape_and_the_error_shows_the_flag() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let line = error_line(&o);
     assert!(
-        line.contains("batch") && line.contains("--input-shape"),
+        line.contains("dynamic dimension 'batch'") && line.contains("--dim batch=1"),
         "{line}"
     );
     assert_dir_only(dir.path(), &[]);

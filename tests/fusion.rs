@@ -26,7 +26,7 @@ fn convert(
         precision,
         mixed: Default::default(),
         target: Target::IOS17,
-        input_shapes: Vec::new(),
+        input_shapes: Default::default(),
         force: false,
         verify: None,
     })

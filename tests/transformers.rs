@@ -6,14 +6,12 @@
 //! - fp32: every output has cosine similarity ≥ 0.9999 with ONNX Runtime's;
 //! - default precision (fp16), run with fp16 emulation (every op's result rounded to fp16):
 //!   cosine ≥ 0.999;
-//! - BERT's sequence dim is symbolic (`seq`): besides the main set (16 tokens), the fp32
-//!   package fixed at each extra length (5 and 23 tokens) matches ORT at that length.
+//! - BERT's sequence dim is symbolic (`seq`): converted at each stored length (16, 5 and 23
+//!   tokens), the package matches ORT at that length.
 //!
 //! Packages go under `target/test-packages/transformers_<case>_<precision>/`, where
 //! `scripts/test.sh` checks them with coremltools.
 //!
-//! Tests the converter cannot pass yet are `#[ignore]`d with the missing feature; the exact
-//! errors are listed in the branch's report and each comes back by removing its `ignore`.
 
 mod common;
 
@@ -21,7 +19,7 @@ use common::fixtures::{Fixture, NamedFiles};
 use common::packages::package_dir;
 use mlpack::interp::{RunOptions, Value};
 use mlpack::ir::Target;
-use mlpack::pipeline::{self, ConvertOptions, Precision};
+use mlpack::pipeline::{self, ConvertOptions, InputShapes, Precision};
 use std::path::Path;
 
 const GROUP: &str = "transformers";
@@ -57,49 +55,70 @@ fn cosine(what: &str, ours: &Value, reference: &Value) -> f64 {
     dot / (na.sqrt() * nb.sqrt()).max(1e-30)
 }
 
-/// The `--input-shape` values of the inputs in `inputs`, read from their `.npy` files.
-fn shapes_of(inputs: &NamedFiles) -> Vec<(String, Vec<usize>)> {
-    inputs
+/// `--input-shape` for every input of a fixture with symbolic dims: the shapes of the
+/// `.npy` files of `inputs` (none for static fixtures).
+fn fixed_shapes(fx: &Fixture, inputs: &NamedFiles) -> InputShapes {
+    if fx.meta.input_dims.is_empty() {
+        return InputShapes::default();
+    }
+    let inputs = inputs
         .iter()
-        .map(|(name, file)| (name.clone(), read_npy(file).shape().to_vec()))
-        .collect()
+        .map(|(name, file)| {
+            let dims: Vec<String> = read_npy(file)
+                .shape()
+                .iter()
+                .map(usize::to_string)
+                .collect();
+            format!("{name}={}", dims.join(",")).parse().unwrap()
+        })
+        .collect();
+    InputShapes {
+        inputs,
+        ..Default::default()
+    }
 }
 
-/// Converts `fx` at `precision` with the dynamic dims fixed to the sizes of `inputs`, runs the
-/// package on `inputs` and asserts every output's cosine with `outputs` is at least
-/// `min_cosine`.
-fn check_set(
+/// Converts `fx` at `precision` (symbolic dims fixed to the sizes of `inputs`) into
+/// `target/test-packages`, and returns the package.
+fn convert_case(
     fx: &Fixture,
+    precision: Precision,
     label: &str,
     inputs: &NamedFiles,
-    outputs: &NamedFiles,
-    precision: Precision,
-    min_cosine: f64,
-) {
+) -> std::path::PathBuf {
     let dir = package_dir(&format!("{GROUP}_{}_{precision:?}{label}", fx.case));
     let package = dir.join(format!("{}.mlpackage", fx.case));
-    let dynamic = !fx.meta.input_dims.is_empty();
     let options = ConvertOptions {
         input: fx.model_path(),
         output: package.clone(),
         precision,
         mixed: Default::default(),
         target: Target::IOS17,
-        input_shapes: if dynamic {
-            shapes_of(inputs)
-        } else {
-            Vec::new()
-        },
+        input_shapes: fixed_shapes(fx, inputs),
         force: false,
         verify: None,
     };
     if let Err(e) = pipeline::convert(&options) {
-        panic!("{}{label}: convert {precision:?}: {e}", fx.name());
+        panic!("{}: convert {precision:?}: {e}", fx.name());
     }
+    package
+}
+
+/// Runs `package` on `inputs` and asserts every output's cosine with `outputs` is at least
+/// `min_cosine`.
+fn check_set(
+    fx: &Fixture,
+    package: &Path,
+    label: &str,
+    inputs: &NamedFiles,
+    outputs: &NamedFiles,
+    precision: Precision,
+    min_cosine: f64,
+) {
     let run = RunOptions {
         emulate_fp16: precision == Precision::Fp16,
     };
-    let ours = pipeline::run_package(&package, inputs, run)
+    let ours = pipeline::run_package(package, inputs, run)
         .unwrap_or_else(|e| panic!("{}{label}: run {precision:?}: {e}", fx.name()));
     assert_eq!(ours.len(), outputs.len(), "{}: output count", fx.name());
     let mut failures = Vec::new();
@@ -118,59 +137,47 @@ fn check_set(
     );
 }
 
-/// The fixture's main input set at `precision`.
+/// The fixture's main input set at `precision`, then every extra input set (other lengths of
+/// the symbolic dims), each on a package converted for its sizes. (One flexible package for
+/// every length does not convert yet: BERT slices its position ids up to the symbolic length.)
 fn check(case: &str, precision: Precision) {
     let fx = Fixture::load(GROUP, case);
     let min_cosine = match precision {
         Precision::Fp32 => FP32_MIN_COSINE,
         Precision::Fp16 | Precision::Auto => FP16_MIN_COSINE,
     };
+    let package = convert_case(&fx, precision, "", &fx.input_files());
     check_set(
         &fx,
+        &package,
         "",
         &fx.input_files(),
         &fx.output_files(),
         precision,
         min_cosine,
     );
-}
-
-/// Every extra input set (other lengths of the symbolic dims) in fp32, one package per set.
-fn check_extra_sets(case: &str) {
-    let fx = Fixture::load(GROUP, case);
-    assert!(
-        !fx.meta.extra_sets.is_empty(),
-        "{}: no extra input sets",
-        fx.name()
-    );
     for set in &fx.meta.extra_sets {
         let (inputs, outputs) = fx.extra_set_files(set);
         let label = format!("_{}", set.label);
+        let package = convert_case(&fx, precision, &label, &inputs);
         check_set(
-            &fx,
-            &label,
-            &inputs,
-            &outputs,
-            Precision::Fp32,
-            FP32_MIN_COSINE,
+            &fx, &package, &label, &inputs, &outputs, precision, min_cosine,
         );
     }
 }
 
-/// One test per case and precision: `case!(name, fp32 ignore reason?, fp16 ignore reason?)`.
+/// One test per case and precision.
 macro_rules! case {
-    ($case:ident, fp32 $(= $fp32_ignore:literal)?, fp16 $(= $fp16_ignore:literal)?) => {
+    ($case:ident) => {
         mod $case {
             use super::*;
 
             #[test]
-            $(#[ignore = $fp32_ignore])?
             fn fp32_matches_onnx_runtime() {
                 check(stringify!($case), Precision::Fp32);
             }
 
             #[test]
-            $(#[ignore = $fp16_ignore])?
             fn fp16_matches_onnx_runtime() {
                 check(stringify!($case), Precision::Fp16);
             }
@@ -178,43 +185,16 @@ macro_rules! case {
     };
 }
 
-case!(bert_ts13, fp32, fp16);
-case!(bert_ts17, fp32, fp16);
-case!(bert_dynamo18, fp32, fp16);
-case!(gpt2_ts13, fp32, fp16);
-case!(gpt2_ts17, fp32, fp16);
-case!(gpt2_dynamo18, fp32, fp16);
-case!(
-    llama_ts17,
-    fp32 = "needs IsNaN (sdpa NaN guard)",
-    fp16 = "needs IsNaN (sdpa NaN guard)"
-);
-case!(
-    llama_dynamo18,
-    fp32 = "needs IsNaN (sdpa NaN guard)",
-    fp16 = "needs IsNaN (sdpa NaN guard)"
-);
-case!(
-    vit_ts17,
-    fp32 = "needs shape-only subgraph folding (empty Slice in nn.MultiheadAttention)",
-    fp16 = "needs shape-only subgraph folding (empty Slice in nn.MultiheadAttention)"
-);
-case!(vit_dynamo18, fp32, fp16);
-
-#[test]
-fn bert_ts13_fp32_matches_onnx_runtime_at_other_lengths() {
-    check_extra_sets("bert_ts13");
-}
-
-#[test]
-fn bert_ts17_fp32_matches_onnx_runtime_at_other_lengths() {
-    check_extra_sets("bert_ts17");
-}
-
-#[test]
-fn bert_dynamo18_fp32_matches_onnx_runtime_at_other_lengths() {
-    check_extra_sets("bert_dynamo18");
-}
+case!(bert_ts13);
+case!(bert_ts17);
+case!(bert_dynamo18);
+case!(gpt2_ts13);
+case!(gpt2_ts17);
+case!(gpt2_dynamo18);
+case!(llama_ts17);
+case!(llama_dynamo18);
+case!(vit_ts17);
+case!(vit_dynamo18);
 
 /// Every case listed above exists, and every case in the group is listed above.
 #[test]
@@ -258,5 +238,39 @@ fn transformer_fixtures_have_their_files() {
             }
             assert_eq!(fx.meta.extra_sets.len(), 2, "{}", fx.name());
         }
+    }
+}
+
+/// At iOS18 every attention block (2 per model) is one `scaled_dot_product_attention`, and
+/// the GELU models (BERT, GPT-2, ViT) compute `gelu` with no `erf` or `tanh` chain left.
+/// Llama is left out: its exports guard the attention weights against NaN
+/// (`where(isnan(p), 0, p)` between softmax and the last matmul), which the attention pass
+/// does not fuse yet.
+#[test]
+fn fused_at_ios18() {
+    for fx in Fixture::all(GROUP)
+        .into_iter()
+        .filter(|fx| !fx.case.starts_with("llama"))
+    {
+        let dir = package_dir(&format!("{GROUP}_{}_ios18", fx.case));
+        let package = dir.join(format!("{}.mlpackage", fx.case));
+        let options = ConvertOptions {
+            input: fx.model_path(),
+            output: package.clone(),
+            precision: Precision::Fp16,
+            mixed: Default::default(),
+            target: Target::IOS18,
+            input_shapes: fixed_shapes(&fx, &fx.input_files()),
+            force: false,
+            verify: None,
+        };
+        let report = pipeline::convert(&options)
+            .unwrap_or_else(|e| panic!("{}: convert at iOS18: {e}", fx.name()));
+        let count = |op: &str| report.ops.get(op).copied().unwrap_or(0);
+        let what = format!("{}: {:?}", fx.name(), report.ops);
+        assert_eq!(count("scaled_dot_product_attention"), 2, "{what}");
+        assert_eq!(count("softmax"), 0, "{what}");
+        assert!(count("gelu") >= 2, "{what}");
+        assert_eq!(count("erf") + count("tanh"), 0, "{what}");
     }
 }

@@ -33,8 +33,8 @@ fn load(path: &Path) -> Program {
     onnx::load(
         path,
         &OnnxOptions {
-            input_shapes: Vec::new(),
             target: Target::IOS17,
+            ..Default::default()
         },
     )
     .unwrap()

@@ -138,14 +138,15 @@ pub struct PruneArgs {
     /// Zero every value with |w| ≤ T.
     #[arg(long, value_name = "T")]
     threshold: Option<f32>,
-    /// Zero the N smallest of every M consecutive values along --dim (e.g. 2:4).
+    /// Zero the N smallest of every M consecutive values along --prune-dim (e.g. 2:4).
     #[arg(long, value_name = "N:M")]
     n_m: Option<NmRatio>,
-    /// Prune whole blocks of B channels along --dim (with --target-sparsity).
+    /// Prune whole blocks of B channels along --prune-dim (with --target-sparsity).
     #[arg(long, value_name = "B", conflicts_with = "n_m")]
     block_size: Option<usize>,
-    /// 0: output channels, 1: input channels (default 0 for blocks, 1 for n:m).
-    #[arg(long)]
+    /// 0: output channels, 1: input channels (default 0 for blocks, 1 for n:m); the recipe's
+    /// `dim` key. (`--dim` names input dimensions, as for `convert`.)
+    #[arg(long = "prune-dim", value_name = "0|1")]
     dim: Option<usize>,
 }
 

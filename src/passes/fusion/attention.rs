@@ -940,7 +940,7 @@ mod tests {
             metadata: Default::default(),
         };
         let before = program.clone();
-        assert!(fuse(&mut program).fused.is_empty());
+        assert!(fuse(&mut program).counts.is_empty());
         assert_eq!(program, before);
     }
 }

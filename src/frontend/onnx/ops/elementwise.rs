@@ -2,7 +2,9 @@
 //! `Cast`, variadic `Sum`/`Max`/`Min`.
 
 use super::super::tensor::ir_dtype;
+use super::shape::broadcast_to;
 use super::{alias, ConvertFn, Ctx, Node};
+use crate::ir::ops::broadcast::broadcast_shapes;
 use crate::ir::{DType, Tensor};
 use crate::proto::onnx::tensor_proto::DataType;
 use crate::Error;
@@ -232,16 +234,29 @@ fn reciprocal(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 
 /// `Where(condition, X, Y)` → `select(cond, a, b)`.
 fn where_(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
-    let (c, a, b) = (
+    let (c, mut a, b) = (
         ctx.input(node, 0)?,
         ctx.input(node, 1)?,
         ctx.input(node, 2)?,
     );
-    let y = ctx.op1(
-        "select",
-        &ctx.out_name(node, 0),
-        &[("cond", &c), ("a", &a), ("b", &b)],
-    )?;
+    let out = ctx.out_name(node, 0);
+    // MIL's select takes its output shape from its branches alone (coremltools' type rule
+    // ignores `cond`), so when the condition carries dimensions the branches lack, branch `a`
+    // is broadcast to the full shape first.
+    let (ct, at, bt) = (ctx.ty(&c)?, ctx.ty(&a)?, ctx.ty(&b)?);
+    let branches = broadcast_shapes(&at.shape, &bt.shape).map_err(|e| ctx.invalid(e))?;
+    let full = broadcast_shapes(&ct.shape, &branches).map_err(|e| ctx.invalid(e))?;
+    if full != branches {
+        let dims: Option<Vec<i64>> = full.iter().map(|d| d.fixed().map(|n| n as i64)).collect();
+        let dims = dims.ok_or_else(|| {
+            ctx.unsupported(format!(
+                "the condition's shape {} is larger than the branches' and not static",
+                ct
+            ))
+        })?;
+        a = broadcast_to(ctx, &a, &dims, &format!("{out}_a"))?;
+    }
+    let y = ctx.op1("select", &out, &[("cond", &c), ("a", &a), ("b", &b)])?;
     ctx.set_output(node, 0, y);
     Ok(())
 }

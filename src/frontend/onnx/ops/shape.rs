@@ -507,16 +507,29 @@ fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// `Expand(input, shape)`: NumPy broadcast to `shape`, as a reshape to the output rank
-/// followed by `tile` (folded when the input is constant).
+/// `Expand(input, shape)`: NumPy broadcast to `shape` (see [`broadcast_to`]).
 fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
-    let in_shape = ctx.shape(&x)?;
     let requested = ctx
         .const_input(node, 1)?
         .ok_or_else(|| ctx.invalid("input 'shape' is missing"))?
         .to_i64_vec();
+    let y = broadcast_to(ctx, &x, &requested, &out)?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `x` broadcast NumPy-style to `requested` (dims of 1 in `requested` keep `x`'s size): a
+/// reshape to the output rank followed by `tile`, both folded when `x` is constant; the last
+/// op is named `out`.
+pub(super) fn broadcast_to(
+    ctx: &mut Ctx,
+    x: &str,
+    requested: &[i64],
+    out: &str,
+) -> Result<String, Error> {
+    let in_shape = ctx.shape(x)?;
     let rank = in_shape.len().max(requested.len());
     let padded: Vec<usize> = std::iter::repeat_n(1, rank - in_shape.len())
         .chain(in_shape.iter().copied())
@@ -536,10 +549,10 @@ fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
             }
         }
     }
-    let mut y = x;
+    let mut y = x.to_string();
     if padded.len() != in_shape.len() {
         let hint = if reps.iter().all(|&r| r == 1) {
-            out.clone()
+            out.to_string()
         } else {
             format!("{out}_ranked")
         };
@@ -547,10 +560,9 @@ fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     }
     if reps.iter().any(|&r| r != 1) {
         let reps_c = ctx.ints(&format!("{out}_reps"), &reps);
-        y = ctx.op1("tile", &out, &[("x", &y), ("reps", &reps_c)])?;
+        y = ctx.op1("tile", out, &[("x", &y), ("reps", &reps_c)])?;
     }
-    ctx.set_output(node, 0, y);
-    Ok(())
+    Ok(y)
 }
 
 /// `Tile(input, repeats)` → `tile` with constant repeats.
