@@ -29,6 +29,21 @@ pub struct NameTable {
 }
 
 impl NameTable {
+    /// The names `function` already uses: its inputs, its ops and their outputs.
+    pub fn of_function(function: &super::Function) -> NameTable {
+        let mut names = NameTable::default();
+        for v in &function.inputs {
+            names.reserve(&v.name);
+        }
+        for op in &function.block.operations {
+            names.reserve(&op.name);
+            for o in &op.outputs {
+                names.reserve(&o.name);
+            }
+        }
+        names
+    }
+
     /// Marks `name` as taken.
     pub fn reserve(&mut self, name: &str) {
         self.taken.insert(name.to_string());

@@ -36,16 +36,7 @@ pub fn to_fp16(
 ) -> Fp16Report {
     let mut report = Fp16Report::default();
     for function in &mut program.functions {
-        let mut names = NameTable::default();
-        for v in &function.inputs {
-            names.reserve(&v.name);
-        }
-        for op in &function.block.operations {
-            names.reserve(&op.name);
-            for o in &op.outputs {
-                names.reserve(&o.name);
-            }
-        }
+        let names = NameTable::of_function(function);
         let consts: HashMap<String, Tensor> = function
             .block
             .operations

@@ -78,16 +78,7 @@ pub fn compress_weights(
             jobs.insert(site.index, (site, spec));
         }
     }
-    let mut names = NameTable::default();
-    for op in &function.block.operations {
-        names.reserve(&op.name);
-        for o in &op.outputs {
-            names.reserve(&o.name);
-        }
-    }
-    for v in &function.inputs {
-        names.reserve(&v.name);
-    }
+    let mut names = NameTable::of_function(function);
     let slots: Vec<(Operation, Option<Job>)> = std::mem::take(&mut function.block.operations)
         .into_iter()
         .enumerate()

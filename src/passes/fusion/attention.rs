@@ -595,16 +595,7 @@ pub fn fuse_attention(function: &mut Function, target: Target) -> usize {
         mut consts,
         ..
     } = graph;
-    let mut names = NameTable::default();
-    for v in &function.inputs {
-        names.reserve(&v.name);
-    }
-    for op in &function.block.operations {
-        names.reserve(&op.name);
-        for o in &op.outputs {
-            names.reserve(&o.name);
-        }
-    }
+    let mut names = NameTable::of_function(function);
     let mut replacements: HashMap<usize, Vec<Operation>> = HashMap::new();
     let mut removed: HashSet<usize> = HashSet::new();
     let mut fused = 0;

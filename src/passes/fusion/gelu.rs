@@ -8,10 +8,9 @@
 //! 1e-4 of their exact values.
 
 use super::graph::{
-    arg, close, name_table, new_const, new_op, operands, other_operand, out, replace, split_scalar,
-    Graph,
+    arg, close, new_const, new_op, operands, other_operand, out, replace, split_scalar, Graph,
 };
-use crate::ir::{Function, Target, Tensor};
+use crate::ir::{Function, NameTable, Target, Tensor};
 use std::f64::consts::{FRAC_1_SQRT_2, PI, SQRT_2};
 
 /// The coefficient of x³ in the tanh approximation.
@@ -31,7 +30,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let Some(m) = (0..function.block.operations.len()).find_map(|i| match_at(&g, i)) else {
         return false;
     };
-    let mut names = name_table(function);
+    let mut names = NameTable::of_function(function);
     let root = g.op(m.root);
     let origin = g.op(m.anchor).origin.clone();
     let (mode_op, mode) = new_const(

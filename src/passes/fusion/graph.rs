@@ -143,21 +143,6 @@ pub fn close(value: f64, expected: f64) -> bool {
     (value - expected).abs() <= 1e-4 * expected.abs()
 }
 
-/// Fresh op and variable names for a function.
-pub fn name_table(function: &Function) -> NameTable {
-    let mut names = NameTable::default();
-    for v in &function.inputs {
-        names.reserve(&v.name);
-    }
-    for op in &function.block.operations {
-        names.reserve(&op.name);
-        for o in &op.outputs {
-            names.reserve(&o.name);
-        }
-    }
-    names
-}
-
 /// Replaces op `root` with `ops` (which end with the op producing `root`'s outputs under the
 /// same names), leaving the pattern's other ops for dead-code removal.
 pub fn replace(function: &mut Function, root: usize, ops: Vec<Operation>) {

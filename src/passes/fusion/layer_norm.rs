@@ -6,9 +6,9 @@
 //! stay separate ops after the fused norm. RMSNorm (no mean subtraction) is left decomposed.
 
 use super::graph::{
-    arg, name_table, new_const, new_op, operands, other_operand, out, replace, split_scalar, Graph,
+    arg, new_const, new_op, operands, other_operand, out, replace, split_scalar, Graph,
 };
-use crate::ir::{Argument, Dim, Function, Operation, Target, Tensor};
+use crate::ir::{Argument, Dim, Function, NameTable, Operation, Target, Tensor};
 
 /// A matched LayerNorm.
 struct Match<'a> {
@@ -27,7 +27,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let Some(m) = (0..function.block.operations.len()).find_map(|i| match_at(&g, i)) else {
         return false;
     };
-    let mut names = name_table(function);
+    let mut names = NameTable::of_function(function);
     let root = g.op(m.root);
     let dtype = root.outputs[0].ty.dtype;
     let origin = g.op(m.mean).origin.clone();

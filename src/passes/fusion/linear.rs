@@ -4,8 +4,8 @@
 //! bias it already had). MIL `linear` takes inputs of rank 1 to 3, so a `matmul` on a
 //! higher-rank input stays.
 
-use super::graph::{arg, name_table, new_const, new_op, other_operand, out, replace, Graph};
-use crate::ir::{Function, Operation, Target, Tensor};
+use super::graph::{arg, new_const, new_op, other_operand, out, replace, Graph};
+use crate::ir::{Function, NameTable, Operation, Target, Tensor};
 use bytes::Bytes;
 use rayon::prelude::*;
 
@@ -32,7 +32,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let Some(m) = (0..function.block.operations.len()).find_map(|i| match_at(&g, i)) else {
         return false;
     };
-    let mut names = name_table(function);
+    let mut names = NameTable::of_function(function);
     let root = g.op(m.root);
     let anchor = g.op(m.anchor);
     let origin = anchor.origin.clone();

@@ -3,8 +3,8 @@
 //! that axis → one `split`, followed by `squeeze` where a gather (or a squeeze mask) dropped
 //! the axis. TorchScript exports of `nn.MultiheadAttention` select Q, K and V this way.
 
-use super::graph::{arg, name_table, new_const, new_op, Graph};
-use crate::ir::{Argument, Dim, Function, Operation, Target, Tensor, Var};
+use super::graph::{arg, new_const, new_op, Graph};
+use crate::ir::{Argument, Dim, Function, NameTable, Operation, Target, Tensor, Var};
 use std::collections::BTreeMap;
 
 /// One member of a fan: the op, the range `[begin, end)` it takes along the axis, and whether
@@ -34,7 +34,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     else {
         return false;
     };
-    let mut names = name_table(function);
+    let mut names = NameTable::of_function(function);
     let first = pieces.iter().map(|p| p.op).min().expect("a fan has pieces");
     let origin = g.op(first).origin.clone();
     let x_ty = function.var_type(x).expect("a typed input").clone();
