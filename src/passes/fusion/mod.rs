@@ -3,19 +3,21 @@
 //! `scaled_dot_product_attention`).
 //!
 //! [`fuse`] runs the passes of [`PASSES`] in table order, each until it finds nothing more,
-//! and repeats the round until no pass fires; then [`fuse_attention`] rewrites every attention
-//! block at once (its matmuls have no constant operand, so the passes before never touch them). The order: activations first (they only read
+//! and repeats the round until no pass fires. The order: activations first (they only read
 //! elementwise chains), then normalization, then `linear` (so a bias `add` is taken only once
-//! the norms around it are settled), then the Q/K/V `split`. Each pass rewrites one match at
-//! a time: the pattern's last op is replaced by the fused op (same op and output names, the
-//! source node of the pattern's characteristic op as `origin`) and the rest of the pattern,
-//! whose values no other op reads, is removed as dead code.
+//! the norms around it are settled), then the Q/K/V `split`, then the softmax NaN guard moves
+//! behind its matmul. Each pass rewrites one match at a time: the pattern's last op is
+//! replaced by the fused op (same op and output names, the source node of the pattern's
+//! characteristic op as `origin`) and the rest of the pattern, whose values no other op reads,
+//! is removed as dead code. Last, [`fuse_attention`] rewrites every attention block at once
+//! (its matmuls have no constant operand, so the passes before never touch them).
 
 mod attention;
 mod gelu;
 mod graph;
 mod layer_norm;
 mod linear;
+mod nan_guard;
 mod silu;
 mod split;
 
@@ -56,6 +58,10 @@ pub const PASSES: &[Pass] = &[
     Pass {
         kind: "split",
         fuse_one: split::fuse_one,
+    },
+    Pass {
+        kind: "softmax_nan_guard",
+        fuse_one: nan_guard::fuse_one,
     },
 ];
 
