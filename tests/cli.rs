@@ -2,16 +2,11 @@
 
 mod common;
 
+use common::cli::mlpack;
+
 use common::packages::package_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn mlpack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlpack"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

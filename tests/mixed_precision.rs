@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::cli::mlpack;
+
 use common::fixtures::Fixture;
 use common::packages::package_dir;
 use mlpack::backend::read_package;
@@ -15,14 +17,6 @@ use mlpack::pipeline::{
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn mlpack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlpack"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn read_npy(path: &Path) -> Value {
     mlpack::npy::parse(&std::fs::read(path).unwrap()).unwrap()

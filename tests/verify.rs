@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::cli::{mlpack, text};
+
 use common::fixtures::Fixture;
 use common::packages::package_dir;
 use mlpack::backend::{read_package, stored_in_blob};
@@ -13,22 +15,6 @@ use mlpack::pipeline::{self, ConvertOptions, ConvertVerify, Precision};
 use mlpack::verify::VerifyOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn mlpack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlpack"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn read_npy(path: &Path) -> Value {
     mlpack::npy::parse(&std::fs::read(path).unwrap()).unwrap()

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::cli::{mlpack, text};
+
 use common::fixtures::Fixture;
 use common::packages::package_dir;
 use mlpack::frontend::onnx::{self, OnnxOptions};
@@ -12,22 +14,7 @@ use mlpack::ir::{Program, Target};
 use mlpack::verify::roles::Role;
 use mlpack::verify::{self, inputs, InputRange, InputSpec, Verdict, VerifyOptions};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn mlpack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlpack"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use std::process::Output;
 
 fn load(path: &Path) -> Program {
     onnx::load(
