@@ -184,6 +184,25 @@ fn existing_output_needs_force_and_input_is_never_the_output() {
 }
 
 #[test]
+fn missing_output_folder_names_the_requested_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("missing").join("out.mlpackage");
+    let model = small_model();
+    let o = mlpack(&[
+        "convert",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(5));
+    let line = error_line(&o);
+    assert!(line.contains(out.to_str().unwrap()), "{line}");
+    assert!(!line.contains(".tmp-"), "{line}");
+    assert_dir_only(dir.path(), &[]);
+}
+
+#[test]
 fn dynamic_batch_needs_a_dim_and_the_error_shows_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mlpackage");

@@ -45,7 +45,8 @@ pub fn write_package(program: &Program, dest: &Path, overwrite: bool) -> Result<
     let description = description::describe(program, dest)?;
     let temp = sibling(dest, "tmp")?;
     remove_any(&temp)?;
-    fs::create_dir(&temp).map_err(|e| Error::io(&temp, e))?;
+    // The temporary folder is an implementation detail: a failure names the requested package.
+    fs::create_dir(&temp).map_err(|e| Error::io(dest, e))?;
     let written =
         write_contents(program, description, &temp).and_then(|()| install(&temp, dest, overwrite));
     if written.is_err() {
