@@ -51,6 +51,29 @@ impl ShapeSet {
         }
     }
 
+    /// The accepted shapes whose dimension `axis` is at most `max` (None when there are none).
+    pub fn limit(&self, axis: usize, max: usize) -> Option<ShapeSet> {
+        match self {
+            ShapeSet::Ranges(r) => {
+                let (lo, hi) = *r.get(axis)?;
+                if lo > max {
+                    return None;
+                }
+                let mut r = r.clone();
+                r[axis] = (lo, Some(hi.map_or(max, |hi| hi.min(max))));
+                Some(ShapeSet::Ranges(r))
+            }
+            ShapeSet::Enumerated(shapes) => {
+                let kept: Vec<Vec<usize>> = shapes
+                    .iter()
+                    .filter(|s| s.get(axis).is_some_and(|&n| n <= max))
+                    .cloned()
+                    .collect();
+                (!kept.is_empty()).then_some(ShapeSet::Enumerated(kept))
+            }
+        }
+    }
+
     /// Whether `shape` is one of the accepted shapes.
     pub fn admits(&self, shape: &[usize]) -> bool {
         match self {
