@@ -117,6 +117,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn limits_narrow_ranges_and_drop_enumerated_shapes() {
+        let r = ShapeSet::Ranges(vec![(1, Some(1)), (1, Some(512)), (4, None)]);
+        assert_eq!(
+            r.limit(1, 64),
+            Some(ShapeSet::Ranges(vec![
+                (1, Some(1)),
+                (1, Some(64)),
+                (4, None)
+            ]))
+        );
+        assert_eq!(
+            r.limit(2, 8),
+            Some(ShapeSet::Ranges(vec![
+                (1, Some(1)),
+                (1, Some(512)),
+                (4, Some(8))
+            ]))
+        );
+        assert_eq!(r.limit(1, 600), Some(r.clone()));
+        assert_eq!(r.limit(2, 3), None);
+        let e = ShapeSet::Enumerated(vec![vec![1, 16], vec![1, 128], vec![1, 32]]);
+        assert_eq!(
+            e.limit(1, 64),
+            Some(ShapeSet::Enumerated(vec![vec![1, 16], vec![1, 32]]))
+        );
+        assert_eq!(e.limit(1, 8), None);
+    }
+
+    #[test]
     fn ranges_bound_and_admit_shapes() {
         let s = ShapeSet::Ranges(vec![(1, Some(1)), (2, Some(64)), (4, None)]);
         assert_eq!(s.default_shape(), [1, 2, 4]);
