@@ -7,7 +7,9 @@
 //! - default precision (fp16), run with fp16 emulation (every op's result rounded to fp16):
 //!   cosine ≥ 0.999;
 //! - BERT's sequence dim is symbolic (`seq`): converted at each stored length (16, 5 and 23
-//!   tokens), the package matches ORT at that length.
+//!   tokens), the package matches ORT at that length; and converted once with
+//!   `--dim seq=1..512` (default fp16, verified inside convert), the one flexible package
+//!   matches ORT at all three lengths.
 //!
 //! Packages go under `target/test-packages/transformers_<case>_<precision>/`, where
 //! `scripts/test.sh` checks them with coremltools.
@@ -17,8 +19,9 @@ mod common;
 
 use common::fixtures::{Fixture, NamedFiles};
 use common::packages::package_dir;
+use mlpack::backend::read_package;
 use mlpack::interp::{RunOptions, Value};
-use mlpack::ir::Target;
+use mlpack::ir::{ShapeSet, Target};
 use mlpack::pipeline::{self, ConvertOptions, InputShapes, Precision};
 use std::path::Path;
 
@@ -138,8 +141,8 @@ fn check_set(
 }
 
 /// The fixture's main input set at `precision`, then every extra input set (other lengths of
-/// the symbolic dims), each on a package converted for its sizes. (One flexible package for
-/// every length does not convert yet: BERT slices its position ids up to the symbolic length.)
+/// the symbolic dims), each on a package converted for its sizes (see [`check_flexible`] for
+/// one package for every length).
 fn check(case: &str, precision: Precision) {
     let fx = Fixture::load(GROUP, case);
     let min_cosine = match precision {
@@ -166,6 +169,80 @@ fn check(case: &str, precision: Precision) {
     }
 }
 
+/// Rows of the BERT fixtures' position table (`BERT_MAX_POSITIONS` in make_fixtures.py).
+const BERT_MAX_POSITIONS: usize = 64;
+
+/// BERT converted once with `--dim seq=1..512` at the default precision, verified inside
+/// convert at the smallest and largest length: the model slices its position ids up to `seq`
+/// from a table of [`BERT_MAX_POSITIONS`], so the accepted range narrows to that with a note,
+/// and the one package matches ONNX Runtime at every stored length (16, 5 and 23 tokens).
+fn check_flexible(case: &str) {
+    let fx = Fixture::load(GROUP, case);
+    let dir = package_dir(&format!("{GROUP}_{case}_flexible"));
+    let package = dir.join(format!("{case}.mlpackage"));
+    let options = ConvertOptions {
+        input: fx.model_path(),
+        output: package.clone(),
+        precision: Precision::Fp16,
+        mixed: Default::default(),
+        target: Target::IOS17,
+        input_shapes: InputShapes {
+            inputs: Vec::new(),
+            dims: vec!["seq=1..512".parse().unwrap()],
+        },
+        force: false,
+        verify: Some(Default::default()),
+    };
+    let report = pipeline::convert(&options)
+        .unwrap_or_else(|e| panic!("{}: convert --dim seq=1..512: {e}", fx.name()));
+    assert!(
+        report.verify.as_ref().is_some_and(|v| v.passed),
+        "{}: {:?}",
+        fx.name(),
+        report.verify
+    );
+    assert_eq!(report.limits.len(), 1, "{}: {:?}", fx.name(), report.limits);
+    assert!(
+        report.limits[0].starts_with(&format!("seq at most {BERT_MAX_POSITIONS}: node ")),
+        "{}: {:?}",
+        fx.name(),
+        report.limits
+    );
+    let program = read_package(&package).unwrap();
+    let main = program.main();
+    for v in &main.inputs {
+        assert_eq!(
+            main.input_shapes.get(&v.name),
+            Some(&ShapeSet::Ranges(vec![
+                (1, Some(1)),
+                (1, Some(BERT_MAX_POSITIONS))
+            ])),
+            "{}: accepted shapes of {}",
+            fx.name(),
+            v.name
+        );
+    }
+    let sets = fx.meta.extra_sets.iter().map(|set| {
+        let (inputs, outputs) = fx.extra_set_files(set);
+        (format!("_flexible_{}", set.label), inputs, outputs)
+    });
+    let main_set = ("_flexible".to_string(), fx.input_files(), fx.output_files());
+    let mut lengths = Vec::new();
+    for (label, inputs, outputs) in std::iter::once(main_set).chain(sets) {
+        lengths.push(read_npy(&inputs[0].1).shape()[1]);
+        check_set(
+            &fx,
+            &package,
+            &label,
+            &inputs,
+            &outputs,
+            Precision::Fp16,
+            FP16_MIN_COSINE,
+        );
+    }
+    assert_eq!(lengths, [16, 5, 23], "{}: lengths run", fx.name());
+}
+
 /// One test per case and precision.
 macro_rules! case {
     ($case:ident) => {
@@ -188,6 +265,26 @@ macro_rules! case {
 case!(bert_ts13);
 case!(bert_ts17);
 case!(bert_dynamo18);
+
+/// One flexible-length test per BERT case.
+mod flexible {
+    use super::*;
+
+    #[test]
+    fn bert_ts13_matches_onnx_runtime_at_three_lengths() {
+        check_flexible("bert_ts13");
+    }
+
+    #[test]
+    fn bert_ts17_matches_onnx_runtime_at_three_lengths() {
+        check_flexible("bert_ts17");
+    }
+
+    #[test]
+    fn bert_dynamo18_matches_onnx_runtime_at_three_lengths() {
+        check_flexible("bert_dynamo18");
+    }
+}
 case!(gpt2_ts13);
 case!(gpt2_ts17);
 case!(gpt2_dynamo18);

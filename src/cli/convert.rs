@@ -135,6 +135,9 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
         if report.fusion.total() > 0 {
             println!("fused: {}", report.fusion);
         }
+        for note in &report.limits {
+            println!("flexible: {note}");
+        }
         print_fp32_ops(&report.mixed);
         if let Some(v) = report.verify.as_ref().filter(|v| v.passed) {
             println!("verify: {}", v.summary());

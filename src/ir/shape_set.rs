@@ -51,6 +51,29 @@ impl ShapeSet {
         }
     }
 
+    /// The accepted shapes whose dimension `axis` is at most `max` (None when there are none).
+    pub fn limit(&self, axis: usize, max: usize) -> Option<ShapeSet> {
+        match self {
+            ShapeSet::Ranges(r) => {
+                let (lo, hi) = *r.get(axis)?;
+                if lo > max {
+                    return None;
+                }
+                let mut r = r.clone();
+                r[axis] = (lo, Some(hi.map_or(max, |hi| hi.min(max))));
+                Some(ShapeSet::Ranges(r))
+            }
+            ShapeSet::Enumerated(shapes) => {
+                let kept: Vec<Vec<usize>> = shapes
+                    .iter()
+                    .filter(|s| s.get(axis).is_some_and(|&n| n <= max))
+                    .cloned()
+                    .collect();
+                (!kept.is_empty()).then_some(ShapeSet::Enumerated(kept))
+            }
+        }
+    }
+
     /// Whether `shape` is one of the accepted shapes.
     pub fn admits(&self, shape: &[usize]) -> bool {
         match self {
@@ -92,6 +115,35 @@ impl fmt::Display for ShapeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_narrow_ranges_and_drop_enumerated_shapes() {
+        let r = ShapeSet::Ranges(vec![(1, Some(1)), (1, Some(512)), (4, None)]);
+        assert_eq!(
+            r.limit(1, 64),
+            Some(ShapeSet::Ranges(vec![
+                (1, Some(1)),
+                (1, Some(64)),
+                (4, None)
+            ]))
+        );
+        assert_eq!(
+            r.limit(2, 8),
+            Some(ShapeSet::Ranges(vec![
+                (1, Some(1)),
+                (1, Some(512)),
+                (4, Some(8))
+            ]))
+        );
+        assert_eq!(r.limit(1, 600), Some(r.clone()));
+        assert_eq!(r.limit(2, 3), None);
+        let e = ShapeSet::Enumerated(vec![vec![1, 16], vec![1, 128], vec![1, 32]]);
+        assert_eq!(
+            e.limit(1, 64),
+            Some(ShapeSet::Enumerated(vec![vec![1, 16], vec![1, 32]]))
+        );
+        assert_eq!(e.limit(1, 8), None);
+    }
 
     #[test]
     fn ranges_bound_and_admit_shapes() {

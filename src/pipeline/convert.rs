@@ -101,6 +101,9 @@ pub struct ConvertReport {
     pub mixed: PrecisionReport,
     /// Patterns fused into single ops, by kind.
     pub fusion: FusionReport,
+    /// Flexible sizes narrowed to what the model computes (e.g. positions up to the size of
+    /// its position table), one note each.
+    pub limits: Vec<String>,
     /// Verification against the source, unless skipped.
     pub verify: Option<VerifyReport>,
 }
@@ -195,6 +198,11 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
         ops,
         mixed: prepared.precision,
         fusion: prepared.fusion,
+        limits: program
+            .metadata
+            .get(onnx::LIMITS_METADATA_KEY)
+            .map(|notes| notes.split("; ").map(str::to_string).collect())
+            .unwrap_or_default(),
         verify: verified,
     })
 }

@@ -5,7 +5,8 @@ use super::reader::ExternalData;
 use super::tensor::{elem_type_name, ir_dtype, to_ir_tensor};
 use super::{input_shapes, ops, OnnxOptions};
 use crate::ir::{
-    sanitize_name, Builder, DType, Function, NameTable, Program, ShapeSet, Tensor, TensorType, Var,
+    sanitize_name, Builder, DType, Dim, Function, NameTable, Program, ShapeSet, Tensor, TensorType,
+    Var,
 };
 use crate::proto::onnx::{
     tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto, TensorProto, ValueInfoProto,
@@ -34,6 +35,8 @@ pub struct Ctx<'m> {
     consumed: HashSet<&'m str>,
     /// `node 'name' (OpType)`, prefixed to errors.
     current: String,
+    /// Largest size each symbolic dimension can take, with the node that limits it.
+    limits: BTreeMap<String, (usize, String)>,
 }
 
 impl<'m> Ctx<'m> {
@@ -109,6 +112,20 @@ impl<'m> Ctx<'m> {
                 Some(name) => Err(self.unsupported(format!("input '{name}' must be a constant"))),
             },
         }
+    }
+
+    /// Records that symbolic dimension `dim` can be at most `max` for the model to compute
+    /// (e.g. it slices a table of `max` rows): the flexible sizes are narrowed to it.
+    pub fn limit_dim(&mut self, dim: &str, max: usize) {
+        let current = &self.current;
+        self.limits
+            .entry(dim.to_string())
+            .and_modify(|l| {
+                if max < l.0 {
+                    *l = (max, current.clone());
+                }
+            })
+            .or_insert_with(|| (max, current.clone()));
     }
 
     /// Converts a tensor stored in the model (e.g. a `Constant` attribute) to an IR tensor.
@@ -554,6 +571,7 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
             .collect(),
         consumed,
         current: String::new(),
+        limits: BTreeMap::new(),
     };
     for name in &bool_inputs {
         let var = ctx.values[name].clone();
@@ -596,7 +614,8 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
     let mut function = ctx
         .b
         .finish(outputs.iter().map(|(_, v)| v.clone()).collect());
-    function.input_shapes = input_shapes;
+    let limited = apply_limits(&inputs, input_shapes, &ctx.limits)?;
+    function.input_shapes = limited.0;
     name_outputs_after_graph(&mut function, &outputs);
     remove_dead_ops(&mut function);
     reject_empty_tensors(&function, path)?;
@@ -607,11 +626,57 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
     );
     metadata.insert("mlpack.source".to_string(), file_name);
     metadata.insert("mlpack.onnx_opset".to_string(), opset.to_string());
+    if !limited.1.is_empty() {
+        metadata.insert(LIMITS_METADATA_KEY.to_string(), limited.1.join("; "));
+    }
     Ok(Program {
         target: options.target,
         functions: vec![function],
         metadata,
     })
+}
+
+/// Metadata key of the notes on flexible sizes the model limits (see [`Ctx::limit_dim`]).
+pub const LIMITS_METADATA_KEY: &str = "mlpack.flexible_limits";
+
+/// The accepted shapes of flexible inputs narrowed to the limits the conversion found on
+/// their symbolic dimensions, with a note per narrowed dimension. A limit below every
+/// requested size is a usage error naming the node.
+fn apply_limits(
+    inputs: &[(String, Var)],
+    mut sets: BTreeMap<String, ShapeSet>,
+    limits: &BTreeMap<String, (usize, String)>,
+) -> Result<(BTreeMap<String, ShapeSet>, Vec<String>), Error> {
+    let mut notes: Vec<String> = Vec::new();
+    for (_, var) in inputs {
+        let Some(set) = sets.get_mut(&var.name) else {
+            continue;
+        };
+        for (i, d) in var.ty.shape.iter().enumerate() {
+            let Dim::Symbol(s) = d else { continue };
+            let Some((max, node)) = limits.get(s) else {
+                continue;
+            };
+            let narrowed = match set.limit(i, *max) {
+                Some(n) => n,
+                None => {
+                    return Err(Error::Usage(format!(
+                        "--dim {s}: {node} takes {s} up to {max}, every requested size of input '{}' is larger ({set})",
+                        var.name
+                    )))
+                }
+            };
+            if narrowed != *set {
+                let note =
+                    format!("{s} at most {max}: {node} slices an axis of size {max} up to {s}");
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+                *set = narrowed;
+            }
+        }
+    }
+    Ok((sets, notes))
 }
 
 /// Renames each output variable to its graph output's sanitised name when an intermediate

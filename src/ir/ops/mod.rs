@@ -199,6 +199,41 @@ mod tests {
         assert!(seen.len() > 100, "only {} ops registered", seen.len());
     }
 
+    /// With an end computed at run time, `slice_by_index` keeps the size of every dimension
+    /// taken whole (both masks set), stride included, and only the others are unknown.
+    #[test]
+    fn slice_by_index_with_a_run_time_end_keeps_masked_dims() {
+        use crate::ir::{Builder, DType, Dim, Tensor, Var};
+        let seq = Dim::Symbol("seq".into());
+        let x = TensorType {
+            dtype: DType::F32,
+            shape: vec![Dim::Fixed(5), seq.clone(), Dim::Fixed(6)],
+        };
+        let end = TensorType::fixed(DType::I32, &[3]);
+        let mut b = Builder::new("main", vec![Var::new("x", x), Var::new("end", end)]);
+        let begin = b.constant("begin", Tensor::vec_i32(&[0, 0, 0]));
+        let stride = b.constant("stride", Tensor::vec_i32(&[2, 1, 1]));
+        let mask = b.constant("mask", Tensor::from_bool(&[3], &[true, true, false]));
+        let y = b
+            .op1(
+                "slice_by_index",
+                "y",
+                &[
+                    ("x", &["x"]),
+                    ("begin", &[&begin]),
+                    ("end", &["end"]),
+                    ("stride", &[&stride]),
+                    ("begin_mask", &[&mask]),
+                    ("end_mask", &[&mask]),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            b.ty(&y).unwrap().shape,
+            vec![Dim::Fixed(3), seq, Dim::Symbol("y_d2".into())]
+        );
+    }
+
     /// A small CNN with a symbolic batch dim: built (type rules), validated, then run (kernels);
     /// every output value must match its declared type.
     #[test]

@@ -571,20 +571,37 @@ fn infer_slice_by_index(a: &InferArgs) -> Result<Vec<TensorType>, String> {
                 ),
                 None => None,
             };
-            Some(SliceSpec::new(x.rank(), b, e, stride, masks)?)
+            Some(SliceSpec::new(x.rank(), b, e, stride, masks.clone())?)
         }
         _ => None,
+    };
+    // With begin or end computed at run time, a dimension taken whole (both masks) keeps its
+    // size, as in coremltools.
+    let mask = |m: &Option<Vec<i64>>, i: usize| {
+        m.as_ref()
+            .is_some_and(|m| m.get(i).is_some_and(|&v| v != 0))
+    };
+    let stride = match a.opt_ty("stride") {
+        Some(_) => a.known_ints("stride"),
+        None => Some(vec![1; x.rank()]),
     };
     let mut shape = Vec::new();
     for (i, d) in x.shape.iter().enumerate() {
         if squeeze[i] {
             continue;
         }
-        shape.push(match (&spec, d.fixed()) {
-            (Some(spec), Some(n)) => fixed(spec.dim(i, n)?.len),
-            (Some(spec), None) if spec.begin_mask[i] && spec.end_mask[i] && spec.stride[i] == 1 => {
+        let whole_stride = (mask(&masks[0], i) && mask(&masks[1], i))
+            .then(|| stride.as_ref().and_then(|s| s.get(i).copied()))
+            .flatten();
+        shape.push(match (&spec, d.fixed(), whole_stride) {
+            (Some(spec), Some(n), _) => fixed(spec.dim(i, n)?.len),
+            (Some(spec), None, _)
+                if spec.begin_mask[i] && spec.end_mask[i] && spec.stride[i] == 1 =>
+            {
                 d.clone()
             }
+            (None, Some(n), Some(s)) if s != 0 => fixed(n.div_ceil(s.unsigned_abs() as usize)),
+            (None, None, Some(1 | -1)) => d.clone(),
             _ => a.symbol(i),
         });
     }

@@ -15,6 +15,7 @@ mod pool;
 mod reduction;
 mod resize;
 mod shape;
+mod slice;
 mod tensor_extra;
 mod tensor_ops;
 
@@ -41,6 +42,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     reduction::CONVERTERS,
     resize::CONVERTERS,
     shape::CONVERTERS,
+    slice::CONVERTERS,
     tensor_extra::CONVERTERS,
     tensor_ops::CONVERTERS,
 ];

@@ -187,9 +187,14 @@ fn instance_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 fn layer_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
-    let shape = ctx.shape(&x)?;
-    let first = axis(ctx, ctx.attr(node.int_or("axis", -1))?, shape.len())?;
-    let normalized = &shape[first..];
+    let rank = ctx.rank(&x)?;
+    let first = axis(ctx, ctx.attr(node.int_or("axis", -1))?, rank)?;
+    // The normalised dimensions' sizes, when they are all known (the leading ones may be
+    // symbolic).
+    let normalized: Option<Vec<usize>> = ctx.ty(&x)?.shape[first..]
+        .iter()
+        .map(|d| d.fixed())
+        .collect();
     let mut affine = Vec::new();
     for (i, param) in [(1, "gamma"), (2, "beta")] {
         if let Some(v) = ctx.opt_input(node, i)? {
@@ -200,10 +205,11 @@ fn layer_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     // they are applied after it with broadcasting mul/add.
     let fused = affine.iter().all(|(_, v)| {
         ctx.const_value(v).is_some()
-            && ctx.ty(v).ok().and_then(|t| t.static_shape()).as_deref() == Some(normalized)
+            && normalized.is_some()
+            && ctx.ty(v).ok().and_then(|t| t.static_shape()) == normalized
     });
     let mut params = vec![("x", x)];
-    let axes: Vec<i64> = (first as i64..shape.len() as i64).collect();
+    let axes: Vec<i64> = (first as i64..rank as i64).collect();
     params.push(("axes", ctx.ints(&format!("{out}_axes"), &axes)));
     if fused {
         params.extend(affine.iter().cloned());

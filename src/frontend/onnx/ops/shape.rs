@@ -1,5 +1,5 @@
 //! Tensor manipulation: `Reshape`, `Flatten`, `Transpose`, `Concat`, `Squeeze`,
-//! `Unsqueeze`, `Shape`, `Gather`, `Slice`, `Expand`, `Tile`, `Split`, `Pad`,
+//! `Unsqueeze`, `Shape`, `Gather`, `Expand`, `Tile`, `Split`, `Pad`,
 //! `DepthToSpace`, `SpaceToDepth`.
 
 use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Node};
@@ -383,130 +383,6 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// One axis of a slice, normalised against its dimension `dim` the way ONNX clamps:
-/// returns (begin, end, end_mask) for `slice_by_index`.
-pub fn slice_axis(start: i64, end: i64, step: i64, dim: usize) -> (i64, i64, bool) {
-    let d = dim as i64;
-    if d == 0 {
-        return (0, 0, false);
-    }
-    let norm = |v: i64| if v < 0 { v + d } else { v };
-    if step > 0 {
-        (norm(start).clamp(0, d), norm(end).clamp(0, d), false)
-    } else {
-        let begin = norm(start).clamp(0, d - 1);
-        let end = norm(end).clamp(-1, d - 1);
-        // An end before index 0 cannot be written as an index (-1 means the last element).
-        if end < 0 {
-            (begin, 0, true)
-        } else {
-            (begin, end, false)
-        }
-    }
-}
-
-/// `Slice`: attributes before opset 10, constant inputs from it; emitted as a full-rank
-/// `slice_by_index` with concrete begin/end/stride, or an empty constant when the slice
-/// selects nothing.
-fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
-    let x = ctx.input(node, 0)?;
-    let out = ctx.out_name(node, 0);
-    let dims = ctx.ty(&x)?.shape;
-    let rank = dims.len();
-    let (starts, ends, listed_axes, steps) = if ctx.opset < 10 {
-        let starts = ctx
-            .attr(node.ints("starts"))?
-            .ok_or_else(|| ctx.invalid("attribute 'starts' is missing"))?;
-        let ends = ctx
-            .attr(node.ints("ends"))?
-            .ok_or_else(|| ctx.invalid("attribute 'ends' is missing"))?;
-        (starts, ends, ctx.attr(node.ints("axes"))?, None)
-    } else {
-        let mut get = |i: usize| ctx.const_input(node, i).map(|t| t.map(|t| t.to_i64_vec()));
-        let starts = get(1)?.unwrap_or_default();
-        let ends = get(2)?.unwrap_or_default();
-        (starts, ends, get(3)?, get(4)?)
-    };
-    let listed_axes = listed_axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
-    let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-    if ends.len() != starts.len()
-        || listed_axes.len() != starts.len()
-        || steps.len() != starts.len()
-    {
-        return Err(ctx.invalid("starts, ends, axes and steps must have the same length"));
-    }
-    let sliced = axes(ctx, &listed_axes, rank)?;
-    let mut begin: Vec<i64> = vec![0; rank];
-    // A symbolic dimension left whole is sliced with its end masked.
-    let mut end: Vec<i64> = dims.iter().map(|d| d.fixed().unwrap_or(0) as i64).collect();
-    let mut stride = vec![1i64; rank];
-    let mut end_mask: Vec<bool> = dims.iter().map(|d| d.fixed().is_none()).collect();
-    // Symbolic dimensions are never sliced (below), so 1 stands for them in the emptiness test.
-    let mut out_shape: Vec<usize> = dims.iter().map(|d| d.fixed().unwrap_or(1)).collect();
-    for (k, &a) in sliced.iter().enumerate() {
-        if steps[k] == 0 {
-            return Err(ctx.invalid("a slice step is 0"));
-        }
-        let Some(dim) = dims[a].fixed() else {
-            if starts[k] == 0 && ends[k] >= i32::MAX as i64 && steps[k] == 1 {
-                continue;
-            }
-            return Err(ctx.unsupported(format!(
-                "slicing symbolic dimension '{}' (axis {a}) is not supported; fix it with --dim",
-                dims[a]
-            )));
-        };
-        let (b, e, m) = slice_axis(starts[k], ends[k], steps[k], dim);
-        (begin[a], end[a], stride[a], end_mask[a]) = (b, e, steps[k], m);
-        let span = if steps[k] > 0 {
-            e - b
-        } else if m {
-            b + 1
-        } else {
-            b - e
-        };
-        let step = steps[k].unsigned_abs();
-        out_shape[a] = (span.max(0) as u64).div_ceil(step) as usize;
-    }
-    if out_shape.contains(&0) {
-        // An empty result has no data to compute: it is the same constant whatever `x` holds.
-        let dtype = ctx.ty(&x)?.dtype;
-        let y = ctx.empty(&out, dtype, &out_shape)?;
-        ctx.set_output(node, 0, y);
-        return Ok(());
-    }
-    let whole = |(i, d): (usize, &Dim)| d.fixed().is_none_or(|d| end[i] == d as i64);
-    if begin.iter().all(|&b| b == 0)
-        && stride.iter().all(|&s| s == 1)
-        && dims.iter().enumerate().all(whole)
-    {
-        ctx.set_output(node, 0, x);
-        return Ok(());
-    }
-    let begin_c = ctx.ints(&format!("{out}_begin"), &begin);
-    let end_c = ctx.ints(&format!("{out}_end"), &end);
-    let stride_c = ctx.ints(&format!("{out}_stride"), &stride);
-    let mut params = vec![
-        ("x", x),
-        ("begin", begin_c),
-        ("end", end_c),
-        ("stride", stride_c),
-    ];
-    if end_mask.iter().any(|&m| m) {
-        params.push((
-            "end_mask",
-            ctx.constant(
-                &format!("{out}_end_mask"),
-                Tensor::from_bool(&[rank], &end_mask),
-            ),
-        ));
-    }
-    let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
-    let y = ctx.op1("slice_by_index", &out, &refs)?;
-    ctx.set_output(node, 0, y);
-    Ok(())
-}
-
 /// `Expand(input, shape)`: NumPy broadcast to `shape` (see [`broadcast_to`]).
 fn expand(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let x = ctx.input(node, 0)?;
@@ -736,7 +612,6 @@ pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("Pad", pad),
     ("Reshape", reshape),
     ("Shape", shape),
-    ("Slice", slice),
     ("SpaceToDepth", space_to_depth),
     ("Split", split),
     ("Squeeze", squeeze),
@@ -758,20 +633,5 @@ mod tests {
         assert_eq!(reshape_target(&[2, 3, 4], &[-1], false).unwrap(), vec![24]);
         assert!(reshape_target(&[2, 3, 4], &[5, -1], false).is_err());
         assert!(reshape_target(&[2, 3], &[-1, -1], false).is_err());
-    }
-
-    #[test]
-    fn slice_ends_clamp_like_onnx() {
-        // x[1:INT64_MAX] on a dimension of 5.
-        assert_eq!(slice_axis(1, i64::MAX, 1, 5), (1, 5, false));
-        // x[-2:] → begin 3.
-        assert_eq!(slice_axis(-2, i32::MAX as i64, 1, 5), (3, 5, false));
-        // x[::-1]: start INT_MAX clamps to 4, end INT_MIN runs past the front.
-        assert_eq!(
-            slice_axis(i32::MAX as i64, i32::MIN as i64, -1, 5),
-            (4, 0, true)
-        );
-        // x[3:0:-1] stops before index 0.
-        assert_eq!(slice_axis(3, 0, -1, 5), (3, 0, false));
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of graph patterns torch's ONNX exporters emit: shape computations with empty
 //! intermediates (`unflatten` slices `shape[dim + 1:]`, empty at the last axis), and the
-//! `IsNaN`/`IsInf` predicates, with values from the ONNX operator definitions.
+//! `IsNaN`/`IsInf` predicates, with values from the ONNX operator definitions; BERT's
+//! `position_ids[:, :seq]` on a symbolic `seq`.
 
 use super::*;
 
@@ -155,4 +156,112 @@ fn is_nan_and_is_inf_follow_the_onnx_definitions() {
     assert_eq!(predicate("IsInf", negative, &x), vec![0, 0, 0, 0, 1, 0]);
     let neither = vec![int("detect_positive", 0), int("detect_negative", 0)];
     assert_eq!(predicate("IsInf", neither, &x), vec![0; 6]);
+}
+
+/// `y = x + pos[:, :seq]` as BERT computes its position ids: `seq` is read with Shape → Gather
+/// → Unsqueeze from `x` of shape [1, seq]; `pos` is [[0, 1, …, 7]]. `start` names the start.
+fn positions_up_to_seq(start: &str) -> ModelProto {
+    let nodes = vec![
+        node("Shape", "shape", &["x"], &["s"], vec![]),
+        node(
+            "Gather",
+            "gather",
+            &["s", "one"],
+            &["n"],
+            vec![int("axis", 0)],
+        ),
+        node("Unsqueeze", "unsq", &["n", "axes0"], &["n1"], vec![]),
+        node(
+            "Slice",
+            "positions",
+            &["pos", start, "n1", "axes1"],
+            &["p"],
+            vec![],
+        ),
+        node("Add", "add", &["x", "p"], &["y"], vec![]),
+    ];
+    let one = TensorProto {
+        name: "one".into(),
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![1],
+        ..Default::default()
+    };
+    let positions: Vec<f32> = (0..8).map(|i| i as f32).collect();
+    let inits = vec![
+        one,
+        init_i64("axes0", &[0]),
+        init_i64("axes1", &[1]),
+        init_i64("zero", &[0]),
+        init_f32("pos", &[1, 8], &positions),
+    ];
+    let x = value("x", DataType::Float, &[D::N(1), D::P("seq")]);
+    model(13, nodes, vec![x], &["y"], inits)
+}
+
+fn with_seq(range: &str) -> OnnxOptions {
+    OnnxOptions {
+        dims: vec![format!("seq={range}").parse().unwrap()],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_slice_up_to_a_symbolic_length_ends_at_run_time() {
+    use crate::interp::{run, RunOptions, Value};
+    let p = load_with(&positions_up_to_seq("zero"), &with_seq("1..512")).unwrap();
+    let f = p.main();
+    let slice = ops(f)
+        .into_iter()
+        .find(|op| op.op_type == "slice_by_index")
+        .expect("a slice_by_index");
+    assert!(
+        f.block
+            .producer(slice.input("end").unwrap()[0].var().unwrap())
+            .is_some_and(|(_, op)| op.op_type != "const"),
+        "the end is computed at run time"
+    );
+    let seq = Dim::Symbol("seq".into());
+    assert_eq!(slice.outputs[0].ty.shape, vec![Dim::Fixed(1), seq.clone()]);
+    assert_eq!(f.block.outputs.len(), 1);
+    // The table has 8 positions: seq is limited to 8, and the note says which node.
+    assert_eq!(
+        f.input_shapes["x"],
+        crate::ir::ShapeSet::Ranges(vec![(1, Some(1)), (1, Some(8))])
+    );
+    assert_eq!(
+        p.metadata[LIMITS_METADATA_KEY],
+        "seq at most 8: node 'positions' (Slice) slices an axis of size 8 up to seq"
+    );
+    for n in [1usize, 3, 8] {
+        let x: Vec<f32> = (0..n).map(|i| 10.0 * i as f32).collect();
+        let mut values = std::collections::BTreeMap::new();
+        let array = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[1, n]), x).unwrap();
+        values.insert("x".to_string(), Value::Float(array));
+        let outs = run(f, &values, RunOptions::default()).unwrap();
+        let y: Vec<f32> = outs[0].1.to_f32_array().unwrap().iter().copied().collect();
+        let want: Vec<f32> = (0..n).map(|i| 11.0 * i as f32).collect();
+        assert_eq!(y, want, "seq {n}");
+    }
+}
+
+#[test]
+fn a_length_beyond_the_sliced_table_is_a_usage_error() {
+    let e = load_with(&positions_up_to_seq("zero"), &with_seq("9..512")).unwrap_err();
+    assert!(matches!(e, Error::Usage(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("node 'positions' (Slice) takes seq up to 8"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_slice_start_computed_at_run_time_is_an_error_naming_the_node() {
+    let e = load_with(&positions_up_to_seq("n1"), &with_seq("1..512")).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("node 'positions' (Slice): a start computed at run time"),
+        "{e}"
+    );
 }
