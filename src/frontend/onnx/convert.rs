@@ -385,8 +385,8 @@ fn declared_input(
     }
 }
 
-/// How to fix or free the dynamic dims of input `v`, with the model's own names.
-fn dynamic_hint(v: &ValueInfoProto, dims: &[input_shapes::Declared]) -> String {
+/// The declared dims of an input as shown in errors: `[1,seq]`.
+fn shown_shape(dims: &[input_shapes::Declared]) -> String {
     let shown: Vec<String> = dims
         .iter()
         .map(|d| match d {
@@ -395,35 +395,51 @@ fn dynamic_hint(v: &ValueInfoProto, dims: &[input_shapes::Declared]) -> String {
             Err(None) => "?".into(),
         })
         .collect();
-    let shape = format!("shape [{}]", shown.join(","));
-    match dims.iter().find_map(|d| d.as_ref().err()) {
-        Some(Some(label)) => {
-            let example = if label.to_ascii_lowercase().contains("batch") {
-                1
-            } else {
-                128
-            };
-            format!(
-                "input '{}' has dynamic dimension '{label}' ({shape}); fix it with --dim {label}={example}, or make it flexible with --dim {label}=1..512",
-                v.name
-            )
+    format!("[{}]", shown.join(","))
+}
+
+/// How to fix or free an unnamed dynamic dim of input `v`, with `--input-shape`.
+fn unnamed_dynamic_hint(v: &ValueInfoProto, dims: &[input_shapes::Declared]) -> String {
+    let fixed: Vec<String> = dims
+        .iter()
+        .map(|d| d.as_ref().map_or(1, |n| *n).to_string())
+        .collect();
+    let ranged: Vec<String> = dims
+        .iter()
+        .map(|d| d.as_ref().map_or("1..512".to_string(), |n| n.to_string()))
+        .collect();
+    format!(
+        "input '{}' has an unnamed dynamic dimension (shape {}); fix it with --input-shape {}={}, or make it flexible with --input-shape {}={}",
+        v.name,
+        shown_shape(dims),
+        v.name,
+        fixed.join(","),
+        v.name,
+        ranged.join(",")
+    )
+}
+
+/// How to fix or free named dynamic dimension `label`, shared by `inputs` (name, shape).
+fn named_dynamic_hint(label: &str, inputs: &[(String, String)]) -> String {
+    let example = if label.to_ascii_lowercase().contains("batch") {
+        1
+    } else {
+        128
+    };
+    let fix = format!(
+        "fix it with --dim {label}={example}, or make it flexible with --dim {label}=1..512"
+    );
+    match inputs {
+        [(name, shape)] => {
+            format!("input '{name}' has dynamic dimension '{label}' (shape {shape}); {fix}")
         }
         _ => {
-            let fixed: Vec<String> = dims
-                .iter()
-                .map(|d| d.as_ref().map_or(1, |n| *n).to_string())
-                .collect();
-            let ranged: Vec<String> = dims
-                .iter()
-                .map(|d| d.as_ref().map_or("1..512".to_string(), |n| n.to_string()))
-                .collect();
+            let names: Vec<String> = inputs.iter().map(|(n, _)| format!("'{n}'")).collect();
+            let shapes: Vec<&str> = inputs.iter().map(|(_, s)| s.as_str()).collect();
             format!(
-                "input '{}' has an unnamed dynamic dimension ({shape}); fix it with --input-shape {}={}, or make it flexible with --input-shape {}={}",
-                v.name,
-                v.name,
-                fixed.join(","),
-                v.name,
-                ranged.join(",")
+                "inputs {} have dynamic dimension '{label}' (shapes {}); {fix}",
+                names.join(", "),
+                shapes.join(", ")
             )
         }
     }
@@ -463,6 +479,8 @@ fn function_inputs(
     let mut result = Vec::with_capacity(inputs.len());
     let mut flexible = BTreeMap::new();
     let mut dynamic = Vec::new();
+    // Named dynamic dimensions, in order of first use, with the inputs (name, shape) using them.
+    let mut named: Vec<(String, Vec<(String, String)>)> = Vec::new();
     let mut params: Vec<String> = Vec::new();
     for v in inputs {
         let (elem_type, declared) = declared_input(v, path)?;
@@ -496,7 +514,25 @@ fn function_inputs(
             input_shapes::resolve(&v.name, &declared_dims, given, &options.dims)
                 .map_err(Error::Usage)?
         else {
-            dynamic.push(dynamic_hint(v, &declared_dims));
+            let labels: Vec<&String> = declared_dims
+                .iter()
+                .filter_map(|d| d.as_ref().err().and_then(Option::as_ref))
+                .collect();
+            if labels.len() < declared_dims.iter().filter(|d| d.is_err()).count() {
+                dynamic.push(unnamed_dynamic_hint(v, &declared_dims));
+            }
+            for label in labels {
+                let users = match named.iter_mut().find(|(l, _)| l == label) {
+                    Some((_, users)) => users,
+                    None => {
+                        named.push((label.clone(), Vec::new()));
+                        &mut named.last_mut().expect("just pushed").1
+                    }
+                };
+                if !users.iter().any(|(n, _)| *n == v.name) {
+                    users.push((v.name.clone(), shown_shape(&declared_dims)));
+                }
+            }
             continue;
         };
         let var_name = names.fresh(&v.name);
@@ -521,6 +557,11 @@ fn function_inputs(
             }
         )));
     }
+    dynamic.extend(
+        named
+            .iter()
+            .map(|(label, users)| named_dynamic_hint(label, users)),
+    );
     if !dynamic.is_empty() {
         return Err(Error::Unsupported {
             path: path.to_path_buf(),

@@ -511,6 +511,26 @@ fn dynamic_dimensions_need_an_input_shape() {
 }
 
 #[test]
+fn a_dimension_shared_by_inputs_gets_one_hint_naming_them_all() {
+    let nodes = vec![node("Add", "add", &["a", "b"], &["y"], vec![])];
+    let inputs = vec![
+        value("a", DataType::Float, &[D::P("batch"), D::P("seq")]),
+        value("b", DataType::Float, &[D::N(1), D::P("seq")]),
+    ];
+    let m = model(13, nodes, inputs, &["y"], vec![]);
+    let msg = load_with(&m, &OnnxOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.ends_with(
+            "input 'a' has dynamic dimension 'batch' (shape [batch,seq]); fix it with --dim batch=1, or make it flexible with --dim batch=1..512; \
+             inputs 'a', 'b' have dynamic dimension 'seq' (shapes [batch,seq], [1,seq]); fix it with --dim seq=128, or make it flexible with --dim seq=1..512"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
 fn names_inputs_outputs_and_metadata() {
     let nodes = vec![
         node("Relu", "relu", &["in.put:0"], &["out/put"], vec![]),
