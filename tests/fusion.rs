@@ -1,7 +1,8 @@
 //! Fusion on fixture models: the transformer (GELU via erf; a decomposed LayerNorm at opset
-//! 13, `LayerNormalization` at 17) and efficientnet_b0 (SiLU as sigmoid · x) convert in fp32
-//! and fp16 to packages holding the fused ops and none of their pieces, whose outputs still
-//! match the ONNX Runtime outputs saved with the fixture (tolerances as in tests/models.rs).
+//! 13, `LayerNormalization` at 17), efficientnet_b0 (SiLU as sigmoid · x) and the torchvision
+//! CNNs (BatchNormalization after each Conv, global pooling then Flatten) convert in fp32 and
+//! fp16 to packages holding the fused ops and none of their pieces, whose outputs still match
+//! the ONNX Runtime outputs saved with the fixture (tolerances as in tests/models.rs).
 
 mod common;
 
@@ -102,5 +103,32 @@ fn efficientnet_converts_with_silu() {
         assert_eq!(fused.get("silu"), Some(&49), "{fused:?}");
         // The squeeze-excitation gates stay sigmoid · y (y is not the sigmoid's input).
         assert_eq!(ops.get("sigmoid"), Some(&16), "{ops:?}");
+        assert_eq!(ops.get("batch_norm"), None, "{ops:?}");
+        assert_eq!(fused.get("conv_batch_norm"), Some(&49), "{fused:?}");
+        assert_eq!(ops.get("conv"), Some(&81), "{ops:?}");
+    }
+}
+
+#[test]
+fn cnns_fold_every_batch_norm_into_its_conv() {
+    let dir = common::packages::package_dir("fusion_cnn");
+    // torchvision's architectures: (convolutions, of which followed by BatchNorm).
+    for (case, convs, norms) in [
+        ("resnet18_op17", 20, 20),
+        ("mobilenet_v3_small_op13", 52, 34),
+    ] {
+        for precision in [Precision::Fp32, Precision::Fp16] {
+            let (ops, fused) = convert(case, precision, &dir);
+            assert_eq!(ops.get("batch_norm"), None, "{case}: {ops:?}");
+            assert_eq!(ops.get("conv"), Some(&convs), "{case}: {ops:?}");
+            assert_eq!(
+                fused.get("conv_batch_norm"),
+                Some(&norms),
+                "{case}: {fused:?}"
+            );
+            // The pooled features are flattened by the reduction itself.
+            assert_eq!(fused.get("reduce"), Some(&1), "{case}: {fused:?}");
+            assert_eq!(ops.get("reshape"), None, "{case}: {ops:?}");
+        }
     }
 }

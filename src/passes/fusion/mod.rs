@@ -1,11 +1,15 @@
 //! Fusion: IR-to-IR passes replacing decomposed exporter idioms with the single MIL op Core ML
 //! runs natively (`gelu`, `layer_norm`, `linear`, `split`, `silu`, and attention blocks as
-//! `scaled_dot_product_attention`).
+//! `scaled_dot_product_attention`), constant batch normalization folded into the convolution
+//! before it, chains of shape-only ops as one `reshape`, and a reduction keeping axes that the
+//! next op drops as one reduction without them.
 //!
 //! [`fuse`] runs the passes of [`PASSES`] in table order, each until it finds nothing more,
-//! and repeats the round until no pass fires. The order: activations first (they only read
+//! and repeats the round until no pass fires. The order: conv + batch_norm folding first (it
+//! only reads constants), then activations (they only read
 //! elementwise chains), then normalization, then `linear` (so a bias `add` is taken only once
-//! the norms around it are settled), then the Q/K/V `split`, then the softmax NaN guard moves
+//! the norms around it are settled), then the Q/K/V `split`, then the reshape chains (the
+//! split's squeezes among them) and kept reduction axes, then the softmax NaN guard moves
 //! behind its matmul. Each pass rewrites one match at a time: the pattern's last op is
 //! replaced by the fused op (same op and output names, the source node of the pattern's
 //! characteristic op as `origin`) and the rest of the pattern, whose values no other op reads,
@@ -13,11 +17,14 @@
 //! (its matmuls have no constant operand, so the passes before never touch them).
 
 mod attention;
+mod conv_batch_norm;
 mod gelu;
 mod graph;
 mod layer_norm;
 mod linear;
 mod nan_guard;
+mod reduce_keep_dims;
+mod reshape_chain;
 mod silu;
 mod split;
 
@@ -40,6 +47,10 @@ pub struct Pass {
 /// Every fusion pass, in the order [`fuse`] runs them.
 pub const PASSES: &[Pass] = &[
     Pass {
+        kind: "conv_batch_norm",
+        fuse_one: conv_batch_norm::fuse_one,
+    },
+    Pass {
         kind: "silu",
         fuse_one: silu::fuse_one,
     },
@@ -58,6 +69,14 @@ pub const PASSES: &[Pass] = &[
     Pass {
         kind: "split",
         fuse_one: split::fuse_one,
+    },
+    Pass {
+        kind: "reshape",
+        fuse_one: reshape_chain::fuse_one,
+    },
+    Pass {
+        kind: "reduce",
+        fuse_one: reduce_keep_dims::fuse_one,
     },
     Pass {
         kind: "softmax_nan_guard",
