@@ -67,6 +67,10 @@ fn payload(tensor: &Tensor) -> Cow<'_, [u8]> {
     }
 }
 
+/// What identifies a blob's content: dtype code, element count (which settles the pad bits
+/// the record holds) and SHA-256 of the payload.
+type BlobKey = (u32, usize, [u8; 32]);
+
 /// Writes blobs into weight.bin as they are appended, through an [`OutputFile`] that is only
 /// created for the first blob; a blob identical to one already written is not written again.
 ///
@@ -79,9 +83,8 @@ pub struct BlobWriter<'a> {
     /// Current length of the file.
     end: u64,
     count: u32,
-    /// Blobs written so far by dtype code, element count and SHA-256 of the payload, with
-    /// their offsets.
-    written: HashMap<(u32, usize, [u8; 32]), Vec<(u64, &'a Tensor)>>,
+    /// Blobs written so far by content, with their offsets and the tensors they hold.
+    written: HashMap<BlobKey, Vec<(u64, &'a Tensor)>>,
 }
 
 impl<'a> BlobWriter<'a> {
@@ -114,8 +117,7 @@ impl<'a> BlobWriter<'a> {
                 bytes.len()
             )));
         }
-        // The element count settles the pad bits, which the record holds too.
-        let key = (code, tensor.len(), Sha256::digest(&bytes).into());
+        let key: BlobKey = (code, tensor.len(), Sha256::digest(&bytes).into());
         let same = self
             .written
             .get(&key)
