@@ -123,6 +123,7 @@ impl<'a> BlobWriter<'a> {
             .get(&key)
             .and_then(|blobs| blobs.iter().find(|(_, earlier)| payload(earlier) == bytes));
         if let Some(&(offset, _)) = same {
+            tensor.release_pages();
             return Ok(offset);
         }
         self.count = self
@@ -146,6 +147,7 @@ impl<'a> BlobWriter<'a> {
         file.write_all(&record(code, size, data_offset, pad_bits))
             .map_err(io)?;
         file.write_all(&bytes).map_err(io)?;
+        tensor.release_pages();
         self.end = data_offset + size;
         self.written
             .entry(key)
