@@ -567,6 +567,28 @@ impl Tensor {
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn released_pages_read_back_and_heap_tensors_are_untouched() {
+        use std::io::Write;
+        let values: Vec<f32> = (0..40_000).map(|i| i as f32 * 0.5).collect();
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        // SAFETY: a private temporary file nothing else writes.
+        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        let mapped = Bytes::from_owner(map).slice(4..);
+        // SAFETY: a slice of a read-only file map that the `Bytes` keeps alive.
+        let t = unsafe { Tensor::from_mapped_bytes(DType::F32, &[39_999], mapped) }.unwrap();
+        assert_eq!(t.to_f32_vec()[..], values[1..]);
+        t.release_pages();
+        assert_eq!(t.to_f32_vec()[..], values[1..], "read again from the file");
+        // Heap memory is never released (dropping its pages would zero them).
+        let heap = Tensor::from_f32(&[40_000], &values);
+        heap.release_pages();
+        assert_eq!(heap.to_f32_vec(), values);
+    }
+
     #[test]
     fn casts_round_fp16_and_truncate_ints() {
         let t = Tensor::from_f32(&[3], &[1.0, 65520.0, -2.7]);

@@ -357,6 +357,41 @@ mod tests {
     }
 
     #[test]
+    fn converted_constants_are_dropped_once_nothing_reads_them() {
+        // `w` feeds an fp16 op only: its fp32 op is gone after the pass. `v` also feeds an op
+        // kept in fp32, so it stays next to its fp16 copy.
+        let mut b = Builder::new(
+            "main",
+            vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))],
+        );
+        let w = b.constant("w", Tensor::from_f32(&[2], &[1.0, 2.0]));
+        let v = b.constant("v", Tensor::from_f32(&[2], &[3.0, 4.0]));
+        let y = b.op1("add", "y", &[("x", &["x"]), ("y", &[&w])]).unwrap();
+        let z = b.op1("mul", "z", &[("x", &[&y]), ("y", &[&v])]).unwrap();
+        let k = b.op1("add", "k", &[("x", &[&z]), ("y", &[&v])]).unwrap();
+        let mut p = Program {
+            target: Target::IOS16,
+            functions: vec![b.finish(vec![k])],
+            metadata: Default::default(),
+        };
+        to_fp16(&mut p, |op| (op.name == "k").then(|| "rule".to_string()));
+        validate_program(&p).unwrap();
+        let names: Vec<&str> = p
+            .main()
+            .block
+            .operations
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert!(!names.contains(&"w"), "{names:?}");
+        assert!(names.contains(&"w_to_fp16"), "{names:?}");
+        assert!(
+            names.contains(&"v") && names.contains(&"v_to_fp16"),
+            "{names:?}"
+        );
+    }
+
+    #[test]
     fn kept_ops_get_fp32_inputs() {
         let mut p = program();
         let report = to_fp16(&mut p, |op| (op.name == "z").then(|| "rule".to_string()));

@@ -208,6 +208,11 @@ mod tests {
             "raw_data was copied out of the map"
         );
         assert!(read_model(&path).is_ok());
+        let (model, map) = map_model(&path).unwrap();
+        let data = ExternalData::new(&path, map);
+        let raw = &model.graph.unwrap().initializer[0].raw_data;
+        assert!(data.is_mapped(raw));
+        assert!(!data.is_mapped(&raw.to_vec()), "a heap copy is not mapped");
     }
 
     #[test]
