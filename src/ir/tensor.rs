@@ -24,6 +24,9 @@ pub struct Tensor {
 #[derive(Clone, Debug)]
 enum TensorData {
     Bytes(Bytes),
+    /// Bytes inside a read-only file mapping that the `Bytes` keeps alive; their resident
+    /// pages may be dropped ([`Tensor::release_pages`]) and are read again on next use.
+    Mapped(Bytes),
     /// Sub-byte elements packed LSB-first (the weight.bin layout), unpacked on first use.
     Packed {
         bits: Bytes,
@@ -133,6 +136,54 @@ impl Tensor {
             shape: shape.to_vec(),
             data: TensorData::Bytes(bytes),
         })
+    }
+
+    /// Like [`Tensor::from_bytes`], for bytes of a file mapping whose pages
+    /// [`Tensor::release_pages`] may drop once they have been read.
+    ///
+    /// # Safety
+    ///
+    /// `bytes` must lie inside a read-only memory mapping of a file that its owner keeps
+    /// mapped (so that dropping its pages only means reading them from the file again), never
+    /// inside heap or other anonymous memory, where dropping pages would zero them.
+    pub unsafe fn from_mapped_bytes(
+        dtype: DType,
+        shape: &[usize],
+        bytes: Bytes,
+    ) -> Result<Tensor, TensorSizeError> {
+        let checked = Tensor::from_bytes(dtype, shape, bytes)?;
+        Ok(Tensor {
+            data: match checked.data {
+                TensorData::Bytes(b) => TensorData::Mapped(b),
+                other => other,
+            },
+            ..checked
+        })
+    }
+
+    /// Drops the resident pages wholly inside a mapped tensor's bytes (see
+    /// [`Tensor::from_mapped_bytes`]) from this process's memory: for a weight that has been
+    /// converted or written, so that a large model is never resident all at once. The bytes
+    /// stay readable (from the file). Does nothing for other tensors or off Linux.
+    pub fn release_pages(&self) {
+        #[cfg(target_os = "linux")]
+        if let TensorData::Mapped(bytes) = &self.data {
+            // SAFETY: `sysconf` has no preconditions.
+            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0);
+            if page == 0 {
+                return;
+            }
+            let start = (bytes.as_ptr() as usize).next_multiple_of(page);
+            let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
+            if start < end {
+                // SAFETY: whole pages inside a read-only file mapping kept alive by `bytes`
+                // (the contract of `from_mapped_bytes`); MADV_DONTNEED drops them and a later
+                // read faults them in again from the file. A failure only keeps them resident.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                }
+            }
+        }
     }
 
     fn from_vec_bytes(dtype: DType, shape: &[usize], bytes: Vec<u8>) -> Tensor {
@@ -278,7 +329,7 @@ impl Tensor {
     /// string tensors).
     pub fn bytes(&self) -> &[u8] {
         match &self.data {
-            TensorData::Bytes(b) => b,
+            TensorData::Bytes(b) | TensorData::Mapped(b) => b,
             TensorData::Packed { bits, unpacked } => unpacked.get_or_init(|| {
                 let mut values = super::bits::unpack_bits(bits, self.dtype.bits(), self.len())
                     .expect("checked when the tensor was built");
@@ -302,7 +353,7 @@ impl Tensor {
     /// The shared byte buffer, for writers that want to avoid a copy.
     pub fn shared_bytes(&self) -> Option<&Bytes> {
         match &self.data {
-            TensorData::Bytes(b) => Some(b),
+            TensorData::Bytes(b) | TensorData::Mapped(b) => Some(b),
             TensorData::Packed { .. } | TensorData::Strings(_) => None,
         }
     }
@@ -311,7 +362,7 @@ impl Tensor {
     pub fn strings(&self) -> &[String] {
         match &self.data {
             TensorData::Strings(s) => s,
-            TensorData::Bytes(_) | TensorData::Packed { .. } => &[],
+            TensorData::Bytes(_) | TensorData::Mapped(_) | TensorData::Packed { .. } => &[],
         }
     }
 
@@ -515,6 +566,28 @@ impl Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn released_pages_read_back_and_heap_tensors_are_untouched() {
+        use std::io::Write;
+        let values: Vec<f32> = (0..40_000).map(|i| i as f32 * 0.5).collect();
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        // SAFETY: a private temporary file nothing else writes.
+        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        let mapped = Bytes::from_owner(map).slice(4..);
+        // SAFETY: a slice of a read-only file map that the `Bytes` keeps alive.
+        let t = unsafe { Tensor::from_mapped_bytes(DType::F32, &[39_999], mapped) }.unwrap();
+        assert_eq!(t.to_f32_vec()[..], values[1..]);
+        t.release_pages();
+        assert_eq!(t.to_f32_vec()[..], values[1..], "read again from the file");
+        // Heap memory is never released (dropping its pages would zero them).
+        let heap = Tensor::from_f32(&[40_000], &values);
+        heap.release_pages();
+        assert_eq!(heap.to_f32_vec(), values);
+    }
 
     #[test]
     fn casts_round_fp16_and_truncate_ints() {

@@ -6,12 +6,18 @@
 //! table, concat values, select branches, reshape data...), except parameters that are
 //! settings ([`ParamType::Setting`]). Constants are converted, never cast at run time; a finite
 //! fp32 constant beyond fp16's range saturates to ±65504 (so additive masks such as
-//! `finfo(fp32).min` stay finite) and infinities stay infinite.
+//! `finfo(fp32).min` stay finite) and infinities stay infinite. A constant whose every use now
+//! reads its converted copy is dropped as soon as the last use is rebound, so a model's fp32
+//! and fp16 weights are not all held at once.
 
 use crate::ir::ops::{self, ParamType};
 use crate::ir::{Argument, DType, NameTable, Operation, Program, Tensor, TensorType, Var};
 use half::f16;
-use std::collections::HashMap;
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+
+/// Elements per parallel task when converting a constant to fp16.
+const CONVERT_TASK: usize = 1 << 16;
 
 /// Op types that never change precision: they move between dtypes themselves or have no
 /// float arithmetic of their own.
@@ -37,7 +43,7 @@ pub fn to_fp16(
     let mut report = Fp16Report::default();
     for function in &mut program.functions {
         let names = NameTable::of_function(function);
-        let consts: HashMap<String, Tensor> = function
+        let mut consts: HashMap<String, Tensor> = function
             .block
             .operations
             .iter()
@@ -59,6 +65,9 @@ pub fn to_fp16(
         let mut rewriter = Rewriter {
             names,
             aliases: HashMap::new(),
+            uses: use_counts(function),
+            const_at: HashMap::new(),
+            dropped: HashSet::new(),
             out: Vec::new(),
             casts: 0,
         };
@@ -74,7 +83,7 @@ pub fn to_fp16(
             };
             match decision {
                 Some(Ok(())) => {
-                    rewriter.retarget_inputs(&mut op, &types, &consts, DType::F16);
+                    rewriter.retarget_inputs(&mut op, &types, &mut consts, DType::F16);
                     for out in &mut op.outputs {
                         if out.ty.dtype == DType::F32 {
                             out.ty.dtype = DType::F16;
@@ -83,13 +92,18 @@ pub fn to_fp16(
                     report.fp16_ops += 1;
                 }
                 Some(Err(reason)) => {
-                    rewriter.retarget_inputs(&mut op, &types, &consts, DType::F32);
+                    rewriter.retarget_inputs(&mut op, &types, &mut consts, DType::F32);
                     report.fp32_ops.push((op.name.clone(), reason));
                 }
                 None => {}
             }
             for out in &op.outputs {
                 types.insert(out.name.clone(), out.ty.clone());
+            }
+            if op.op_type == "const" {
+                rewriter
+                    .const_at
+                    .insert(op.outputs[0].name.clone(), rewriter.out.len());
             }
             rewriter.out.push(op);
         }
@@ -114,7 +128,13 @@ pub fn to_fp16(
             rewriter.push_cast(&inner, &name, &ty, DType::F32);
         }
         report.casts += rewriter.casts;
-        function.block.operations = rewriter.out;
+        let dropped = rewriter.dropped;
+        function.block.operations = rewriter
+            .out
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, op)| (!dropped.contains(&i)).then_some(op))
+            .collect();
     }
     report
 }
@@ -127,11 +147,28 @@ pub fn decides_precision(op: &Operation, is_float: impl Fn(&str) -> bool) -> boo
         && (op.outputs.iter().any(|o| o.ty.dtype.is_float()) || op.input_vars().any(is_float))
 }
 
+/// How many op arguments read each variable, plus one for each function output.
+fn use_counts(function: &crate::ir::Function) -> HashMap<String, usize> {
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    let ops = &function.block.operations;
+    let reads = ops.iter().flat_map(|op| op.input_vars());
+    for name in reads.chain(function.block.outputs.iter().map(String::as_str)) {
+        *uses.entry(name.to_string()).or_default() += 1;
+    }
+    uses
+}
+
 /// Builds the rewritten op list, creating each cast or re-typed constant once.
 struct Rewriter {
     names: NameTable,
     /// (variable, dtype) → the variable holding it in that dtype.
     aliases: HashMap<(String, DType), String>,
+    /// Reads of each variable not yet rebound to an alias.
+    uses: HashMap<String, usize>,
+    /// Position in `out` of each `const` op.
+    const_at: HashMap<String, usize>,
+    /// Positions in `out` of `const` ops no longer read, their values already dropped.
+    dropped: HashSet<usize>,
     out: Vec<Operation>,
     casts: usize,
 }
@@ -142,7 +179,7 @@ impl Rewriter {
         &mut self,
         op: &mut Operation,
         types: &HashMap<String, TensorType>,
-        consts: &HashMap<String, Tensor>,
+        consts: &mut HashMap<String, Tensor>,
         dtype: DType,
     ) {
         let def = ops::lookup(&op.op_type);
@@ -161,8 +198,27 @@ impl Rewriter {
                 if !matches!(ty.dtype, DType::F16 | DType::F32) || ty.dtype == dtype {
                     continue;
                 }
-                *name = self.alias(name, ty, consts, dtype);
+                let alias = self.alias(name, ty, consts, dtype);
+                let original = std::mem::replace(name, alias);
+                self.release_use(&original, consts);
             }
+        }
+    }
+
+    /// Counts one read of `name` as rebound; a constant no longer read at all is dropped
+    /// (its op removed at the end of the pass, its value now).
+    fn release_use(&mut self, name: &str, consts: &mut HashMap<String, Tensor>) {
+        let Some(left) = self.uses.get_mut(name) else {
+            return;
+        };
+        *left = left.saturating_sub(1);
+        if *left > 0 {
+            return;
+        }
+        if let Some(&at) = self.const_at.get(name) {
+            consts.remove(name);
+            self.out[at].attributes.clear();
+            self.dropped.insert(at);
         }
     }
 
@@ -185,6 +241,7 @@ impl Rewriter {
                 } else {
                     value.cast(dtype)
                 };
+                value.release_pages();
                 self.out.push(Operation::constant(alias.clone(), converted));
             }
             None => self.push_cast(name, &alias, ty, dtype),
@@ -222,20 +279,30 @@ impl Rewriter {
 /// non-zero values that would flush to zero become ±2⁻²⁴ instead, as coremltools does.
 fn to_f16_saturating(value: &Tensor) -> Tensor {
     let small = value.len() < 400;
-    let halves: Vec<f16> = value
-        .to_f32_vec()
-        .into_iter()
-        .map(|v| {
-            let h = f16::from_f32(v);
-            if v.is_finite() && h.is_infinite() {
-                f16::MAX.copysign(h)
-            } else if small && v != 0.0 && h.to_f32() == 0.0 {
-                f16::from_f32(2f32.powi(-24).copysign(v))
-            } else {
-                h
-            }
-        })
-        .collect();
+    let convert = |v: f32| {
+        let h = f16::from_f32(v);
+        if v.is_finite() && h.is_infinite() {
+            f16::MAX.copysign(h)
+        } else if small && v != 0.0 && h.to_f32() == 0.0 {
+            f16::from_f32(2f32.powi(-24).copysign(v))
+        } else {
+            h
+        }
+    };
+    // fp32 elements are read straight from the tensor's bytes, without a widened copy.
+    let halves: Vec<f16> = if value.dtype() == DType::F32 {
+        value
+            .bytes()
+            .par_chunks(4 * CONVERT_TASK)
+            .flat_map_iter(|chunk| {
+                chunk
+                    .chunks_exact(4)
+                    .map(|b| convert(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            })
+            .collect()
+    } else {
+        value.to_f32_vec().into_iter().map(convert).collect()
+    };
     Tensor::from_f16(value.shape(), &halves)
 }
 
@@ -286,6 +353,41 @@ mod tests {
             w16.to_f32_vec(),
             vec![1.5, 2f32.powi(-24)],
             "tiny constants do not flush to zero"
+        );
+    }
+
+    #[test]
+    fn converted_constants_are_dropped_once_nothing_reads_them() {
+        // `w` feeds an fp16 op only: its fp32 op is gone after the pass. `v` also feeds an op
+        // kept in fp32, so it stays next to its fp16 copy.
+        let mut b = Builder::new(
+            "main",
+            vec![Var::new("x", TensorType::fixed(DType::F32, &[2]))],
+        );
+        let w = b.constant("w", Tensor::from_f32(&[2], &[1.0, 2.0]));
+        let v = b.constant("v", Tensor::from_f32(&[2], &[3.0, 4.0]));
+        let y = b.op1("add", "y", &[("x", &["x"]), ("y", &[&w])]).unwrap();
+        let z = b.op1("mul", "z", &[("x", &[&y]), ("y", &[&v])]).unwrap();
+        let k = b.op1("add", "k", &[("x", &[&z]), ("y", &[&v])]).unwrap();
+        let mut p = Program {
+            target: Target::IOS16,
+            functions: vec![b.finish(vec![k])],
+            metadata: Default::default(),
+        };
+        to_fp16(&mut p, |op| (op.name == "k").then(|| "rule".to_string()));
+        validate_program(&p).unwrap();
+        let names: Vec<&str> = p
+            .main()
+            .block
+            .operations
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        assert!(!names.contains(&"w"), "{names:?}");
+        assert!(names.contains(&"w_to_fp16"), "{names:?}");
+        assert!(
+            names.contains(&"v") && names.contains(&"v_to_fp16"),
+            "{names:?}"
         );
     }
 

@@ -1,12 +1,20 @@
 //! `weight.bin` ("MIL blob storage v2"): a 64-byte file header, then per blob a 64-byte
 //! metadata record at a 64-aligned offset followed directly by its payload; sub-byte element
 //! types are bit-packed LSB-first.
+//!
+//! The writer stores identical blobs once: a blob with the dtype and payload bytes of one
+//! already written (tied embeddings, repeated LayerNorm vectors, identical palettes) gets that
+//! blob's offset, so several constants may refer to one record. The first occurrence in
+//! writing order keeps its place; the reader needs nothing special for shared offsets.
 
 use super::output::OutputFile;
 use crate::ir::bits::{pack_bits, unpack_bits};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -48,51 +56,75 @@ fn payload_size(dtype: DType, count: usize) -> Option<(u64, u64)> {
     }
 }
 
+/// The bytes of `tensor` as weight.bin stores them (sub-byte elements bit-packed).
+fn payload(tensor: &Tensor) -> Cow<'_, [u8]> {
+    match tensor.packed_bits() {
+        Some(bits) => Cow::Borrowed(bits),
+        None if tensor.dtype().is_sub_byte() => {
+            Cow::Owned(pack_bits(tensor.bytes(), tensor.dtype().bits()))
+        }
+        None => Cow::Borrowed(tensor.bytes()),
+    }
+}
+
+/// What identifies a blob's content: dtype code, element count (which settles the pad bits
+/// the record holds) and SHA-256 of the payload.
+type BlobKey = (u32, usize, [u8; 32]);
+
 /// Writes blobs into weight.bin as they are appended, through an [`OutputFile`] that is only
-/// created for the first blob.
-pub struct BlobWriter {
+/// created for the first blob; a blob identical to one already written is not written again.
+///
+/// The tensors appended are borrowed for the writer's lifetime `'a`: a digest match is
+/// confirmed by comparing the payloads themselves, so a hash collision can never merge two
+/// different blobs.
+pub struct BlobWriter<'a> {
     path: PathBuf,
     file: Option<OutputFile>,
     /// Current length of the file.
     end: u64,
     count: u32,
+    /// Blobs written so far by content, with their offsets and the tensors they hold.
+    written: HashMap<BlobKey, Vec<(u64, &'a Tensor)>>,
 }
 
-impl BlobWriter {
+impl<'a> BlobWriter<'a> {
     /// A writer for the file at `path` (not created until the first blob).
-    pub fn new(path: PathBuf) -> BlobWriter {
+    pub fn new(path: PathBuf) -> BlobWriter<'a> {
         BlobWriter {
             path,
             file: None,
             end: 0,
             count: 0,
+            written: HashMap::new(),
         }
     }
 
-    /// Appends `tensor` (whose dtype must have a [`blob_code`]) and returns the offset of its
-    /// metadata record, which is what a `BlobFileValue` refers to.
-    pub fn append(&mut self, tensor: &Tensor) -> Result<u64, Error> {
+    /// Appends `tensor` (whose dtype must have a [`blob_code`]) unless a blob with the same
+    /// dtype code and payload is already in the file, and returns the offset of the metadata
+    /// record holding it, which is what a `BlobFileValue` refers to.
+    pub fn append(&mut self, tensor: &'a Tensor) -> Result<u64, Error> {
         let dtype = tensor.dtype();
         let code = blob_code(dtype)
             .ok_or_else(|| Error::Internal(format!("{dtype} cannot be stored in weight.bin")))?;
-        let packed;
-        let payload = match tensor.packed_bits() {
-            Some(bits) => bits,
-            None if dtype.is_sub_byte() => {
-                packed = pack_bits(tensor.bytes(), dtype.bits());
-                &packed[..]
-            }
-            None => tensor.bytes(),
-        };
+        let bytes = payload(tensor);
         let (size, pad_bits) = payload_size(dtype, tensor.len()).ok_or_else(|| {
             Error::Internal(format!("blob of {} elements is too large", tensor.len()))
         })?;
-        if size != payload.len() as u64 {
+        if size != bytes.len() as u64 {
             return Err(Error::Internal(format!(
                 "{dtype} blob of {} elements has {} bytes",
                 tensor.len(),
-                payload.len()
+                bytes.len()
             )));
+        }
+        let key: BlobKey = (code, tensor.len(), Sha256::digest(&bytes).into());
+        let same = self
+            .written
+            .get(&key)
+            .and_then(|blobs| blobs.iter().find(|(_, earlier)| payload(earlier) == bytes));
+        if let Some(&(offset, _)) = same {
+            tensor.release_pages();
+            return Ok(offset);
         }
         self.count = self
             .count
@@ -114,8 +146,13 @@ impl BlobWriter {
         file.write_all(&gap).map_err(io)?;
         file.write_all(&record(code, size, data_offset, pad_bits))
             .map_err(io)?;
-        file.write_all(payload).map_err(io)?;
+        file.write_all(&bytes).map_err(io)?;
+        tensor.release_pages();
         self.end = data_offset + size;
+        self.written
+            .entry(key)
+            .or_default()
+            .push((record_offset, tensor));
         Ok(record_offset)
     }
 
@@ -339,6 +376,57 @@ mod tests {
         assert_eq!(u64_at(&file, 0xd0), 0x100);
         assert_eq!(u64_at(&file, 0xd8), 1);
         assert_eq!(file[0x100..], [0x88, 0xc6, 0xfa, 0x77, 0x39]);
+    }
+
+    #[test]
+    fn identical_blobs_are_written_once() {
+        let w: Vec<f32> = (0..24).map(|i| i as f32 - 3.5).collect();
+        let tied = Tensor::from_f32(&[6, 4], &w);
+        // Same bytes, other shape: still the same blob (a record holds no shape).
+        let flat = Tensor::from_f32(&[24], &w);
+        let other = Tensor::from_f32(&[24], &[1.0; 24]);
+        // Same bytes under other dtype codes: separate blobs.
+        let as_i32 = Tensor::from_bytes(DType::I32, &[24], tied.bytes().to_vec().into()).unwrap();
+        let halves = [0x3c00u16, 0x4000, 0x0001];
+        let (f, i) = (
+            Tensor::from_f16(&[3], &halves.map(f16::from_bits)),
+            Tensor::from_i16(&[3], &halves.map(|h| h as i16)),
+        );
+        let (offsets, file) = write_blobs(&[
+            tied.clone(),
+            other.clone(),
+            flat,
+            as_i32,
+            tied.clone(),
+            f.clone(),
+            i,
+            f,
+            other,
+        ]);
+        // Five records, each at the next 64-aligned offset after the previous payload.
+        assert_eq!(offsets, [64, 256, 64, 448, 64, 640, 768, 640, 256]);
+        assert_eq!(file.len(), 768 + 64 + 6);
+        assert_eq!(file[0..4], [5, 0, 0, 0]);
+        let blobs = BlobFile::from_bytes(Path::new("weight.bin"), Bytes::from(file)).unwrap();
+        assert_eq!(blobs.tensor(64, DType::F32, &[6, 4], "w").unwrap(), tied);
+        assert_eq!(
+            blobs
+                .tensor(64, DType::F32, &[24], "w")
+                .unwrap()
+                .to_f32_vec(),
+            w
+        );
+    }
+
+    #[test]
+    fn sub_byte_blobs_differing_in_pad_bits_stay_apart() {
+        // 3 and 4 four-bit elements both pack into the same 2 bytes, with 4 and 0 pad bits.
+        let three = Tensor::from_i64_as(DType::U4, &[3], &[1, 2, 3]);
+        let four = Tensor::from_i64_as(DType::U4, &[4], &[1, 2, 3, 0]);
+        let packed = Tensor::from_packed_bits(DType::U4, &[3], vec![0x21, 0x03]);
+        let (offsets, _) = write_blobs(&[three, four, packed]);
+        assert_ne!(offsets[0], offsets[1]);
+        assert_eq!(offsets[2], offsets[0]);
     }
 
     #[test]

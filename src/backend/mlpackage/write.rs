@@ -83,7 +83,10 @@ fn write_contents(
 }
 
 /// The MIL program: one function `main` whose block is specialised for the target's opset.
-fn encode_program(program: &Program, blobs: &mut BlobWriter) -> Result<mil::Program, Error> {
+fn encode_program<'a>(
+    program: &'a Program,
+    blobs: &mut BlobWriter<'a>,
+) -> Result<mil::Program, Error> {
     let function = program.main();
     let target = program.target;
     let operations = function
@@ -117,9 +120,9 @@ fn encode_program(program: &Program, blobs: &mut BlobWriter) -> Result<mil::Prog
 /// variable name or by value, and typed outputs. Values bound to inputs follow the blob rule
 /// only for `constexpr_*` ops; other ops get them as immediates (as coremltools writes the
 /// literal parameters of `classify` and `reshape_like`, and as its reader requires).
-fn encode_operation(
-    op: &Operation,
-    blobs: &mut BlobWriter,
+fn encode_operation<'a>(
+    op: &'a Operation,
+    blobs: &mut BlobWriter<'a>,
     target: Target,
 ) -> Result<mil::Operation, Error> {
     use mil::argument::{binding::Binding as Bound, Binding};
@@ -170,9 +173,9 @@ fn encode_operation(
 }
 
 /// A constant as a blob reference (appended to weight.bin now) or an immediate value.
-fn encode_value(
-    tensor: &Tensor,
-    blobs: &mut BlobWriter,
+fn encode_value<'a>(
+    tensor: &'a Tensor,
+    blobs: &mut BlobWriter<'a>,
     target: Target,
 ) -> Result<mil::Value, Error> {
     if !stored_in_blob(tensor, target) {

@@ -12,6 +12,7 @@ use crate::proto::onnx::{
     tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto, TensorProto, ValueInfoProto,
 };
 use crate::Error;
+use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -571,8 +572,14 @@ fn function_inputs(
     Ok((result, flexible))
 }
 
-/// Converts a decoded model into an IR program (function `main`).
-pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result<Program, Error> {
+/// Converts a decoded model into an IR program (function `main`); `model_map` is the map of the
+/// model file that its payloads are slices of (see [`super::reader::map_model`]).
+pub fn convert(
+    model: &ModelProto,
+    model_map: Bytes,
+    path: &Path,
+    options: &OnnxOptions,
+) -> Result<Program, Error> {
     let graph = model
         .graph
         .as_ref()
@@ -605,7 +612,7 @@ pub fn convert(model: &ModelProto, path: &Path, options: &OnnxOptions) -> Result
             .iter()
             .map(|t| (t.name.as_str(), t))
             .collect(),
-        data: ExternalData::new(path),
+        data: ExternalData::new(path, model_map),
         values: inputs
             .iter()
             .map(|(onnx, v)| (onnx.clone(), v.name.clone()))

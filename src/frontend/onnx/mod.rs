@@ -49,8 +49,8 @@ impl Default for OnnxOptions {
 
 /// Loads and converts the ONNX model at `path`.
 pub fn load(path: &Path, options: &OnnxOptions) -> Result<Program, Error> {
-    let model = reader::read_model(path)?;
-    convert::convert(&model, path, options)
+    let (model, map) = reader::map_model(path)?;
+    convert::convert(&model, map, path, options)
 }
 
 /// The ONNX op types (default domain) mlpack converts, sorted.

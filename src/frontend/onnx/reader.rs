@@ -25,6 +25,11 @@ fn map_file(path: &Path) -> Result<Bytes, Error> {
 
 /// Reads and decodes the model at `path` without copying tensor payloads.
 pub fn read_model(path: &Path) -> Result<ModelProto, Error> {
+    map_model(path).map(|(model, _)| model)
+}
+
+/// Like [`read_model`], also returning the map of the file, which the payloads are slices of.
+pub fn map_model(path: &Path) -> Result<(ModelProto, Bytes), Error> {
     let bytes = map_file(path)?;
     if bytes.is_empty() {
         return Err(Error::invalid(
@@ -32,7 +37,7 @@ pub fn read_model(path: &Path) -> Result<ModelProto, Error> {
             "not a valid ONNX model: the file is empty",
         ));
     }
-    let model = ModelProto::decode(bytes)
+    let model = ModelProto::decode(bytes.clone())
         .map_err(|e| Error::invalid(path, format!("not a valid ONNX model: {e}")))?;
     if model.graph.is_none() {
         return Err(Error::invalid(
@@ -40,7 +45,7 @@ pub fn read_model(path: &Path) -> Result<ModelProto, Error> {
             "not a valid ONNX model: it has no graph",
         ));
     }
-    Ok(model)
+    Ok((model, bytes))
 }
 
 /// Where an initializer's external bytes live, as its `external_data` entries say.
@@ -87,16 +92,18 @@ pub fn external_ref(tensor: &TensorProto, model_path: &Path) -> Result<Option<Ex
     }))
 }
 
-/// External-data files of one model, each mapped at most once.
+/// External-data files of one model, each mapped at most once, and the map of the model file.
 pub struct ExternalData {
     model_path: PathBuf,
     base_dir: PathBuf,
+    model_map: Bytes,
     files: HashMap<PathBuf, Bytes>,
 }
 
 impl ExternalData {
-    /// External data for the model at `model_path` (locations resolve against its directory).
-    pub fn new(model_path: &Path) -> ExternalData {
+    /// External data for the model at `model_path` (locations resolve against its directory);
+    /// `model_map` is the model file's map from [`map_model`] (empty when there is none).
+    pub fn new(model_path: &Path, model_map: Bytes) -> ExternalData {
         let base_dir = model_path
             .parent()
             .map(Path::to_path_buf)
@@ -104,8 +111,21 @@ impl ExternalData {
         ExternalData {
             model_path: model_path.to_path_buf(),
             base_dir,
+            model_map,
             files: HashMap::new(),
         }
+    }
+
+    /// True when `bytes` lies inside the model file's map or an external-data file's map
+    /// (which the tensors holding those bytes keep mapped).
+    pub fn is_mapped(&self, bytes: &[u8]) -> bool {
+        let (start, len) = (bytes.as_ptr() as usize, bytes.len());
+        std::iter::once(&self.model_map)
+            .chain(self.files.values())
+            .any(|map| {
+                let map_start = map.as_ptr() as usize;
+                !map.is_empty() && start >= map_start && start + len <= map_start + map.len()
+            })
     }
 
     /// The bytes of initializer `tensor_name` described by `r`, bounds-checked.
@@ -188,13 +208,18 @@ mod tests {
             "raw_data was copied out of the map"
         );
         assert!(read_model(&path).is_ok());
+        let (model, map) = map_model(&path).unwrap();
+        let data = ExternalData::new(&path, map);
+        let raw = &model.graph.unwrap().initializer[0].raw_data;
+        assert!(data.is_mapped(raw));
+        assert!(!data.is_mapped(&raw.to_vec()), "a heap copy is not mapped");
     }
 
     #[test]
     fn external_ranges_are_bounds_checked() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("w.bin"), [1u8, 2, 3, 4]).unwrap();
-        let mut data = ExternalData::new(&dir.path().join("m.onnx"));
+        let mut data = ExternalData::new(&dir.path().join("m.onnx"), Bytes::new());
         let r = |offset, length| ExternalRef {
             location: "w.bin".into(),
             offset,

@@ -111,6 +111,12 @@ pub fn to_ir_tensor(
     use DataType as D;
     let tensor = match dtype {
         D::Float => match raw {
+            Some(raw) if data.is_mapped(&raw) => {
+                // SAFETY: the bytes lie inside a read-only map of the model or an external-data
+                // file, which the `Bytes` slice keeps mapped.
+                unsafe { Tensor::from_mapped_bytes(DType::F32, &shape, raw) }
+                    .map_err(|e| invalid(e.to_string()))?
+            }
             Some(raw) => {
                 Tensor::from_bytes(DType::F32, &shape, raw).map_err(|e| invalid(e.to_string()))?
             }
@@ -239,7 +245,7 @@ mod tests {
         to_ir_tensor(
             t,
             Path::new("m.onnx"),
-            &mut ExternalData::new(Path::new("m.onnx")),
+            &mut ExternalData::new(Path::new("m.onnx"), Bytes::new()),
         )
     }
 

@@ -88,7 +88,8 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     true
 }
 
-/// The `[cols, rows]` transpose of a 2-D constant of a whole-byte dtype.
+/// The `[cols, rows]` transpose of a 2-D constant of a whole-byte dtype (the source's mapped
+/// pages, if any, are released: the matmul it came from is gone).
 fn transpose(t: &Tensor) -> Tensor {
     let (rows, cols) = (t.shape()[0], t.shape()[1]);
     let width = t.dtype().ir_bytes();
@@ -102,6 +103,7 @@ fn transpose(t: &Tensor) -> Tensor {
                 e.copy_from_slice(&src[at..at + width]);
             }
         });
+    t.release_pages();
     Tensor::from_bytes(t.dtype(), &[cols, rows], Bytes::from(dst))
         .expect("a transpose keeps the element count")
 }

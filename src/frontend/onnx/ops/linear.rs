@@ -5,7 +5,8 @@ use super::{ConvertFn, Ctx, Node};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 
-/// The transpose of a constant fp32 matrix.
+/// The transpose of a constant fp32 matrix (the source's mapped pages, if any, are released:
+/// only the transpose is used).
 fn transpose_matrix(t: &Tensor) -> Tensor {
     let (rows, cols) = (t.shape()[0], t.shape()[1]);
     let v = t.to_f32_vec();
@@ -15,6 +16,7 @@ fn transpose_matrix(t: &Tensor) -> Tensor {
             out[c * rows + r] = v[r * cols + c];
         }
     }
+    t.release_pages();
     Tensor::from_f32(&[cols, rows], &out)
 }
 
