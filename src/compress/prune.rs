@@ -18,6 +18,9 @@ pub trait Magnitude: Copy + Send + Sync {
     fn is_finite(self) -> bool;
     /// The magnitude whose key is `key`.
     fn from_key(key: u32) -> f32;
+    /// `x` rounded to this element type, as numpy rounds each arithmetic result on an array
+    /// of it.
+    fn narrow(x: f64) -> f64;
 }
 
 impl Magnitude for f32 {
@@ -34,6 +37,9 @@ impl Magnitude for f32 {
     fn from_key(key: u32) -> f32 {
         f32::from_bits(key)
     }
+    fn narrow(x: f64) -> f64 {
+        f64::from(x as f32)
+    }
 }
 
 impl Magnitude for f16 {
@@ -49,6 +55,9 @@ impl Magnitude for f16 {
     }
     fn from_key(key: u32) -> f32 {
         f16::from_bits(key as u16).to_f32()
+    }
+    fn narrow(x: f64) -> f64 {
+        f16::from_f64(x).to_f64()
     }
 }
 
@@ -71,10 +80,23 @@ fn percentile_position(len: usize, q: f64) -> (usize, f64) {
 
 /// numpy's `_lerp`: interpolates from the nearer end.
 fn numpy_lerp(a: f64, b: f64, t: f64) -> f64 {
+    lerp_rounded(a, b, t, |x| x)
+}
+
+/// numpy's `_lerp` on two order statistics of an array of `T`: `np.percentile` with a Python
+/// float `q` keeps the array's dtype, so the weight and every intermediate are rounded to `T`
+/// (for fp16 weights the cut can then land on a stored value, which is pruned with it).
+fn numpy_lerp_in<T: Magnitude>(a: f64, b: f64, t: f64) -> f64 {
+    lerp_rounded(a, b, t, T::narrow)
+}
+
+/// `_lerp` with `round` applied where numpy rounds to the array's dtype.
+fn lerp_rounded(a: f64, b: f64, t: f64, round: impl Fn(f64) -> f64) -> f64 {
+    let span = round(b - a);
     if t >= 0.5 {
-        b - (b - a) * (1.0 - t)
+        round(b - round(span * round(1.0 - t)))
     } else {
-        a + (b - a) * t
+        round(a + round(span * round(t)))
     }
 }
 
@@ -225,7 +247,7 @@ pub fn magnitude_mask<T: Magnitude>(
     let (below, t) = percentile_position(values.len(), q);
     let [a, b] = kth_keys(values, [below, (below + 1).min(values.len() - 1)])
         .map(|key| f64::from(T::from_key(key)));
-    Ok(mask_where(values, exceeds(numpy_lerp(a, b, t))))
+    Ok(mask_where(values, exceeds(numpy_lerp_in::<T>(a, b, t))))
 }
 
 /// For a full run of `M` magnitudes, whether each one survives n:m pruning: an element goes
@@ -410,6 +432,20 @@ mod tests {
         assert_eq!(magnitude_mask(&[1.0, 2.0], 1.0).unwrap(), vec![false; 2]);
         assert!(magnitude_mask(&[1.0], 1.5).is_err());
         assert!(magnitude_mask(&[f32::NAN], 0.5).is_err());
+    }
+
+    #[test]
+    fn fp16_cut_is_rounded_like_numpy() {
+        // np.percentile(np.float16([0, 1, 1.0009765625, 3]), 60) is float16(1.001), the third
+        // value itself (exact arithmetic gives 1.00078125), so numpy prunes three, not two.
+        let stored = [0.0, 1.0, 1.0009765625, 3.0].map(f16::from_f32);
+        let mask = magnitude_mask(&stored, 0.6).unwrap();
+        assert_eq!(mask, vec![false, false, false, true]);
+        let wide = [0.0f32, 1.0, 1.0009765625, 3.0];
+        assert_eq!(
+            magnitude_mask(&wide, 0.6).unwrap(),
+            [false, false, true, true]
+        );
     }
 
     #[test]
