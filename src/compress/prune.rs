@@ -436,12 +436,12 @@ mod tests {
 
     #[test]
     fn fp16_cut_is_rounded_like_numpy() {
-        // np.percentile(np.float16([0, 1, 1.0009765625, 3]), 60) is float16(1.001), the third
+        // np.percentile(np.float16([0, 1, 1.0 + 1.0 / 1024.0, 3]), 60) is float16(1.001), the third
         // value itself (exact arithmetic gives 1.00078125), so numpy prunes three, not two.
-        let stored = [0.0, 1.0, 1.0009765625, 3.0].map(f16::from_f32);
+        let stored = [0.0, 1.0, 1.0 + 1.0 / 1024.0, 3.0].map(f16::from_f32);
         let mask = magnitude_mask(&stored, 0.6).unwrap();
         assert_eq!(mask, vec![false, false, false, true]);
-        let wide = [0.0f32, 1.0, 1.0009765625, 3.0];
+        let wide = [0.0f32, 1.0, 1.0 + 1.0 / 1024.0, 3.0];
         assert_eq!(
             magnitude_mask(&wide, 0.6).unwrap(),
             [false, false, true, true]

@@ -212,7 +212,8 @@ mod tests {
         let data = ExternalData::new(&path, map);
         let raw = &model.graph.unwrap().initializer[0].raw_data;
         assert!(data.is_mapped(raw));
-        assert!(!data.is_mapped(&raw.to_vec()), "a heap copy is not mapped");
+        let heap_copy = raw.to_vec();
+        assert!(!data.is_mapped(&heap_copy), "a heap copy is not mapped");
     }
 
     #[test]
