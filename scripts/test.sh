@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine:
+#   0. checks formatting (cargo fmt) and lints (cargo clippy, warnings are errors),
 #   1. installs the pinned Python tools (coremltools 9.0) into .venv,
 #   2. fetches the ONNX backend node tests (scripts/onnx-node-tests.sh) for
 #      tests/onnx_node_conformance.rs,
@@ -12,6 +13,9 @@
 #      weight by weight (scripts/compare_coremltools.py, ~2 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+cargo fmt --all --check
+cargo clippy --locked --all-targets -- -D warnings
 
 bash scripts/setup-python.sh
 .venv/bin/python scripts/coreml_check_selftest.py >/dev/null 2>&1 \
