@@ -1,4 +1,5 @@
-//! Constant tensor values whose bytes are borrowed (memory-mapped) or owned.
+//! Constant tensor values whose bytes are borrowed (memory-mapped), owned, or computed from a
+//! mapped source when they are read.
 
 use super::{DType, TensorType};
 use bytes::Bytes;
@@ -13,7 +14,8 @@ use std::sync::{Arc, OnceLock};
 /// memory-mapped model file; cloning a tensor never copies its elements. Booleans take one byte
 /// each and so do sub-byte integers as [`Tensor::bytes`] shows them; a sub-byte tensor built
 /// from its packed bits ([`Tensor::from_packed_bits`]) keeps them packed until something asks
-/// for the bytes. Strings are held as Rust strings.
+/// for the bytes. Strings are held as Rust strings. A weight transformed from a mapped file
+/// ([`Tensor::defer`]) is computed when its elements are read.
 #[derive(Clone, Debug)]
 pub struct Tensor {
     dtype: DType,
@@ -33,6 +35,28 @@ enum TensorData {
         unpacked: Arc<OnceLock<Vec<u8>>>,
     },
     Strings(Arc<[String]>),
+    /// Elements computed from a source tensor when read (see [`Tensor::defer`]).
+    Deferred(Arc<Deferred>),
+}
+
+/// How a deferred tensor's elements are computed from its source.
+type Compute = Arc<dyn Fn(&Tensor) -> Tensor + Send + Sync>;
+
+/// A tensor computed from `source` by `compute`: kept once [`Tensor::bytes`] asks for it, or
+/// computed for one use and dropped by [`Tensor::with_elements`].
+struct Deferred {
+    source: Tensor,
+    compute: Compute,
+    cache: OnceLock<Tensor>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred")
+            .field("source", &self.source)
+            .field("cached", &self.cache.get().is_some())
+            .finish()
+    }
 }
 
 impl PartialEq for Tensor {
@@ -40,10 +64,12 @@ impl PartialEq for Tensor {
         if self.dtype != other.dtype || self.shape != other.shape {
             return false;
         }
-        match (self.packed_bits(), other.packed_bits()) {
-            (Some(a), Some(b)) => a == b,
-            _ => self.bytes() == other.bytes() && self.strings() == other.strings(),
-        }
+        self.with_elements(|a| {
+            other.with_elements(|b| match (a.packed_bits(), b.packed_bits()) {
+                (Some(a), Some(b)) => a == b,
+                _ => a.bytes() == b.bytes() && a.strings() == b.strings(),
+            })
+        })
     }
 }
 
@@ -98,6 +124,33 @@ fn widen_f16(bytes: &[u8], out: &mut [f32]) {
         }
         halves.convert_to_f32_slice(out);
     }
+}
+
+/// Side of the square tiles a matrix transpose copies at a time (so that a tile's reads and
+/// writes both stay in cache).
+const TRANSPOSE_TILE: usize = 64;
+
+/// Transposes the `[rows, cols]` matrix of `W`-byte elements in `src` into `dst`, in
+/// parallel over bands of output rows, tile by tile.
+fn transpose_elements<const W: usize>(src: &[u8], dst: &mut [u8], rows: usize, cols: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    dst.par_chunks_mut(TRANSPOSE_TILE * rows * W)
+        .enumerate()
+        .for_each(|(band, out)| {
+            let c0 = band * TRANSPOSE_TILE;
+            let band_cols = out.len() / (rows * W);
+            for r0 in (0..rows).step_by(TRANSPOSE_TILE) {
+                for c in c0..c0 + band_cols {
+                    for r in r0..(r0 + TRANSPOSE_TILE).min(rows) {
+                        let from = (r * cols + c) * W;
+                        let to = ((c - c0) * rows + r) * W;
+                        out[to..to + W].copy_from_slice(&src[from..from + W]);
+                    }
+                }
+            }
+        });
 }
 
 /// `values` rounded to fp16, written little-endian into `out`.
@@ -166,6 +219,9 @@ impl Tensor {
     /// converted or written, so that a large model is never resident all at once. The bytes
     /// stay readable (from the file). Does nothing for other tensors or off Linux.
     pub fn release_pages(&self) {
+        if let TensorData::Deferred(d) = &self.data {
+            return d.source.release_pages();
+        }
         #[cfg(target_os = "linux")]
         if let TensorData::Mapped(bytes) = &self.data {
             // SAFETY: `sysconf` has no preconditions.
@@ -184,6 +240,81 @@ impl Tensor {
                 }
             }
         }
+    }
+
+    /// `compute(self)`, which must give a tensor of `dtype` and `shape`. For a tensor read
+    /// from a file mapping (or one already deferred) the result is not computed now but when
+    /// its elements are read, from the mapped bytes: a converted weight need not be resident
+    /// until it is written, and [`Tensor::with_elements`] computes it without keeping it.
+    /// Any other tensor is computed now.
+    pub fn defer(
+        &self,
+        dtype: DType,
+        shape: &[usize],
+        compute: impl Fn(&Tensor) -> Tensor + Send + Sync + 'static,
+    ) -> Tensor {
+        let (source, compute): (Tensor, Compute) = match &self.data {
+            TensorData::Mapped(_) => (self.clone(), Arc::new(compute)),
+            TensorData::Deferred(d) => {
+                let first = d.compute.clone();
+                (d.source.clone(), Arc::new(move |s| compute(&first(s))))
+            }
+            _ => return compute(self),
+        };
+        Tensor {
+            dtype,
+            shape: shape.to_vec(),
+            data: TensorData::Deferred(Arc::new(Deferred {
+                source,
+                compute,
+                cache: OnceLock::new(),
+            })),
+        }
+    }
+
+    /// Calls `f` with a tensor holding this one's elements: itself, or for a deferred tensor
+    /// that nothing has kept yet, its elements computed for this call and dropped after it
+    /// (the source's mapped pages are released too).
+    pub fn with_elements<R>(&self, f: impl FnOnce(&Tensor) -> R) -> R {
+        match &self.data {
+            TensorData::Deferred(d) => match d.cache.get() {
+                Some(kept) => f(&kept.reshaped(&self.shape)),
+                None => {
+                    let computed = (d.compute)(&d.source);
+                    d.source.release_pages();
+                    debug_assert_eq!(computed.dtype, self.dtype);
+                    f(&computed.reshaped(&self.shape))
+                }
+            },
+            _ => f(self),
+        }
+    }
+
+    /// The `[cols, rows]` transpose of a `[rows, cols]` matrix of a whole-byte dtype;
+    /// deferred (computed when read) for a weight mapped from the model file.
+    pub fn transposed_matrix(&self) -> Tensor {
+        assert!(self.shape.len() == 2 && self.dtype != DType::String && !self.dtype.is_sub_byte());
+        let (rows, cols) = (self.shape[0], self.shape[1]);
+        self.defer(self.dtype, &[cols, rows], move |t| {
+            let src = t.bytes();
+            let mut dst = vec![0u8; src.len()];
+            match t.dtype.ir_bytes() {
+                1 => transpose_elements::<1>(src, &mut dst, rows, cols),
+                2 => transpose_elements::<2>(src, &mut dst, rows, cols),
+                4 => transpose_elements::<4>(src, &mut dst, rows, cols),
+                _ => transpose_elements::<8>(src, &mut dst, rows, cols),
+            }
+            Tensor::from_vec_bytes(t.dtype, &[cols, rows], dst)
+        })
+    }
+
+    /// The elements of a deferred tensor, computed once and kept.
+    fn kept(d: &Deferred) -> &Tensor {
+        d.cache.get_or_init(|| {
+            let computed = (d.compute)(&d.source);
+            d.source.release_pages();
+            computed
+        })
     }
 
     fn from_vec_bytes(dtype: DType, shape: &[usize], bytes: Vec<u8>) -> Tensor {
@@ -339,6 +470,7 @@ impl Tensor {
                 values
             }),
             TensorData::Strings(_) => &[],
+            TensorData::Deferred(d) => Tensor::kept(d).bytes(),
         }
     }
 
@@ -346,6 +478,7 @@ impl Tensor {
     pub fn packed_bits(&self) -> Option<&[u8]> {
         match &self.data {
             TensorData::Packed { bits, .. } => Some(bits),
+            TensorData::Deferred(d) => d.cache.get().and_then(Tensor::packed_bits),
             _ => None,
         }
     }
@@ -354,6 +487,7 @@ impl Tensor {
     pub fn shared_bytes(&self) -> Option<&Bytes> {
         match &self.data {
             TensorData::Bytes(b) | TensorData::Mapped(b) => Some(b),
+            TensorData::Deferred(d) => Tensor::kept(d).shared_bytes(),
             TensorData::Packed { .. } | TensorData::Strings(_) => None,
         }
     }
@@ -362,7 +496,10 @@ impl Tensor {
     pub fn strings(&self) -> &[String] {
         match &self.data {
             TensorData::Strings(s) => s,
-            TensorData::Bytes(_) | TensorData::Mapped(_) | TensorData::Packed { .. } => &[],
+            TensorData::Bytes(_)
+            | TensorData::Mapped(_)
+            | TensorData::Packed { .. }
+            | TensorData::Deferred(_) => &[],
         }
     }
 
@@ -587,6 +724,63 @@ mod tests {
         let heap = Tensor::from_f32(&[40_000], &values);
         heap.release_pages();
         assert_eq!(heap.to_f32_vec(), values);
+    }
+
+    #[test]
+    fn transposes_matrices_of_every_width_across_tiles() {
+        let t = Tensor::from_f32(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let tt = t.transposed_matrix();
+        assert_eq!(tt.shape(), &[3, 2]);
+        assert_eq!(tt.to_f32_vec(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        // Larger than a tile both ways, with partial tiles at the edges.
+        let (rows, cols) = (TRANSPOSE_TILE + 7, 2 * TRANSPOSE_TILE + 3);
+        let values: Vec<i64> = (0..(rows * cols) as i64).collect();
+        for dtype in [DType::I8, DType::I16, DType::I32, DType::I64] {
+            let t = Tensor::from_i64_as(dtype, &[rows, cols], &values);
+            let got = t.transposed_matrix().to_i64_vec();
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(got[c * rows + r], t.to_i64_vec()[r * cols + c], "{dtype}");
+                }
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_mapped_weight_is_transformed_when_read_and_not_kept_by_a_single_use() {
+        use std::io::Write;
+        let values: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        // SAFETY: a private temporary file nothing else writes.
+        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        // SAFETY: the whole of a read-only file map that the `Bytes` keeps alive.
+        let t = unsafe { Tensor::from_mapped_bytes(DType::F32, &[3, 4], Bytes::from_owner(map)) }
+            .unwrap();
+        let deferred = t
+            .transposed_matrix()
+            .defer(DType::F16, &[4, 3], |t| t.cast(DType::F16));
+        assert!(matches!(deferred.data, TensorData::Deferred(_)));
+        let wanted: Vec<f32> = (0..4)
+            .flat_map(|c| (0..3).map(move |r| (r * 4 + c) as f32))
+            .collect();
+        deferred.with_elements(|e| assert_eq!(e.to_f32_vec(), wanted));
+        let TensorData::Deferred(d) = &deferred.data else {
+            unreachable!()
+        };
+        assert!(
+            d.cache.get().is_none(),
+            "one use does not keep the elements"
+        );
+        assert_eq!(deferred.dtype(), DType::F16);
+        assert_eq!(deferred.to_f32_vec(), wanted);
+        assert!(d.cache.get().is_some(), "bytes() keeps them");
+        assert_eq!(
+            deferred,
+            Tensor::from_f32(&[4, 3], &wanted).cast(DType::F16)
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 use crate::ir::ops::{self, ParamType};
 use crate::ir::{Argument, DType, NameTable, Operation, Program, Tensor, TensorType, Var};
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 
@@ -237,7 +238,7 @@ impl Rewriter {
         match consts.get(name) {
             Some(value) => {
                 let converted = if dtype == DType::F16 {
-                    to_f16_saturating(value)
+                    value.defer(DType::F16, value.shape(), to_f16_saturating)
                 } else {
                     value.cast(dtype)
                 };
@@ -279,8 +280,7 @@ impl Rewriter {
 /// non-zero values that would flush to zero become ±2⁻²⁴ instead, as coremltools does.
 fn to_f16_saturating(value: &Tensor) -> Tensor {
     let small = value.len() < 400;
-    let convert = |v: f32| {
-        let h = f16::from_f32(v);
+    let fix = |v: f32, h: f16| {
         if v.is_finite() && h.is_infinite() {
             f16::MAX.copysign(h)
         } else if small && v != 0.0 && h.to_f32() == 0.0 {
@@ -289,21 +289,32 @@ fn to_f16_saturating(value: &Tensor) -> Tensor {
             h
         }
     };
+    let widened;
     // fp32 elements are read straight from the tensor's bytes, without a widened copy.
-    let halves: Vec<f16> = if value.dtype() == DType::F32 {
-        value
-            .bytes()
-            .par_chunks(4 * CONVERT_TASK)
-            .flat_map_iter(|chunk| {
-                chunk
-                    .chunks_exact(4)
-                    .map(|b| convert(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            })
-            .collect()
+    let wide: &[u8] = if value.dtype() == DType::F32 {
+        value.bytes()
     } else {
-        value.to_f32_vec().into_iter().map(convert).collect()
+        widened = value.cast(DType::F32);
+        widened.bytes()
     };
-    Tensor::from_f16(value.shape(), &halves)
+    let mut out = vec![0u8; 2 * value.len()];
+    out.par_chunks_mut(2 * CONVERT_TASK)
+        .zip(wide.par_chunks(4 * CONVERT_TASK))
+        .for_each(|(out, wide)| {
+            let (mut floats, mut halves) = ([0f32; 256], [f16::ZERO; 256]);
+            for (out, wide) in out.chunks_mut(2 * 256).zip(wide.chunks(4 * 256)) {
+                let n = out.len() / 2;
+                for (f, b) in floats.iter_mut().zip(wide.chunks_exact(4)) {
+                    *f = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+                // Vector conversion (F16C where the CPU has it), then the saturation rules.
+                halves[..n].convert_from_f32_slice(&floats[..n]);
+                for ((b, &h), &v) in out.chunks_exact_mut(2).zip(&halves[..n]).zip(&floats) {
+                    b.copy_from_slice(&fix(v, h).to_le_bytes());
+                }
+            }
+        });
+    Tensor::from_bytes(DType::F16, value.shape(), out.into()).expect("two bytes per element")
 }
 
 #[cfg(test)]

@@ -103,10 +103,16 @@ impl<'a> BlobWriter<'a> {
     /// dtype code and payload is already in the file, and returns the offset of the metadata
     /// record holding it, which is what a `BlobFileValue` refers to.
     pub fn append(&mut self, tensor: &'a Tensor) -> Result<u64, Error> {
+        // A deferred weight is computed here, written, and dropped.
+        tensor.with_elements(|elements| self.append_elements(tensor, elements))
+    }
+
+    /// [`BlobWriter::append`] of `tensor`, whose elements are `elements`.
+    fn append_elements(&mut self, tensor: &'a Tensor, elements: &Tensor) -> Result<u64, Error> {
         let dtype = tensor.dtype();
         let code = blob_code(dtype)
             .ok_or_else(|| Error::Internal(format!("{dtype} cannot be stored in weight.bin")))?;
-        let bytes = payload(tensor);
+        let bytes = payload(elements);
         let (size, pad_bits) = payload_size(dtype, tensor.len()).ok_or_else(|| {
             Error::Internal(format!("blob of {} elements is too large", tensor.len()))
         })?;
@@ -118,10 +124,11 @@ impl<'a> BlobWriter<'a> {
             )));
         }
         let key: BlobKey = (code, tensor.len(), Sha256::digest(&bytes).into());
-        let same = self
-            .written
-            .get(&key)
-            .and_then(|blobs| blobs.iter().find(|(_, earlier)| payload(earlier) == bytes));
+        let same = self.written.get(&key).and_then(|blobs| {
+            blobs
+                .iter()
+                .find(|(_, earlier)| earlier.with_elements(|e| payload(e) == bytes))
+        });
         if let Some(&(offset, _)) = same {
             tensor.release_pages();
             return Ok(offset);
@@ -189,6 +196,8 @@ fn record(code: u32, size: u64, data_offset: u64, pad_bits: u64) -> [u8; RECORD_
 pub struct BlobFile {
     path: PathBuf,
     data: Bytes,
+    /// Whether `data` is a read-only map of the file (so tensors may release its pages).
+    mapped: bool,
 }
 
 impl BlobFile {
@@ -210,7 +219,11 @@ impl BlobFile {
         // SAFETY: the map is read-only; mlpack never writes a package while reading it, and
         // another process truncating the file meanwhile is outside what a reader can guard.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        BlobFile::from_bytes(path, Bytes::from_owner(map))
+        let blob = BlobFile::from_bytes(path, Bytes::from_owner(map))?;
+        Ok(BlobFile {
+            mapped: true,
+            ..blob
+        })
     }
 
     /// A weight file whose contents are `data`; checks the header.
@@ -218,6 +231,7 @@ impl BlobFile {
         let blob = BlobFile {
             path: path.to_path_buf(),
             data,
+            mapped: false,
         };
         let version = blob
             .u32_at(4)
@@ -294,6 +308,11 @@ impl BlobFile {
                 .ok_or_else(|| fail("packed payload is too short".into()))?;
             let values: Vec<i64> = values.into_iter().map(i64::from).collect();
             Ok(Tensor::from_i64_as(dtype, shape, &values))
+        } else if self.mapped {
+            // SAFETY: `payload` lies inside the read-only file map this blob file owns and
+            // the `Bytes` keeps alive (see `BlobFile::open`).
+            unsafe { Tensor::from_mapped_bytes(dtype, shape, payload) }
+                .map_err(|e| fail(e.to_string()))
         } else {
             Tensor::from_bytes(dtype, shape, payload).map_err(|e| fail(e.to_string()))
         }

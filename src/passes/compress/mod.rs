@@ -162,6 +162,8 @@ fn compress_one(
     if stored.is_none() {
         WIDENED.with(|slot| slot.set(widened));
     }
+    // The source weight has been read: a mapped one leaves the resident set.
+    tensor.release_pages();
     let (encoded, error) = match measured {
         Ok(pair) => pair,
         Err(e) => {

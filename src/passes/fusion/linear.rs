@@ -6,8 +6,6 @@
 
 use super::graph::{arg, new_const, new_op, other_operand, out, replace, Graph};
 use crate::ir::{Function, NameTable, Operation, Target, Tensor};
-use bytes::Bytes;
-use rayon::prelude::*;
 
 /// Largest input rank MIL `linear` accepts.
 const MAX_RANK: usize = 3;
@@ -42,7 +40,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
         Some(w) => w.to_string(),
         None => {
             let value = if m.transpose {
-                transpose(m.weight)
+                m.weight.transposed_matrix()
             } else {
                 m.weight.clone()
             };
@@ -86,26 +84,6 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let root = m.root;
     replace(function, root, ops);
     true
-}
-
-/// The `[cols, rows]` transpose of a 2-D constant of a whole-byte dtype (the source's mapped
-/// pages, if any, are released: the matmul it came from is gone).
-fn transpose(t: &Tensor) -> Tensor {
-    let (rows, cols) = (t.shape()[0], t.shape()[1]);
-    let width = t.dtype().ir_bytes();
-    let src = t.bytes();
-    let mut dst = vec![0u8; src.len()];
-    dst.par_chunks_mut(rows * width)
-        .enumerate()
-        .for_each(|(c, row)| {
-            for (r, e) in row.chunks_exact_mut(width).enumerate() {
-                let at = (r * cols + c) * width;
-                e.copy_from_slice(&src[at..at + width]);
-            }
-        });
-    t.release_pages();
-    Tensor::from_bytes(t.dtype(), &[cols, rows], Bytes::from(dst))
-        .expect("a transpose keeps the element count")
 }
 
 /// The value of constant boolean parameter `param` (false when absent).
@@ -252,13 +230,5 @@ mod tests {
         let z = b.op1("add", "z", &[("x", &[&y]), ("y", &[&full])]).unwrap();
         let p = fuse_checked(b.finish(vec![z]), Target::IOS15, &[("linear", 1)]);
         assert_eq!(op_types(&p), ["matmul", "reshape", "linear", "add"]);
-    }
-
-    #[test]
-    fn transpose_moves_every_element() {
-        let t = Tensor::from_f32(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let tt = transpose(&t);
-        assert_eq!(tt.shape(), &[3, 2]);
-        assert_eq!(tt.to_f32_vec(), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
     }
 }

@@ -5,21 +5,6 @@ use super::{ConvertFn, Ctx, Node};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 
-/// The transpose of a constant fp32 matrix (the source's mapped pages, if any, are released:
-/// only the transpose is used).
-fn transpose_matrix(t: &Tensor) -> Tensor {
-    let (rows, cols) = (t.shape()[0], t.shape()[1]);
-    let v = t.to_f32_vec();
-    let mut out = vec![0.0f32; v.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = v[r * cols + c];
-        }
-    }
-    t.release_pages();
-    Tensor::from_f32(&[cols, rows], &out)
-}
-
 /// MIL `linear` takes inputs of rank 1 to 3.
 const LINEAR_MAX_RANK: usize = 3;
 
@@ -38,7 +23,7 @@ fn matmul(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         {
             let weight = ctx.constant(
                 &format!("{out}_weight"),
-                transpose_matrix(&b.cast(DType::F32)),
+                b.cast(DType::F32).transposed_matrix(),
             );
             ctx.op1("linear", &out, &[("x", &a), ("weight", &weight)])?
         }
@@ -74,7 +59,7 @@ fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let c_given = node.input_name(2).is_some();
     if let (false, true, Some(b)) = (trans_a, alpha == 1.0, &b_const) {
         let b = b.cast(DType::F32);
-        let weight = if trans_b { b } else { transpose_matrix(&b) };
+        let weight = if trans_b { b } else { b.transposed_matrix() };
         let n = weight.shape()[0];
         let bias = match &c_const {
             Some(c) if c.len() == n && c.shape().iter().rev().skip(1).all(|&d| d == 1) => {
@@ -160,16 +145,3 @@ fn gemm_general(
 
 /// This family's converters.
 pub const CONVERTERS: &[(&str, ConvertFn)] = &[("Gemm", gemm), ("MatMul", matmul)];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transposes_a_matrix() {
-        let t = Tensor::from_f32(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let tt = transpose_matrix(&t);
-        assert_eq!(tt.shape(), &[3, 2]);
-        assert_eq!(tt.to_f32_vec(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
-    }
-}
