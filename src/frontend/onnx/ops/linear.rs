@@ -5,15 +5,21 @@ use super::{ConvertFn, Ctx, Node};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 
-/// The transpose of a constant fp32 matrix (the source's mapped pages, if any, are released:
-/// only the transpose is used).
+/// The transpose of a constant fp32 matrix, copied in square tiles so that both the reads and
+/// the writes of a tile stay in a few cache lines (the source's mapped pages, if any, are
+/// released: only the transpose is used).
 fn transpose_matrix(t: &Tensor) -> Tensor {
+    const TILE: usize = 32;
     let (rows, cols) = (t.shape()[0], t.shape()[1]);
     let v = t.to_f32_vec();
     let mut out = vec![0.0f32; v.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = v[r * cols + c];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = v[r * cols + c];
+                }
+            }
         }
     }
     t.release_pages();
