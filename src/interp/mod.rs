@@ -47,35 +47,63 @@ pub fn eval_op(
     values: &impl Fn(&str) -> Option<Value>,
     declared: &[TensorType],
 ) -> Result<Vec<Value>, String> {
+    let resolved: HashMap<&str, Value> = op
+        .input_vars()
+        .filter_map(|name| values(name).map(|v| (name, v)))
+        .collect();
+    eval_borrowed(op, &|name| resolved.get(name), declared)
+}
+
+/// [`eval_op`] on borrowed argument values (nothing is copied to call the kernel).
+fn eval_borrowed<'v>(
+    op: &Operation,
+    values: &dyn Fn(&str) -> Option<&'v Value>,
+    declared: &[TensorType],
+) -> Result<Vec<Value>, String> {
     if let Some(v) = op.const_value() {
         return Ok(vec![Value::from_tensor(v)]);
     }
     let def = ops::lookup(&op.op_type)
         .ok_or_else(|| format!("no interpreter kernel for op type '{}'", op.op_type))?;
-    let mut owned: Vec<(String, Vec<Value>)> = Vec::new();
-    for (param, args) in &op.inputs {
-        let mut vals = Vec::with_capacity(args.len());
-        for arg in args {
+    // Values written into the op itself (inline arguments, attributes) are converted here;
+    // variables are borrowed.
+    let inline: Vec<Value> = op
+        .inputs
+        .iter()
+        .flat_map(|(_, args)| args)
+        .filter_map(|arg| match arg {
+            Argument::Value(t) => Some(Value::from_tensor(t)),
+            Argument::Var(_) => None,
+        })
+        .collect();
+    let attributes: Vec<(&str, Value)> = op
+        .attributes
+        .iter()
+        .filter(|(name, _)| *name != "val" && !op.inputs.iter().any(|(p, _)| p == *name))
+        .map(|(name, t)| (name.as_str(), Value::from_tensor(t)))
+        .collect();
+    let mut inline_values = inline.iter();
+    let mut args = BTreeMap::new();
+    for (param, list) in &op.inputs {
+        let mut vals = Vec::with_capacity(list.len());
+        for arg in list {
             vals.push(match arg {
                 Argument::Var(name) => {
                     values(name).ok_or_else(|| format!("variable '{name}' is not defined"))?
                 }
-                Argument::Value(t) => Value::from_tensor(t),
+                Argument::Value(_) => inline_values
+                    .next()
+                    .ok_or("an inline argument has no value")?,
             });
         }
-        owned.push((param.clone(), vals));
+        args.insert(param.as_str(), vals);
     }
-    for (name, t) in &op.attributes {
-        if name != "val" && !owned.iter().any(|(p, _)| p == name) {
-            owned.push((name.clone(), vec![Value::from_tensor(t)]));
-        }
+    for (name, value) in &attributes {
+        args.insert(name, vec![value]);
     }
     let args = KernelArgs {
         op,
-        args: owned
-            .iter()
-            .map(|(p, v)| (p.as_str(), v.iter().collect()))
-            .collect(),
+        args,
         outputs: declared,
     };
     let mut outs = (def.kernel)(&args)?;
@@ -91,9 +119,7 @@ pub fn eval_op(
         conform(out, ty.dtype);
         // Core ML materialises a compressed weight in its declared dtype at load time.
         if decompresses && ty.dtype == DType::F16 {
-            if let Value::Float(a) = out {
-                a.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
-            }
+            out.round_to_f16();
         }
     }
     Ok(outs)
@@ -120,7 +146,7 @@ pub fn run(
     inputs: &BTreeMap<String, Value>,
     options: RunOptions,
 ) -> Result<Vec<(String, Value)>, InterpError> {
-    run_with_observer(function, inputs, options, |_, _| {})
+    Runner::new(function, options)?.run(inputs)
 }
 
 /// Like [`run`], calling `observe(var_name, value)` for every value an op produces.
@@ -128,68 +154,149 @@ pub fn run_with_observer(
     function: &Function,
     inputs: &BTreeMap<String, Value>,
     options: RunOptions,
-    mut observe: impl FnMut(&str, &Value),
+    observe: impl FnMut(&str, &Value),
 ) -> Result<Vec<(String, Value)>, InterpError> {
-    let mut env: HashMap<String, Value> = HashMap::new();
-    for var in &function.inputs {
-        let value = inputs.get(&var.name).ok_or_else(|| InterpError::Input {
-            name: var.name.clone(),
-            message: "no value supplied".into(),
-        })?;
-        check_input(value, &var.ty).map_err(|message| InterpError::Input {
-            name: var.name.clone(),
-            message,
-        })?;
-        let mut value = value.clone();
-        if options.emulate_fp16 && var.ty.dtype == DType::F16 {
-            value.round_to_f16();
-        }
-        env.insert(var.name.clone(), value);
-    }
-    let mut remaining = function
-        .block
-        .use_counts()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect::<HashMap<_, _>>();
-    for op in &function.block.operations {
-        let declared: Vec<TensorType> = op.outputs.iter().map(|o| o.ty.clone()).collect();
-        let outs = eval_op(op, &|name| env.get(name).cloned(), &declared).map_err(|message| {
-            InterpError::Op {
-                op: op.name.clone(),
-                op_type: op.op_type.clone(),
-                message,
+    Runner::new(function, options)?.run_with_observer(inputs, observe)
+}
+
+/// A function ready to run on many input sets: the values of its weights (`const` ops and the
+/// `constexpr_*` ops decompressing them) are computed once, when the runner is made, and
+/// borrowed by every run instead of being converted again.
+pub struct Runner<'f> {
+    function: &'f Function,
+    options: RunOptions,
+    /// Values of the ops that do not depend on the inputs, by output name.
+    weights: HashMap<&'f str, Value>,
+    /// How many times each variable is read (by ops and as a block output).
+    use_counts: BTreeMap<&'f str, usize>,
+}
+
+impl<'f> Runner<'f> {
+    /// Computes the weights of `function` (rounded to fp16 where typed fp16 when `options`
+    /// emulate fp16).
+    pub fn new(function: &'f Function, options: RunOptions) -> Result<Runner<'f>, InterpError> {
+        let mut weights: HashMap<&'f str, Value> = HashMap::new();
+        for op in &function.block.operations {
+            let is_weight = op.op_type == "const"
+                || (op.op_type.starts_with("constexpr_")
+                    && op.input_vars().all(|name| weights.contains_key(name)));
+            if !is_weight {
+                continue;
             }
-        })?;
-        for name in op.input_vars() {
-            if let Some(count) = remaining.get_mut(name) {
-                *count -= 1;
-                if *count == 0 {
-                    env.remove(name);
+            let declared: Vec<TensorType> = op.outputs.iter().map(|o| o.ty.clone()).collect();
+            let outs = eval_borrowed(op, &|name| weights.get(name), &declared)
+                .map_err(|message| op_error(op, message))?;
+            for (var, mut value) in op.outputs.iter().zip(outs) {
+                if options.emulate_fp16 && var.ty.dtype == DType::F16 {
+                    value.round_to_f16();
+                }
+                weights.insert(var.name.as_str(), value);
+            }
+        }
+        Ok(Runner {
+            function,
+            options,
+            weights,
+            use_counts: function.block.use_counts(),
+        })
+    }
+
+    /// Runs the function on `inputs` (by input name) and returns its outputs by name, in
+    /// block-output order.
+    pub fn run(
+        &self,
+        inputs: &BTreeMap<String, Value>,
+    ) -> Result<Vec<(String, Value)>, InterpError> {
+        self.run_with_observer(inputs, |_, _| {})
+    }
+
+    /// Like [`Runner::run`], calling `observe(var_name, value)` for every value an op
+    /// produces (weights included), in op order.
+    pub fn run_with_observer(
+        &self,
+        inputs: &BTreeMap<String, Value>,
+        mut observe: impl FnMut(&str, &Value),
+    ) -> Result<Vec<(String, Value)>, InterpError> {
+        let function = self.function;
+        let mut env: HashMap<&str, Value> = HashMap::new();
+        for var in &function.inputs {
+            let value = inputs.get(&var.name).ok_or_else(|| InterpError::Input {
+                name: var.name.clone(),
+                message: "no value supplied".into(),
+            })?;
+            check_input(value, &var.ty).map_err(|message| InterpError::Input {
+                name: var.name.clone(),
+                message,
+            })?;
+            let mut value = value.clone();
+            if self.options.emulate_fp16 && var.ty.dtype == DType::F16 {
+                value.round_to_f16();
+            }
+            env.insert(var.name.as_str(), value);
+        }
+        let mut remaining = self.use_counts.clone();
+        for op in &function.block.operations {
+            if let Some(first) = op.outputs.first() {
+                if self.weights.contains_key(first.name.as_str()) {
+                    for var in &op.outputs {
+                        observe(&var.name, &self.weights[var.name.as_str()]);
+                    }
+                    continue;
+                }
+            }
+            let declared: Vec<TensorType> = op.outputs.iter().map(|o| o.ty.clone()).collect();
+            let outs = eval_borrowed(
+                op,
+                &|name| env.get(name).or_else(|| self.weights.get(name)),
+                &declared,
+            )
+            .map_err(|message| op_error(op, message))?;
+            for name in op.input_vars() {
+                if let Some(count) = remaining.get_mut(name) {
+                    *count -= 1;
+                    if *count == 0 {
+                        env.remove(name);
+                    }
+                }
+            }
+            for (var, mut value) in op.outputs.iter().zip(outs) {
+                if self.options.emulate_fp16 && var.ty.dtype == DType::F16 {
+                    value.round_to_f16();
+                }
+                observe(&var.name, &value);
+                // A value nothing reads is dropped at once.
+                if remaining.contains_key(var.name.as_str()) {
+                    env.insert(var.name.as_str(), value);
                 }
             }
         }
-        for (var, mut value) in op.outputs.iter().zip(outs) {
-            if options.emulate_fp16 && var.ty.dtype == DType::F16 {
-                value.round_to_f16();
-            }
-            observe(&var.name, &value);
-            env.insert(var.name.clone(), value);
-        }
+        function
+            .block
+            .outputs
+            .iter()
+            .map(|name| {
+                let value = env
+                    .get(name.as_str())
+                    .or_else(|| self.weights.get(name.as_str()))
+                    .cloned()
+                    .ok_or_else(|| InterpError::Op {
+                        op: name.clone(),
+                        op_type: "output".into(),
+                        message: "output is never produced".into(),
+                    })?;
+                Ok((name.clone(), value))
+            })
+            .collect()
     }
-    function
-        .block
-        .outputs
-        .iter()
-        .map(|name| {
-            let value = env.get(name).cloned().ok_or_else(|| InterpError::Op {
-                op: name.clone(),
-                op_type: "output".into(),
-                message: "output is never produced".into(),
-            })?;
-            Ok((name.clone(), value))
-        })
-        .collect()
+}
+
+/// The interpreter error for op `op` failing with `message`.
+fn op_error(op: &Operation, message: String) -> InterpError {
+    InterpError::Op {
+        op: op.name.clone(),
+        op_type: op.op_type.clone(),
+        message,
+    }
 }
 
 fn check_input(value: &Value, ty: &TensorType) -> Result<(), String> {

@@ -2,7 +2,10 @@
 
 use crate::ir::{DType, Tensor};
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// A tensor during interpretation. Floats of every width compute as f32 (fp16 values are
 /// rounded to half precision after each op only when emulation is on); integers as i32, as
@@ -20,8 +23,14 @@ pub enum Value {
 }
 
 impl Value {
-    /// Converts a constant tensor into a run-time value.
+    /// Converts a constant tensor into a run-time value (a deferred weight is computed for
+    /// the conversion, not kept in the tensor).
     pub fn from_tensor(t: &Tensor) -> Value {
+        t.with_elements(Value::from_elements)
+    }
+
+    /// [`Value::from_tensor`] of a tensor whose elements are at hand.
+    fn from_elements(t: &Tensor) -> Value {
         let shape = IxDyn(t.shape());
         let built = match t.dtype() {
             DType::String => ArrayD::from_shape_vec(shape, t.strings().to_vec()).map(Value::Str),
@@ -124,6 +133,15 @@ impl Value {
         }
     }
 
+    /// The elements as f32, borrowed when they already are floats (converted otherwise, as
+    /// [`Value::to_f32_array`] does).
+    pub fn floats(&self) -> Result<Cow<'_, ArrayD<f32>>, String> {
+        match self {
+            Value::Float(a) => Ok(Cow::Borrowed(a)),
+            other => other.to_f32_array().map(Cow::Owned),
+        }
+    }
+
     /// Elements as f32 (bools as 0/1), for numeric arguments of either kind.
     pub fn to_f32_array(&self) -> Result<ArrayD<f32>, String> {
         match self {
@@ -156,7 +174,79 @@ impl Value {
     /// kept); other kinds are unchanged.
     pub fn round_to_f16(&mut self) {
         if let Value::Float(a) = self {
-            a.mapv_inplace(|v| f16::from_f32(v).to_f32());
+            round_array_to_f16(a);
         }
+    }
+}
+
+/// Elements converted per block, through a buffer on the stack.
+const ROUNDING_BLOCK: usize = 1024;
+
+/// Rounds every element of `a` to the nearest fp16 value, in blocks of slice conversions (which
+/// use the CPU's fp16 instructions where it has them, with the same results) spread over the
+/// rayon pool. Each element's result depends on that element alone.
+pub fn round_array_to_f16(a: &mut ArrayD<f32>) {
+    fn round_block(block: &mut [f32]) {
+        let mut half = [f16::ZERO; ROUNDING_BLOCK];
+        let half = &mut half[..block.len()];
+        half.convert_from_f32_slice(block);
+        half.convert_to_f32_slice(block);
+    }
+    match a.as_slice_memory_order_mut() {
+        Some(data) => data
+            .par_chunks_mut(ROUNDING_BLOCK * 16)
+            .for_each(|chunk| chunk.chunks_mut(ROUNDING_BLOCK).for_each(round_block)),
+        None => a.mapv_inplace(|v| f16::from_f32(v).to_f32()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::ShapeBuilder;
+
+    #[test]
+    fn rounding_to_f16_matches_the_scalar_conversion() {
+        // Ties, overflow, the smallest subnormal, NaN, infinities; more than one block.
+        let specials = [
+            1.0 + 1.0 / 2048.0,
+            1.0 + 3.0 / 2048.0,
+            65520.0,
+            -1e6,
+            5.96e-8,
+            1e-9,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+        ];
+        let values: Vec<f32> = (0..3000)
+            .map(|i| {
+                specials
+                    .get(i)
+                    .copied()
+                    .unwrap_or((i as f32 * 0.7317).sin() * 300.0)
+            })
+            .collect();
+        let want: Vec<f32> = values.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+        let same = |got: &ArrayD<f32>| {
+            let got: Vec<f32> = got.iter().copied().collect();
+            got.len() == want.len()
+                && got
+                    .iter()
+                    .zip(&want)
+                    .all(|(g, w)| g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()))
+        };
+        let mut standard = ArrayD::from_shape_vec(IxDyn(&[3000]), values.clone()).unwrap();
+        round_array_to_f16(&mut standard);
+        assert!(same(&standard));
+        // Column-major memory: rounded in memory order, compared in logical order.
+        let mut fortran = ArrayD::from_shape_vec(IxDyn(&[1000, 3]).f(), values.clone()).unwrap();
+        round_array_to_f16(&mut fortran);
+        let want_fortran = ArrayD::from_shape_vec(IxDyn(&[1000, 3]).f(), want.clone()).unwrap();
+        assert!(fortran
+            .iter()
+            .zip(want_fortran.iter())
+            .all(|(g, w)| g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan())));
     }
 }

@@ -424,15 +424,32 @@ pub fn verify_programs(
     };
     let candidate_options = RunOptions { emulate_fp16 };
 
+    // The source runs on every sample first, then the candidate: only one program's weights
+    // are held as run-time values at a time.
+    let source_runner =
+        interp::Runner::new(src, source_options).map_err(|error| VerifyError::Run {
+            side: Side::Source,
+            error,
+        })?;
+    let references = samples
+        .iter()
+        .map(|sample| source_runner.run(sample))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| VerifyError::Run {
+            side: Side::Source,
+            error,
+        })?;
+    drop(source_runner);
+    let candidate_runner =
+        interp::Runner::new(cand, candidate_options).map_err(|error| VerifyError::Run {
+            side: Side::Candidate,
+            error,
+        })?;
     let mut accumulators: BTreeMap<String, metrics::Accumulator> = BTreeMap::new();
-    for sample in &samples {
-        let reference =
-            interp::run(src, sample, source_options).map_err(|error| VerifyError::Run {
-                side: Side::Source,
-                error,
-            })?;
-        let produced =
-            interp::run(cand, sample, candidate_options).map_err(|error| VerifyError::Run {
+    for (sample, reference) in samples.iter().zip(&references) {
+        let produced = candidate_runner
+            .run(sample)
+            .map_err(|error| VerifyError::Run {
                 side: Side::Candidate,
                 error,
             })?;

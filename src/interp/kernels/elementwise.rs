@@ -6,16 +6,25 @@ use crate::ir::DType;
 use half::f16;
 use ndarray::{ArrayD, IxDyn, Zip};
 
+/// Results with at least this many elements are computed across the rayon pool (each element
+/// by itself, so the split does not change any value).
+pub const PARALLEL_ELEMENTS: usize = 1 << 15;
+
 /// Broadcasts two arrays to their common shape and combines them elementwise.
-pub fn zip_broadcast<A: Clone, B: Clone, C>(
+pub fn zip_broadcast<A: Sync, B: Sync, C: Send>(
     a: &ArrayD<A>,
     b: &ArrayD<B>,
-    f: impl Fn(&A, &B) -> C,
+    f: impl Fn(&A, &B) -> C + Sync + Send,
 ) -> Result<ArrayD<C>, String> {
     let shape = broadcast_shape(a.shape(), b.shape())?;
     let av = a.broadcast(IxDyn(&shape)).ok_or("broadcast failed")?;
     let bv = b.broadcast(IxDyn(&shape)).ok_or("broadcast failed")?;
-    Ok(Zip::from(&av).and(&bv).map_collect(f))
+    let zip = Zip::from(&av).and(&bv);
+    Ok(if av.len() >= PARALLEL_ELEMENTS {
+        zip.par_map_collect(f)
+    } else {
+        zip.map_collect(f)
+    })
 }
 
 /// The NumPy broadcast of two concrete shapes.
@@ -41,17 +50,15 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
 /// Applies a float or an integer function to `x` and `y`, by their kind.
 fn binary(
     args: &KernelArgs,
-    float: impl Fn(f32, f32) -> f32,
-    int: impl Fn(i32, i32) -> i32,
+    float: impl Fn(f32, f32) -> f32 + Sync + Send,
+    int: impl Fn(i32, i32) -> i32 + Sync + Send,
 ) -> Result<Vec<Value>, String> {
     let (x, y) = (args.get("x")?, args.get("y")?);
     let out = match (x, y) {
         (Value::Int(a), Value::Int(b)) => Value::Int(zip_broadcast(a, b, |&p, &q| int(p, q))?),
-        _ => Value::Float(zip_broadcast(
-            &x.to_f32_array()?,
-            &y.to_f32_array()?,
-            |&p, &q| float(p, q),
-        )?),
+        _ => Value::Float(zip_broadcast(&*x.floats()?, &*y.floats()?, |&p, &q| {
+            float(p, q)
+        })?),
     };
     Ok(vec![out])
 }
@@ -169,14 +176,14 @@ pub fn modulo(args: &KernelArgs) -> Result<Vec<Value>, String> {
 /// Compares `x` and `y` elementwise.
 fn compare(
     args: &KernelArgs,
-    float: impl Fn(f32, f32) -> bool,
-    int: impl Fn(i32, i32) -> bool,
+    float: impl Fn(f32, f32) -> bool + Sync + Send,
+    int: impl Fn(i32, i32) -> bool + Sync + Send,
 ) -> Result<Vec<Value>, String> {
     let (x, y) = (args.get("x")?, args.get("y")?);
     let out = match (x, y) {
         (Value::Int(a), Value::Int(b)) => zip_broadcast(a, b, |&p, &q| int(p, q))?,
         (Value::Bool(a), Value::Bool(b)) => zip_broadcast(a, b, |&p, &q| int(p as i32, q as i32))?,
-        _ => zip_broadcast(&x.to_f32_array()?, &y.to_f32_array()?, |&p, &q| float(p, q))?,
+        _ => zip_broadcast(&*x.floats()?, &*y.floats()?, |&p, &q| float(p, q))?,
     };
     Ok(vec![Value::Bool(out)])
 }
@@ -211,7 +218,10 @@ pub fn greater_equal(args: &KernelArgs) -> Result<Vec<Value>, String> {
     compare(args, |a, b| a >= b, |a, b| a >= b)
 }
 
-fn logical(args: &KernelArgs, f: impl Fn(bool, bool) -> bool) -> Result<Vec<Value>, String> {
+fn logical(
+    args: &KernelArgs,
+    f: impl Fn(bool, bool) -> bool + Sync + Send,
+) -> Result<Vec<Value>, String> {
     let (x, y) = (args.get("x")?.bool()?, args.get("y")?.bool()?);
     Ok(vec![Value::Bool(zip_broadcast(x, y, |&p, &q| f(p, q))?)])
 }
@@ -237,14 +247,23 @@ pub fn logical_not(args: &KernelArgs) -> Result<Vec<Value>, String> {
 }
 
 /// Applies `f` to every element of `x` as f32.
-pub fn unary(args: &KernelArgs, f: impl Fn(f32) -> f32) -> Result<Vec<Value>, String> {
-    Ok(vec![Value::Float(args.get("x")?.to_f32_array()?.mapv(f))])
+pub fn unary(
+    args: &KernelArgs,
+    f: impl Fn(f32) -> f32 + Sync + Send,
+) -> Result<Vec<Value>, String> {
+    let x = args.get("x")?.floats()?;
+    let zip = Zip::from(&*x);
+    Ok(vec![Value::Float(if x.len() >= PARALLEL_ELEMENTS {
+        zip.par_map_collect(|&v| f(v))
+    } else {
+        zip.map_collect(|&v| f(v))
+    })])
 }
 
 /// Applies `float` to float inputs and `int` to integer inputs, keeping the kind.
 fn unary_with_int(
     args: &KernelArgs,
-    float: impl Fn(f32) -> f32,
+    float: impl Fn(f32) -> f32 + Sync + Send,
     int: impl Fn(i32) -> i32,
 ) -> Result<Vec<Value>, String> {
     match args.get("x")? {
@@ -446,34 +465,17 @@ pub fn cast(args: &KernelArgs) -> Result<Vec<Value>, String> {
     Ok(vec![out])
 }
 
-/// The error function, accurate to about 1e-15: a Taylor series near zero and a continued
-/// fraction for the complement in the tails.
+/// The error function of the platform's C math library (the one the Rust standard library
+/// links; glibc documents it within 1 ulp).
 pub fn erf_f64(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
+    cmath::erf(x)
+}
+
+mod cmath {
+    unsafe extern "C" {
+        /// C99 `erf` from the math library.
+        pub safe fn erf(x: f64) -> f64;
     }
-    let a = x.abs();
-    let value = if a < 2.5 {
-        // erf(a) = 2/sqrt(pi) * sum (-1)^n a^(2n+1) / (n! (2n+1))
-        let mut term = a;
-        let mut sum = a;
-        let a2 = a * a;
-        let mut n = 0.0;
-        while term.abs() > 1e-17 * sum.abs() {
-            n += 1.0;
-            term *= -a2 / n;
-            sum += term / (2.0 * n + 1.0);
-        }
-        sum * std::f64::consts::FRAC_2_SQRT_PI
-    } else {
-        // erfc(a) = exp(-a^2)/sqrt(pi) / (a + (1/2)/(a + 1/(a + (3/2)/(a + 2/(a + …)))))
-        let mut frac = a;
-        for k in (1..60).rev() {
-            frac = a + (k as f64 / 2.0) / frac;
-        }
-        1.0 - (-a * a).exp() / (std::f64::consts::PI.sqrt() * frac)
-    };
-    value.copysign(x)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Matrix products for the kernels: matrixmultiply's GEMM (through ndarray), with the work
-//! split across rayon workers by rows, or by columns when there are few rows.
+//! split across rayon workers by blocks of rows or of columns, whichever repacks less: every
+//! GEMM call packs all of its operands, so splitting by rows packs `b` once per block and
+//! splitting by columns packs `a` once per block.
 //!
 //! Each output element is computed by the same GEMM call pattern whatever the split (the split
 //! only chooses which block of rows or columns a worker owns), so results do not depend on the
@@ -31,7 +33,9 @@ pub fn gemm_into(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f3
     // Several blocks per worker balance uneven progress; blocks stay large enough for the
     // GEMM's own tiling (matrixmultiply packs panels of 8 rows and 8 columns).
     let blocks = workers * 4;
-    if m >= blocks * 8 || m >= n {
+    // Pack the smaller operand repeatedly (rows when `b`, k×n, is no larger than `a`, m×k),
+    // unless there are too few columns to share out.
+    if m >= n || n < blocks * 8 {
         let rows = m.div_ceil(blocks).max(8);
         c.axis_chunks_iter_mut(Axis(0), rows)
             .into_par_iter()
@@ -76,17 +80,18 @@ mod tests {
 
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let (a, b) = (filled(257, 129, 3), filled(129, 65, 4));
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| gemm(a.view(), b.view()));
-        let three = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap()
-            .install(|| gemm(a.view(), b.view()));
-        assert_eq!(one, three);
+        // Split by rows (tall), and by columns (wide with few rows) at 3 threads; one GEMM
+        // call at 1 thread.
+        for (m, k, n) in [(257, 129, 65), (20, 300, 900)] {
+            let (a, b) = (filled(m, k, 3), filled(k, n, 4));
+            let on = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| gemm(a.view(), b.view()))
+            };
+            assert_eq!(on(1), on(3), "{m}x{k}x{n}");
+        }
     }
 }

@@ -3,13 +3,13 @@
 use super::elementwise::broadcast_shape;
 use super::gemm::{gemm, gemm_into};
 use crate::interp::{KernelArgs, Value};
-use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, IxDyn};
 use rayon::prelude::*;
 
 /// `linear`: `x · weightᵀ + bias` over the last axis of `x`.
 pub fn linear(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let x = args.get("x")?.to_f32_array()?;
-    let w = args.get("weight")?.to_f32_array()?;
+    let x = args.get("x")?.floats()?;
+    let w = args.get("weight")?.floats()?;
     let w = w
         .view()
         .into_dimensionality::<Ix2>()
@@ -20,18 +20,21 @@ pub fn linear(args: &KernelArgs) -> Result<Vec<Value>, String> {
         return Err(format!("x {shape:?} does not end in {in_f} input features"));
     }
     let rows = x.len() / in_f.max(1);
+    let x = x.as_standard_layout();
     let x2 = x
-        .as_standard_layout()
-        .into_owned()
+        .view()
         .into_shape_with_order((rows, in_f))
         .map_err(|e| e.to_string())?;
     let mut y = gemm(x2.view(), w.t());
     if let Some(b) = args.opt("bias") {
-        let b = b.to_f32_array()?;
+        let b = b.floats()?;
         if b.len() != out_f {
             return Err(format!("bias has {} values, expected {out_f}", b.len()));
         }
-        let b = b.into_shape_with_order(out_f).map_err(|e| e.to_string())?;
+        let b = b
+            .view()
+            .into_shape_with_order(out_f)
+            .map_err(|e| e.to_string())?;
         y += &b;
     }
     let mut out_shape = shape;
@@ -44,8 +47,8 @@ pub fn linear(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `matmul` with NumPy broadcasting of batch dims and rank-1 operands.
 pub fn matmul(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let x = args.get("x")?.to_f32_array()?;
-    let y = args.get("y")?.to_f32_array()?;
+    let x = args.get("x")?.floats()?;
+    let y = args.get("y")?.floats()?;
     let (tx, ty) = (
         args.bool_or("transpose_x", false)?,
         args.bool_or("transpose_y", false)?,
@@ -54,20 +57,17 @@ pub fn matmul(args: &KernelArgs) -> Result<Vec<Value>, String> {
     if x.ndim() == 0 || y.ndim() == 0 {
         return Err("matmul operands must have rank ≥ 1".into());
     }
-    let x = if x_vec { x.insert_axis(Axis(0)) } else { x };
-    let y = if y_vec { y.insert_axis(Axis(1)) } else { y };
-    let last2 = |a: ArrayD<f32>, t: bool| {
-        if t {
-            let n = a.ndim();
-            let mut a = a;
-            a.swap_axes(n - 1, n - 2);
-            a
-        } else {
-            a
-        }
+    let x = if x_vec {
+        x.view().insert_axis(Axis(0))
+    } else {
+        x.view()
     };
-    let x = last2(x, tx && !x_vec);
-    let y = last2(y, ty && !y_vec);
+    let y = if y_vec {
+        y.view().insert_axis(Axis(1))
+    } else {
+        y.view()
+    };
+    let (x, y) = (swap_last2(x, tx && !x_vec), swap_last2(y, ty && !y_vec));
     let (xr, yr) = (x.ndim(), y.ndim());
     let (m, k) = (x.shape()[xr - 2], x.shape()[xr - 1]);
     let (k2, n) = (y.shape()[yr - 2], y.shape()[yr - 1]);
@@ -107,6 +107,15 @@ pub fn matmul(args: &KernelArgs) -> Result<Vec<Value>, String> {
     Ok(vec![Value::Float(
         ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())?,
     )])
+}
+
+/// `a` with its last two axes swapped when `swap`.
+fn swap_last2(mut a: ArrayViewD<'_, f32>, swap: bool) -> ArrayViewD<'_, f32> {
+    if swap {
+        let n = a.ndim();
+        a.swap_axes(n - 1, n - 2);
+    }
+    a
 }
 
 #[cfg(test)]

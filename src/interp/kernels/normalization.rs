@@ -84,7 +84,7 @@ pub fn instance_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
 /// `layer_norm` over `axes` (all by default); gamma/beta have the shape of the normalized dims
 /// in ascending axis order.
 pub fn layer_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let x = args.get("x")?.to_f32_array()?;
+    let x = args.get("x")?.floats()?;
     let shape = x.shape().to_vec();
     let rank = shape.len();
     let mut axes = match args.opt_ints("axes") {

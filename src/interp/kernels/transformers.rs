@@ -1,23 +1,23 @@
 //! Kernel of `scaled_dot_product_attention`.
 
 use crate::interp::{KernelArgs, Value};
-use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, IxDyn};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, CowArray, Ix3, IxDyn};
 use rayon::prelude::*;
 
-/// Views `a` ([batch…, rows, cols]) as `[count, rows, cols]`.
-fn batched(a: ArrayD<f32>, name: &str) -> Result<Array3<f32>, String> {
+/// Views `a` ([batch…, rows, cols]) as `[count, rows, cols]` (copied only when its layout is
+/// not the standard one).
+fn batched<'a>(a: &'a ArrayD<f32>, name: &str) -> Result<CowArray<'a, f32, Ix3>, String> {
     let shape = a.shape().to_vec();
     let (rows, cols) = (shape[shape.len() - 2], shape[shape.len() - 1]);
     let count = shape[..shape.len() - 2].iter().product::<usize>();
     a.as_standard_layout()
-        .into_owned()
         .into_shape_with_order((count, rows, cols))
         .map_err(|e| format!("{name}: {e}"))
 }
 
-/// The additive mask broadcast to `[count, L, S]`: float masks as they are, bool masks as
+/// The additive mask broadcast to the scores' shape: float masks as they are, bool masks as
 /// 0 where true (attend) and -inf where false.
-fn additive_mask(mask: &Value, full: &[usize]) -> Result<Array3<f32>, String> {
+fn additive_mask(mask: &Value, full: &[usize]) -> Result<ArrayD<f32>, String> {
     let m = match mask {
         Value::Bool(b) => b.mapv(|keep| if keep { 0.0 } else { f32::NEG_INFINITY }),
         other => other.to_f32_array()?,
@@ -28,7 +28,7 @@ fn additive_mask(mask: &Value, full: &[usize]) -> Result<Array3<f32>, String> {
             m.shape()
         )
     })?;
-    batched(view.to_owned(), "attn_mask")
+    Ok(view.to_owned())
 }
 
 /// One head: `softmax(q·kᵀ·scale + mask)·v`, the softmax shifted by each row's maximum.
@@ -56,9 +56,9 @@ fn attend(
 /// `scaled_dot_product_attention`: `softmax(query · keyᵀ / √E + mask) · value`, in fp32,
 /// each batch×head slice in parallel.
 pub fn scaled_dot_product_attention(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let q = args.get("query")?.to_f32_array()?;
-    let k = args.get("key")?.to_f32_array()?;
-    let v = args.get("value")?.to_f32_array()?;
+    let q = args.get("query")?.floats()?;
+    let k = args.get("key")?.floats()?;
+    let v = args.get("value")?.floats()?;
     let r = q.ndim();
     if r < 3 || k.ndim() != r || v.ndim() != r {
         return Err("query, key and value must have the same rank ≥ 3".into());
@@ -88,10 +88,11 @@ pub fn scaled_dot_product_attention(args: &KernelArgs) -> Result<Vec<Value>, Str
         .opt("attn_mask")
         .map(|m| additive_mask(m, &scores_shape))
         .transpose()?;
+    let mask = mask.as_ref().map(|m| batched(m, "attn_mask")).transpose()?;
     let (q, k, v) = (
-        batched(q, "query")?,
-        batched(k, "key")?,
-        batched(v, "value")?,
+        batched(&q, "query")?,
+        batched(&k, "key")?,
+        batched(&v, "value")?,
     );
     let scale = 1.0 / (e as f32).sqrt();
     let mut out = Array3::<f32>::zeros((q.len_of(Axis(0)), l, ev));
