@@ -159,9 +159,15 @@ pub fn run_with_observer(
     Runner::new(function, options)?.run_with_observer(inputs, observe)
 }
 
+/// Weights whose values (as f32) take more bytes than this are not prepared once but read
+/// when an op needs them and dropped after their last reader, so that verifying a
+/// billion-parameter model does not hold a widened copy of every weight.
+const PREPARED_WEIGHTS_BUDGET: usize = 1 << 30;
+
 /// A function ready to run on many input sets: the values of its weights (`const` ops and the
 /// `constexpr_*` ops decompressing them) are computed once, when the runner is made, and
-/// borrowed by every run instead of being converted again.
+/// borrowed by every run instead of being converted again; unless they would take more than
+/// [`PREPARED_WEIGHTS_BUDGET`], when each run reads them as it goes.
 pub struct Runner<'f> {
     function: &'f Function,
     options: RunOptions,
@@ -176,7 +182,16 @@ impl<'f> Runner<'f> {
     /// emulate fp16).
     pub fn new(function: &'f Function, options: RunOptions) -> Result<Runner<'f>, InterpError> {
         let mut weights: HashMap<&'f str, Value> = HashMap::new();
-        for op in &function.block.operations {
+        let widened: usize = (function.block.operations.iter())
+            .filter_map(|op| op.const_value())
+            .map(|t| 4 * t.len())
+            .sum();
+        let prepared = if widened <= PREPARED_WEIGHTS_BUDGET {
+            &function.block.operations[..]
+        } else {
+            &[]
+        };
+        for op in prepared {
             let is_weight = op.op_type == "const"
                 || (op.op_type.starts_with("constexpr_")
                     && op.input_vars().all(|name| weights.contains_key(name)));

@@ -24,9 +24,11 @@ pub enum Value {
 
 impl Value {
     /// Converts a constant tensor into a run-time value (a deferred weight is computed for
-    /// the conversion, not kept in the tensor).
+    /// the conversion, not kept in the tensor; a mapped one's pages are released after it).
     pub fn from_tensor(t: &Tensor) -> Value {
-        t.with_elements(Value::from_elements)
+        let value = t.with_elements(Value::from_elements);
+        t.release_pages();
+        value
     }
 
     /// [`Value::from_tensor`] of a tensor whose elements are at hand.
