@@ -1,11 +1,13 @@
 //! 1-D k-means of many arbitrary (fp32) values in time linear in their number: the values are
 //! counted into at most [`MAX_BINS`] bins holding their exact moments, the exact dynamic
 //! programme runs over the bins, then Lloyd passes over the real values move the cluster
-//! boundaries off the bin edges. Each step keeps or lowers the sum of squared errors, so the
-//! result is at least as good as the best partition whose boundaries fall on bin edges.
+//! boundaries off the bin edges (reading only the values of the bins around the boundaries,
+//! gathered once). Each step keeps or lowers the sum of squared errors, so the result is at
+//! least as good as the best partition whose boundaries fall on bin edges.
 //!
 //! Deterministic for any thread count: the values are cut into chunks whose length depends on
-//! their number only, and floating-point sums are merged in chunk order.
+//! their number only, floating-point sums are merged in chunk order, and the gathered values
+//! are sorted before they are summed.
 
 use rayon::prelude::*;
 
@@ -18,11 +20,15 @@ pub(super) const MAX_BINS: usize = 1 << 16;
 const CHUNKS: usize = 32;
 /// …of at least this many values each.
 const MIN_CHUNK: usize = 1 << 16;
-/// Lloyd passes after the dynamic programme, at most (each reads the values once; they stop
-/// as soon as no value changes cluster).
+/// Lloyd passes after the dynamic programme, at most (they stop as soon as no value changes
+/// cluster; each reads only the values of the bins near the thresholds, see [`NearValues`]).
 const MAX_LLOYD_PASSES: usize = 8;
 /// A bin-table entry for bins whose values fall in more than one cluster.
 const SPLIT: u16 = u16::MAX;
+/// When a Lloyd pass splits a bin whose values are not held, the values of the bins this close
+/// to it (either side) are gathered too, so that later passes, whose thresholds move a little,
+/// need not read the input again.
+const WINDOW: usize = 4;
 
 /// Summary of the values: finite, their range, mean and root mean square.
 struct Stats {
@@ -219,30 +225,76 @@ impl Assignment {
         }
     }
 
-    /// The moments of each cluster: whole bins from the histogram, the values of split bins
-    /// read from `chunks` (one pass).
-    fn moments(&self, chunks: &[&[f32]], grid: &Grid, bins: &[Bin], centre: f64) -> Vec<Moments> {
+    /// The moments of each cluster: bins not held from the histogram (each wholly in one
+    /// cluster: every split bin is held), the held values one by one.
+    fn moments(&self, bins: &[Bin], near: &NearValues, centre: f64) -> Vec<Moments> {
         let mut clusters = vec![Moments::default(); self.thresholds.len() + 1];
-        for (bin, &c) in bins.iter().zip(&self.bin_cluster) {
-            if c != SPLIT && bin.moments.w > 0.0 {
+        for ((bin, &c), &held) in bins.iter().zip(&self.bin_cluster).zip(&near.held) {
+            if !held && bin.moments.w > 0.0 {
                 clusters[usize::from(c)].merge(&bin.moments);
             }
         }
-        let split_values: Vec<Vec<f32>> = chunks
+        // Held values ascend, so their cluster only grows.
+        let mut c = 0;
+        for &v in &near.values {
+            let v = f64::from(v);
+            while c < self.thresholds.len() && self.thresholds[c] < v {
+                c += 1;
+            }
+            clusters[c].push(v - centre);
+        }
+        clusters
+    }
+
+    /// Whether some bin this assignment splits is not held in `near`.
+    fn needs_values(&self, near: &NearValues) -> bool {
+        self.bin_cluster
+            .iter()
+            .zip(&near.held)
+            .any(|(&c, &held)| c == SPLIT && !held)
+    }
+
+    /// The bins held in `near`, plus those within [`WINDOW`] of a bin this assignment splits.
+    fn wanted_bins(&self, near: &NearValues) -> Vec<bool> {
+        let mut wanted = near.held.clone();
+        let last = wanted.len() - 1;
+        for (b, &c) in self.bin_cluster.iter().enumerate() {
+            if c == SPLIT {
+                wanted[b.saturating_sub(WINDOW)..=(b + WINDOW).min(last)].fill(true);
+            }
+        }
+        wanted
+    }
+}
+
+/// The values of some bins, ascending: what the Lloyd passes read instead of the whole input,
+/// as long as every bin their thresholds split is held.
+struct NearValues {
+    /// Per bin: whether its values are in `values`.
+    held: Vec<bool>,
+    values: Vec<f32>,
+}
+
+impl NearValues {
+    /// Hold the values of the bins marked in `wanted`: one pass over `chunks`. Sorting makes
+    /// the order (and so every later sum) independent of the chunking.
+    fn gather(chunks: &[&[f32]], grid: &Grid, wanted: Vec<bool>) -> NearValues {
+        let parts: Vec<Vec<f32>> = chunks
             .par_iter()
             .map(|chunk| {
                 chunk
                     .iter()
                     .copied()
-                    .filter(|&v| self.bin_cluster[grid.bin(v)] == SPLIT)
+                    .filter(|&v| wanted[grid.bin(v)])
                     .collect()
             })
             .collect();
-        for v in split_values.into_iter().flatten() {
-            let c = self.thresholds.partition_point(|&t| t < f64::from(v));
-            clusters[c].push(f64::from(v) - centre);
+        let mut values = parts.concat();
+        values.sort_unstable_by(f32::total_cmp);
+        NearValues {
+            held: wanted,
+            values,
         }
-        clusters
     }
 }
 
@@ -281,9 +333,16 @@ pub(super) fn cluster_binned(
     // sizes mean equal clusters). The labels are those of the last assignment, whose means
     // the centroids are; an emptied cluster is dropped (`renumber` skips it).
     let mut last = None;
+    let mut near = NearValues {
+        held: vec![false; bins.len()],
+        values: Vec::new(),
+    };
     for _ in 0..MAX_LLOYD_PASSES {
         let assignment = Assignment::nearest(&centroids, &bins);
-        let clusters = assignment.moments(&chunks, &grid, &bins, centre);
+        if assignment.needs_values(&near) {
+            near = NearValues::gather(&chunks, &grid, assignment.wanted_bins(&near));
+        }
+        let clusters = assignment.moments(&bins, &near, centre);
         let mut renumber = Vec::with_capacity(clusters.len());
         let (mut next_centroids, mut next_weights) = (Vec::new(), Vec::new());
         for m in &clusters {
