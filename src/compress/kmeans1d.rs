@@ -18,7 +18,7 @@ const PARALLEL_LEN: usize = 1 << 18;
 const F16_PATTERNS: usize = 1 << 16;
 /// Inputs at least this long that are not all fp16 values are clustered from a histogram
 /// (see [`binned`]); shorter ones exactly, after sorting them.
-const BINNED_LEN: usize = 4 * binned::MAX_BINS;
+const BINNED_LEN: usize = 1 << 18;
 
 /// The result of clustering: centroids in ascending order and one label per input element.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,8 +219,15 @@ fn cluster_f16(values: &[f32], histogram: Histogram, k: usize) -> Clustering {
 /// Cluster arbitrary finite values: sort to find the distinct ones, binary-search the labels.
 fn cluster_sorted(values: &[f32], k: usize) -> Result<Clustering, CompressError> {
     check_finite(values)?;
+    // Short inputs (a group of a grouped palette, itself clustered in parallel with the other
+    // groups) are sorted and labelled on this thread.
+    let parallel = values.len() >= PARALLEL_LEN;
     let mut sorted: Vec<f32> = values.iter().map(|&v| v + 0.0).collect();
-    sorted.par_sort_unstable_by(f32::total_cmp);
+    if parallel {
+        sorted.par_sort_unstable_by(f32::total_cmp);
+    } else {
+        sorted.sort_unstable_by(f32::total_cmp);
+    }
     let mut uniques: Vec<f32> = Vec::new();
     let mut weights: Vec<f64> = Vec::new();
     for v in sorted {
@@ -234,13 +241,15 @@ fn cluster_sorted(values: &[f32], k: usize) -> Result<Clustering, CompressError>
     }
     let xs: Vec<f64> = uniques.iter().map(|&v| f64::from(v)).collect();
     let (centroids, cluster_of_unique) = clusters_from_starts(&xs, &weights, k);
-    let labels = values
-        .par_iter()
-        .map(|v| {
-            let u = uniques.partition_point(|&x| x < *v);
-            cluster_of_unique[u.min(uniques.len() - 1)]
-        })
-        .collect();
+    let label = |v: &f32| {
+        let u = uniques.partition_point(|&x| x < *v);
+        cluster_of_unique[u.min(uniques.len() - 1)]
+    };
+    let labels = if parallel {
+        values.par_iter().with_min_len(1 << 14).map(label).collect()
+    } else {
+        values.iter().map(label).collect()
+    };
     Ok(Clustering { centroids, labels })
 }
 

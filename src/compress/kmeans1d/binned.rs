@@ -14,8 +14,9 @@ use rayon::prelude::*;
 use super::{optimal_cluster_starts, Clustering, Moments};
 use crate::compress::CompressError;
 
-/// The most bins a histogram has (its per-chunk tables stay a few MB).
-pub(super) const MAX_BINS: usize = 1 << 16;
+/// The most bins a histogram has: the dynamic programme over the bins is most of the cost (a
+/// quarter of 2^16 bins' on bert_base), and the Lloyd passes recover what coarser bins lose.
+const MAX_BINS: usize = 1 << 14;
 /// Values are cut into about this many chunks (fewer for short inputs)…
 const CHUNKS: usize = 32;
 /// …of at least this many values each.
@@ -407,14 +408,14 @@ mod tests {
     }
 
     #[test]
-    fn histogram_path_is_within_a_millionth_of_the_optimum() {
+    fn histogram_path_is_within_a_ten_thousandth_of_the_optimum() {
         for (seed, tail, k) in [(1, false, 16), (2, true, 16), (3, false, 4), (4, true, 64)] {
             let values = random_values(BINNED_LEN + 1000, seed, tail);
             let binned = cluster_binned(&values, k).unwrap().unwrap();
             let exact = cluster_sorted(&values, k).unwrap();
             let (got, best) = (sse(&values, &binned), sse(&values, &exact));
             assert!(
-                got <= best * (1.0 + 1e-6) && got >= best * (1.0 - 1e-9),
+                got <= best * (1.0 + 1e-4) && got >= best * (1.0 - 1e-9),
                 "seed {seed} k {k}: {got} vs optimum {best}"
             );
             assert_eq!(binned.centroids.len(), k);
