@@ -12,7 +12,7 @@ time on 2 cores); --all runs every mode on both models (about 190 s of coremltoo
 
 For each model, `mlpack convert` turns the materialised fixture
 (target/fixtures/models/<case>/model.onnx, written by the Rust tests) into an fp16 iOS18 (or iOS16)
-package; coremltools (cto.coreml.linear_quantize_weights / palettize_weights / prune_weights
+package (fp32 for the *-fp32 modes); coremltools (cto.coreml.linear_quantize_weights / palettize_weights / prune_weights
 with the Op*Config of the mode) and mlpack (`mlpack quantize|palettize|prune ... --no-verify`,
 same settings) compress that same package. Both results are parsed and decompressed by
 coremltools (coreml_check.decompressed_consts), and each weight is matched to the original
@@ -68,6 +68,7 @@ class Mode:
     ct_config: dict  # keyword arguments of the Op*Config
     mlpack_args: list = field(default_factory=list)
     ios18_only: bool = False  # int4, per-block, grouped or vector LUTs
+    precision: str = "fp16"  # of the base package both tools compress
 
 
 MODES = [
@@ -92,6 +93,16 @@ MODES = [
          dict(mode="kmeans", nbits=2, cluster_dim=2),
          ["palettize", "--nbits", "2", "--mode", "kmeans", "--cluster-dim", "2"],
          ios18_only=True),
+    # fp32 weights: coremltools clusters them with scikit-learn's KMeans (its kmeans1d only
+    # takes fp16 weights); mlpack exactly below 2^18 values, from a histogram above.
+    Mode("kmeans-4bit-fp32", "kmeans", "palettize_weights",
+         dict(mode="kmeans", nbits=4, granularity="per_tensor"),
+         ["palettize", "--nbits", "4", "--mode", "kmeans", "--granularity", "per-tensor"],
+         precision="fp32"),
+    Mode("kmeans-4bit-group16-fp32", "kmeans", "palettize_weights",
+         dict(mode="kmeans", nbits=4, granularity="per_grouped_channel", group_size=16),
+         ["palettize", "--nbits", "4", "--mode", "kmeans", "--granularity",
+          "per-grouped-channel", "--group-size", "16"], ios18_only=True, precision="fp32"),
     Mode("uniform-4bit", "identical", "palettize_weights",
          dict(mode="uniform", nbits=4),
          ["palettize", "--nbits", "4", "--mode", "uniform"]),
@@ -108,12 +119,14 @@ MODES = [
 # Which modes run on which (model, target) by default (CI). coremltools' grouped k-means runs
 # scikit-learn on every group smaller than 10 000 weights (~38 s on either model), and `unique`
 # is slow on resnet18 (~30 s), so each of those runs on one model only. At iOS16 the same
-# settings give the iOS16 op forms (attributes, packed indices and masks).
+# settings give the iOS16 op forms (attributes, packed indices and masks). The fp32 k-means mode
+# runs on mobilenet_v3_small (scikit-learn on 45 weights; its two largest go through mlpack's
+# histogram path, the others through the exact one).
 DEFAULT_PLAN = {
     ("resnet18", "iOS18"): ["int8-per-channel-sym", "uint8-per-tensor-affine",
                             "int4-per-block-32", "kmeans-4bit", "kmeans-2bit-vector2",
                             "uniform-4bit", "prune-50", "prune-2:4"],
-    ("mobilenet_v3_small", "iOS18"): ["kmeans-4bit-group16", "unique"],
+    ("mobilenet_v3_small", "iOS18"): ["kmeans-4bit-group16", "unique", "kmeans-4bit-fp32"],
     ("resnet18", "iOS16"): ["int8-per-channel-sym", "kmeans-4bit", "prune-50"],
 }
 TARGETS = ("iOS16", "iOS17", "iOS18")
@@ -366,15 +379,16 @@ def run(command, what):
                       f"{result.stderr.strip()[-2000:]}")
 
 
-def base_package(mlpack, fixtures, model, target, out):
-    """Convert the materialised fixture to an fp16 package for `target` with mlpack."""
+def base_package(mlpack, fixtures, model, target, precision, out):
+    """Convert the materialised fixture to an fp16 or fp32 package for `target` with mlpack."""
     case = FIXTURE_CASES[model]
     onnx = os.path.join(fixtures, "models", case, "model.onnx")
     if not os.path.isfile(onnx):
         raise Failure(f"{onnx} is missing: the Rust tests materialise it (run cargo test first)")
-    path = os.path.join(out, "base.mlpackage")
-    run([mlpack, "convert", onnx, "-o", path, "--target", target, "--precision", "fp16",
-         "--no-verify", "--force", "--quiet"], f"mlpack convert {model}")
+    name = "base.mlpackage" if precision == "fp16" else f"base-{precision}.mlpackage"
+    path = os.path.join(out, name)
+    run([mlpack, "convert", onnx, "-o", path, "--target", target, "--precision", precision,
+         "--no-verify", "--force", "--quiet"], f"mlpack convert {model} ({precision})")
     return path
 
 
@@ -426,16 +440,18 @@ def compress_with_mlpack(mlpack, mode, source, target, path):
 
 def compare_model(mlpack, fixtures, model, target, modes, out):
     rows = []
-    base = base_package(mlpack, fixtures, model, target, out)
     inputs = {}
     for mode in modes:
         row = Row(model, target, mode.name)
         rows.append(row)
         try:
-            source = base
+            if mode.precision not in inputs:
+                inputs[mode.precision] = base_package(mlpack, fixtures, model, target,
+                                                      mode.precision, out)
+            source = inputs[mode.precision]
             if mode.name in NEEDS_FEW_VALUES:
                 if "few" not in inputs:
-                    inputs["few"] = few_valued_package(base, target, out)
+                    inputs["few"] = few_valued_package(source, target, out)
                 source = inputs["few"]
             if source not in inputs:
                 inputs[source] = base_weights(load_program(source).functions["main"])

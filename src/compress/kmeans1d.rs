@@ -8,17 +8,23 @@ use rayon::prelude::*;
 
 use super::{check_finite, CompressError};
 
+mod binned;
+
 /// The most clusters a clustering can have (labels are bytes: palettes hold at most 256 entries).
 pub const MAX_CLUSTERS: usize = 256;
 /// Inputs at least this long are counted and labelled in parallel.
 const PARALLEL_LEN: usize = 1 << 18;
 /// Number of fp16 bit patterns (the size of a histogram over fp16 values).
 const F16_PATTERNS: usize = 1 << 16;
+/// Inputs at least this long that are not all fp16 values are clustered from a histogram
+/// (see [`binned`]); shorter ones exactly, after sorting them.
+const BINNED_LEN: usize = 1 << 18;
 
 /// The result of clustering: centroids in ascending order and one label per input element.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Clustering {
-    /// Weighted mean of each cluster, ascending; `min(k, #unique values)` entries.
+    /// Mean of each cluster, ascending; `min(k, #unique values)` entries (the histogram path
+    /// for long fp32 inputs may return fewer if a cluster empties while it refines them).
     pub centroids: Vec<f64>,
     /// For each input element, the index of its cluster in `centroids`.
     pub labels: Vec<u8>,
@@ -28,6 +34,8 @@ pub struct Clustering {
 ///
 /// Equal values are merged first and weighted by their count, so the cost is the same as
 /// clustering every element. Ties between equally good partitions pick the earliest split.
+/// Exact for fp16 values and for fewer than [`BINNED_LEN`] others; longer fp32 inputs go
+/// through a histogram and Lloyd refinement ([`binned`]), optimal up to the bin width.
 pub fn kmeans1d(values: &[f32], k: usize) -> Result<Clustering, CompressError> {
     if k == 0 || k > MAX_CLUSTERS {
         return Err(CompressError::Parameter(format!(
@@ -42,6 +50,10 @@ pub fn kmeans1d(values: &[f32], k: usize) -> Result<Clustering, CompressError> {
     }
     match f16_histogram(values) {
         Some(histogram) => Ok(cluster_f16(values, histogram, k)),
+        None if values.len() >= BINNED_LEN => match binned::cluster_binned(values, k)? {
+            Some(clustering) => Ok(clustering),
+            None => cluster_sorted(values, k),
+        },
         None => cluster_sorted(values, k),
     }
 }
@@ -207,8 +219,15 @@ fn cluster_f16(values: &[f32], histogram: Histogram, k: usize) -> Clustering {
 /// Cluster arbitrary finite values: sort to find the distinct ones, binary-search the labels.
 fn cluster_sorted(values: &[f32], k: usize) -> Result<Clustering, CompressError> {
     check_finite(values)?;
+    // Short inputs (a group of a grouped palette, itself clustered in parallel with the other
+    // groups) are sorted and labelled on this thread.
+    let parallel = values.len() >= PARALLEL_LEN;
     let mut sorted: Vec<f32> = values.iter().map(|&v| v + 0.0).collect();
-    sorted.par_sort_unstable_by(f32::total_cmp);
+    if parallel {
+        sorted.par_sort_unstable_by(f32::total_cmp);
+    } else {
+        sorted.sort_unstable_by(f32::total_cmp);
+    }
     let mut uniques: Vec<f32> = Vec::new();
     let mut weights: Vec<f64> = Vec::new();
     for v in sorted {
@@ -222,20 +241,29 @@ fn cluster_sorted(values: &[f32], k: usize) -> Result<Clustering, CompressError>
     }
     let xs: Vec<f64> = uniques.iter().map(|&v| f64::from(v)).collect();
     let (centroids, cluster_of_unique) = clusters_from_starts(&xs, &weights, k);
-    let labels = values
-        .par_iter()
-        .map(|v| {
-            let u = uniques.partition_point(|&x| x < *v);
-            cluster_of_unique[u.min(uniques.len() - 1)]
-        })
-        .collect();
+    let label = |v: &f32| {
+        let u = uniques.partition_point(|&x| x < *v);
+        cluster_of_unique[u.min(uniques.len() - 1)]
+    };
+    let labels = if parallel {
+        values.par_iter().with_min_len(1 << 14).map(label).collect()
+    } else {
+        values.iter().map(label).collect()
+    };
     Ok(Clustering { centroids, labels })
 }
 
 /// The optimal clustering of sorted distinct `xs` weighted by `ws`: the centroids and the
 /// cluster of each distinct value.
 fn clusters_from_starts(xs: &[f64], ws: &[f64], k: usize) -> (Vec<f64>, Vec<u8>) {
-    let starts = optimal_cluster_starts(xs, ws, k);
+    let total: f64 = ws.iter().sum();
+    let mean = xs.iter().zip(ws).map(|(x, w)| x * w).sum::<f64>() / total;
+    let points: Vec<Moments> = xs
+        .iter()
+        .zip(ws)
+        .map(|(&x, &w)| Moments::of(x - mean, w))
+        .collect();
+    let starts = optimal_cluster_starts(&points, k);
     let mut centroids = Vec::with_capacity(starts.len());
     let mut cluster_of_unique = vec![0u8; xs.len()];
     for (c, &start) in starts.iter().enumerate() {
@@ -248,26 +276,63 @@ fn clusters_from_starts(xs: &[f64], ws: &[f64], k: usize) -> (Vec<f64>, Vec<u8>)
     (centroids, cluster_of_unique)
 }
 
+/// The weight, weighted sum and weighted sum of squares of some values, measured from a
+/// centre shared by every point of one clustering (so that sums of squares stay well
+/// conditioned).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Moments {
+    /// Total weight (number of values).
+    pub w: f64,
+    /// Weighted sum of the values minus the centre.
+    pub s: f64,
+    /// Weighted sum of the squares of the values minus the centre.
+    pub q: f64,
+}
+
+impl Moments {
+    /// The moments of value `d` (minus the centre) with weight `w`.
+    pub fn of(d: f64, w: f64) -> Moments {
+        Moments {
+            w,
+            s: w * d,
+            q: w * d * d,
+        }
+    }
+
+    /// Add one value `d` (minus the centre) of weight 1.
+    #[inline(always)]
+    pub fn push(&mut self, d: f64) {
+        self.w += 1.0;
+        self.s += d;
+        self.q += d * d;
+    }
+
+    /// Add the moments of other values.
+    #[inline(always)]
+    pub fn merge(&mut self, other: &Moments) {
+        self.w += other.w;
+        self.s += other.s;
+        self.q += other.q;
+    }
+}
+
 /// Everything one DP evaluation reads at a boundary `j` (0..=n), in one cache line: prefix
-/// sums over points `0..j` of weights, weighted values and weighted squares (values centred
-/// on their mean), and the best cost of points `0..j` in the previous layer's clusters.
+/// sums over points `0..j` of their [`Moments`], and the best cost of points `0..j` in the
+/// previous layer's clusters.
 struct Prefix {
     lanes: Vec<[f64; 4]>,
 }
 
 impl Prefix {
-    /// The prefix sums, with one cluster as the previous layer.
-    fn new(xs: &[f64], ws: &[f64]) -> Prefix {
-        let total: f64 = ws.iter().sum();
-        let mean = xs.iter().zip(ws).map(|(x, w)| x * w).sum::<f64>() / total;
-        let mut lanes = vec![[0.0; 4]; xs.len() + 1];
-        for i in 0..xs.len() {
-            let d = xs[i] - mean;
+    /// The prefix sums of `points`, with one cluster as the previous layer.
+    fn new(points: &[Moments]) -> Prefix {
+        let mut lanes = vec![[0.0; 4]; points.len() + 1];
+        for (i, p) in points.iter().enumerate() {
             let [w, s, q, _] = lanes[i];
-            lanes[i + 1] = [w + ws[i], s + ws[i] * d, q + ws[i] * d * d, 0.0];
+            lanes[i + 1] = [w + p.w, s + p.s, q + p.q, 0.0];
         }
         let mut prefix = Prefix { lanes };
-        for i in 0..xs.len() {
+        for i in 0..points.len() {
             prefix.lanes[i + 1][3] = prefix.cost(0, i);
         }
         prefix
@@ -296,9 +361,10 @@ impl Prefix {
     }
 }
 
-/// Start index of each cluster in an optimal partition of sorted `xs` into `min(k, n)` runs.
-fn optimal_cluster_starts(xs: &[f64], ws: &[f64], k: usize) -> Vec<usize> {
-    let n = xs.len();
+/// Start index of each cluster in an optimal partition of `points` (in ascending order of
+/// value, each a value or a run of values given by its moments) into `min(k, n)` runs.
+pub(super) fn optimal_cluster_starts(points: &[Moments], k: usize) -> Vec<usize> {
+    let n = points.len();
     if n == 0 {
         return Vec::new();
     }
@@ -306,7 +372,7 @@ fn optimal_cluster_starts(xs: &[f64], ws: &[f64], k: usize) -> Vec<usize> {
     if k == n {
         return (0..n).collect();
     }
-    let mut prefix = Prefix::new(xs, ws);
+    let mut prefix = Prefix::new(points);
     // argmins[m][i]: start of the last of m + 1 clusters over points 0..=i.
     let mut argmins: Vec<Vec<u32>> = vec![vec![0; n]];
     let mut scratch = Smawk::default();
