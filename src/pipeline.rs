@@ -1,20 +1,26 @@
 //! Library entry points for each command. The CLI parses flags and calls these; tests call
 //! them directly.
 
+mod chain;
 mod compress;
 mod convert;
 mod inspect;
 mod precision;
 mod recipe;
 mod run;
+mod split;
 mod verify;
 
+pub use chain::{is_chain, Chain, ChainManifest, ChunkEntry, CHAIN_FILE};
 pub use compress::{compress, CompressCommandReport, CompressOptions};
 pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, InputShapes};
-pub use inspect::{inspect, InspectReport, IoInfo, OpInfo, PackageSummary, WeightInfo};
+pub use inspect::{
+    inspect, ChainSummary, ChunkSummary, InspectReport, IoInfo, OpInfo, PackageSummary, WeightInfo,
+};
 pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
 pub use recipe::Recipe;
 pub use run::{run_package, RunInputs};
+pub use split::{split, SplitOptions, SplitReport, CHUNK_METADATA_KEY};
 pub use verify::{verify, verify_error};
 
 use crate::Error;

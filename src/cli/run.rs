@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// Flags of `mlpack run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The .mlpackage to run.
+    /// The .mlpackage to run, or a chain directory written by `split` (run package by package).
     package: PathBuf,
     /// An input value: NAME=FILE.npy (repeatable; one per model input).
     #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = parse_input)]

@@ -21,7 +21,7 @@ cosine >= 0.9999 and SNR >= 40 dB; candidates computing in fp16 need cosine >= 0
 pub struct VerifyArgs {
     /// The reference: the original .onnx (run in fp32) or a reference .mlpackage.
     source: PathBuf,
-    /// The .mlpackage to check.
+    /// The .mlpackage to check, or a chain directory written by `split`.
     candidate: PathBuf,
     /// Inputs from a NumPy .npz archive (np.savez), one NAME.npy member per model input.
     #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["random", "seed", "input_ranges"])]

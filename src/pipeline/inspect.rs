@@ -1,7 +1,9 @@
 //! `inspect`: describe an ONNX model or a package.
 
+use super::chain::{is_chain, Chain};
 use super::load_model;
 use super::ModelKind;
+use crate::backend::mlpackage::weight_file;
 use crate::backend::{read_package, stored_in_blob};
 use crate::frontend::onnx::{self, OnnxSummary};
 use crate::ir::{print_program, DType, Function, Program, Target};
@@ -89,6 +91,40 @@ pub struct PackageSummary {
     pub mil: Option<String>,
 }
 
+/// One package of a chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChunkSummary {
+    /// The package's name inside the chain directory.
+    pub package: String,
+    /// Size of its weight.bin in bytes.
+    pub weight_bytes: u64,
+    /// Non-constant ops.
+    pub ops: usize,
+    /// Inputs: model inputs or earlier packages' outputs.
+    pub inputs: Vec<IoInfo>,
+    /// Outputs.
+    pub outputs: Vec<IoInfo>,
+}
+
+/// What a chain directory written by `split` holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChainSummary {
+    /// The chain directory.
+    pub path: PathBuf,
+    /// The package the chain was cut from.
+    pub source: String,
+    /// Deployment target.
+    pub target: String,
+    /// The weight.bin size limit it was cut for, in bytes.
+    pub max_weight_size: u64,
+    /// Model inputs.
+    pub inputs: Vec<IoInfo>,
+    /// Model outputs.
+    pub outputs: Vec<IoInfo>,
+    /// Packages in run order.
+    pub chunks: Vec<ChunkSummary>,
+}
+
 /// The result of `inspect`.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -104,12 +140,17 @@ pub enum InspectReport {
     },
     /// A package.
     Package(PackageSummary),
+    /// A chain of packages.
+    Chain(ChainSummary),
 }
 
 /// Describes `path`. With `mil`, the report also carries the program as text (for ONNX, the
 /// fp32 program as converted for the default target); with `ops`, a package's report lists
 /// every op with its compute precision.
 pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error> {
+    if is_chain(path) {
+        return summarize_chain(path).map(InspectReport::Chain);
+    }
     match ModelKind::of(path)? {
         ModelKind::Onnx => {
             let summary = onnx::summarize(path)?;
@@ -135,14 +176,73 @@ pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error
     }
 }
 
-/// The summary of an in-memory program as it would be stored at `path`.
-pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
-    let main = program.main();
-    let io = |name: &str, ty: &crate::ir::TensorType| IoInfo {
+/// The summary of the chain directory at `path`: its packages with their weight sizes, inputs
+/// and outputs.
+fn summarize_chain(path: &Path) -> Result<ChainSummary, Error> {
+    let chain = Chain::read(path)?;
+    let joined = chain.join()?.main().clone();
+    let chunks = chain
+        .manifest
+        .chunks
+        .iter()
+        .zip(&chain.programs)
+        .map(|(entry, program)| {
+            let main = program.main();
+            let weights = weight_file(&path.join(&entry.package));
+            let weight_bytes = match std::fs::metadata(&weights) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(Error::io(&weights, e)),
+            };
+            Ok(ChunkSummary {
+                package: entry.package.clone(),
+                weight_bytes,
+                ops: entry.ops,
+                inputs: main
+                    .inputs
+                    .iter()
+                    .map(|v| io_info(&v.name, &v.ty))
+                    .collect(),
+                outputs: main
+                    .outputs()
+                    .iter()
+                    .map(|v| io_info(&v.name, &v.ty))
+                    .collect(),
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(ChainSummary {
+        path: path.to_path_buf(),
+        source: chain.manifest.source.clone(),
+        target: chain.manifest.target.clone(),
+        max_weight_size: chain.manifest.max_weight_size,
+        inputs: joined
+            .inputs
+            .iter()
+            .map(|v| io_info(&v.name, &v.ty))
+            .collect(),
+        outputs: joined
+            .outputs()
+            .iter()
+            .map(|v| io_info(&v.name, &v.ty))
+            .collect(),
+        chunks,
+    })
+}
+
+/// The report form of a typed value.
+fn io_info(name: &str, ty: &crate::ir::TensorType) -> IoInfo {
+    IoInfo {
         name: name.to_string(),
         dtype: ty.dtype.name().to_string(),
         shape: ty.shape.iter().map(|d| d.to_string()).collect(),
-    };
+    }
+}
+
+/// The summary of an in-memory program as it would be stored at `path`.
+pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
+    let main = program.main();
+    let io = io_info;
     let mut ops = BTreeMap::new();
     let mut weights = Vec::new();
     let op_list = op_precisions(main);

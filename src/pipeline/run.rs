@@ -1,5 +1,6 @@
 //! `run`: execute a package with the reference interpreter.
 
+use super::chain::{is_chain, Chain};
 use crate::backend::read_package;
 use crate::interp::{self, RunOptions, Value};
 use crate::ir::{sanitize_name, Function};
@@ -10,14 +11,27 @@ use std::path::{Path, PathBuf};
 /// Input files by input name (the package's name or the source model's name it came from).
 pub type RunInputs = Vec<(String, PathBuf)>;
 
-/// Runs the package at `path` on `.npy` inputs and returns its outputs by name.
+/// Runs the package at `path` (or the chain directory `split` wrote, package after package) on
+/// `.npy` inputs and returns its outputs by name.
 pub fn run_package(
     path: &Path,
     inputs: &RunInputs,
     options: RunOptions,
 ) -> Result<Vec<(String, Value)>, Error> {
+    if is_chain(path) {
+        let chain = Chain::read(path)?;
+        let values = read_inputs(chain.join()?.main(), inputs)?;
+        return chain
+            .run(&values, options)
+            .map_err(|(package, e)| run_error(e, &package, inputs));
+    }
     let program = read_package(path)?;
-    let main = program.main();
+    let values = read_inputs(program.main(), inputs)?;
+    interp::run(program.main(), &values, options).map_err(|e| run_error(e, path, inputs))
+}
+
+/// The `.npy` inputs, checked against `main`'s inputs, by input name.
+fn read_inputs(main: &Function, inputs: &RunInputs) -> Result<BTreeMap<String, Value>, Error> {
     let mut values = BTreeMap::new();
     for (given, file) in inputs {
         let var = main
@@ -51,7 +65,13 @@ pub fn run_package(
             signature(main)
         )));
     }
-    interp::run(main, &values, options).map_err(|e| match e {
+    Ok(values)
+}
+
+/// The crate error for an interpreter failure in the package at `path`: a bad input names its
+/// file.
+fn run_error(e: interp::InterpError, path: &Path, inputs: &RunInputs) -> Error {
+    match e {
         interp::InterpError::Input { ref name, .. } => {
             let file = inputs
                 .iter()
@@ -61,7 +81,7 @@ pub fn run_package(
             Error::invalid(file, e.to_string())
         }
         other => Error::invalid(path, other.to_string()),
-    })
+    }
 }
 
 /// A function's input signature, for error messages.

@@ -1,6 +1,7 @@
 //! `verify`: compare a candidate package against its source model (`.onnx`, run as the fp32
 //! program straight from the frontend) or a reference package.
 
+use super::chain::{is_chain, Chain};
 use super::ModelKind;
 use crate::backend::read_package;
 use crate::frontend::onnx::{self, DimSize, DimSummary, InputShape, OnnxOptions, ShapeSpec};
@@ -9,7 +10,8 @@ use crate::verify::{self, inputs, InputSpec, Side, VerifyError, VerifyOptions, V
 use crate::Error;
 use std::path::Path;
 
-/// Verifies the package `candidate` against `source`. With `npz`, the inputs come from that
+/// Verifies the package `candidate` (or a chain directory `split` wrote, as its packages joined
+/// into one program) against `source`. With `npz`, the inputs come from that
 /// archive instead of `options.inputs`. A failed comparison is a report with `passed ==
 /// false`, not an error.
 pub fn verify(
@@ -18,13 +20,16 @@ pub fn verify(
     npz: Option<&Path>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, Error> {
-    if ModelKind::of(candidate)? != ModelKind::Package {
+    let cand = if is_chain(candidate) {
+        Chain::read(candidate)?.join()?
+    } else if ModelKind::of(candidate)? != ModelKind::Package {
         return Err(Error::Usage(format!(
-            "{}: the candidate must be an .mlpackage",
+            "{}: the candidate must be an .mlpackage or a chain directory",
             candidate.display()
         )));
-    }
-    let cand = read_package(candidate)?;
+    } else {
+        read_package(candidate)?
+    };
     let src = load_source(source, &cand)?;
     let mut options = options.clone();
     if let Some(npz) = npz {
