@@ -1,0 +1,338 @@
+//! `split`: a package cut into a chain of packages under a weight size. The chain must compute
+//! exactly what the package computes (same interpreter, bitwise), verify against the source
+//! ONNX model's ONNX Runtime outputs, and every package of it is checked by coremltools (they
+//! are written under `target/test-packages`).
+
+mod common;
+
+use common::cli::{mlpack, text};
+use common::fixtures::Fixture;
+use common::packages::package_dir;
+use mlpack::backend::mlpackage::weight_file;
+use mlpack::backend::write_package;
+use mlpack::interp::{RunOptions, Value};
+use mlpack::ir::{Argument, DType, Function, Operation, Program, Target, Tensor, TensorType, Var};
+use mlpack::pipeline::{self, ConvertOptions, InspectReport, Precision, SplitOptions};
+use mlpack::verify::{InputSpec, ThresholdOverrides, VerifyOptions};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Converts a fixture at fp16 into `dir`.
+fn convert(fx: &Fixture, dir: &Path) -> PathBuf {
+    let package = dir.join(format!("{}.mlpackage", fx.case));
+    pipeline::convert(&ConvertOptions {
+        input: fx.model_path(),
+        output: package.clone(),
+        precision: Precision::Fp16,
+        mixed: Default::default(),
+        target: Target::IOS17,
+        input_shapes: Default::default(),
+        force: false,
+        verify: None,
+    })
+    .unwrap_or_else(|e| panic!("{}: convert: {e}", fx.name()));
+    package
+}
+
+/// The bytes of each output value, for a bitwise comparison.
+fn bits(outputs: &[(String, Value)]) -> Vec<(String, Vec<u32>)> {
+    outputs
+        .iter()
+        .map(|(name, v)| {
+            let a = v.to_f32_array().expect("numeric output");
+            (name.clone(), a.iter().map(|x| x.to_bits()).collect())
+        })
+        .collect()
+}
+
+/// Splits the fp16 package of fixture `group/case` at `max` bytes and checks the chain: at
+/// least `min_chunks` packages, each weight.bin at most `max`, the chain's outputs bitwise those
+/// of the package, and `verify` against the source ONNX passing on the fixture's inputs.
+fn check_split(group: &str, case: &str, max: u64, min_chunks: usize) {
+    let fx = Fixture::load(group, case);
+    let dir = package_dir(&format!("split_{case}"));
+    let package = convert(&fx, &dir);
+    let chain = dir.join("chain");
+    let report = pipeline::split(&SplitOptions {
+        package: package.clone(),
+        output: chain.clone(),
+        max_weight_size: max,
+    })
+    .unwrap_or_else(|e| panic!("{}: split: {e}", fx.name()));
+    let chunks = &report.manifest.chunks;
+    assert!(
+        chunks.len() >= min_chunks,
+        "{}: {} chunks",
+        fx.name(),
+        chunks.len()
+    );
+    for c in chunks {
+        let size = std::fs::metadata(weight_file(&chain.join(&c.package)))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(size <= max, "{}: weight.bin of {size} bytes", c.package);
+        assert_eq!(size, c.weight_bytes, "{}: manifest size", c.package);
+    }
+
+    let options = RunOptions { emulate_fp16: true };
+    let inputs = fx.input_files();
+    let whole = pipeline::run_package(&package, &inputs, options).expect("run the package");
+    let chained = pipeline::run_package(&chain, &inputs, options).expect("run the chain");
+    assert_eq!(
+        bits(&chained),
+        bits(&whole),
+        "{}: chain != package",
+        fx.name()
+    );
+
+    // The source's ONNX Runtime outputs on the fixture inputs are the reference verify uses.
+    let sample = fx
+        .input_files()
+        .iter()
+        .map(|(name, file)| {
+            let value = mlpack::npy::parse(&std::fs::read(file).unwrap()).unwrap();
+            (mlpack::ir::sanitize_name(name), value)
+        })
+        .collect::<BTreeMap<_, _>>();
+    let verified = pipeline::verify(
+        &fx.model_path(),
+        &chain,
+        None,
+        &VerifyOptions {
+            inputs: InputSpec::Given(vec![sample]),
+            thresholds: ThresholdOverrides::default(),
+            floor: None,
+            no_emulate_fp16: false,
+            per_op: false,
+        },
+    )
+    .expect("verify the chain");
+    assert!(verified.passed, "{}: {}", fx.name(), verified.summary());
+    for ((name, ours), (_, file)) in chained.iter().zip(fx.output_files()) {
+        let ort = mlpack::npy::parse(&std::fs::read(file).unwrap()).unwrap();
+        let (a, b) = (ours.to_f32_array().unwrap(), ort.to_f32_array().unwrap());
+        let dot: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let norm = |v: &ndarray::ArrayD<f32>| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>();
+        let cosine = dot / (norm(&a) * norm(&b)).sqrt();
+        assert!(
+            cosine > 0.999,
+            "{}/{name}: cosine {cosine} with ORT",
+            fx.name()
+        );
+    }
+
+    let InspectReport::Chain(summary) = pipeline::inspect(&chain, false, false).unwrap() else {
+        panic!("inspect does not see a chain");
+    };
+    assert_eq!(summary.chunks.len(), chunks.len());
+}
+
+#[test]
+fn gpt2_chain_matches_the_package() {
+    check_split("transformers", "gpt2_ts17", 40_000, 3);
+}
+
+#[test]
+fn transformer_encoder_chain_matches_the_package() {
+    check_split("models", "transformer_op17", 70_000, 3);
+}
+
+#[test]
+fn split_output_is_deterministic() {
+    let fx = Fixture::load("transformers", "gpt2_ts17");
+    let dir = package_dir("split_deterministic");
+    let package = convert(&fx, &dir);
+    let mut trees = Vec::new();
+    for name in ["a", "b"] {
+        let chain = dir.join(name);
+        pipeline::split(&SplitOptions {
+            package: package.clone(),
+            output: chain.clone(),
+            max_weight_size: 40_000,
+        })
+        .unwrap();
+        let mut files = Vec::new();
+        for entry in walk(&chain) {
+            let relative = entry.strip_prefix(&chain).unwrap().to_path_buf();
+            files.push((relative, std::fs::read(&entry).unwrap()));
+        }
+        trees.push(files);
+    }
+    assert_eq!(trees[0], trees[1]);
+}
+
+/// Every file under `dir`, sorted.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `b = x < c1; y = x + c2; out = select(b, y, x)` with 16-element fp32 constants: at
+/// 64 + 128 bytes per weight.bin the bool `b` must cross the cut, as an int32 carrier.
+fn bool_crossing_program() -> Program {
+    let ty = TensorType::fixed(DType::F32, &[16]);
+    let var = |n: &str| vec![Argument::Var(n.to_string())];
+    let op = |t: &str, name: &str, inputs: Vec<(&str, Vec<Argument>)>, dtype: DType| Operation {
+        op_type: t.into(),
+        name: name.into(),
+        inputs: inputs
+            .into_iter()
+            .map(|(p, a)| (p.to_string(), a))
+            .collect(),
+        outputs: vec![Var::new(name, TensorType::fixed(dtype, &[16]))],
+        attributes: BTreeMap::new(),
+        origin: None,
+    };
+    let c1: Vec<f32> = (0..16).map(|i| i as f32 * 0.25 - 2.0).collect();
+    let c2: Vec<f32> = (0..16).map(|i| 0.5 + i as f32 * 0.125).collect();
+    let operations = vec![
+        Operation::constant("c1", Tensor::from_f32(&[16], &c1)),
+        op(
+            "less",
+            "b",
+            vec![("x", var("x")), ("y", var("c1"))],
+            DType::Bool,
+        ),
+        Operation::constant("c2", Tensor::from_f32(&[16], &c2)),
+        op(
+            "add",
+            "y",
+            vec![("x", var("x")), ("y", var("c2"))],
+            DType::F32,
+        ),
+        op(
+            "select",
+            "out",
+            vec![("cond", var("b")), ("a", var("y")), ("b", var("x"))],
+            DType::F32,
+        ),
+    ];
+    Program {
+        target: Target::IOS17,
+        functions: vec![Function {
+            name: "main".into(),
+            inputs: vec![Var::new("x", ty)],
+            input_shapes: BTreeMap::new(),
+            block: mlpack::ir::Block {
+                operations,
+                outputs: vec!["out".into()],
+            },
+        }],
+        metadata: BTreeMap::from([("author".to_string(), "split test".to_string())]),
+    }
+}
+
+#[test]
+fn bool_values_cross_as_int32() {
+    let dir = package_dir("split_bool");
+    let package = dir.join("select.mlpackage");
+    write_package(&bool_crossing_program(), &package, false).unwrap();
+    let chain = dir.join("chain");
+    let report = pipeline::split(&SplitOptions {
+        package: package.clone(),
+        output: chain.clone(),
+        max_weight_size: 64 + 128,
+    })
+    .unwrap();
+    let chunks = &report.manifest.chunks;
+    assert_eq!(chunks.len(), 2, "{chunks:?}");
+    assert!(chunks[0].outputs.contains(&"b_as_int32".to_string()));
+    assert!(chunks[1].inputs.contains(&"b_as_int32".to_string()));
+    let input = dir.join("x.npy");
+    let x: Vec<f32> = (0..16).map(|i| 1.0 - i as f32 * 0.1).collect();
+    let x = Value::Float(ndarray::ArrayD::from_shape_vec(vec![16], x).unwrap());
+    std::fs::write(&input, mlpack::npy::serialize(&x).unwrap()).unwrap();
+    let inputs = vec![("x".to_string(), input)];
+    let options = RunOptions::default();
+    let whole = pipeline::run_package(&package, &inputs, options).unwrap();
+    let chained = pipeline::run_package(&chain, &inputs, options).unwrap();
+    assert_eq!(bits(&chained), bits(&whole));
+    // Both select branches occur (x < c1 from element 9 on), so the carried condition matters.
+    let (Value::Float(out), Value::Float(x)) = (&chained[0].1, &x) else {
+        panic!("float values expected");
+    };
+    assert_eq!(out.iter().zip(x).filter(|(o, x)| o == x).count(), 9);
+    let program = mlpack::backend::read_package(&chain.join(&chunks[1].package)).unwrap();
+    assert_eq!(
+        program.metadata.get("author").map(String::as_str),
+        Some("split test")
+    );
+}
+
+#[test]
+fn cli_split_inspect_and_errors() {
+    let fx = Fixture::load("transformers", "gpt2_ts17");
+    let dir = package_dir("split_cli");
+    let package = convert(&fx, &dir);
+    let pkg = package.to_str().unwrap();
+    let chain = dir.join("chain");
+    let out = mlpack(&[
+        "split",
+        pkg,
+        "-o",
+        chain.to_str().unwrap(),
+        "--max-weight-size",
+        "40KB",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("01_gpt2_ts17.mlpackage"),
+        "{}",
+        text(&out)
+    );
+    let out = mlpack(&["inspect", chain.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("chain of"), "{}", text(&out));
+
+    // The chain exists: never written over.
+    let out = mlpack(&["split", pkg, "-o", chain.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // One constant (the 512x32 fp16 embedding) is larger than 10 KB.
+    let small = dir.join("small");
+    let out = mlpack(&[
+        "split",
+        pkg,
+        "-o",
+        small.to_str().unwrap(),
+        "--max-weight-size",
+        "10KB",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let message = text(&out);
+    assert!(
+        message.contains("--max-weight-size") && message.contains("wte"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(!small.exists());
+    // A bad size names the flag.
+    let out = mlpack(&[
+        "split",
+        pkg,
+        "-o",
+        small.to_str().unwrap(),
+        "--max-weight-size",
+        "1XB",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--max-weight-size"), "{}", text(&out));
+    // A missing package is an I/O failure naming it.
+    let missing = dir.join("missing.mlpackage");
+    let out = mlpack(&[
+        "split",
+        missing.to_str().unwrap(),
+        "-o",
+        small.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("missing.mlpackage"), "{}", text(&out));
+}
