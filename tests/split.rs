@@ -10,9 +10,10 @@ use common::fixtures::Fixture;
 use common::packages::package_dir;
 use mlpack::backend::mlpackage::weight_file;
 use mlpack::backend::write_package;
+use mlpack::frontend::onnx::NamedDim;
 use mlpack::interp::{RunOptions, Value};
 use mlpack::ir::{Argument, DType, Function, Operation, Program, Target, Tensor, TensorType, Var};
-use mlpack::pipeline::{self, ConvertOptions, InspectReport, Precision, SplitOptions};
+use mlpack::pipeline::{self, ConvertOptions, InputShapes, InspectReport, Precision, SplitOptions};
 use mlpack::verify::{InputSpec, ThresholdOverrides, VerifyOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -176,51 +177,73 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// `b = x < c1; y = x + c2; out = select(b, y, x)` with 16-element fp32 constants: at
-/// 64 + 128 bytes per weight.bin the bool `b` must cross the cut, as an int32 carrier.
-fn bool_crossing_program() -> Program {
-    let ty = TensorType::fixed(DType::F32, &[16]);
-    let var = |n: &str| vec![Argument::Var(n.to_string())];
-    let op = |t: &str, name: &str, inputs: Vec<(&str, Vec<Argument>)>, dtype: DType| Operation {
-        op_type: t.into(),
+/// The flexible-length attention fixture converted with `--dim seq=1..64`: the chain's packages
+/// take the values crossing the cuts at any length, and the chain's output is bitwise the
+/// package's at every length the fixture stores.
+#[test]
+fn flexible_chain_matches_the_package_at_every_length() {
+    let fx = Fixture::load("flexible", "seq_attention");
+    let dir = package_dir("split_flexible");
+    let package = dir.join("seq_attention.mlpackage");
+    pipeline::convert(&ConvertOptions {
+        input: fx.model_path(),
+        output: package.clone(),
+        precision: Precision::Fp16,
+        mixed: Default::default(),
+        target: Target::IOS17,
+        input_shapes: InputShapes {
+            inputs: Vec::new(),
+            dims: vec!["seq=1..64".parse::<NamedDim>().unwrap()],
+        },
+        force: false,
+        verify: None,
+    })
+    .unwrap();
+    let chain = dir.join("chain");
+    let report = pipeline::split(&SplitOptions {
+        package: package.clone(),
+        output: chain.clone(),
+        max_weight_size: 7_000,
+    })
+    .unwrap();
+    assert!(report.manifest.chunks.len() >= 3, "{:?}", report.manifest);
+    let options = RunOptions { emulate_fp16: true };
+    for seq in ["seq3", "seq17", "seq64"] {
+        let inputs = vec![("ids".to_string(), fx.dir.join(seq).join("input_0.npy"))];
+        let whole = pipeline::run_package(&package, &inputs, options).unwrap();
+        let chained = pipeline::run_package(&chain, &inputs, options).unwrap();
+        assert_eq!(bits(&chained), bits(&whole), "{seq}");
+    }
+}
+
+/// An op over 16-element values with one output `name` of `dtype`.
+fn op(op_type: &str, name: &str, inputs: &[(&str, &str)], dtype: DType) -> Operation {
+    Operation {
+        op_type: op_type.into(),
         name: name.into(),
         inputs: inputs
-            .into_iter()
-            .map(|(p, a)| (p.to_string(), a))
+            .iter()
+            .map(|(p, v)| (p.to_string(), vec![Argument::Var(v.to_string())]))
             .collect(),
         outputs: vec![Var::new(name, TensorType::fixed(dtype, &[16]))],
         attributes: BTreeMap::new(),
         origin: None,
-    };
-    let c1: Vec<f32> = (0..16).map(|i| i as f32 * 0.25 - 2.0).collect();
-    let c2: Vec<f32> = (0..16).map(|i| 0.5 + i as f32 * 0.125).collect();
-    let operations = vec![
-        Operation::constant("c1", Tensor::from_f32(&[16], &c1)),
-        op(
-            "less",
-            "b",
-            vec![("x", var("x")), ("y", var("c1"))],
-            DType::Bool,
-        ),
-        Operation::constant("c2", Tensor::from_f32(&[16], &c2)),
-        op(
-            "add",
-            "y",
-            vec![("x", var("x")), ("y", var("c2"))],
-            DType::F32,
-        ),
-        op(
-            "select",
-            "out",
-            vec![("cond", var("b")), ("a", var("y")), ("b", var("x"))],
-            DType::F32,
-        ),
-    ];
+    }
+}
+
+/// A 16-element fp32 constant `name` with values `a + b·i`.
+fn ramp(name: &str, a: f32, b: f32) -> Operation {
+    let values: Vec<f32> = (0..16).map(|i| a + b * i as f32).collect();
+    Operation::constant(name, Tensor::from_f32(&[16], &values))
+}
+
+/// The program of `operations` on the 16-element fp32 input `x`, returning `out`.
+fn program(operations: Vec<Operation>) -> Program {
     Program {
         target: Target::IOS17,
         functions: vec![Function {
             name: "main".into(),
-            inputs: vec![Var::new("x", ty)],
+            inputs: vec![Var::new("x", TensorType::fixed(DType::F32, &[16]))],
             input_shapes: BTreeMap::new(),
             block: mlpack::ir::Block {
                 operations,
@@ -231,24 +254,34 @@ fn bool_crossing_program() -> Program {
     }
 }
 
-#[test]
-fn bool_values_cross_as_int32() {
-    let dir = package_dir("split_bool");
-    let package = dir.join("select.mlpackage");
-    write_package(&bool_crossing_program(), &package, false).unwrap();
+/// The input `x = 1 - 0.1·i`.
+const X: (f32, f32) = (1.0, -0.1);
+
+/// Writes `program` as a package under `target/test-packages/<test>`, splits it with one
+/// 16-element fp32 constant per weight.bin, checks the chain's output is bitwise the
+/// package's on `x` and returns the split report.
+fn split_program(test: &str, program: &Program) -> pipeline::SplitReport {
+    let dir = package_dir(test);
+    let package = dir.join("model.mlpackage");
+    write_package(program, &package, false).unwrap();
     let chain = dir.join("chain");
+    let max = 64 + 128;
     let report = pipeline::split(&SplitOptions {
         package: package.clone(),
         output: chain.clone(),
-        max_weight_size: 64 + 128,
+        max_weight_size: max,
     })
     .unwrap();
-    let chunks = &report.manifest.chunks;
-    assert_eq!(chunks.len(), 2, "{chunks:?}");
-    assert!(chunks[0].outputs.contains(&"b_as_int32".to_string()));
-    assert!(chunks[1].inputs.contains(&"b_as_int32".to_string()));
+    for c in &report.manifest.chunks {
+        assert!(c.weight_bytes <= max, "{c:?}");
+        let chunk = mlpack::backend::read_package(&chain.join(&c.package)).unwrap();
+        assert_eq!(
+            chunk.metadata.get("author").map(String::as_str),
+            Some("split test")
+        );
+    }
     let input = dir.join("x.npy");
-    let x: Vec<f32> = (0..16).map(|i| 1.0 - i as f32 * 0.1).collect();
+    let x: Vec<f32> = (0..16).map(|i| X.0 + X.1 * i as f32).collect();
     let x = Value::Float(ndarray::ArrayD::from_shape_vec(vec![16], x).unwrap());
     std::fs::write(&input, mlpack::npy::serialize(&x).unwrap()).unwrap();
     let inputs = vec![("x".to_string(), input)];
@@ -256,16 +289,58 @@ fn bool_values_cross_as_int32() {
     let whole = pipeline::run_package(&package, &inputs, options).unwrap();
     let chained = pipeline::run_package(&chain, &inputs, options).unwrap();
     assert_eq!(bits(&chained), bits(&whole));
+    report
+}
+
+/// `b = x < c1; y = x + c2; out = select(b, y, x)`: with one constant per weight.bin the bool
+/// `b` crosses the cut as an int32 carrier.
+#[test]
+fn bool_values_cross_as_int32() {
+    let c1 = (-2.0, 0.25);
     // Both select branches occur (x < c1 from element 9 on), so the carried condition matters.
-    let (Value::Float(out), Value::Float(x)) = (&chained[0].1, &x) else {
-        panic!("float values expected");
-    };
-    assert_eq!(out.iter().zip(x).filter(|(o, x)| o == x).count(), 9);
-    let program = mlpack::backend::read_package(&chain.join(&chunks[1].package)).unwrap();
-    assert_eq!(
-        program.metadata.get("author").map(String::as_str),
-        Some("split test")
+    let less: Vec<bool> = (0..16)
+        .map(|i| X.0 + X.1 * (i as f32) < c1.0 + c1.1 * (i as f32))
+        .collect();
+    assert!(less.contains(&true) && less.contains(&false));
+    let report = split_program(
+        "split_bool",
+        &program(vec![
+            ramp("c1", c1.0, c1.1),
+            op("less", "b", &[("x", "x"), ("y", "c1")], DType::Bool),
+            ramp("c2", 0.5, 0.125),
+            op("add", "y", &[("x", "x"), ("y", "c2")], DType::F32),
+            op(
+                "select",
+                "out",
+                &[("cond", "b"), ("a", "y"), ("b", "x")],
+                DType::F32,
+            ),
+        ]),
     );
+    let chunks = &report.manifest.chunks;
+    assert_eq!(chunks.len(), 2, "{chunks:?}");
+    assert_eq!(chunks[0].outputs, ["b_as_int32"]);
+    assert_eq!(chunks[1].inputs, ["x", "b_as_int32"]);
+    assert!(report.shared.is_empty());
+}
+
+/// `y = x + c1; z = y * c2; out = z + c1`: `c1` is read on both sides of the cuts, so it is
+/// copied into the first and the last package.
+#[test]
+fn constants_read_across_a_cut_are_copied() {
+    let report = split_program(
+        "split_shared",
+        &program(vec![
+            ramp("c1", -2.0, 0.25),
+            op("add", "y", &[("x", "x"), ("y", "c1")], DType::F32),
+            ramp("c2", 0.5, 0.125),
+            op("mul", "z", &[("x", "y"), ("y", "c2")], DType::F32),
+            op("add", "out", &[("x", "z"), ("y", "c1")], DType::F32),
+        ]),
+    );
+    assert_eq!(report.manifest.chunks.len(), 3);
+    let shared: Vec<&str> = report.shared.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(shared, ["c1"]);
 }
 
 #[test]
