@@ -18,15 +18,20 @@ use mlpack::verify::{InputSpec, ThresholdOverrides, VerifyOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Converts a fixture at fp16 into `dir`.
+/// Converts a fixture at fp16 for iOS17 into `dir`.
 fn convert(fx: &Fixture, dir: &Path) -> PathBuf {
+    convert_for(fx, dir, Target::IOS17)
+}
+
+/// Converts a fixture at fp16 for `target` into `dir`.
+fn convert_for(fx: &Fixture, dir: &Path, target: Target) -> PathBuf {
     let package = dir.join(format!("{}.mlpackage", fx.case));
     pipeline::convert(&ConvertOptions {
         input: fx.model_path(),
         output: package.clone(),
         precision: Precision::Fp16,
         mixed: Default::default(),
-        target: Target::IOS17,
+        target,
         input_shapes: Default::default(),
         force: false,
         verify: None,
@@ -46,13 +51,20 @@ fn bits(outputs: &[(String, Value)]) -> Vec<(String, Vec<u32>)> {
         .collect()
 }
 
-/// Splits the fp16 package of fixture `group/case` at `max` bytes and checks the chain: at
-/// least `min_chunks` packages, each weight.bin at most `max`, the chain's outputs bitwise those
-/// of the package, and `verify` against the source ONNX passing on the fixture's inputs.
-fn check_split(group: &str, case: &str, max: u64, min_chunks: usize) {
+/// Splits the fp16 package for `target` of fixture `group/case` at `max` bytes and checks the
+/// chain: at least `min_chunks` packages, each weight.bin at most `max`, the chain's outputs
+/// bitwise those of the package, and `verify` against the source ONNX passing on the fixture's
+/// inputs. Returns the manifest.
+fn check_split(
+    group: &str,
+    case: &str,
+    target: Target,
+    max: u64,
+    min_chunks: usize,
+) -> pipeline::ChainManifest {
     let fx = Fixture::load(group, case);
-    let dir = package_dir(&format!("split_{case}"));
-    let package = convert(&fx, &dir);
+    let dir = package_dir(&format!("split_{case}_{target}"));
+    let package = convert_for(&fx, &dir, target);
     let chain = dir.join("chain");
     let report = pipeline::split(&SplitOptions {
         package: package.clone(),
@@ -126,16 +138,27 @@ fn check_split(group: &str, case: &str, max: u64, min_chunks: usize) {
         panic!("inspect does not see a chain");
     };
     assert_eq!(summary.chunks.len(), chunks.len());
+    report.manifest
 }
 
 #[test]
 fn gpt2_chain_matches_the_package() {
-    check_split("transformers", "gpt2_ts17", 40_000, 3);
+    check_split("transformers", "gpt2_ts17", Target::IOS17, 40_000, 3);
+}
+
+/// Before iOS16 a model cannot take or return fp16, so fp16 values cross as fp32 carriers.
+#[test]
+fn gpt2_ios15_chain_carries_fp16_as_fp32() {
+    let manifest = check_split("transformers", "gpt2_ts17", Target::IOS15, 40_000, 3);
+    assert!(
+        manifest.chunks[0].outputs[0].ends_with("_as_fp32"),
+        "{manifest:?}"
+    );
 }
 
 #[test]
 fn transformer_encoder_chain_matches_the_package() {
-    check_split("models", "transformer_op17", 70_000, 3);
+    check_split("models", "transformer_op17", Target::IOS17, 70_000, 3);
 }
 
 #[test]
