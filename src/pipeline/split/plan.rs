@@ -97,21 +97,16 @@ pub fn plan(program: &Program, max_bytes: u64) -> Result<Plan, PlanError> {
         }
     }
     let compute: Vec<usize> = (0..ops.len()).filter(|&i| !constant[i]).collect();
-    if compute.is_empty() {
-        let bytes = blob::HEADER_SIZE + size.iter().sum::<u64>();
-        let chunk = chunk_program(program, &(0..ops.len()).collect::<Vec<_>>(), 0, 1);
-        return Ok(Plan {
-            chunks: vec![chunk],
-            weight_bytes: vec![bytes],
-            shared: Vec::new(),
-        });
-    }
     let needs: Vec<BTreeSet<usize>> = compute
         .iter()
         .map(|&i| constants_read(ops, &producer, &constant, i))
         .collect();
     let crossing = crossing_counts(main, &producer, &compute);
-    let ranges = cut(&compute, &needs, &size, &crossing, ops, max_bytes)?;
+    // A program of constants only is one chunk (holding the constants it returns).
+    let ranges: Vec<std::ops::Range<usize>> = match compute.is_empty() {
+        true => std::iter::once(0..0).collect(),
+        false => cut(&compute, &needs, &size, &crossing, ops, max_bytes)?,
+    };
 
     // Model outputs defined by constants belong to the last chunk.
     let mut output_constants = BTreeSet::new();
