@@ -434,3 +434,44 @@ fn cli_split_inspect_and_errors() {
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(text(&out).contains("missing.mlpackage"), "{}", text(&out));
 }
+
+/// A 4-bit palettized gpt2 (constexpr ops: attributes at iOS17, literal inputs at iOS18) cut at
+/// 12 KB: each constexpr op goes with its lookup table and indices, and the chain's output is
+/// bitwise the package's.
+#[test]
+fn palettized_chain_matches_the_package() {
+    let fx = Fixture::load("transformers", "gpt2_ts17");
+    let dir = package_dir("split_palettized");
+    let package = convert(&fx, &dir);
+    for target in ["iOS17", "iOS18"] {
+        let compressed = dir.join(format!("gpt2_{target}.mlpackage"));
+        let out = mlpack(&[
+            "palettize",
+            package.to_str().unwrap(),
+            "-o",
+            compressed.to_str().unwrap(),
+            "--nbits",
+            "4",
+            "--target",
+            target,
+            "--allow-degraded",
+            "-q",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let chain = dir.join(format!("chain_{target}"));
+        let max = 12_000;
+        let report = pipeline::split(&SplitOptions {
+            package: compressed.clone(),
+            output: chain.clone(),
+            max_weight_size: max,
+        })
+        .unwrap();
+        assert!(report.manifest.chunks.len() >= 3, "{:?}", report.manifest);
+        assert!(report.manifest.chunks.iter().all(|c| c.weight_bytes <= max));
+        let options = RunOptions { emulate_fp16: true };
+        let inputs = fx.input_files();
+        let whole = pipeline::run_package(&compressed, &inputs, options).unwrap();
+        let chained = pipeline::run_package(&chain, &inputs, options).unwrap();
+        assert_eq!(bits(&chained), bits(&whole), "{target}");
+    }
+}
