@@ -4,6 +4,7 @@
 mod compress;
 mod convert;
 mod inspect;
+mod multifunction;
 mod precision;
 mod recipe;
 mod run;
@@ -11,12 +12,18 @@ mod verify;
 
 pub use compress::{compress, CompressCommandReport, CompressOptions};
 pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, InputShapes};
-pub use inspect::{inspect, InspectReport, IoInfo, OpInfo, PackageSummary, WeightInfo};
+pub use inspect::{
+    inspect, inspect_function, FunctionInfo, InspectReport, IoInfo, OpInfo, PackageSummary,
+    WeightInfo,
+};
+pub use multifunction::{convert_functions, FunctionReport, FunctionSpec, MultifunctionReport};
 pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
 pub use recipe::Recipe;
-pub use run::{run_package, RunInputs};
-pub use verify::{verify, verify_error};
+pub use run::{run_package, run_package_function, RunInputs};
+pub use verify::{verify, verify_error, verify_function};
 
+use crate::backend::read_package;
+use crate::ir::Program;
 use crate::Error;
 use std::path::Path;
 
@@ -46,4 +53,12 @@ impl ModelKind {
             ))),
         }
     }
+}
+
+/// Reads the package at `path` reduced to its function `function` (its default function when
+/// `None`); an unknown name is a usage error listing the package's functions.
+pub fn read_package_function(path: &Path, function: Option<&str>) -> Result<Program, Error> {
+    read_package(path)?
+        .select_function(function)
+        .map_err(|m| Error::Usage(format!("{}: {m}", path.display())))
 }

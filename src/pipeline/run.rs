@@ -1,6 +1,6 @@
 //! `run`: execute a package with the reference interpreter.
 
-use crate::backend::read_package;
+use super::read_package_function;
 use crate::interp::{self, RunOptions, Value};
 use crate::ir::{sanitize_name, Function};
 use crate::{npy, Error};
@@ -10,13 +10,25 @@ use std::path::{Path, PathBuf};
 /// Input files by input name (the package's name or the source model's name it came from).
 pub type RunInputs = Vec<(String, PathBuf)>;
 
-/// Runs the package at `path` on `.npy` inputs and returns its outputs by name.
+/// Runs the package at `path` (its default function) on `.npy` inputs and returns its outputs
+/// by name.
 pub fn run_package(
     path: &Path,
     inputs: &RunInputs,
     options: RunOptions,
 ) -> Result<Vec<(String, Value)>, Error> {
-    let program = read_package(path)?;
+    run_package_function(path, None, inputs, options)
+}
+
+/// Runs function `function` of the package at `path` (its default function when `None`), as
+/// [`run_package`] does.
+pub fn run_package_function(
+    path: &Path,
+    function: Option<&str>,
+    inputs: &RunInputs,
+    options: RunOptions,
+) -> Result<Vec<(String, Value)>, Error> {
+    let program = read_package_function(path, function)?;
     let main = program.main();
     let mut values = BTreeMap::new();
     for (given, file) in inputs {
