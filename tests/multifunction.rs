@@ -96,7 +96,14 @@ fn two_functions_match_onnx_runtime_and_share_their_weights() {
         let (input, expected) = length_files(&fx, seq);
         let out_dir = dir.join(format!("run_{}", function.unwrap_or("default")));
         let input = format!("ids={}", input.display());
-        let mut args = vec!["run", pkg, "--input", &input, "-o", out_dir.to_str().unwrap()];
+        let mut args = vec![
+            "run",
+            pkg,
+            "--input",
+            &input,
+            "-o",
+            out_dir.to_str().unwrap(),
+        ];
         if let Some(f) = function {
             args.extend(["--function", f]);
         }
@@ -207,7 +214,11 @@ fn bad_function_flags_are_usage_errors() {
     ] {
         let output = mlpack(&[&["convert", model, "-o", out], args.as_slice()].concat());
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
-        assert!(text(&output).contains(needle), "{args:?}: {}", text(&output));
+        assert!(
+            text(&output).contains(needle),
+            "{args:?}: {}",
+            text(&output)
+        );
     }
     assert!(!Path::new(out).exists());
 }
