@@ -62,3 +62,20 @@ pub fn read_package_function(path: &Path, function: Option<&str>) -> Result<Prog
         .select_function(function)
         .map_err(|m| Error::Usage(format!("{}: {m}", path.display())))
 }
+
+/// Reads the package at `path` for a command that rewrites it (`convert`, compression), which
+/// handles single-function packages only: a multifunction package is unsupported.
+pub(crate) fn read_single_function_package(path: &Path) -> Result<Program, Error> {
+    let program = read_package(path)?;
+    if program.functions.len() > 1 {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "a multifunction package ({}); only single-function packages can be re-written \
+                 or compressed",
+                program.function_names().join(", ")
+            ),
+        });
+    }
+    Ok(program)
+}

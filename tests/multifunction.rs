@@ -1,6 +1,7 @@
 //! Issue 12 item 6: `convert --function` writes one iOS18 package holding several functions of
 //! one source model, each converted at its own input shapes; `run`, `verify` and `inspect`
-//! take `--function NAME`.
+//! take `--function NAME`; `convert` and the compression commands refuse multifunction
+//! packages as input.
 //!
 //! The `flexible/seq_attention` fixture (symbolic `seq` on its token ids) becomes functions
 //! `seq3` and `seq17`; each function's output must match the ONNX Runtime outputs saved with
@@ -163,6 +164,24 @@ fn two_functions_match_onnx_runtime_and_share_their_weights() {
         assert!(
             text(&output).contains("no function 'seq4' (functions: seq17, seq3)"),
             "{args:?}: {}",
+            text(&output)
+        );
+    }
+
+    // Commands that rewrite a package take single-function packages only.
+    let rewritten = dir.join("rewritten.mlpackage");
+    let rewritten = rewritten.to_str().unwrap();
+    for command in ["convert", "quantize"] {
+        let output = mlpack(&[command, pkg, "-o", rewritten]);
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{command}: {}",
+            text(&output)
+        );
+        assert!(
+            text(&output).contains("a multifunction package (seq17, seq3)"),
+            "{command}: {}",
             text(&output)
         );
     }

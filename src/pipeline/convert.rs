@@ -2,7 +2,7 @@
 
 use super::precision::{apply_precision, MixedPrecision, Precision, PrecisionReport};
 use super::ModelKind;
-use crate::backend::{read_package, write_package};
+use crate::backend::write_package;
 use crate::frontend::onnx::{self, InputShape, NamedDim, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
 use crate::passes::{self, FusionReport};
@@ -157,7 +157,7 @@ pub fn load_model(
                     "--input-shape and --dim apply to ONNX inputs only".into(),
                 ));
             }
-            let mut program = read_package(path)?;
+            let mut program = super::read_single_function_package(path)?;
             program.target = target;
             validate_program(&program).map_err(|e| Error::Unsupported {
                 path: path.to_path_buf(),
