@@ -21,11 +21,15 @@ pub struct InspectArgs {
     /// List every op of a package with its compute precision (fp16/fp32, casts).
     #[arg(long)]
     ops: bool,
+    /// Describe this function of a multifunction package (default: its default function).
+    #[arg(long, value_name = "NAME")]
+    function: Option<String>,
 }
 
 /// Runs `mlpack inspect`.
 pub fn execute(args: &InspectArgs) -> Result<(), Error> {
-    let report = pipeline::inspect(&args.path, args.mil, args.ops)?;
+    let report =
+        pipeline::inspect_function(&args.path, args.function.as_deref(), args.mil, args.ops)?;
     if args.json {
         return print_json(&report);
     }
@@ -92,6 +96,27 @@ fn print_package(p: &PackageSummary) {
         p.target,
         p.specification_version
     );
+    if !p.functions.is_empty() {
+        println!("functions (default first):");
+        for f in &p.functions {
+            let shapes = |list: &[IoInfo]| -> String {
+                let shown: Vec<String> = list
+                    .iter()
+                    .map(|io| format!("{} [{}]", io.name, io.shape.join(", ")))
+                    .collect();
+                shown.join(", ")
+            };
+            println!(
+                "  {:<16} {} -> {}",
+                f.name,
+                shapes(&f.inputs),
+                shapes(&f.outputs)
+            );
+        }
+    }
+    if let Some(function) = &p.function {
+        println!("function {function}:");
+    }
     print_io("inputs", &p.inputs);
     print_io("outputs", &p.outputs);
     println!("ops:");

@@ -22,6 +22,9 @@ pub struct RunArgs {
     /// (by default fp16 ops compute in fp32).
     #[arg(long)]
     emulate_fp16: bool,
+    /// The function to run (default: the package's default function).
+    #[arg(long, value_name = "NAME")]
+    function: Option<String>,
 }
 
 fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
@@ -31,8 +34,9 @@ fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
 /// Runs `mlpack run`.
 pub fn execute(args: &RunArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
     progress.stage(&format!("running {}", args.package.display()));
-    let outputs = pipeline::run_package(
+    let outputs = pipeline::run_package_function(
         &args.package,
+        args.function.as_deref(),
         &args.inputs,
         RunOptions {
             emulate_fp16: args.emulate_fp16,

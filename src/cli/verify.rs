@@ -55,6 +55,9 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// The candidate's function to check (default: its default function).
+    #[arg(long, value_name = "NAME")]
+    function: Option<String>,
 }
 
 /// Parses `NAME=LO,HI`.
@@ -88,9 +91,10 @@ pub fn execute(args: &VerifyArgs, progress: &Progress, quiet: bool) -> Result<()
         per_op: args.per_op,
     };
     progress.stage(&format!("verifying {}", args.candidate.display()));
-    let report = pipeline::verify(
+    let report = pipeline::verify_function(
         &args.source,
         &args.candidate,
+        args.function.as_deref(),
         args.inputs.as_deref(),
         &options,
     )?;

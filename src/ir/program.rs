@@ -236,4 +236,78 @@ impl Program {
     pub fn main_mut(&mut self) -> &mut Function {
         &mut self.functions[0]
     }
+
+    /// True when the program is stored as a multifunction model (iOS18): several functions,
+    /// or one not called `main`.
+    pub fn is_multifunction(&self) -> bool {
+        self.functions.len() > 1 || self.functions.iter().any(|f| f.name != "main")
+    }
+
+    /// The names of the functions, the entry point first.
+    pub fn function_names(&self) -> Vec<&str> {
+        self.functions.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    /// This program reduced to its function `name` (the entry point when `None`), which becomes
+    /// its only function. `Err` names the function asked for and lists the available ones.
+    pub fn select_function(mut self, name: Option<&str>) -> Result<Program, String> {
+        let Some(name) = name else {
+            self.functions.truncate(1);
+            return Ok(self);
+        };
+        match self.functions.iter().position(|f| f.name == name) {
+            Some(index) => {
+                let function = self.functions.swap_remove(index);
+                self.functions = vec![function];
+                Ok(self)
+            }
+            None => Err(format!(
+                "no function '{name}' (functions: {})",
+                self.function_names().join(", ")
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(names: &[&str]) -> Program {
+        Program {
+            target: Target::IOS18,
+            functions: names
+                .iter()
+                .map(|n| Function {
+                    name: n.to_string(),
+                    inputs: Vec::new(),
+                    input_shapes: BTreeMap::new(),
+                    block: Block::default(),
+                })
+                .collect(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn selects_a_function_by_name_or_the_entry_point() {
+        assert!(!program(&["main"]).is_multifunction());
+        assert!(program(&["prefill"]).is_multifunction());
+        let p = program(&["prefill", "decode", "other"]);
+        assert_eq!(
+            p.clone()
+                .select_function(Some("decode"))
+                .unwrap()
+                .function_names(),
+            ["decode"]
+        );
+        assert_eq!(
+            p.clone().select_function(None).unwrap().function_names(),
+            ["prefill"]
+        );
+        assert_eq!(
+            p.select_function(Some("nope")).unwrap_err(),
+            "no function 'nope' (functions: prefill, decode, other)"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 
 use super::precision::{apply_precision, MixedPrecision, Precision, PrecisionReport};
 use super::ModelKind;
-use crate::backend::{read_package, write_package};
+use crate::backend::write_package;
 use crate::frontend::onnx::{self, InputShape, NamedDim, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
 use crate::passes::{self, FusionReport};
@@ -157,7 +157,7 @@ pub fn load_model(
                     "--input-shape and --dim apply to ONNX inputs only".into(),
                 ));
             }
-            let mut program = read_package(path)?;
+            let mut program = super::read_single_function_package(path)?;
             program.target = target;
             validate_program(&program).map_err(|e| Error::Unsupported {
                 path: path.to_path_buf(),
@@ -171,7 +171,50 @@ pub fn load_model(
 /// Runs the whole conversion and writes the package.
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
     check_output(&options.input, &options.output, options.force)?;
-    let mut program = load_model(&options.input, options.target, &options.input_shapes)?;
+    let built = build(options, &options.input_shapes)?;
+    write_package(&built.program, &options.output, options.force)?;
+    Ok(built.report(options))
+}
+
+/// A converted, verified program not yet written, with what converting it did.
+pub(super) struct Built {
+    /// The program.
+    pub program: Program,
+    /// Fusion and precision outcome.
+    prepared: Prepared,
+    /// Verification against the source, unless skipped.
+    verified: Option<VerifyReport>,
+}
+
+impl Built {
+    /// The report of converting `options.input` into this program.
+    pub fn report(&self, options: &ConvertOptions) -> ConvertReport {
+        let program = &self.program;
+        let mut ops = BTreeMap::new();
+        for op in &program.main().block.operations {
+            *ops.entry(op.op_type.clone()).or_insert(0) += 1;
+        }
+        ConvertReport {
+            input: options.input.clone(),
+            output: options.output.clone(),
+            target: options.target.to_string(),
+            precision: options.precision,
+            ops,
+            mixed: self.prepared.precision.clone(),
+            fusion: self.prepared.fusion.clone(),
+            limits: program
+                .metadata
+                .get(onnx::LIMITS_METADATA_KEY)
+                .map(|notes| notes.split("; ").map(str::to_string).collect())
+                .unwrap_or_default(),
+            verify: self.verified.clone(),
+        }
+    }
+}
+
+/// Loads the source with `input_shapes`, prepares it and verifies it as `options` say.
+pub(super) fn build(options: &ConvertOptions, input_shapes: &InputShapes) -> Result<Built, Error> {
+    let mut program = load_model(&options.input, options.target, input_shapes)?;
     let source = options
         .verify
         .as_ref()
@@ -185,25 +228,10 @@ pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
     let verified = source
         .map(|(settings, source)| verify_candidate(&source, &program, settings, &options.input))
         .transpose()?;
-    write_package(&program, &options.output, options.force)?;
-    let mut ops = BTreeMap::new();
-    for op in &program.main().block.operations {
-        *ops.entry(op.op_type.clone()).or_insert(0) += 1;
-    }
-    Ok(ConvertReport {
-        input: options.input.clone(),
-        output: options.output.clone(),
-        target: options.target.to_string(),
-        precision: options.precision,
-        ops,
-        mixed: prepared.precision,
-        fusion: prepared.fusion,
-        limits: program
-            .metadata
-            .get(onnx::LIMITS_METADATA_KEY)
-            .map(|notes| notes.split("; ").map(str::to_string).collect())
-            .unwrap_or_default(),
-        verify: verified,
+    Ok(Built {
+        program,
+        prepared,
+        verified,
     })
 }
 

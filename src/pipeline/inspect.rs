@@ -55,6 +55,17 @@ pub struct OpInfo {
     pub origin: Option<String>,
 }
 
+/// One function of a multifunction package.
+#[derive(Clone, Debug, Serialize)]
+pub struct FunctionInfo {
+    /// Function name.
+    pub name: String,
+    /// Inputs.
+    pub inputs: Vec<IoInfo>,
+    /// Outputs.
+    pub outputs: Vec<IoInfo>,
+}
+
 /// What a package holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct PackageSummary {
@@ -64,6 +75,13 @@ pub struct PackageSummary {
     pub target: String,
     /// Specification version.
     pub specification_version: i32,
+    /// A multifunction package's functions, the default first (empty for single-function
+    /// packages). The rest of the summary describes [`PackageSummary::function`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<FunctionInfo>,
+    /// The function described, in a multifunction package.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
     /// Inputs.
     pub inputs: Vec<IoInfo>,
     /// Outputs.
@@ -148,7 +166,25 @@ pub enum InspectReport {
 /// fp32 program as converted for the default target); with `ops`, a package's report lists
 /// every op with its compute precision.
 pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error> {
+    inspect_function(path, None, mil, ops)
+}
+
+/// Describes `path` as [`inspect`] does; for a package, its function `function` (its default
+/// function when `None`), listing every function of a multifunction package. A chain
+/// directory's packages have one function each.
+pub fn inspect_function(
+    path: &Path,
+    function: Option<&str>,
+    mil: bool,
+    ops: bool,
+) -> Result<InspectReport, Error> {
     if is_chain(path) {
+        if let Some(name) = function {
+            return Err(Error::Usage(format!(
+                "--function {name}: {} is a chain of single-function packages",
+                path.display()
+            )));
+        }
         return summarize_chain(path).map(InspectReport::Chain);
     }
     match ModelKind::of(path)? {
@@ -165,8 +201,19 @@ pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error
             Ok(InspectReport::Onnx { summary, mil })
         }
         ModelKind::Package => {
-            let program = read_package(path)?;
+            let whole = read_package(path)?;
+            let functions = match whole.is_multifunction() {
+                true => whole.functions.iter().map(function_info).collect(),
+                false => Vec::new(),
+            };
+            let program = whole
+                .select_function(function)
+                .map_err(|m| Error::Usage(format!("{}: {m}", path.display())))?;
             let mut summary = summarize_program(path, &program);
+            if !functions.is_empty() {
+                summary.function = Some(program.main().name.clone());
+            }
+            summary.functions = functions;
             summary.mil = mil.then(|| print_program(&program));
             if !ops {
                 summary.op_list.clear();
@@ -239,7 +286,24 @@ fn io_info(name: &str, ty: &crate::ir::TensorType) -> IoInfo {
     }
 }
 
-/// The summary of an in-memory program as it would be stored at `path`.
+/// The name, inputs and outputs of `function`.
+fn function_info(function: &Function) -> FunctionInfo {
+    FunctionInfo {
+        name: function.name.clone(),
+        inputs: function
+            .inputs
+            .iter()
+            .map(|v| io_info(&v.name, &v.ty))
+            .collect(),
+        outputs: function
+            .outputs()
+            .iter()
+            .map(|v| io_info(&v.name, &v.ty))
+            .collect(),
+    }
+}
+
+/// The summary of an in-memory program's main function as it would be stored at `path`.
 pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
     let main = program.main();
     let io = io_info;
@@ -275,6 +339,8 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         path: path.to_path_buf(),
         target: program.target.to_string(),
         specification_version: program.target.spec_version(),
+        functions: Vec::new(),
+        function: None,
         inputs: main.inputs.iter().map(|v| io(&v.name, &v.ty)).collect(),
         outputs: main.outputs().iter().map(|v| io(&v.name, &v.ty)).collect(),
         ops,

@@ -1,7 +1,7 @@
 //! `run`: execute a package with the reference interpreter.
 
 use super::chain::{is_chain, Chain};
-use crate::backend::read_package;
+use super::read_package_function;
 use crate::interp::{self, RunOptions, Value};
 use crate::ir::{sanitize_name, Function};
 use crate::{npy, Error};
@@ -11,21 +11,38 @@ use std::path::{Path, PathBuf};
 /// Input files by input name (the package's name or the source model's name it came from).
 pub type RunInputs = Vec<(String, PathBuf)>;
 
-/// Runs the package at `path` (or the chain directory `split` wrote, package after package) on
-/// `.npy` inputs and returns its outputs by name.
+/// Runs the package at `path` (its default function; or the chain directory `split` wrote,
+/// package after package) on `.npy` inputs and returns its outputs by name.
 pub fn run_package(
     path: &Path,
     inputs: &RunInputs,
     options: RunOptions,
 ) -> Result<Vec<(String, Value)>, Error> {
+    run_package_function(path, None, inputs, options)
+}
+
+/// Runs function `function` of the package at `path` (its default function when `None`), as
+/// [`run_package`] does. A chain directory's packages have one function each.
+pub fn run_package_function(
+    path: &Path,
+    function: Option<&str>,
+    inputs: &RunInputs,
+    options: RunOptions,
+) -> Result<Vec<(String, Value)>, Error> {
     if is_chain(path) {
+        if let Some(name) = function {
+            return Err(Error::Usage(format!(
+                "--function {name}: {} is a chain of single-function packages",
+                path.display()
+            )));
+        }
         let chain = Chain::read(path)?;
         let values = read_inputs(chain.join()?.main(), inputs)?;
         return chain
             .run(&values, options)
             .map_err(|(package, e)| run_error(e, &package, inputs));
     }
-    let program = read_package(path)?;
+    let program = read_package_function(path, function)?;
     let values = read_inputs(program.main(), inputs)?;
     interp::run(program.main(), &values, options).map_err(|e| run_error(e, path, inputs))
 }

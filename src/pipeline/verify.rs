@@ -2,7 +2,7 @@
 //! program straight from the frontend) or a reference package.
 
 use super::chain::{is_chain, Chain};
-use super::ModelKind;
+use super::{read_package_function, ModelKind};
 use crate::backend::read_package;
 use crate::frontend::onnx::{self, DimSize, DimSummary, InputShape, OnnxOptions, ShapeSpec};
 use crate::ir::{sanitize_name, Program, ShapeSet};
@@ -10,17 +10,37 @@ use crate::verify::{self, inputs, InputSpec, Side, VerifyError, VerifyOptions, V
 use crate::Error;
 use std::path::Path;
 
-/// Verifies the package `candidate` (or a chain directory `split` wrote, as its packages joined
-/// into one program) against `source`. With `npz`, the inputs come from that
-/// archive instead of `options.inputs`. A failed comparison is a report with `passed ==
-/// false`, not an error.
+/// Verifies the package `candidate` (its default function; or a chain directory `split`
+/// wrote, as its packages joined into one program) against `source`. With `npz`, the inputs
+/// come from that archive instead of `options.inputs`. A failed comparison is a report with
+/// `passed == false`, not an error.
 pub fn verify(
     source: &Path,
     candidate: &Path,
     npz: Option<&Path>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, Error> {
+    verify_function(source, candidate, None, npz, options)
+}
+
+/// Verifies function `function` of the package `candidate` (its default function when
+/// `None`) as [`verify`] does. An ONNX source runs at that function's input shapes; a
+/// reference package contributes its function of the same name, or its default one. A chain
+/// directory's packages have one function each.
+pub fn verify_function(
+    source: &Path,
+    candidate: &Path,
+    function: Option<&str>,
+    npz: Option<&Path>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, Error> {
     let cand = if is_chain(candidate) {
+        if let Some(name) = function {
+            return Err(Error::Usage(format!(
+                "--function {name}: {} is a chain of single-function packages",
+                candidate.display()
+            )));
+        }
         Chain::read(candidate)?.join()?
     } else if ModelKind::of(candidate)? != ModelKind::Package {
         return Err(Error::Usage(format!(
@@ -28,7 +48,7 @@ pub fn verify(
             candidate.display()
         )));
     } else {
-        read_package(candidate)?
+        read_package_function(candidate, function)?
     };
     let src = load_source(source, &cand)?;
     let mut options = options.clone();
@@ -46,7 +66,14 @@ pub fn verify(
 /// package as written.
 fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
     match ModelKind::of(source)? {
-        ModelKind::Package => read_package(source),
+        ModelKind::Package => {
+            let reference = read_package(source)?;
+            let name = candidate.main().name.as_str();
+            let same = reference.functions.iter().any(|f| f.name == name);
+            reference
+                .select_function(same.then_some(name))
+                .map_err(Error::Internal)
+        }
         ModelKind::Onnx => {
             let summary = onnx::summarize(source)?;
             let mut input_shapes = Vec::new();
