@@ -14,7 +14,7 @@ pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVer
 pub use inspect::{inspect, InspectReport, IoInfo, OpInfo, PackageSummary, WeightInfo};
 pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
 pub use recipe::Recipe;
-pub use run::{run_package, RunInputs};
+pub use run::{run_package, run_package_with_states, RunInputs};
 pub use verify::{verify, verify_error};
 
 use crate::Error;

@@ -6,6 +6,7 @@ use super::progress::Progress;
 use super::verify::parse_range;
 use crate::frontend::onnx::{InputShape, NamedDim};
 use crate::ir::Target;
+use crate::passes::states::StatePair;
 use crate::pipeline::{self, ConvertOptions, ConvertVerify, InputShapes};
 use crate::verify::InputRange;
 use crate::Error;
@@ -55,6 +56,21 @@ pub struct ConvertArgs {
     /// Write the package even when verification fails (with a warning).
     #[arg(long, conflicts_with = "no_verify")]
     allow_degraded: bool,
+    /// Graph output OUT is graph input IN updated in place: make IN an fp16 state (iOS18;
+    /// repeatable). Without it, past_key_values*/present* and NAME/NAME_out pairs are found
+    /// by name from iOS18 on.
+    #[arg(long = "state", value_name = "IN=OUT", value_parser = parse_state)]
+    states: Vec<StatePair>,
+}
+
+/// Parses `--state IN=OUT`.
+fn parse_state(text: &str) -> Result<StatePair, String> {
+    match text.split_once('=') {
+        Some((i, o)) if !i.is_empty() && !o.is_empty() => Ok(StatePair::new(i, o)),
+        _ => Err(format!(
+            "'{text}' is not IN=OUT (a graph input and output name)"
+        )),
+    }
 }
 
 /// `--input-shape` and `--dim`: sizes for ONNX inputs with dynamic dimensions.
@@ -101,6 +117,7 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
             thresholds: Default::default(),
             floor: None,
         }),
+        states: args.states.clone(),
     };
     progress.stage(&format!("converting {}", args.input.display()));
     let report = pipeline::convert(&options)?;
@@ -137,6 +154,14 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
         }
         for note in &report.limits {
             println!("flexible: {note}");
+        }
+        if !report.states.is_empty() {
+            let how = if report.states_detected {
+                "paired by name"
+            } else {
+                "from --state"
+            };
+            println!("states ({how}): {}", report.states.join(", "));
         }
         print_fp32_ops(&report.mixed);
         if let Some(v) = report.verify.as_ref().filter(|v| v.passed) {

@@ -22,6 +22,10 @@ pub struct RunArgs {
     /// (by default fp16 ops compute in fp32).
     #[arg(long)]
     emulate_fp16: bool,
+    /// Keep the package's states in DIR: each state is read from DIR/STATE.npy (zeros when
+    /// absent) and written back after the run.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
@@ -31,9 +35,10 @@ fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
 /// Runs `mlpack run`.
 pub fn execute(args: &RunArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
     progress.stage(&format!("running {}", args.package.display()));
-    let outputs = pipeline::run_package(
+    let outputs = pipeline::run_package_with_states(
         &args.package,
         &args.inputs,
+        args.state_dir.as_deref(),
         RunOptions {
             emulate_fp16: args.emulate_fp16,
         },

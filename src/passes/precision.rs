@@ -20,8 +20,8 @@ use std::collections::{HashMap, HashSet};
 const CONVERT_TASK: usize = 1 << 16;
 
 /// Op types that never change precision: they move between dtypes themselves or have no
-/// float arithmetic of their own.
-const NEVER_FP16: &[&str] = &["const", "cast", "shape"];
+/// float arithmetic of their own (states are fp16 whatever the compute precision).
+const NEVER_FP16: &[&str] = &["const", "cast", "shape", "read_state", "write_state"];
 
 /// What the fp16 pass did.
 #[derive(Clone, Debug, Default, serde::Serialize)]

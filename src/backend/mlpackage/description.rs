@@ -1,11 +1,11 @@
-//! The model description: the main function's inputs and outputs as Core ML features, and
-//! the user-defined metadata.
+//! The model description: the main function's inputs, outputs and states as Core ML features,
+//! and the user-defined metadata.
 
 use crate::ir::{DType, Dim, Function, Program, ShapeSet, Target, Var};
 use crate::proto::coreml::{
     array_feature_type::{ArrayDataType, EnumeratedShapes, Shape, ShapeFlexibility, ShapeRange},
-    feature_type, ArrayFeatureType, FeatureDescription, FeatureType, Metadata, ModelDescription,
-    SizeRange,
+    feature_type, state_feature_type, ArrayFeatureType, FeatureDescription, FeatureType, Metadata,
+    ModelDescription, SizeRange, StateFeatureType,
 };
 use crate::Error;
 use std::collections::BTreeMap;
@@ -74,9 +74,11 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
             Ok(feature(var, data_type, shape))
         })
         .collect::<Result<_, Error>>()?;
+    let state = main.states.iter().map(state_feature).collect();
     Ok(ModelDescription {
         input,
         output,
+        state,
         metadata: Some(Metadata {
             user_defined: program.metadata.clone(),
             ..Default::default()
@@ -175,6 +177,73 @@ fn feature(var: &Var, data_type: ArrayDataType, shape: Vec<i64>) -> FeatureDescr
     }
 }
 
+/// A state feature for `var` (fp16 and static, checked by the IR validator): a
+/// `StateFeatureType` wrapping the multi-array type, listed in `ModelDescription.state`.
+fn state_feature(var: &Var) -> FeatureDescription {
+    let shape = var
+        .ty
+        .static_shape()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| n as i64)
+        .collect();
+    let array = ArrayFeatureType {
+        shape,
+        data_type: ArrayDataType::Float16 as i32,
+        shape_flexibility: None,
+        default_optional_value: None,
+    };
+    FeatureDescription {
+        name: var.name.clone(),
+        short_description: String::new(),
+        r#type: Some(FeatureType {
+            is_optional: false,
+            r#type: Some(feature_type::Type::StateType(StateFeatureType {
+                r#type: Some(state_feature_type::Type::ArrayType(array)),
+            })),
+        }),
+    }
+}
+
+/// Checks the description's states against the function's: same names in order, each a
+/// multi-array of the state's static shape.
+fn check_states(description: &ModelDescription, function: &Function) -> Result<(), String> {
+    let names = |l: Vec<&str>| l.join(", ");
+    let described: Vec<&str> = description.state.iter().map(|f| f.name.as_str()).collect();
+    let declared: Vec<&str> = function.states.iter().map(|v| v.name.as_str()).collect();
+    if described != declared {
+        return Err(format!(
+            "the description lists states [{}] but the main function has [{}]",
+            names(described),
+            names(declared)
+        ));
+    }
+    for (feature, var) in description.state.iter().zip(&function.states) {
+        let shape = match feature.r#type.as_ref().and_then(|t| t.r#type.as_ref()) {
+            Some(feature_type::Type::StateType(StateFeatureType {
+                r#type: Some(state_feature_type::Type::ArrayType(a)),
+            })) => &a.shape,
+            _ => {
+                return Err(format!(
+                    "state '{}' is not a multi-array state",
+                    feature.name
+                ))
+            }
+        };
+        let static_shape: Option<Vec<i64>> = var
+            .ty
+            .static_shape()
+            .map(|s| s.into_iter().map(|n| n as i64).collect());
+        if static_shape.as_ref() != Some(shape) {
+            return Err(format!(
+                "state '{}' has shape {shape:?} in the description but type {} in the program",
+                feature.name, var.ty
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The array dtype of model input/output `var`: fp32, int32, or fp16 from iOS16 on.
 fn array_data_type(var: &Var, role: &str, target: Target) -> Result<ArrayDataType, String> {
     match var.ty.dtype {
@@ -221,9 +290,7 @@ pub fn check(
             "multi-function models are not supported".into(),
         ));
     }
-    if !description.state.is_empty() {
-        return Err(unsupported("stateful models are not supported".into()));
-    }
+    check_states(description, function).map_err(&invalid)?;
     let outputs = function.outputs();
     let mut input_shapes = BTreeMap::new();
     for (role, features, vars) in [
@@ -364,6 +431,7 @@ mod tests {
             functions: vec![Function {
                 name: "main".into(),
                 inputs,
+                states: Vec::new(),
                 input_shapes: Default::default(),
                 block: Block {
                     operations: vec![],
