@@ -10,7 +10,8 @@ package instead of the whole run):
      PKG/Data/com.apple.CoreML/weights (the same call coremltools 9.0 makes in
      coremltools/models/utils.py when it rewrites a model);
   3. the inputs and outputs of the main function match spec.description: same names, and each
-     dtype and static shape is the declared one;
+     dtype and static shape is the declared one; state inputs are listed in description.state
+     (not description.input) as fp16 arrays of the state's static shape;
   4. if a sidecar PKG-without-.mlpackage + ".weights.npz" exists (written by mlpack's tests: our
      interpreter's decompressed weights, one float32 array per constexpr chain, keyed by the
      chain's final output var), coremltools decompresses the package's weights and every
@@ -86,6 +87,30 @@ def compare_feature(kind, feature, var):
         elif int(got) != want:
             raise CheckError(f"{kind} {feature.name!r}: program shape {got_shape}, "
                              f"description shape {want_shape} (axis {axis})")
+
+
+def compare_state(feature, var):
+    """Compare a description state (ModelDescription.state, a StateFeatureType wrapping a
+    multi-array) with the main function's input of the same name, which must be a state of an
+    fp16 tensor of the same static shape (what coremltools' backend requires of states)."""
+    from coremltools.converters.mil.mil import types
+
+    which = feature.type.WhichOneof("Type")
+    if which != "stateType":
+        raise CheckError(f"state {feature.name!r}: description feature type is {which}")
+    array_type = feature.type.stateType.arrayType
+    if not types.is_state(var.sym_type):
+        raise CheckError(f"state {feature.name!r}: the main function input is not a state")
+    wrapped = var.sym_type.wrapped_type()
+    got_dtype = types.builtin_to_string(wrapped.get_primitive())
+    if got_dtype != "fp16" or declared_dtype(array_type) != "fp16":
+        raise CheckError(f"state {feature.name!r}: program {got_dtype}, description "
+                         f"{declared_dtype(array_type)}; states must be fp16")
+    got_shape = [int(d) for d in wrapped.get_shape()]
+    want_shape = [int(d) for d in array_type.shape]
+    if got_shape != want_shape:
+        raise CheckError(f"state {feature.name!r}: program shape {got_shape}, description "
+                         f"shape {want_shape}")
 
 
 def sidecar_path(path):
@@ -219,11 +244,15 @@ def check_package(path):
 
     inputs = main.inputs
     declared_inputs = list(spec.description.input)
-    if sorted(inputs) != sorted(f.name for f in declared_inputs):
-        raise CheckError(f"main inputs {sorted(inputs)} differ from description inputs "
-                         f"{sorted(f.name for f in declared_inputs)}")
+    declared_states = list(spec.description.state)
+    declared = [f.name for f in declared_inputs] + [f.name for f in declared_states]
+    if sorted(inputs) != sorted(declared):
+        raise CheckError(f"main inputs {sorted(inputs)} differ from description inputs and "
+                         f"states {sorted(declared)}")
     for feature in declared_inputs:
         compare_feature("input", feature, inputs[feature.name])
+    for feature in declared_states:
+        compare_state(feature, inputs[feature.name])
 
     outputs = {var.name: var for var in main.outputs}
     declared_outputs = list(spec.description.output)

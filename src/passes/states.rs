@@ -290,3 +290,92 @@ fn op(op_type: &str, name: &str, inputs: Vec<(&str, &str)>, outputs: Vec<Var>) -
         origin: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Builder, Dim, TensorType};
+
+    /// `cache` (type `ty`) in, `cache_name_out = cache + 1` and `y` out.
+    fn step(input: &str, output: &str, ty: TensorType) -> Function {
+        let mut b = Builder::new("main", vec![Var::new(input, ty.clone())]);
+        let one = b.constant("one", Tensor::from_f32(&[1], &[1.0]));
+        let out = b
+            .op1("add", output, &[("x", &[input]), ("y", &[&one])])
+            .unwrap();
+        let y = b.op1("relu", "y", &[("x", &[input])]).unwrap();
+        b.finish(vec![y, out])
+    }
+
+    #[test]
+    fn hugging_face_and_out_suffix_names_are_paired() {
+        let ty = TensorType::fixed(DType::F32, &[1, 2, 4, 8]);
+        let f = step("past_key_values_0_key", "present_0_key", ty.clone());
+        assert_eq!(
+            detect_pairs(&f),
+            [StatePair::new("past_key_values.0.key", "present.0.key")]
+        );
+        assert_eq!(
+            detect_pairs(&step("k_cache", "k_cache_out", ty.clone())).len(),
+            1
+        );
+        assert!(detect_pairs(&step("k_cache", "k_next", ty)).is_empty());
+    }
+
+    #[test]
+    fn dynamic_states_are_refused_naming_the_flag() {
+        let ty = TensorType {
+            dtype: DType::F32,
+            shape: vec![Dim::Fixed(1), Dim::Symbol("len".into())],
+        };
+        let f = step("k_cache", "k_cache_out", ty);
+        assert!(detect_pairs(&f).is_empty());
+        let e = check_pairs(&f, &[StatePair::new("k_cache", "k_cache_out")]).unwrap_err();
+        assert!(
+            e.starts_with("--state k_cache=k_cache_out: input 'k_cache' has the dynamic type"),
+            "{e}"
+        );
+    }
+
+    /// The fp32 input becomes an fp16 state read once (cast to fp32 for its fp32 readers) and
+    /// the output is written back in fp16 and no longer returned; the result validates.
+    #[test]
+    fn an_fp32_pair_becomes_a_read_and_a_write() {
+        let ty = TensorType::fixed(DType::F32, &[2, 3]);
+        let mut program = crate::ir::Program {
+            target: crate::ir::Target::IOS18,
+            functions: vec![step("k_cache", "k_cache_out", ty)],
+            metadata: Default::default(),
+        };
+        make_states(
+            program.main_mut(),
+            &[StatePair::new("k_cache", "k_cache_out")],
+        )
+        .unwrap();
+        crate::ir::validate_program(&program).unwrap();
+        let f = program.main();
+        assert!(f.inputs.is_empty());
+        assert_eq!(f.states[0].ty, TensorType::fixed(DType::F16, &[2, 3]));
+        assert_eq!(f.block.outputs, ["y"]);
+        let types: Vec<&str> = f
+            .block
+            .operations
+            .iter()
+            .map(|o| o.op_type.as_str())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "read_state",
+                "const",
+                "cast",
+                "const",
+                "add",
+                "relu",
+                "const",
+                "cast",
+                "write_state"
+            ]
+        );
+    }
+}
