@@ -114,6 +114,14 @@ fn kv_cache_package_steps_like_onnx_runtime() {
         assert_eq!(state.ty.to_string(), "tensor<fp16, [1, 2, 16, 16]>");
     }
 
+    let o = mlpack(&["inspect", package.to_str().unwrap()]);
+    let listing = text(&o);
+    let states_at = listing.find("states:\n").expect("inspect lists the states");
+    assert!(
+        listing[states_at..].contains("k_cache                  fp16   [1, 2, 16, 16]"),
+        "{listing}"
+    );
+
     let state_dir = dir.join("states");
     let steps = steps(&fixture());
     assert_eq!(steps.len(), 4, "the fixture has 4 steps");

@@ -49,7 +49,14 @@ fn print_package(p: &PackageSummary) {
         p.target,
         p.specification_version
     );
-    for (title, list) in [("inputs", &p.inputs), ("outputs", &p.outputs)] {
+    for (title, list) in [
+        ("inputs", &p.inputs),
+        ("outputs", &p.outputs),
+        ("states", &p.states),
+    ] {
+        if list.is_empty() && title == "states" {
+            continue;
+        }
         println!("{title}:");
         for io in list {
             println!(
