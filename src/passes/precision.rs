@@ -139,8 +139,8 @@ pub fn to_fp16(
     report
 }
 
-/// True when the fp16 pass chooses this op's compute precision: it is not a `const`, `cast`
-/// or `shape` op, and it reads or produces a float tensor (`is_float` tells an input
+/// True when the fp16 pass chooses this op's compute precision: it is not a `const`, `cast`,
+/// `shape` or state op, and it reads or produces a float tensor (`is_float` tells an input
 /// variable's kind).
 pub fn decides_precision(op: &Operation, is_float: impl Fn(&str) -> bool) -> bool {
     !NEVER_FP16.contains(&op.op_type.as_str())
