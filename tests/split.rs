@@ -35,6 +35,7 @@ fn convert_for(fx: &Fixture, dir: &Path, target: Target) -> PathBuf {
         input_shapes: Default::default(),
         force: false,
         verify: None,
+        states: Vec::new(),
     })
     .unwrap_or_else(|e| panic!("{}: convert: {e}", fx.name()));
     package
@@ -117,6 +118,7 @@ fn check_split(
             floor: None,
             no_emulate_fp16: false,
             per_op: false,
+            steps: 1,
         },
     )
     .expect("verify the chain");
@@ -220,6 +222,7 @@ fn flexible_chain_matches_the_package_at_every_length() {
         },
         force: false,
         verify: None,
+        states: Vec::new(),
     })
     .unwrap();
     let chain = dir.join("chain");
@@ -267,6 +270,7 @@ fn program(operations: Vec<Operation>) -> Program {
         functions: vec![Function {
             name: "main".into(),
             inputs: vec![Var::new("x", TensorType::fixed(DType::F32, &[16]))],
+            states: Vec::new(),
             input_shapes: BTreeMap::new(),
             block: mlpack::ir::Block {
                 operations,

@@ -6,6 +6,7 @@ use super::progress::Progress;
 use super::verify::parse_range;
 use crate::frontend::onnx::{InputShape, NamedDim};
 use crate::ir::Target;
+use crate::passes::states::StatePair;
 use crate::pipeline::{
     self, ConvertOptions, ConvertVerify, FunctionSpec, InputShapes, MultifunctionReport,
 };
@@ -57,6 +58,11 @@ pub struct ConvertArgs {
     /// Write the package even when verification fails (with a warning).
     #[arg(long, conflicts_with = "no_verify")]
     allow_degraded: bool,
+    /// Graph output OUT is graph input IN updated in place: make IN an fp16 state (iOS18;
+    /// repeatable). Without it, past_key_values*/present* and NAME/NAME_out pairs are found
+    /// by name from iOS18 on. Applies to every --function.
+    #[arg(long = "state", value_name = "IN=OUT", value_parser = parse_state)]
+    states: Vec<StatePair>,
     #[command(flatten)]
     functions: FunctionArgs,
 }
@@ -72,6 +78,16 @@ struct FunctionArgs {
     /// The function Core ML runs when none is named (default: the first --function).
     #[arg(long, value_name = "NAME", requires = "specs")]
     default_function: Option<String>,
+}
+
+/// Parses `--state IN=OUT`.
+fn parse_state(text: &str) -> Result<StatePair, String> {
+    match text.split_once('=') {
+        Some((i, o)) if !i.is_empty() && !o.is_empty() => Ok(StatePair::new(i, o)),
+        _ => Err(format!(
+            "'{text}' is not IN=OUT (a graph input and output name)"
+        )),
+    }
 }
 
 /// `--input-shape` and `--dim`: sizes for ONNX inputs with dynamic dimensions.
@@ -118,6 +134,7 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
             thresholds: Default::default(),
             floor: None,
         }),
+        states: args.states.clone(),
     };
     progress.stage(&format!("converting {}", args.input.display()));
     if !args.functions.specs.is_empty() {
@@ -163,6 +180,14 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
         }
         for note in &report.limits {
             println!("flexible: {note}");
+        }
+        if !report.states.is_empty() {
+            let how = if report.states_detected {
+                "paired by name"
+            } else {
+                "from --state"
+            };
+            println!("states ({how}): {}", report.states.join(", "));
         }
         print_fp32_ops(&report.mixed);
         if let Some(v) = report.verify.as_ref().filter(|v| v.passed) {
@@ -222,7 +247,12 @@ fn print_functions(
             .verify
             .as_ref()
             .map_or_else(|| "not verified".to_string(), |v| v.summary());
-        println!("  {}: {ops} ops; verify: {verify}", f.name);
+        let states = if f.report.states.is_empty() {
+            String::new()
+        } else {
+            format!("; states: {}", f.report.states.join(", "))
+        };
+        println!("  {}: {ops} ops{states}; verify: {verify}", f.name);
     }
     Ok(())
 }

@@ -119,6 +119,9 @@ fn print_package(p: &PackageSummary) {
     }
     print_io("inputs", &p.inputs);
     print_io("outputs", &p.outputs);
+    if !p.states.is_empty() {
+        print_io("states", &p.states);
+    }
     println!("ops:");
     for (op, count) in &p.ops {
         println!("  {op:<24} {count}");

@@ -25,6 +25,10 @@ pub struct RunArgs {
     /// The function to run (default: the package's default function).
     #[arg(long, value_name = "NAME")]
     function: Option<String>,
+    /// Keep the states (of the package, or of its --function) in DIR: each state is read from
+    /// DIR/STATE.npy (zeros when absent) and written back after the run.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
@@ -38,6 +42,7 @@ pub fn execute(args: &RunArgs, progress: &Progress, quiet: bool) -> Result<(), E
         &args.package,
         args.function.as_deref(),
         &args.inputs,
+        args.state_dir.as_deref(),
         RunOptions {
             emulate_fp16: args.emulate_fp16,
         },

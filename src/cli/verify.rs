@@ -52,6 +52,10 @@ pub struct VerifyArgs {
     /// Run the candidate's fp16 ops without rounding their results to fp16.
     #[arg(long)]
     no_emulate_fp16: bool,
+    /// Stateful packages: step source and candidate together N predictions per input
+    /// sequence, from zero states (random inputs are drawn per step).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    steps: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -89,6 +93,7 @@ pub fn execute(args: &VerifyArgs, progress: &Progress, quiet: bool) -> Result<()
         floor: None,
         no_emulate_fp16: args.no_emulate_fp16,
         per_op: args.per_op,
+        steps: args.steps,
     };
     progress.stage(&format!("verifying {}", args.candidate.display()));
     let report = pipeline::verify_function(

@@ -114,7 +114,7 @@ fn conform(value: &mut Value, dtype: DType) {
 }
 
 /// Runs `function` on `inputs` (by input name) and returns its outputs by name, in
-/// block-output order.
+/// block-output order. States, if any, start at zero (see [`run_stateful`]).
 pub fn run(
     function: &Function,
     inputs: &BTreeMap<String, Value>,
@@ -128,8 +128,56 @@ pub fn run_with_observer(
     function: &Function,
     inputs: &BTreeMap<String, Value>,
     options: RunOptions,
+    observe: impl FnMut(&str, &Value),
+) -> Result<Vec<(String, Value)>, InterpError> {
+    let mut states = zero_states(function);
+    run_inner(function, inputs, &mut states, options, observe)
+}
+
+/// Every state of `function` at zero, by name.
+pub fn zero_states(function: &Function) -> BTreeMap<String, Value> {
+    function
+        .states
+        .iter()
+        .map(|v| {
+            let shape = v.ty.static_shape().unwrap_or_default();
+            (v.name.clone(), Value::Float(ndarray::ArrayD::zeros(shape)))
+        })
+        .collect()
+}
+
+/// Runs one prediction of a stateful function: `read_state` sees the values of `states` (by
+/// state name; every state must be present, with its declared shape), and each `write_state`
+/// replaces the value, rounded to fp16 as the state stores it. Returns the outputs like [`run`].
+pub fn run_stateful(
+    function: &Function,
+    inputs: &BTreeMap<String, Value>,
+    states: &mut BTreeMap<String, Value>,
+    options: RunOptions,
+) -> Result<Vec<(String, Value)>, InterpError> {
+    run_inner(function, inputs, states, options, |_, _| {})
+}
+
+fn run_inner(
+    function: &Function,
+    inputs: &BTreeMap<String, Value>,
+    states: &mut BTreeMap<String, Value>,
+    options: RunOptions,
     mut observe: impl FnMut(&str, &Value),
 ) -> Result<Vec<(String, Value)>, InterpError> {
+    for var in &function.states {
+        let value = states
+            .get_mut(&var.name)
+            .ok_or_else(|| InterpError::Input {
+                name: var.name.clone(),
+                message: "no value supplied for this state".into(),
+            })?;
+        check_input(value, &var.ty).map_err(|message| InterpError::Input {
+            name: var.name.clone(),
+            message,
+        })?;
+        value.round_to_f16();
+    }
     let mut env: HashMap<String, Value> = HashMap::new();
     for var in &function.inputs {
         let value = inputs.get(&var.name).ok_or_else(|| InterpError::Input {
@@ -154,13 +202,15 @@ pub fn run_with_observer(
         .collect::<HashMap<_, _>>();
     for op in &function.block.operations {
         let declared: Vec<TensorType> = op.outputs.iter().map(|o| o.ty.clone()).collect();
-        let outs = eval_op(op, &|name| env.get(name).cloned(), &declared).map_err(|message| {
-            InterpError::Op {
-                op: op.name.clone(),
-                op_type: op.op_type.clone(),
-                message,
-            }
+        let lookup = |name: &str| env.get(name).or_else(|| states.get(name)).cloned();
+        let outs = eval_op(op, &lookup, &declared).map_err(|message| InterpError::Op {
+            op: op.name.clone(),
+            op_type: op.op_type.clone(),
+            message,
         })?;
+        if op.op_type == "write_state" {
+            store_state(op, &env, states);
+        }
         for name in op.input_vars() {
             if let Some(count) = remaining.get_mut(name) {
                 *count -= 1;
@@ -190,6 +240,21 @@ pub fn run_with_observer(
             Ok((name.clone(), value))
         })
         .collect()
+}
+
+/// Stores the `data` of a `write_state` op (already checked by its kernel) in its state.
+fn store_state(op: &Operation, env: &HashMap<String, Value>, states: &mut BTreeMap<String, Value>) {
+    let arg = |param: &str| {
+        op.input(param)
+            .and_then(|a| a.first())
+            .and_then(|a| a.var())
+    };
+    if let (Some(state), Some(data)) = (arg("input"), arg("data")) {
+        if let Some(mut value) = env.get(data).cloned() {
+            value.round_to_f16();
+            states.insert(state.to_string(), value);
+        }
+    }
 }
 
 fn check_input(value: &Value, ty: &TensorType) -> Result<(), String> {

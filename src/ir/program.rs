@@ -162,6 +162,9 @@ pub struct Function {
     pub name: String,
     /// Inputs in declaration order.
     pub inputs: Vec<Var>,
+    /// States (iOS18): fp16 static tensors kept by the runtime between predictions, read with
+    /// `read_state` and written with `write_state`; declared after the inputs in the package.
+    pub states: Vec<Var>,
     /// The accepted shapes of each input with symbolic dimensions, by input name.
     pub input_shapes: BTreeMap<String, ShapeSet>,
     /// Body.
@@ -173,6 +176,7 @@ impl Function {
     pub fn var_type(&self, name: &str) -> Option<&TensorType> {
         self.inputs
             .iter()
+            .chain(&self.states)
             .find(|v| v.name == name)
             .map(|v| &v.ty)
             .or_else(|| {
@@ -190,6 +194,7 @@ impl Function {
         let mut types: BTreeMap<&str, &TensorType> = self
             .inputs
             .iter()
+            .chain(&self.states)
             .map(|v| (v.name.as_str(), &v.ty))
             .collect();
         for op in &self.block.operations {
@@ -198,6 +203,11 @@ impl Function {
             }
         }
         types
+    }
+
+    /// The state called `name`, if there is one.
+    pub fn state(&self, name: &str) -> Option<&Var> {
+        self.states.iter().find(|v| v.name == name)
     }
 
     /// The function's outputs as typed variables, in block-output order.
@@ -281,6 +291,7 @@ mod tests {
                 .map(|n| Function {
                     name: n.to_string(),
                     inputs: Vec::new(),
+                    states: Vec::new(),
                     input_shapes: BTreeMap::new(),
                     block: Block::default(),
                 })

@@ -238,6 +238,7 @@ impl Chain {
             functions: vec![Function {
                 name: first.main().name.clone(),
                 inputs,
+                states: Vec::new(),
                 input_shapes,
                 block: Block {
                     operations,

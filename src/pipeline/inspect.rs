@@ -86,6 +86,9 @@ pub struct PackageSummary {
     pub inputs: Vec<IoInfo>,
     /// Outputs.
     pub outputs: Vec<IoInfo>,
+    /// States (iOS18), with the wrapped tensor type.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub states: Vec<IoInfo>,
     /// Op count by type.
     pub ops: BTreeMap<String, usize>,
     /// What conversion fused (`4 gelu, 5 layer_norm`), as recorded in the package metadata.
@@ -343,6 +346,7 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         function: None,
         inputs: main.inputs.iter().map(|v| io(&v.name, &v.ty)).collect(),
         outputs: main.outputs().iter().map(|v| io(&v.name, &v.ty)).collect(),
+        states: main.states.iter().map(|v| io(&v.name, &v.ty)).collect(),
         ops,
         fused: program
             .metadata

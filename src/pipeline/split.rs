@@ -46,6 +46,17 @@ pub fn split(options: &SplitOptions) -> Result<SplitReport, Error> {
         )));
     }
     let program = read_package(source)?;
+    let states = &program.main().states;
+    if !states.is_empty() {
+        let names: Vec<&str> = states.iter().map(|v| v.name.as_str()).collect();
+        return Err(Error::Unsupported {
+            path: source.clone(),
+            message: format!(
+                "a stateful package (states {}); split cuts packages without states",
+                names.join(", ")
+            ),
+        });
+    }
     if options.output.symlink_metadata().is_ok() {
         return Err(Error::Usage(format!(
             "{} exists; split writes a new directory",

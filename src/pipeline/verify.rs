@@ -6,6 +6,7 @@ use super::{read_package_function, ModelKind};
 use crate::backend::read_package;
 use crate::frontend::onnx::{self, DimSize, DimSummary, InputShape, OnnxOptions, ShapeSpec};
 use crate::ir::{sanitize_name, Program, ShapeSet};
+use crate::passes::states::{make_states, StatePair, STATES_METADATA_KEY};
 use crate::verify::{self, inputs, InputSpec, Side, VerifyError, VerifyOptions, VerifyReport};
 use crate::Error;
 use std::path::Path;
@@ -99,16 +100,38 @@ fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
                     });
                 }
             }
-            onnx::load(
+            let mut program = onnx::load(
                 source,
                 &OnnxOptions {
                     input_shapes,
                     dims: Vec::new(),
                     target: candidate.target,
                 },
-            )
+            )?;
+            pair_states(&mut program, candidate, source)?;
+            Ok(program)
         }
     }
+}
+
+/// Makes the ONNX source stateful like the candidate, with the pairs recorded in the
+/// candidate's metadata when it was converted.
+fn pair_states(program: &mut Program, candidate: &Program, source: &Path) -> Result<(), Error> {
+    if candidate.main().states.is_empty() {
+        return Ok(());
+    }
+    let pairs = candidate
+        .metadata
+        .get(STATES_METADATA_KEY)
+        .and_then(|text| StatePair::parse_list(text))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "the candidate has states but no '{STATES_METADATA_KEY}' metadata saying which \
+                 outputs of {} update them; compare against a reference package instead",
+                source.display()
+            ))
+        })?;
+    make_states(program.main_mut(), &pairs).map_err(|m| Error::invalid(source, m))
 }
 
 /// The `--input-shape` form of the shapes a package input accepts.

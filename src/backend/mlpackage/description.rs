@@ -1,13 +1,14 @@
-//! The model description: the functions' inputs and outputs as Core ML features, and the
-//! user-defined metadata. A single-function model lists its features at the top level; a
-//! multifunction model (iOS18) lists one `FunctionDescription` per function, names the default
-//! one, and leaves the top-level features empty, as coremltools' `save_multifunction` writes it.
+//! The model description: the functions' inputs, outputs and states as Core ML features, and
+//! the user-defined metadata. A single-function model lists its features at the top level; a
+//! multifunction model (iOS18) lists one `FunctionDescription` per function (each with its own
+//! states), names the default one, and leaves the top-level features empty, as coremltools'
+//! `save_multifunction` writes it.
 
 use crate::ir::{DType, Dim, Function, Program, ShapeSet, Target, Var};
 use crate::proto::coreml::{
     array_feature_type::{ArrayDataType, EnumeratedShapes, Shape, ShapeFlexibility, ShapeRange},
-    feature_type, ArrayFeatureType, FeatureDescription, FeatureType, FunctionDescription, Metadata,
-    ModelDescription, SizeRange,
+    feature_type, state_feature_type, ArrayFeatureType, FeatureDescription, FeatureType,
+    FunctionDescription, Metadata, ModelDescription, SizeRange, StateFeatureType,
 };
 use crate::Error;
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
         return Ok(ModelDescription {
             input,
             output,
+            state: states(program.main()),
             metadata,
             ..Default::default()
         });
@@ -47,6 +49,7 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
                 name: function.name.clone(),
                 input,
                 output,
+                state: states(function),
                 ..Default::default()
             })
         })
@@ -217,6 +220,78 @@ fn feature(var: &Var, data_type: ArrayDataType, shape: Vec<i64>) -> FeatureDescr
     }
 }
 
+/// The state features of `function`.
+fn states(function: &Function) -> Vec<FeatureDescription> {
+    function.states.iter().map(state_feature).collect()
+}
+
+/// A state feature for `var` (fp16 and static, checked by the IR validator): a
+/// `StateFeatureType` wrapping the multi-array type, listed in `ModelDescription.state`.
+fn state_feature(var: &Var) -> FeatureDescription {
+    let shape = var
+        .ty
+        .static_shape()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| n as i64)
+        .collect();
+    let array = ArrayFeatureType {
+        shape,
+        data_type: ArrayDataType::Float16 as i32,
+        shape_flexibility: None,
+        default_optional_value: None,
+    };
+    FeatureDescription {
+        name: var.name.clone(),
+        short_description: String::new(),
+        r#type: Some(FeatureType {
+            is_optional: false,
+            r#type: Some(feature_type::Type::StateType(StateFeatureType {
+                r#type: Some(state_feature_type::Type::ArrayType(array)),
+            })),
+        }),
+    }
+}
+
+/// Checks the described states `state` against the function's: same names in order, each a
+/// multi-array of the state's static shape.
+fn check_states(state: &[FeatureDescription], function: &Function) -> Result<(), String> {
+    let names = |l: Vec<&str>| l.join(", ");
+    let described: Vec<&str> = state.iter().map(|f| f.name.as_str()).collect();
+    let declared: Vec<&str> = function.states.iter().map(|v| v.name.as_str()).collect();
+    if described != declared {
+        return Err(format!(
+            "the description lists states [{}] but the function has [{}]",
+            names(described),
+            names(declared)
+        ));
+    }
+    for (feature, var) in state.iter().zip(&function.states) {
+        let shape = match feature.r#type.as_ref().and_then(|t| t.r#type.as_ref()) {
+            Some(feature_type::Type::StateType(StateFeatureType {
+                r#type: Some(state_feature_type::Type::ArrayType(a)),
+            })) => &a.shape,
+            _ => {
+                return Err(format!(
+                    "state '{}' is not a multi-array state",
+                    feature.name
+                ))
+            }
+        };
+        let static_shape: Option<Vec<i64>> = var
+            .ty
+            .static_shape()
+            .map(|s| s.into_iter().map(|n| n as i64).collect());
+        if static_shape.as_ref() != Some(shape) {
+            return Err(format!(
+                "state '{}' has shape {shape:?} in the description but type {} in the program",
+                feature.name, var.ty
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The array dtype of model input/output `var`: fp32, int32, or fp16 from iOS16 on.
 fn array_data_type(var: &Var, role: &str, target: Target) -> Result<ArrayDataType, String> {
     match var.ty.dtype {
@@ -262,9 +337,7 @@ pub fn check(
             ),
         ));
     }
-    if !description.state.is_empty() {
-        return Err(stateful(model_path));
-    }
+    check_states(&description.state, function).map_err(|m| Error::invalid(model_path, m))?;
     Ok(Checked {
         metadata: user_defined(description),
         input_shapes: check_features(
@@ -286,9 +359,12 @@ pub fn check_multifunction(
     model_path: &Path,
 ) -> Result<BTreeMap<String, String>, Error> {
     let invalid = |m: String| Error::invalid(model_path, m);
-    if !description.input.is_empty() || !description.output.is_empty() {
+    if !description.input.is_empty()
+        || !description.output.is_empty()
+        || !description.state.is_empty()
+    {
         return Err(invalid(
-            "a multifunction description lists top-level inputs or outputs".into(),
+            "a multifunction description lists top-level inputs, outputs or states".into(),
         ));
     }
     let mut described: Vec<&str> = description
@@ -322,9 +398,8 @@ pub fn check_multifunction(
         else {
             continue;
         };
-        if !d.state.is_empty() {
-            return Err(stateful(model_path));
-        }
+        check_states(&d.state, function)
+            .map_err(|m| invalid(format!("function '{}': {m}", d.name)))?;
         function.input_shapes =
             check_features(&d.input, &d.output, function, model_path).map_err(|e| match e {
                 Error::Invalid { path, message } => Error::Invalid {
@@ -347,14 +422,6 @@ fn present<'a>(
     model_path: &Path,
 ) -> Result<&'a ModelDescription, Error> {
     description.ok_or_else(|| Error::invalid(model_path, "the model has no description"))
-}
-
-/// The error for a model with states.
-fn stateful(model_path: &Path) -> Error {
-    Error::Unsupported {
-        path: model_path.to_path_buf(),
-        message: "stateful models are not supported".into(),
-    }
 }
 
 /// The user-defined metadata of `description`.
@@ -512,6 +579,7 @@ mod tests {
             functions: vec![Function {
                 name: "main".into(),
                 inputs,
+                states: Vec::new(),
                 input_shapes: Default::default(),
                 block: Block {
                     operations: vec![],

@@ -2,7 +2,7 @@
 //! weight file.
 
 use super::blob::BlobFile;
-use super::value::{decode_immediate, static_shape, tensor_type};
+use super::value::{decode_immediate, state_tensor_type, static_shape, tensor_type};
 use super::{description, manifest, MODEL_PATH_PREFIX};
 use crate::ir::{
     ops, validate_program, Argument, Block, Function, Operation, Program, Target, Tensor, Var,
@@ -187,11 +187,17 @@ impl Reader<'_> {
                 "the body of function '{name}' declares block inputs"
             )));
         }
-        let inputs = function
-            .inputs
-            .iter()
-            .map(|v| self.var(v, &format!("function '{name}' input")))
-            .collect::<Result<_, _>>()?;
+        let (mut inputs, mut states) = (Vec::new(), Vec::new());
+        for v in &function.inputs {
+            let context = format!("function '{name}' input");
+            match state_tensor_type(v.r#type.as_ref(), &v.name) {
+                Some(ty) => states.push(Var::new(
+                    v.name.clone(),
+                    ty.map_err(|p| p.at(self.model_path, &format!("{context} '{}'", v.name)))?,
+                )),
+                None => inputs.push(self.var(v, &context)?),
+            }
+        }
         let operations = block
             .operations
             .iter()
@@ -200,6 +206,7 @@ impl Reader<'_> {
         Ok(Function {
             name: name.to_string(),
             inputs,
+            states,
             input_shapes: Default::default(),
             block: Block {
                 operations,

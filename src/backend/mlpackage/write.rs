@@ -2,7 +2,7 @@
 //! destination, then renamed into place.
 
 use super::blob::BlobWriter;
-use super::value::{immediate, stored_in_blob, string_value, value_type};
+use super::value::{immediate, state_value_type, stored_in_blob, string_value, value_type};
 use super::{
     description, manifest, AUTHOR, MODEL_FILE, MODEL_PATH_PREFIX, WEIGHTS_DIR, WEIGHT_FILE,
 };
@@ -120,7 +120,12 @@ fn encode_function<'a>(
         attributes: Default::default(),
     };
     Ok(mil::Function {
-        inputs: function.inputs.iter().map(named_value_type).collect(),
+        inputs: function
+            .inputs
+            .iter()
+            .map(named_value_type)
+            .chain(function.states.iter().map(named_state_type))
+            .collect(),
         opset: opset.clone(),
         block_specializations: BTreeMap::from([(opset, block)]),
         attributes: Default::default(),
@@ -209,6 +214,14 @@ fn named_value_type(var: &Var) -> mil::NamedValueType {
     mil::NamedValueType {
         name: var.name.clone(),
         r#type: Some(value_type(&var.ty)),
+    }
+}
+
+/// A state input: its tensor type wrapped in a `StateType`.
+fn named_state_type(var: &Var) -> mil::NamedValueType {
+    mil::NamedValueType {
+        name: var.name.clone(),
+        r#type: Some(state_value_type(&var.ty)),
     }
 }
 

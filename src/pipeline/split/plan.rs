@@ -311,6 +311,7 @@ fn chunk_program(program: &Program, set: &[usize], k: usize, count: usize) -> Pr
         functions: vec![Function {
             name: main.name.clone(),
             inputs: Vec::new(),
+            states: Vec::new(),
             input_shapes: BTreeMap::new(),
             block: crate::ir::Block {
                 operations,
