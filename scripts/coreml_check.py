@@ -10,7 +10,12 @@ package instead of the whole run):
      PKG/Data/com.apple.CoreML/weights (the same call coremltools 9.0 makes in
      coremltools/models/utils.py when it rewrites a model);
   3. the inputs and outputs of the main function match spec.description: same names, and each
-     dtype and static shape is the declared one;
+     dtype and static shape is the declared one; state inputs are listed in description.state
+     (not description.input) as fp16 arrays of the state's static shape. A multifunction
+     package (iOS18) instead has no top-level inputs, outputs or states, one FunctionDescription
+     per program function (same names), and a defaultFunctionName naming one of them; each
+     function must load with MLModel(PKG, function_name=NAME) and match its FunctionDescription
+     (inputs, outputs and states) as above;
   4. if a sidecar PKG-without-.mlpackage + ".weights.npz" exists (written by mlpack's tests: our
      interpreter's decompressed weights, one float32 array per constexpr chain, keyed by the
      chain's final output var), coremltools decompresses the package's weights and every
@@ -86,6 +91,30 @@ def compare_feature(kind, feature, var):
         elif int(got) != want:
             raise CheckError(f"{kind} {feature.name!r}: program shape {got_shape}, "
                              f"description shape {want_shape} (axis {axis})")
+
+
+def compare_state(feature, var):
+    """Compare a description state (ModelDescription.state, a StateFeatureType wrapping a
+    multi-array) with the main function's input of the same name, which must be a state of an
+    fp16 tensor of the same static shape (what coremltools' backend requires of states)."""
+    from coremltools.converters.mil.mil import types
+
+    which = feature.type.WhichOneof("Type")
+    if which != "stateType":
+        raise CheckError(f"state {feature.name!r}: description feature type is {which}")
+    array_type = feature.type.stateType.arrayType
+    if not types.is_state(var.sym_type):
+        raise CheckError(f"state {feature.name!r}: the function input is not a state")
+    wrapped = var.sym_type.wrapped_type()
+    got_dtype = types.builtin_to_string(wrapped.get_primitive())
+    if got_dtype != "fp16" or declared_dtype(array_type) != "fp16":
+        raise CheckError(f"state {feature.name!r}: program {got_dtype}, description "
+                         f"{declared_dtype(array_type)}; states must be fp16")
+    got_shape = [int(d) for d in wrapped.get_shape()]
+    want_shape = [int(d) for d in array_type.shape]
+    if got_shape != want_shape:
+        raise CheckError(f"state {feature.name!r}: program shape {got_shape}, description "
+                         f"shape {want_shape}")
 
 
 def sidecar_path(path):
@@ -213,29 +242,70 @@ def check_package(path):
         # MLModel copies packages it has to rewrite; it should not have needed to here.
         raise CheckError(f"coremltools resolved the weights to {model.weights_dir}")
     program = milproto.load(spec, spec.specificationVersion, file_weights_dir=weights_dir)
+    description = spec.description
+    if description.functions:
+        check_multifunction(path, description, program)
+        return
     if "main" not in program.functions:
         raise CheckError(f"no main function (functions: {sorted(program.functions)})")
     main = program.functions["main"]
-
-    inputs = main.inputs
-    declared_inputs = list(spec.description.input)
-    if sorted(inputs) != sorted(f.name for f in declared_inputs):
-        raise CheckError(f"main inputs {sorted(inputs)} differ from description inputs "
-                         f"{sorted(f.name for f in declared_inputs)}")
-    for feature in declared_inputs:
-        compare_feature("input", feature, inputs[feature.name])
-
-    outputs = {var.name: var for var in main.outputs}
-    declared_outputs = list(spec.description.output)
-    if [v.name for v in main.outputs] != [f.name for f in declared_outputs]:
-        raise CheckError(f"main outputs {[v.name for v in main.outputs]} differ from "
-                         f"description outputs {[f.name for f in declared_outputs]}")
-    for feature in declared_outputs:
-        compare_feature("output", feature, outputs[feature.name])
+    check_features(main, description.input, description.output, description.state)
 
     sidecar = sidecar_path(path)
     if sidecar is not None and os.path.isfile(sidecar):
         check_decompressed_weights(model, main, sidecar)
+
+
+def check_multifunction(path, description, program):
+    """Check a multifunction package's description against its program, function by function
+    (the decompressed-weights sidecar applies to single-function packages only)."""
+    import coremltools as ct
+
+    if description.input or description.output or description.state:
+        raise CheckError("a multifunction description has top-level inputs, outputs or states")
+    names = [f.name for f in description.functions]
+    if len(set(names)) != len(names):
+        raise CheckError(f"function names repeat in the description: {names}")
+    if sorted(names) != sorted(program.functions):
+        raise CheckError(f"description functions {sorted(names)} differ from program functions "
+                         f"{sorted(program.functions)}")
+    if description.defaultFunctionName not in names:
+        raise CheckError(f"defaultFunctionName {description.defaultFunctionName!r} is not one "
+                         f"of {names}")
+    for function in description.functions:
+        model = ct.models.MLModel(path, skip_model_load=True, function_name=function.name)
+        if model.function_name != function.name:
+            raise CheckError(f"coremltools loaded function {model.function_name!r} for "
+                             f"{function.name!r}")
+        try:
+            check_features(program.functions[function.name], function.input, function.output,
+                           function.state)
+        except CheckError as error:
+            raise CheckError(f"function {function.name!r}: {error}") from None
+
+
+def check_features(function, declared_inputs, declared_outputs, declared_states):
+    """The function's inputs and outputs must be the declared features, its state inputs the
+    declared states."""
+    inputs = function.inputs
+    declared_inputs = list(declared_inputs)
+    declared_states = list(declared_states)
+    declared = [f.name for f in declared_inputs] + [f.name for f in declared_states]
+    if sorted(inputs) != sorted(declared):
+        raise CheckError(f"inputs {sorted(inputs)} differ from description inputs and states "
+                         f"{sorted(declared)}")
+    for feature in declared_inputs:
+        compare_feature("input", feature, inputs[feature.name])
+    for feature in declared_states:
+        compare_state(feature, inputs[feature.name])
+
+    outputs = {var.name: var for var in function.outputs}
+    declared_outputs = list(declared_outputs)
+    if [v.name for v in function.outputs] != [f.name for f in declared_outputs]:
+        raise CheckError(f"outputs {[v.name for v in function.outputs]} differ from "
+                         f"description outputs {[f.name for f in declared_outputs]}")
+    for feature in declared_outputs:
+        compare_feature("output", feature, outputs[feature.name])
 
 
 def child(path, connection):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Self-test for coreml_check.py: packages written by coremltools itself must pass, broken
-copies of them must fail; compressed packages with a sidecar of coremltools' own decompressed
+"""Self-test for coreml_check.py: packages written by coremltools itself (a multifunction one
+included) must pass, broken copies of them must fail; compressed packages with a sidecar of coremltools' own decompressed
 weights must pass, and sidecars with a wrong value, a missing or extra array or a wrong dtype
 must fail.
 
@@ -22,10 +22,11 @@ WEIGHT_FILE = os.path.join("Data", "com.apple.CoreML", "weights", "weight.bin")
 
 
 def build_packages(work):
-    """A static fp32 package and one with a flexible batch dim, both written by coremltools."""
+    """A static fp32 package, one with a flexible batch dim and a stateful one, all written by
+    coremltools."""
     import coremltools as ct
     from coremltools.converters.mil import Builder as mb
-    from coremltools.converters.mil.mil import get_new_symbol
+    from coremltools.converters.mil.mil import get_new_symbol, types
 
     weight = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
 
@@ -39,14 +40,84 @@ def build_packages(work):
     def flexible(x):
         return mb.relu(x=mb.linear(x=x, weight=weight), name="out")
 
+    @mb.program(input_specs=[mb.TensorSpec(shape=(3, 16))], opset_version=ct.target.iOS18)
+    def ios18_batch3(x):
+        return mb.relu(x=mb.linear(x=x, weight=weight), name="out")
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(5, 16))], opset_version=ct.target.iOS18)
+    def ios18_batch5(x):
+        return mb.relu(x=mb.linear(x=x, weight=weight), name="out")
+
+    # The accumulator of coremltools' stateful-models guide: an fp16 state read, updated and
+    # written back with coreml_update_state.
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 16), dtype=types.fp16),
+                             mb.StateTensorSpec(shape=(2, 16), dtype=types.fp16)],
+                opset_version=ct.target.iOS18)
+    def stateful(x, accumulator):
+        total = mb.add(x=x, y=mb.read_state(input=accumulator), name="out")
+        mb.coreml_update_state(state=accumulator, value=total)
+        return total
+
     paths = {}
     for name, program, target in [("static", static, ct.target.iOS15),
-                                  ("flexible", flexible, ct.target.iOS16)]:
+                                  ("flexible", flexible, ct.target.iOS16),
+                                  ("ios18_batch3", ios18_batch3, ct.target.iOS18),
+                                  ("ios18_batch5", ios18_batch5, ct.target.iOS18),
+                                  ("stateful", stateful, ct.target.iOS18)]:
         model = ct.convert(program, convert_to="mlprogram", skip_model_load=True,
                            minimum_deployment_target=target)
         paths[name] = os.path.join(work, f"{name}.mlpackage")
         model.save(paths[name])
     return paths
+
+
+def build_multifunction_package(work, sources, name="multifunction"):
+    """A two-function iOS18 package `name` written by coremltools' save_multifunction from two
+    single-function packages (functions `first` and `second`, default `second`)."""
+    import coremltools as ct
+
+    desc = ct.utils.MultiFunctionDescriptor()
+    desc.add_function(sources[0], "main", "first")
+    desc.add_function(sources[1], "main", "second")
+    desc.default_function_name = "second"
+    path = os.path.join(work, f"{name}.mlpackage")
+    ct.utils.save_multifunction(desc, path)
+    return path
+
+
+def broken_multifunction_copies(work, good):
+    """Copies of the multifunction package `good` with one defect each in its description."""
+    from coremltools.proto import Model_pb2
+
+    def edited(name, change):
+        path = os.path.join(work, f"{name}.mlpackage")
+        shutil.copytree(good, path)
+        spec_path = os.path.join(path, MODEL_FILE)
+        spec = Model_pb2.Model()
+        with open(spec_path, "rb") as f:
+            spec.ParseFromString(f.read())
+        change(spec)
+        with open(spec_path, "wb") as f:
+            f.write(spec.SerializeToString())
+        return path
+
+    def add_top_level_output(spec):
+        spec.description.output.add().CopyFrom(spec.description.functions[0].output[0])
+
+    return {
+        "multifunction_unknown_default": edited(
+            "multifunction_unknown_default",
+            lambda s: setattr(s.description, "defaultFunctionName", "third")),
+        "multifunction_renamed_function": edited(
+            "multifunction_renamed_function",
+            lambda s: setattr(s.description.functions[0], "name", "other")),
+        "multifunction_wrong_function_output_shape": edited(
+            "multifunction_wrong_function_output_shape",
+            lambda s: s.description.functions[1].output[0].type.multiArrayType.shape
+            .__setitem__(1, 9)),
+        "multifunction_top_level_output": edited(
+            "multifunction_top_level_output", add_top_level_output),
+    }
 
 
 def build_compressed_packages(work):
@@ -176,6 +247,37 @@ def broken_copies(work, good):
     return broken
 
 
+def broken_states(work, good, prefix="", states=lambda spec: spec.description.state):
+    """Copies of the stateful package `good` whose description misstates the state, the first
+    of `states(spec)` (the top-level states, or a function's); names start with `prefix`."""
+    from coremltools.proto import FeatureTypes_pb2, Model_pb2
+
+    def edited(name, change):
+        path = os.path.join(work, f"{prefix}{name}.mlpackage")
+        shutil.copytree(good, path)
+        spec_path = os.path.join(path, MODEL_FILE)
+        spec = Model_pb2.Model()
+        with open(spec_path, "rb") as f:
+            spec.ParseFromString(f.read())
+        change(spec)
+        with open(spec_path, "wb") as f:
+            f.write(spec.SerializeToString())
+        return path
+
+    def fp32(spec):
+        states(spec)[0].type.stateType.arrayType.dataType = \
+            FeatureTypes_pb2.ArrayFeatureType.FLOAT32
+
+    return {
+        f"{prefix}state_not_listed": edited("state_not_listed", lambda s: states(s).__delitem__(
+            slice(None))),
+        f"{prefix}state_wrong_shape": edited(
+            "state_wrong_shape",
+            lambda s: states(s)[0].type.stateType.arrayType.shape.__setitem__(1, 9)),
+        f"{prefix}state_fp32": edited("state_fp32", fp32),
+    }
+
+
 def run_check(paths):
     result = subprocess.run([sys.executable, os.path.join(HERE, "coreml_check.py"), *paths],
                             capture_output=True, text=True, check=False)
@@ -186,7 +288,15 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         good = build_packages(work)
         compressed = build_compressed_packages(work)
+        good["multifunction"] = build_multifunction_package(
+            work, [good["ios18_batch3"], good["ios18_batch5"]])
+        good["multifunction_stateful"] = build_multifunction_package(
+            work, [good["stateful"], good["stateful"]], "multifunction_stateful")
         broken = broken_copies(work, good["static"])
+        broken.update(broken_multifunction_copies(work, good["multifunction"]))
+        broken.update(broken_states(work, good["stateful"]))
+        broken.update(broken_states(work, good["multifunction_stateful"], "multifunction_",
+                                    lambda spec: spec.description.functions[0].state))
         broken.update(broken_sidecars(work, compressed["ios18_prune_palettize"]))
         good.update(compressed)
         failures = []

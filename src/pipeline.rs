@@ -1,22 +1,33 @@
 //! Library entry points for each command. The CLI parses flags and calls these; tests call
 //! them directly.
 
+mod chain;
 mod compress;
 mod convert;
 mod inspect;
+mod multifunction;
 mod precision;
 mod recipe;
 mod run;
+mod split;
 mod verify;
 
+pub use chain::{is_chain, Chain, ChainManifest, ChunkEntry, CHAIN_FILE};
 pub use compress::{compress, CompressCommandReport, CompressOptions};
 pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, InputShapes};
-pub use inspect::{inspect, InspectReport, IoInfo, OpInfo, PackageSummary, WeightInfo};
+pub use inspect::{
+    inspect, inspect_function, ChainSummary, ChunkSummary, FunctionInfo, InspectReport, IoInfo,
+    OpInfo, PackageSummary, WeightInfo,
+};
+pub use multifunction::{convert_functions, FunctionReport, FunctionSpec, MultifunctionReport};
 pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
 pub use recipe::Recipe;
-pub use run::{run_package, RunInputs};
-pub use verify::{verify, verify_error};
+pub use run::{run_package, run_package_function, RunInputs};
+pub use split::{split, SplitOptions, SplitReport, CHUNK_METADATA_KEY};
+pub use verify::{verify, verify_error, verify_function};
 
+use crate::backend::read_package;
+use crate::ir::Program;
 use crate::Error;
 use std::path::Path;
 
@@ -46,4 +57,29 @@ impl ModelKind {
             ))),
         }
     }
+}
+
+/// Reads the package at `path` reduced to its function `function` (its default function when
+/// `None`); an unknown name is a usage error listing the package's functions.
+pub fn read_package_function(path: &Path, function: Option<&str>) -> Result<Program, Error> {
+    read_package(path)?
+        .select_function(function)
+        .map_err(|m| Error::Usage(format!("{}: {m}", path.display())))
+}
+
+/// Reads the package at `path` for a command that rewrites it (`convert`, compression), which
+/// handles single-function packages only: a multifunction package is unsupported.
+pub(crate) fn read_single_function_package(path: &Path) -> Result<Program, Error> {
+    let program = read_package(path)?;
+    if program.functions.len() > 1 {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "a multifunction package ({}); only single-function packages can be re-written \
+                 or compressed",
+                program.function_names().join(", ")
+            ),
+        });
+    }
+    Ok(program)
 }

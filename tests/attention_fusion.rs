@@ -29,6 +29,7 @@ fn check(case: &str) {
             target: Target::IOS18,
             input_shapes: Default::default(),
             force: false,
+            states: Vec::new(),
             verify: None,
         })
         .unwrap_or_else(|e| panic!("{case}: convert: {e}"));

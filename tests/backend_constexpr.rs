@@ -56,6 +56,7 @@ fn program(target: Target, ops: Vec<Operation>) -> Program {
         functions: vec![Function {
             name: "main".into(),
             inputs: vec![x],
+            states: Vec::new(),
             input_shapes: Default::default(),
             block: Block {
                 operations,

@@ -482,10 +482,10 @@ fn inconsistent_models_are_reported() {
     let main = program.functions["main"].clone();
     program.functions.insert("other".into(), main);
     fs::write(dest.join(MODEL), model.encode_to_vec()).unwrap();
-    let err = read_package(&dest).unwrap_err();
-    assert!(
-        matches!(&err, Error::Unsupported { message, .. } if message.contains("multi-function")),
-        "{err}"
+    assert_invalid(
+        read_package(&dest).unwrap_err(),
+        "model.mlmodel",
+        "2 functions (main, other) but the description lists none",
     );
 
     let (_dir, dest) = written();

@@ -117,6 +117,7 @@ fn source_package(case: &str, target: Target, dir: &Path) -> PathBuf {
         target,
         input_shapes: Default::default(),
         force: true,
+        states: Vec::new(),
         verify: None,
     })
     .unwrap_or_else(|e| panic!("{case}: convert: {e}"));

@@ -50,6 +50,7 @@ fn convert(fx: &Fixture, dim: &str, out: &Path) -> Result<(), Error> {
             dims: vec![dim.parse::<NamedDim>().unwrap()],
         },
         force: true,
+        states: Vec::new(),
         verify: Some(Default::default()),
     };
     pipeline::convert(&options).map(|_| ())
@@ -130,6 +131,7 @@ fn a_dynamic_dimension_without_a_size_names_the_dim_flag() {
         target: Target::IOS17,
         input_shapes: Default::default(),
         force: false,
+        states: Vec::new(),
         verify: None,
     };
     let err = pipeline::convert(&options).unwrap_err();

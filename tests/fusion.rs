@@ -29,6 +29,7 @@ fn convert(
         target: Target::IOS17,
         input_shapes: Default::default(),
         force: false,
+        states: Vec::new(),
         verify: None,
     })
     .unwrap();

@@ -36,6 +36,7 @@ fn convert(
         target: Target::IOS17,
         input_shapes: Default::default(),
         force: true,
+        states: Vec::new(),
         verify: None,
     })
     .unwrap_or_else(|e| panic!("{}: {e}", output.display()))

@@ -84,6 +84,7 @@ fn convert_and_compare(
         target: Target::IOS17,
         input_shapes: input_shapes(fx),
         force: false,
+        states: Vec::new(),
         verify: None,
     };
     pipeline::convert(&options).map_err(|e| format!("{}: convert: {e}", fx.name()))?;

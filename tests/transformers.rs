@@ -99,6 +99,7 @@ fn convert_case(
         target: Target::IOS17,
         input_shapes: fixed_shapes(fx, inputs),
         force: false,
+        states: Vec::new(),
         verify: None,
     };
     if let Err(e) = pipeline::convert(&options) {
@@ -191,6 +192,7 @@ fn check_flexible(case: &str) {
             dims: vec!["seq=1..512".parse().unwrap()],
         },
         force: false,
+        states: Vec::new(),
         verify: Some(Default::default()),
     };
     let report = pipeline::convert(&options)
@@ -354,6 +356,7 @@ fn fused_at_ios18() {
             target: Target::IOS18,
             input_shapes: fixed_shapes(&fx, &fx.input_files()),
             force: false,
+            states: Vec::new(),
             verify: None,
         };
         let report = pipeline::convert(&options)

@@ -34,6 +34,7 @@ fn options(
         target: Target::IOS17,
         input_shapes: Default::default(),
         force: false,
+        states: Vec::new(),
         verify,
     }
 }

@@ -6,7 +6,10 @@ use super::progress::Progress;
 use super::verify::parse_range;
 use crate::frontend::onnx::{InputShape, NamedDim};
 use crate::ir::Target;
-use crate::pipeline::{self, ConvertOptions, ConvertVerify, InputShapes};
+use crate::passes::states::StatePair;
+use crate::pipeline::{
+    self, ConvertOptions, ConvertVerify, FunctionSpec, InputShapes, MultifunctionReport,
+};
 use crate::verify::InputRange;
 use crate::Error;
 use clap::Args;
@@ -55,6 +58,36 @@ pub struct ConvertArgs {
     /// Write the package even when verification fails (with a warning).
     #[arg(long, conflicts_with = "no_verify")]
     allow_degraded: bool,
+    /// Graph output OUT is graph input IN updated in place: make IN an fp16 state (iOS18;
+    /// repeatable). Without it, past_key_values*/present* and NAME/NAME_out pairs are found
+    /// by name from iOS18 on. Applies to every --function.
+    #[arg(long = "state", value_name = "IN=OUT", value_parser = parse_state)]
+    states: Vec<StatePair>,
+    #[command(flatten)]
+    functions: FunctionArgs,
+}
+
+/// `--function` and `--default-function`: a multifunction package.
+#[derive(Debug, Args)]
+struct FunctionArgs {
+    /// Add a function converted at these input shapes (repeatable; needs --target iOS18):
+    /// one package holding every function, sharing their weights. --input-shape and --dim
+    /// apply to every function; a function's own shape replaces --input-shape for that input.
+    #[arg(long = "function", value_name = "NAME:INPUT=SHAPE[,INPUT=SHAPE...]")]
+    specs: Vec<FunctionSpec>,
+    /// The function Core ML runs when none is named (default: the first --function).
+    #[arg(long, value_name = "NAME", requires = "specs")]
+    default_function: Option<String>,
+}
+
+/// Parses `--state IN=OUT`.
+fn parse_state(text: &str) -> Result<StatePair, String> {
+    match text.split_once('=') {
+        Some((i, o)) if !i.is_empty() && !o.is_empty() => Ok(StatePair::new(i, o)),
+        _ => Err(format!(
+            "'{text}' is not IN=OUT (a graph input and output name)"
+        )),
+    }
 }
 
 /// `--input-shape` and `--dim`: sizes for ONNX inputs with dynamic dimensions.
@@ -101,8 +134,18 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
             thresholds: Default::default(),
             floor: None,
         }),
+        states: args.states.clone(),
     };
     progress.stage(&format!("converting {}", args.input.display()));
+    if !args.functions.specs.is_empty() {
+        let report = pipeline::convert_functions(
+            &options,
+            &args.functions.specs,
+            args.functions.default_function.as_deref(),
+        )?;
+        progress.clear();
+        return print_functions(args, &report, quiet);
+    }
     let report = pipeline::convert(&options)?;
     progress.clear();
     if let Some(v) = report.verify.as_ref().filter(|v| !v.passed) {
@@ -138,10 +181,78 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
         for note in &report.limits {
             println!("flexible: {note}");
         }
+        if !report.states.is_empty() {
+            let how = if report.states_detected {
+                "paired by name"
+            } else {
+                "from --state"
+            };
+            println!("states ({how}): {}", report.states.join(", "));
+        }
         print_fp32_ops(&report.mixed);
         if let Some(v) = report.verify.as_ref().filter(|v| v.passed) {
             println!("verify: {}", v.summary());
         }
+    }
+    Ok(())
+}
+
+/// Prints (or writes) the report of a multifunction conversion.
+fn print_functions(
+    args: &ConvertArgs,
+    report: &MultifunctionReport,
+    quiet: bool,
+) -> Result<(), Error> {
+    for f in report
+        .functions
+        .iter()
+        .filter_map(|f| f.report.verify.as_ref())
+    {
+        if !f.passed {
+            eprintln!(
+                "mlpack: warning: verification failed, wrote the package anyway (--allow-degraded): {}",
+                f.summary()
+            );
+        }
+    }
+    if let Some(path) = &args.report {
+        let text =
+            serde_json::to_string_pretty(report).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))?;
+    }
+    if args.json {
+        return print_json(report);
+    }
+    if quiet {
+        return Ok(());
+    }
+    println!(
+        "wrote {} ({}, {:?}): {} functions, default {}",
+        report.output.display(),
+        args.target,
+        args.precision.precision,
+        report.functions.len(),
+        report.default_function
+    );
+    for f in &report.functions {
+        let ops: usize = f
+            .report
+            .ops
+            .iter()
+            .filter(|(k, _)| k.as_str() != "const")
+            .map(|(_, v)| v)
+            .sum();
+        let verify = f
+            .report
+            .verify
+            .as_ref()
+            .map_or_else(|| "not verified".to_string(), |v| v.summary());
+        let states = if f.report.states.is_empty() {
+            String::new()
+        } else {
+            format!("; states: {}", f.report.states.join(", "))
+        };
+        println!("  {}: {ops} ops{states}; verify: {verify}", f.name);
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::print_json;
 use crate::frontend::onnx::{DimSummary, OnnxSummary, Storage};
-use crate::pipeline::{self, InspectReport, PackageSummary};
+use crate::pipeline::{self, ChainSummary, InspectReport, IoInfo, PackageSummary};
 use crate::Error;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Flags of `mlpack inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// An .onnx model or an .mlpackage.
+    /// An .onnx model, an .mlpackage or a chain directory written by `split`.
     path: PathBuf,
     /// Print the report as JSON.
     #[arg(long)]
@@ -21,16 +21,21 @@ pub struct InspectArgs {
     /// List every op of a package with its compute precision (fp16/fp32, casts).
     #[arg(long)]
     ops: bool,
+    /// Describe this function of a multifunction package (default: its default function).
+    #[arg(long, value_name = "NAME")]
+    function: Option<String>,
 }
 
 /// Runs `mlpack inspect`.
 pub fn execute(args: &InspectArgs) -> Result<(), Error> {
-    let report = pipeline::inspect(&args.path, args.mil, args.ops)?;
+    let report =
+        pipeline::inspect_function(&args.path, args.function.as_deref(), args.mil, args.ops)?;
     if args.json {
         return print_json(&report);
     }
     match &report {
         InspectReport::Package(p) => print_package(p),
+        InspectReport::Chain(c) => print_chain(c),
         InspectReport::Onnx { summary, mil } => {
             print_onnx(&args.path, summary);
             if let Some(mil) = mil {
@@ -42,6 +47,48 @@ pub fn execute(args: &InspectArgs) -> Result<(), Error> {
     Ok(())
 }
 
+fn print_io(title: &str, list: &[IoInfo]) {
+    println!("{title}:");
+    for io in list {
+        println!(
+            "  {:<24} {:<6} [{}]",
+            io.name,
+            io.dtype,
+            io.shape.join(", ")
+        );
+    }
+}
+
+fn print_chain(c: &ChainSummary) {
+    println!(
+        "{} (chain of {} Core ML packages cut from {}, {}, weight.bin at most {} bytes each)",
+        c.path.display(),
+        c.chunks.len(),
+        c.source,
+        c.target,
+        c.max_weight_size
+    );
+    print_io("inputs", &c.inputs);
+    print_io("outputs", &c.outputs);
+    for (k, chunk) in c.chunks.iter().enumerate() {
+        println!(
+            "{}. {}: {} ops, weight.bin {} bytes",
+            k + 1,
+            chunk.package,
+            chunk.ops,
+            chunk.weight_bytes
+        );
+        let names = |list: &[IoInfo]| {
+            list.iter()
+                .map(|io| format!("{} {}[{}]", io.name, io.dtype, io.shape.join(",")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("     in:  {}", names(&chunk.inputs));
+        println!("     out: {}", names(&chunk.outputs));
+    }
+}
+
 fn print_package(p: &PackageSummary) {
     println!(
         "{} (Core ML package, {}, specification version {})",
@@ -49,16 +96,31 @@ fn print_package(p: &PackageSummary) {
         p.target,
         p.specification_version
     );
-    for (title, list) in [("inputs", &p.inputs), ("outputs", &p.outputs)] {
-        println!("{title}:");
-        for io in list {
+    if !p.functions.is_empty() {
+        println!("functions (default first):");
+        for f in &p.functions {
+            let shapes = |list: &[IoInfo]| -> String {
+                let shown: Vec<String> = list
+                    .iter()
+                    .map(|io| format!("{} [{}]", io.name, io.shape.join(", ")))
+                    .collect();
+                shown.join(", ")
+            };
             println!(
-                "  {:<24} {:<6} [{}]",
-                io.name,
-                io.dtype,
-                io.shape.join(", ")
+                "  {:<16} {} -> {}",
+                f.name,
+                shapes(&f.inputs),
+                shapes(&f.outputs)
             );
         }
+    }
+    if let Some(function) = &p.function {
+        println!("function {function}:");
+    }
+    print_io("inputs", &p.inputs);
+    print_io("outputs", &p.outputs);
+    if !p.states.is_empty() {
+        print_io("states", &p.states);
     }
     println!("ops:");
     for (op, count) in &p.ops {

@@ -7,6 +7,7 @@ mod inspect;
 mod precision;
 mod progress;
 mod run;
+mod split;
 mod verify;
 
 use crate::Error;
@@ -44,6 +45,8 @@ enum Command {
     Prune(compress::PruneArgs),
     /// Compress weights as a JSON recipe says (per-op settings, joint compression).
     Compress(compress::CompressArgs),
+    /// Cut a package into a chain of packages, each with a weight.bin under a size.
+    Split(split::SplitArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -59,6 +62,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Quantize(args) => compress::quantize(args, &progress, cli.quiet),
         Command::Prune(args) => compress::prune(args, &progress, cli.quiet),
         Command::Compress(args) => compress::compress(args, &progress, cli.quiet),
+        Command::Split(args) => split::execute(args, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// Flags of `mlpack run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The .mlpackage to run.
+    /// The .mlpackage to run, or a chain directory written by `split` (run package by package).
     package: PathBuf,
     /// An input value: NAME=FILE.npy (repeatable; one per model input).
     #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = parse_input)]
@@ -22,6 +22,13 @@ pub struct RunArgs {
     /// (by default fp16 ops compute in fp32).
     #[arg(long)]
     emulate_fp16: bool,
+    /// The function to run (default: the package's default function).
+    #[arg(long, value_name = "NAME")]
+    function: Option<String>,
+    /// Keep the states (of the package, or of its --function) in DIR: each state is read from
+    /// DIR/STATE.npy (zeros when absent) and written back after the run.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
@@ -31,9 +38,11 @@ fn parse_input(s: &str) -> Result<(String, PathBuf), String> {
 /// Runs `mlpack run`.
 pub fn execute(args: &RunArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
     progress.stage(&format!("running {}", args.package.display()));
-    let outputs = pipeline::run_package(
+    let outputs = pipeline::run_package_function(
         &args.package,
+        args.function.as_deref(),
         &args.inputs,
+        args.state_dir.as_deref(),
         RunOptions {
             emulate_fp16: args.emulate_fp16,
         },

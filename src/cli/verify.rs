@@ -21,7 +21,7 @@ cosine >= 0.9999 and SNR >= 40 dB; candidates computing in fp16 need cosine >= 0
 pub struct VerifyArgs {
     /// The reference: the original .onnx (run in fp32) or a reference .mlpackage.
     source: PathBuf,
-    /// The .mlpackage to check.
+    /// The .mlpackage to check, or a chain directory written by `split`.
     candidate: PathBuf,
     /// Inputs from a NumPy .npz archive (np.savez), one NAME.npy member per model input.
     #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["random", "seed", "input_ranges"])]
@@ -52,9 +52,16 @@ pub struct VerifyArgs {
     /// Run the candidate's fp16 ops without rounding their results to fp16.
     #[arg(long)]
     no_emulate_fp16: bool,
+    /// Stateful packages: step source and candidate together N predictions per input
+    /// sequence, from zero states (random inputs are drawn per step).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    steps: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// The candidate's function to check (default: its default function).
+    #[arg(long, value_name = "NAME")]
+    function: Option<String>,
 }
 
 /// Parses `NAME=LO,HI`.
@@ -86,11 +93,13 @@ pub fn execute(args: &VerifyArgs, progress: &Progress, quiet: bool) -> Result<()
         floor: None,
         no_emulate_fp16: args.no_emulate_fp16,
         per_op: args.per_op,
+        steps: args.steps,
     };
     progress.stage(&format!("verifying {}", args.candidate.display()));
-    let report = pipeline::verify(
+    let report = pipeline::verify_function(
         &args.source,
         &args.candidate,
+        args.function.as_deref(),
         args.inputs.as_deref(),
         &options,
     )?;

@@ -140,7 +140,7 @@ fn conform(value: &mut Value, dtype: DType) {
 }
 
 /// Runs `function` on `inputs` (by input name) and returns its outputs by name, in
-/// block-output order.
+/// block-output order. States, if any, start at zero (see [`run_stateful`]).
 pub fn run(
     function: &Function,
     inputs: &BTreeMap<String, Value>,
@@ -157,6 +157,30 @@ pub fn run_with_observer(
     observe: impl FnMut(&str, &Value),
 ) -> Result<Vec<(String, Value)>, InterpError> {
     Runner::new(function, options)?.run_with_observer(inputs, observe)
+}
+
+/// Every state of `function` at zero, by name.
+pub fn zero_states(function: &Function) -> BTreeMap<String, Value> {
+    function
+        .states
+        .iter()
+        .map(|v| {
+            let shape = v.ty.static_shape().unwrap_or_default();
+            (v.name.clone(), Value::Float(ndarray::ArrayD::zeros(shape)))
+        })
+        .collect()
+}
+
+/// Runs one prediction of a stateful function: `read_state` sees the values of `states` (by
+/// state name; every state must be present, with its declared shape), and each `write_state`
+/// replaces the value, rounded to fp16 as the state stores it. Returns the outputs like [`run`].
+pub fn run_stateful(
+    function: &Function,
+    inputs: &BTreeMap<String, Value>,
+    states: &mut BTreeMap<String, Value>,
+    options: RunOptions,
+) -> Result<Vec<(String, Value)>, InterpError> {
+    Runner::new(function, options)?.run_stateful(inputs, states)
 }
 
 /// Weights whose values (as f32) take more bytes than this are not prepared once but read
@@ -230,9 +254,41 @@ impl<'f> Runner<'f> {
     pub fn run_with_observer(
         &self,
         inputs: &BTreeMap<String, Value>,
+        observe: impl FnMut(&str, &Value),
+    ) -> Result<Vec<(String, Value)>, InterpError> {
+        let mut states = zero_states(self.function);
+        self.run_inner(inputs, &mut states, observe)
+    }
+
+    /// One prediction with the states in `states`, as [`run_stateful`] describes.
+    pub fn run_stateful(
+        &self,
+        inputs: &BTreeMap<String, Value>,
+        states: &mut BTreeMap<String, Value>,
+    ) -> Result<Vec<(String, Value)>, InterpError> {
+        self.run_inner(inputs, states, |_, _| {})
+    }
+
+    fn run_inner(
+        &self,
+        inputs: &BTreeMap<String, Value>,
+        states: &mut BTreeMap<String, Value>,
         mut observe: impl FnMut(&str, &Value),
     ) -> Result<Vec<(String, Value)>, InterpError> {
         let function = self.function;
+        for var in &function.states {
+            let value = states
+                .get_mut(&var.name)
+                .ok_or_else(|| InterpError::Input {
+                    name: var.name.clone(),
+                    message: "no value supplied for this state".into(),
+                })?;
+            check_input(value, &var.ty).map_err(|message| InterpError::Input {
+                name: var.name.clone(),
+                message,
+            })?;
+            value.round_to_f16();
+        }
         let mut env: HashMap<&str, Value> = HashMap::new();
         for var in &function.inputs {
             let value = inputs.get(&var.name).ok_or_else(|| InterpError::Input {
@@ -262,10 +318,17 @@ impl<'f> Runner<'f> {
             let declared: Vec<TensorType> = op.outputs.iter().map(|o| o.ty.clone()).collect();
             let outs = eval_borrowed(
                 op,
-                &|name| env.get(name).or_else(|| self.weights.get(name)),
+                &|name| {
+                    (env.get(name))
+                        .or_else(|| self.weights.get(name))
+                        .or_else(|| states.get(name))
+                },
                 &declared,
             )
             .map_err(|message| op_error(op, message))?;
+            if op.op_type == "write_state" {
+                store_state(op, &env, states);
+            }
             for name in op.input_vars() {
                 if let Some(count) = remaining.get_mut(name) {
                     *count -= 1;
@@ -302,6 +365,21 @@ impl<'f> Runner<'f> {
                 Ok((name.clone(), value))
             })
             .collect()
+    }
+}
+
+/// Stores the `data` of a `write_state` op (already checked by its kernel) in its state.
+fn store_state(op: &Operation, env: &HashMap<&str, Value>, states: &mut BTreeMap<String, Value>) {
+    let arg = |param: &str| {
+        op.input(param)
+            .and_then(|a| a.first())
+            .and_then(|a| a.var())
+    };
+    if let (Some(state), Some(data)) = (arg("input"), arg("data")) {
+        if let Some(mut value) = env.get(data).cloned() {
+            value.round_to_f16();
+            states.insert(state.to_string(), value);
+        }
     }
 }
 

@@ -219,6 +219,7 @@ impl Builder {
         Function {
             name: self.name,
             inputs: self.inputs,
+            states: Vec::new(),
             input_shapes: Default::default(),
             block: Block {
                 operations: self.ops,

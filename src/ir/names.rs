@@ -32,7 +32,7 @@ impl NameTable {
     /// The names `function` already uses: its inputs, its ops and their outputs.
     pub fn of_function(function: &super::Function) -> NameTable {
         let mut names = NameTable::default();
-        for v in &function.inputs {
+        for v in function.inputs.iter().chain(&function.states) {
             names.reserve(&v.name);
         }
         for op in &function.block.operations {

@@ -162,6 +162,9 @@ pub struct Function {
     pub name: String,
     /// Inputs in declaration order.
     pub inputs: Vec<Var>,
+    /// States (iOS18): fp16 static tensors kept by the runtime between predictions, read with
+    /// `read_state` and written with `write_state`; declared after the inputs in the package.
+    pub states: Vec<Var>,
     /// The accepted shapes of each input with symbolic dimensions, by input name.
     pub input_shapes: BTreeMap<String, ShapeSet>,
     /// Body.
@@ -173,6 +176,7 @@ impl Function {
     pub fn var_type(&self, name: &str) -> Option<&TensorType> {
         self.inputs
             .iter()
+            .chain(&self.states)
             .find(|v| v.name == name)
             .map(|v| &v.ty)
             .or_else(|| {
@@ -190,6 +194,7 @@ impl Function {
         let mut types: BTreeMap<&str, &TensorType> = self
             .inputs
             .iter()
+            .chain(&self.states)
             .map(|v| (v.name.as_str(), &v.ty))
             .collect();
         for op in &self.block.operations {
@@ -198,6 +203,11 @@ impl Function {
             }
         }
         types
+    }
+
+    /// The state called `name`, if there is one.
+    pub fn state(&self, name: &str) -> Option<&Var> {
+        self.states.iter().find(|v| v.name == name)
     }
 
     /// The function's outputs as typed variables, in block-output order.
@@ -235,5 +245,80 @@ impl Program {
     /// The entry-point function, mutably.
     pub fn main_mut(&mut self) -> &mut Function {
         &mut self.functions[0]
+    }
+
+    /// True when the program is stored as a multifunction model (iOS18): several functions,
+    /// or one not called `main`.
+    pub fn is_multifunction(&self) -> bool {
+        self.functions.len() > 1 || self.functions.iter().any(|f| f.name != "main")
+    }
+
+    /// The names of the functions, the entry point first.
+    pub fn function_names(&self) -> Vec<&str> {
+        self.functions.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    /// This program reduced to its function `name` (the entry point when `None`), which becomes
+    /// its only function. `Err` names the function asked for and lists the available ones.
+    pub fn select_function(mut self, name: Option<&str>) -> Result<Program, String> {
+        let Some(name) = name else {
+            self.functions.truncate(1);
+            return Ok(self);
+        };
+        match self.functions.iter().position(|f| f.name == name) {
+            Some(index) => {
+                let function = self.functions.swap_remove(index);
+                self.functions = vec![function];
+                Ok(self)
+            }
+            None => Err(format!(
+                "no function '{name}' (functions: {})",
+                self.function_names().join(", ")
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(names: &[&str]) -> Program {
+        Program {
+            target: Target::IOS18,
+            functions: names
+                .iter()
+                .map(|n| Function {
+                    name: n.to_string(),
+                    inputs: Vec::new(),
+                    states: Vec::new(),
+                    input_shapes: BTreeMap::new(),
+                    block: Block::default(),
+                })
+                .collect(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn selects_a_function_by_name_or_the_entry_point() {
+        assert!(!program(&["main"]).is_multifunction());
+        assert!(program(&["prefill"]).is_multifunction());
+        let p = program(&["prefill", "decode", "other"]);
+        assert_eq!(
+            p.clone()
+                .select_function(Some("decode"))
+                .unwrap()
+                .function_names(),
+            ["decode"]
+        );
+        assert_eq!(
+            p.clone().select_function(None).unwrap().function_names(),
+            ["prefill"]
+        );
+        assert_eq!(
+            p.select_function(Some("nope")).unwrap_err(),
+            "no function 'nope' (functions: prefill, decode, other)"
+        );
     }
 }

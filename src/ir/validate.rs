@@ -1,7 +1,7 @@
 //! Per-op checking against the registry, and whole-program validation.
 
 use super::ops::{self, InferArgs, ParamType};
-use super::{Argument, DType, Operation, Program, Target, Tensor, TensorType};
+use super::{Argument, DType, Function, Operation, Program, Target, Tensor, TensorType, Var};
 use std::collections::{BTreeMap, HashMap};
 
 /// A program that breaks a rule of the IR, naming the op.
@@ -85,7 +85,7 @@ pub fn infer_op<'a>(
                 ParamType::Int => ty.dtype.is_int(),
                 ParamType::Bool => ty.dtype == DType::Bool,
                 ParamType::Str => ty.dtype == DType::String,
-                ParamType::Any | ParamType::Setting => true,
+                ParamType::Any | ParamType::Setting | ParamType::State => true,
             };
             if !ok {
                 return Err(format!(
@@ -124,8 +124,15 @@ pub fn validate_program(program: &Program) -> Result<(), ValidationError> {
                 return Err(err(&input.name, "input", "duplicate input name"));
             }
         }
+        for state in &function.states {
+            check_state(state, program.target)?;
+            if types.insert(&state.name, (&state.ty, None)).is_some() {
+                return Err(err(&state.name, "state", "duplicate input name"));
+            }
+        }
         for op in &function.block.operations {
             check_target(op, program.target)?;
+            check_state_reads(op, function).map_err(|m| err(&op.name, &op.op_type, &m))?;
             let inferred = infer_op(op, &|name| types.get(name).copied())
                 .map_err(|m| err(&op.name, &op.op_type, &m))?;
             if inferred.len() != op.outputs.len() {
@@ -152,8 +159,50 @@ pub fn validate_program(program: &Program) -> Result<(), ValidationError> {
             }
         }
         for out in &function.block.outputs {
+            if function.state(out).is_some() {
+                return Err(err(out, "output", "a state cannot be a function output"));
+            }
             if !types.contains_key(out.as_str()) {
                 return Err(err(out, "output", "function output is never defined"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A state is an fp16 tensor of static shape, from iOS18 on (what Core ML accepts).
+fn check_state(state: &Var, target: Target) -> Result<(), ValidationError> {
+    let fail = |m: String| Err(err(&state.name, "state", &m));
+    if target < Target::IOS18 {
+        return fail(format!(
+            "states need target iOS18 or later (program targets {target})"
+        ));
+    }
+    if state.ty.dtype != DType::F16 {
+        return fail(format!("state type {} must be fp16", state.ty));
+    }
+    if state.ty.static_shape().is_none() {
+        return fail(format!("state type {} must have a static shape", state.ty));
+    }
+    Ok(())
+}
+
+/// State parameters read states, and states are read by nothing else.
+fn check_state_reads(op: &Operation, function: &Function) -> Result<(), String> {
+    let Some(def) = ops::lookup(&op.op_type) else {
+        return Ok(());
+    };
+    for (param, args) in &op.inputs {
+        let wants_state = def.param(param).is_some_and(|p| p.ty == ParamType::State);
+        for name in args.iter().filter_map(Argument::var) {
+            let is_state = function.state(name).is_some();
+            if wants_state && !is_state {
+                return Err(format!("input '{param}': '{name}' is not a state"));
+            }
+            if is_state && !wants_state {
+                return Err(format!(
+                    "input '{param}' reads state '{name}' (states are read with read_state)"
+                ));
             }
         }
     }

@@ -3,8 +3,8 @@
 use crate::ir::Program;
 use std::collections::HashSet;
 
-/// Removes every op none of whose outputs reaches a function output. Returns how many ops
-/// were removed.
+/// Removes every op none of whose outputs reaches a function output. Ops without outputs
+/// (`write_state`, whose effect is on a state) are kept. Returns how many ops were removed.
 pub fn remove_dead_code(program: &mut Program) -> usize {
     let mut removed = 0;
     for function in &mut program.functions {
@@ -12,7 +12,7 @@ pub fn remove_dead_code(program: &mut Program) -> usize {
         let mut live: HashSet<String> = block.outputs.iter().cloned().collect();
         let mut keep = vec![false; block.operations.len()];
         for (i, op) in block.operations.iter().enumerate().rev() {
-            if op.outputs.iter().any(|o| live.contains(&o.name)) {
+            if op.outputs.is_empty() || op.outputs.iter().any(|o| live.contains(&o.name)) {
                 keep[i] = true;
                 live.extend(op.input_vars().map(str::to_string));
             }

@@ -9,6 +9,7 @@ pub mod fusion;
 mod identity;
 pub mod mixed_precision;
 mod precision;
+pub mod states;
 
 pub use const_fold::fold_constants;
 pub use dead_code::remove_dead_code;

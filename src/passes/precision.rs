@@ -21,8 +21,8 @@ use std::collections::{HashMap, HashSet};
 const CONVERT_TASK: usize = 1 << 16;
 
 /// Op types that never change precision: they move between dtypes themselves or have no
-/// float arithmetic of their own.
-const NEVER_FP16: &[&str] = &["const", "cast", "shape"];
+/// float arithmetic of their own (states are fp16 whatever the compute precision).
+const NEVER_FP16: &[&str] = &["const", "cast", "shape", "read_state", "write_state"];
 
 /// What the fp16 pass did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -140,8 +140,8 @@ pub fn to_fp16(
     report
 }
 
-/// True when the fp16 pass chooses this op's compute precision: it is not a `const`, `cast`
-/// or `shape` op, and it reads or produces a float tensor (`is_float` tells an input
+/// True when the fp16 pass chooses this op's compute precision: it is not a `const`, `cast`,
+/// `shape` or state op, and it reads or produces a float tensor (`is_float` tells an input
 /// variable's kind).
 pub fn decides_precision(op: &Operation, is_float: impl Fn(&str) -> bool) -> bool {
     !NEVER_FP16.contains(&op.op_type.as_str())

@@ -7,7 +7,7 @@ use super::convert::{
 use super::precision::{MixedPrecision, Precision, PrecisionReport};
 use super::recipe::Recipe;
 use super::ModelKind;
-use crate::backend::{read_package, write_package};
+use crate::backend::write_package;
 use crate::ir::Target;
 use crate::passes::compress::{compress_weights, CompressReport};
 use crate::verify::VerifyReport;
@@ -68,7 +68,7 @@ pub fn compress(
     let kind = ModelKind::of(&options.input)?;
     let mut program = match (kind, options.target) {
         (ModelKind::Package, None) if options.input_shapes.is_empty() => {
-            read_package(&options.input)?
+            super::read_single_function_package(&options.input)?
         }
         (_, target) => load_model(
             &options.input,

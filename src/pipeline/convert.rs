@@ -2,9 +2,10 @@
 
 use super::precision::{apply_precision, MixedPrecision, Precision, PrecisionReport};
 use super::ModelKind;
-use crate::backend::{read_package, write_package};
+use crate::backend::write_package;
 use crate::frontend::onnx::{self, InputShape, NamedDim, OnnxOptions};
 use crate::ir::{validate_program, Program, Target};
+use crate::passes::states::{self, StatePair};
 use crate::passes::{self, FusionReport};
 use crate::verify::{
     self, InputRange, InputSpec, ThresholdOverrides, Thresholds, Verdict, VerifyOptions,
@@ -34,6 +35,9 @@ pub struct ConvertOptions {
     pub force: bool,
     /// Verify the converted program against the source before writing (`None`: skip).
     pub verify: Option<ConvertVerify>,
+    /// Graph inputs updated in place, made states (`--state`); empty: detected by name from
+    /// iOS18 on (see [`states::detect_pairs`]).
+    pub states: Vec<StatePair>,
 }
 
 /// Shapes for ONNX inputs with dynamic dimensions: fixed, ranged or enumerated, per input
@@ -104,6 +108,10 @@ pub struct ConvertReport {
     /// Flexible sizes narrowed to what the model computes (e.g. positions up to the size of
     /// its position table), one note each.
     pub limits: Vec<String>,
+    /// Graph inputs made states, as `input=output` pairs.
+    pub states: Vec<String>,
+    /// True when the states were found by name rather than given with `--state`.
+    pub states_detected: bool,
     /// Verification against the source, unless skipped.
     pub verify: Option<VerifyReport>,
 }
@@ -157,7 +165,7 @@ pub fn load_model(
                     "--input-shape and --dim apply to ONNX inputs only".into(),
                 ));
             }
-            let mut program = read_package(path)?;
+            let mut program = super::read_single_function_package(path)?;
             program.target = target;
             validate_program(&program).map_err(|e| Error::Unsupported {
                 path: path.to_path_buf(),
@@ -171,40 +179,123 @@ pub fn load_model(
 /// Runs the whole conversion and writes the package.
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
     check_output(&options.input, &options.output, options.force)?;
-    let mut program = load_model(&options.input, options.target, &options.input_shapes)?;
+    let built = build(options, &options.input_shapes)?;
+    write_package(&built.program, &options.output, options.force)?;
+    Ok(built.report(options))
+}
+
+/// A converted, verified program not yet written, with what converting it did.
+pub(super) struct Built {
+    /// The program.
+    pub program: Program,
+    /// Fusion and precision outcome.
+    prepared: Prepared,
+    /// The graph inputs made states.
+    states: Vec<StatePair>,
+    /// Verification against the source, unless skipped.
+    verified: Option<VerifyReport>,
+}
+
+impl Built {
+    /// The report of converting `options.input` into this program.
+    pub fn report(&self, options: &ConvertOptions) -> ConvertReport {
+        let program = &self.program;
+        let mut ops = BTreeMap::new();
+        for op in &program.main().block.operations {
+            *ops.entry(op.op_type.clone()).or_insert(0) += 1;
+        }
+        ConvertReport {
+            input: options.input.clone(),
+            output: options.output.clone(),
+            target: options.target.to_string(),
+            precision: options.precision,
+            ops,
+            mixed: self.prepared.precision.clone(),
+            fusion: self.prepared.fusion.clone(),
+            limits: program
+                .metadata
+                .get(onnx::LIMITS_METADATA_KEY)
+                .map(|notes| notes.split("; ").map(str::to_string).collect())
+                .unwrap_or_default(),
+            states: self.states.iter().map(ToString::to_string).collect(),
+            states_detected: options.states.is_empty() && !self.states.is_empty(),
+            verify: self.verified.clone(),
+        }
+    }
+}
+
+/// Loads the source with `input_shapes`, prepares it and verifies it as `options` say.
+pub(super) fn build(options: &ConvertOptions, input_shapes: &InputShapes) -> Result<Built, Error> {
+    let mut program = load_model(&options.input, options.target, input_shapes)?;
+    let pairs = state_pairs(&program, &options.states, options.target)?;
     let source = options
         .verify
         .as_ref()
-        .map(|settings| (settings, program.clone()));
+        .map(|settings| {
+            let mut source = program.clone();
+            states::make_states(source.main_mut(), &pairs).map_err(Error::Usage)?;
+            Ok::<_, Error>((settings, source))
+        })
+        .transpose()?;
     let prepared = prepare(
         &mut program,
         options.precision,
         &options.mixed,
         &options.input,
     )?;
+    attach_states(&mut program, &pairs, &options.input)?;
     let verified = source
         .map(|(settings, source)| verify_candidate(&source, &program, settings, &options.input))
         .transpose()?;
-    write_package(&program, &options.output, options.force)?;
-    let mut ops = BTreeMap::new();
-    for op in &program.main().block.operations {
-        *ops.entry(op.op_type.clone()).or_insert(0) += 1;
-    }
-    Ok(ConvertReport {
-        input: options.input.clone(),
-        output: options.output.clone(),
-        target: options.target.to_string(),
-        precision: options.precision,
-        ops,
-        mixed: prepared.precision,
-        fusion: prepared.fusion,
-        limits: program
-            .metadata
-            .get(onnx::LIMITS_METADATA_KEY)
-            .map(|notes| notes.split("; ").map(str::to_string).collect())
-            .unwrap_or_default(),
-        verify: verified,
+    Ok(Built {
+        program,
+        prepared,
+        states: pairs,
+        verified,
     })
+}
+
+/// The state pairs of a conversion: the given ones (checked, usage errors naming the flag), or
+/// those found by name when none is given and the target has states.
+pub fn state_pairs(
+    program: &Program,
+    given: &[StatePair],
+    target: Target,
+) -> Result<Vec<StatePair>, Error> {
+    if given.is_empty() {
+        return Ok(if target >= Target::IOS18 {
+            states::detect_pairs(program.main())
+        } else {
+            Vec::new()
+        });
+    }
+    if target < Target::IOS18 {
+        return Err(Error::Usage(format!(
+            "--state {}: states need --target iOS18 or later (program targets {target})",
+            given[0]
+        )));
+    }
+    states::check_pairs(program.main(), given).map_err(Error::Usage)?;
+    Ok(given.to_vec())
+}
+
+/// Makes the pairs states in a prepared program (the casts it leaves unread are removed) and
+/// records them in the metadata under [`states::STATES_METADATA_KEY`].
+pub fn attach_states(
+    program: &mut Program,
+    pairs: &[StatePair],
+    source: &Path,
+) -> Result<(), Error> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    states::make_states(program.main_mut(), pairs).map_err(Error::Usage)?;
+    program.metadata.insert(
+        states::STATES_METADATA_KEY.to_string(),
+        StatePair::list_text(pairs),
+    );
+    passes::remove_dead_code(program);
+    validate_program(program).map_err(|e| Error::invalid(source, e.to_string()))
 }
 
 /// Verifies a converted or compressed program against its source. A failure is an error

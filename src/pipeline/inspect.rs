@@ -1,7 +1,9 @@
 //! `inspect`: describe an ONNX model or a package.
 
+use super::chain::{is_chain, Chain};
 use super::load_model;
 use super::ModelKind;
+use crate::backend::mlpackage::weight_file;
 use crate::backend::{read_package, stored_in_blob};
 use crate::frontend::onnx::{self, OnnxSummary};
 use crate::ir::{print_program, DType, Function, Program, Target};
@@ -53,6 +55,17 @@ pub struct OpInfo {
     pub origin: Option<String>,
 }
 
+/// One function of a multifunction package.
+#[derive(Clone, Debug, Serialize)]
+pub struct FunctionInfo {
+    /// Function name.
+    pub name: String,
+    /// Inputs.
+    pub inputs: Vec<IoInfo>,
+    /// Outputs.
+    pub outputs: Vec<IoInfo>,
+}
+
 /// What a package holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct PackageSummary {
@@ -62,10 +75,20 @@ pub struct PackageSummary {
     pub target: String,
     /// Specification version.
     pub specification_version: i32,
+    /// A multifunction package's functions, the default first (empty for single-function
+    /// packages). The rest of the summary describes [`PackageSummary::function`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<FunctionInfo>,
+    /// The function described, in a multifunction package.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
     /// Inputs.
     pub inputs: Vec<IoInfo>,
     /// Outputs.
     pub outputs: Vec<IoInfo>,
+    /// States (iOS18), with the wrapped tensor type.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub states: Vec<IoInfo>,
     /// Op count by type.
     pub ops: BTreeMap<String, usize>,
     /// What conversion fused (`4 gelu, 5 layer_norm`), as recorded in the package metadata.
@@ -89,6 +112,40 @@ pub struct PackageSummary {
     pub mil: Option<String>,
 }
 
+/// One package of a chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChunkSummary {
+    /// The package's name inside the chain directory.
+    pub package: String,
+    /// Size of its weight.bin in bytes.
+    pub weight_bytes: u64,
+    /// Non-constant ops.
+    pub ops: usize,
+    /// Inputs: model inputs or earlier packages' outputs.
+    pub inputs: Vec<IoInfo>,
+    /// Outputs.
+    pub outputs: Vec<IoInfo>,
+}
+
+/// What a chain directory written by `split` holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChainSummary {
+    /// The chain directory.
+    pub path: PathBuf,
+    /// The package the chain was cut from.
+    pub source: String,
+    /// Deployment target.
+    pub target: String,
+    /// The weight.bin size limit it was cut for, in bytes.
+    pub max_weight_size: u64,
+    /// Model inputs.
+    pub inputs: Vec<IoInfo>,
+    /// Model outputs.
+    pub outputs: Vec<IoInfo>,
+    /// Packages in run order.
+    pub chunks: Vec<ChunkSummary>,
+}
+
 /// The result of `inspect`.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -104,12 +161,35 @@ pub enum InspectReport {
     },
     /// A package.
     Package(PackageSummary),
+    /// A chain of packages.
+    Chain(ChainSummary),
 }
 
 /// Describes `path`. With `mil`, the report also carries the program as text (for ONNX, the
 /// fp32 program as converted for the default target); with `ops`, a package's report lists
 /// every op with its compute precision.
 pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error> {
+    inspect_function(path, None, mil, ops)
+}
+
+/// Describes `path` as [`inspect`] does; for a package, its function `function` (its default
+/// function when `None`), listing every function of a multifunction package. A chain
+/// directory's packages have one function each.
+pub fn inspect_function(
+    path: &Path,
+    function: Option<&str>,
+    mil: bool,
+    ops: bool,
+) -> Result<InspectReport, Error> {
+    if is_chain(path) {
+        if let Some(name) = function {
+            return Err(Error::Usage(format!(
+                "--function {name}: {} is a chain of single-function packages",
+                path.display()
+            )));
+        }
+        return summarize_chain(path).map(InspectReport::Chain);
+    }
     match ModelKind::of(path)? {
         ModelKind::Onnx => {
             let summary = onnx::summarize(path)?;
@@ -124,8 +204,19 @@ pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error
             Ok(InspectReport::Onnx { summary, mil })
         }
         ModelKind::Package => {
-            let program = read_package(path)?;
+            let whole = read_package(path)?;
+            let functions = match whole.is_multifunction() {
+                true => whole.functions.iter().map(function_info).collect(),
+                false => Vec::new(),
+            };
+            let program = whole
+                .select_function(function)
+                .map_err(|m| Error::Usage(format!("{}: {m}", path.display())))?;
             let mut summary = summarize_program(path, &program);
+            if !functions.is_empty() {
+                summary.function = Some(program.main().name.clone());
+            }
+            summary.functions = functions;
             summary.mil = mil.then(|| print_program(&program));
             if !ops {
                 summary.op_list.clear();
@@ -135,14 +226,90 @@ pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error
     }
 }
 
-/// The summary of an in-memory program as it would be stored at `path`.
-pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
-    let main = program.main();
-    let io = |name: &str, ty: &crate::ir::TensorType| IoInfo {
+/// The summary of the chain directory at `path`: its packages with their weight sizes, inputs
+/// and outputs.
+fn summarize_chain(path: &Path) -> Result<ChainSummary, Error> {
+    let chain = Chain::read(path)?;
+    let joined = chain.join()?.main().clone();
+    let chunks = chain
+        .manifest
+        .chunks
+        .iter()
+        .zip(&chain.programs)
+        .map(|(entry, program)| {
+            let main = program.main();
+            let weights = weight_file(&path.join(&entry.package));
+            let weight_bytes = match std::fs::metadata(&weights) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(Error::io(&weights, e)),
+            };
+            Ok(ChunkSummary {
+                package: entry.package.clone(),
+                weight_bytes,
+                ops: entry.ops,
+                inputs: main
+                    .inputs
+                    .iter()
+                    .map(|v| io_info(&v.name, &v.ty))
+                    .collect(),
+                outputs: main
+                    .outputs()
+                    .iter()
+                    .map(|v| io_info(&v.name, &v.ty))
+                    .collect(),
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(ChainSummary {
+        path: path.to_path_buf(),
+        source: chain.manifest.source.clone(),
+        target: chain.manifest.target.clone(),
+        max_weight_size: chain.manifest.max_weight_size,
+        inputs: joined
+            .inputs
+            .iter()
+            .map(|v| io_info(&v.name, &v.ty))
+            .collect(),
+        outputs: joined
+            .outputs()
+            .iter()
+            .map(|v| io_info(&v.name, &v.ty))
+            .collect(),
+        chunks,
+    })
+}
+
+/// The report form of a typed value.
+fn io_info(name: &str, ty: &crate::ir::TensorType) -> IoInfo {
+    IoInfo {
         name: name.to_string(),
         dtype: ty.dtype.name().to_string(),
         shape: ty.shape.iter().map(|d| d.to_string()).collect(),
-    };
+    }
+}
+
+/// The name, inputs and outputs of `function`.
+fn function_info(function: &Function) -> FunctionInfo {
+    FunctionInfo {
+        name: function.name.clone(),
+        inputs: function
+            .inputs
+            .iter()
+            .map(|v| io_info(&v.name, &v.ty))
+            .collect(),
+        outputs: function
+            .outputs()
+            .iter()
+            .map(|v| io_info(&v.name, &v.ty))
+            .collect(),
+    }
+}
+
+/// The summary of an in-memory program's main function as it would be stored at `path`.
+pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
+    let main = program.main();
+    let io = io_info;
     let mut ops = BTreeMap::new();
     let mut weights = Vec::new();
     let op_list = op_precisions(main);
@@ -175,8 +342,11 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         path: path.to_path_buf(),
         target: program.target.to_string(),
         specification_version: program.target.spec_version(),
+        functions: Vec::new(),
+        function: None,
         inputs: main.inputs.iter().map(|v| io(&v.name, &v.ty)).collect(),
         outputs: main.outputs().iter().map(|v| io(&v.name, &v.ty)).collect(),
+        states: main.states.iter().map(|v| io(&v.name, &v.ty)).collect(),
         ops,
         fused: program
             .metadata

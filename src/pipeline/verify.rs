@@ -1,30 +1,56 @@
 //! `verify`: compare a candidate package against its source model (`.onnx`, run as the fp32
 //! program straight from the frontend) or a reference package.
 
-use super::ModelKind;
+use super::chain::{is_chain, Chain};
+use super::{read_package_function, ModelKind};
 use crate::backend::read_package;
 use crate::frontend::onnx::{self, DimSize, DimSummary, InputShape, OnnxOptions, ShapeSpec};
 use crate::ir::{sanitize_name, Program, ShapeSet};
+use crate::passes::states::{make_states, StatePair, STATES_METADATA_KEY};
 use crate::verify::{self, inputs, InputSpec, Side, VerifyError, VerifyOptions, VerifyReport};
 use crate::Error;
 use std::path::Path;
 
-/// Verifies the package `candidate` against `source`. With `npz`, the inputs come from that
-/// archive instead of `options.inputs`. A failed comparison is a report with `passed ==
-/// false`, not an error.
+/// Verifies the package `candidate` (its default function; or a chain directory `split`
+/// wrote, as its packages joined into one program) against `source`. With `npz`, the inputs
+/// come from that archive instead of `options.inputs`. A failed comparison is a report with
+/// `passed == false`, not an error.
 pub fn verify(
     source: &Path,
     candidate: &Path,
     npz: Option<&Path>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, Error> {
-    if ModelKind::of(candidate)? != ModelKind::Package {
+    verify_function(source, candidate, None, npz, options)
+}
+
+/// Verifies function `function` of the package `candidate` (its default function when
+/// `None`) as [`verify`] does. An ONNX source runs at that function's input shapes; a
+/// reference package contributes its function of the same name, or its default one. A chain
+/// directory's packages have one function each.
+pub fn verify_function(
+    source: &Path,
+    candidate: &Path,
+    function: Option<&str>,
+    npz: Option<&Path>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, Error> {
+    let cand = if is_chain(candidate) {
+        if let Some(name) = function {
+            return Err(Error::Usage(format!(
+                "--function {name}: {} is a chain of single-function packages",
+                candidate.display()
+            )));
+        }
+        Chain::read(candidate)?.join()?
+    } else if ModelKind::of(candidate)? != ModelKind::Package {
         return Err(Error::Usage(format!(
-            "{}: the candidate must be an .mlpackage",
+            "{}: the candidate must be an .mlpackage or a chain directory",
             candidate.display()
         )));
-    }
-    let cand = read_package(candidate)?;
+    } else {
+        read_package_function(candidate, function)?
+    };
     let src = load_source(source, &cand)?;
     let mut options = options.clone();
     if let Some(npz) = npz {
@@ -41,7 +67,14 @@ pub fn verify(
 /// package as written.
 fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
     match ModelKind::of(source)? {
-        ModelKind::Package => read_package(source),
+        ModelKind::Package => {
+            let reference = read_package(source)?;
+            let name = candidate.main().name.as_str();
+            let same = reference.functions.iter().any(|f| f.name == name);
+            reference
+                .select_function(same.then_some(name))
+                .map_err(Error::Internal)
+        }
         ModelKind::Onnx => {
             let summary = onnx::summarize(source)?;
             let mut input_shapes = Vec::new();
@@ -67,16 +100,38 @@ fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
                     });
                 }
             }
-            onnx::load(
+            let mut program = onnx::load(
                 source,
                 &OnnxOptions {
                     input_shapes,
                     dims: Vec::new(),
                     target: candidate.target,
                 },
-            )
+            )?;
+            pair_states(&mut program, candidate, source)?;
+            Ok(program)
         }
     }
+}
+
+/// Makes the ONNX source stateful like the candidate, with the pairs recorded in the
+/// candidate's metadata when it was converted.
+fn pair_states(program: &mut Program, candidate: &Program, source: &Path) -> Result<(), Error> {
+    if candidate.main().states.is_empty() {
+        return Ok(());
+    }
+    let pairs = candidate
+        .metadata
+        .get(STATES_METADATA_KEY)
+        .and_then(|text| StatePair::parse_list(text))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "the candidate has states but no '{STATES_METADATA_KEY}' metadata saying which \
+                 outputs of {} update them; compare against a reference package instead",
+                source.display()
+            ))
+        })?;
+    make_states(program.main_mut(), &pairs).map_err(|m| Error::invalid(source, m))
 }
 
 /// The `--input-shape` form of the shapes a package input accepts.

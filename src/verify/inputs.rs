@@ -317,6 +317,7 @@ mod tests {
                 Var::new("x", TensorType::fixed(DType::F32, &[2, 3])),
                 Var::new("ids", TensorType::fixed(DType::I32, &[4])),
             ],
+            states: Vec::new(),
             input_shapes: Default::default(),
             block: Block::default(),
         }

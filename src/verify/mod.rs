@@ -125,6 +125,10 @@ pub struct VerifyOptions {
     pub no_emulate_fp16: bool,
     /// Also compare every shared intermediate value.
     pub per_op: bool,
+    /// Predictions per input sequence for stateful programs (`--steps`; 0 counts as 1): both
+    /// programs start from zero states and step together, each step on its own input set
+    /// (random sets are drawn per step; a given set is used at every step).
+    pub steps: usize,
 }
 
 /// Which program a problem concerns.
@@ -200,8 +204,10 @@ pub struct OutputReport {
 /// The result of a verification.
 #[derive(Clone, Debug, Serialize)]
 pub struct VerifyReport {
-    /// Input sets run.
+    /// Input sets run (sequences, for stateful programs stepped more than once).
     pub samples: usize,
+    /// Predictions per input sequence (1 unless stepping states).
+    pub steps: usize,
     /// `random` or `given`.
     pub inputs: &'static str,
     /// What each random input stands for and the values drawn (empty for given inputs).
@@ -263,6 +269,9 @@ impl VerifyReport {
             self.inputs,
             if self.samples == 1 { "" } else { "s" }
         );
+        if self.steps > 1 {
+            line += &format!(" × {} steps", self.steps);
+        }
         if !self.input_roles.is_empty() {
             line += &format!(" ({})", self.roles_text());
         }
@@ -355,6 +364,7 @@ pub fn check_signatures(source: &Function, candidate: &Function) -> Result<(), V
     };
     let lists = [
         ("inputs", source.inputs.clone(), candidate.inputs.clone()),
+        ("states", source.states.clone(), candidate.states.clone()),
         ("outputs", source.outputs(), candidate.outputs()),
     ];
     for (what, src, cand) in lists {
@@ -397,17 +407,25 @@ pub fn verify_programs(
 ) -> Result<VerifyReport, VerifyError> {
     let (src, cand) = (source.main(), candidate.main());
     check_signatures(src, cand)?;
+    let steps = options.steps.max(1);
     let (samples, kind, input_roles) = match &options.inputs {
         InputSpec::Random {
             samples,
             seed,
             ranges,
         } => (
-            inputs::random_inputs(cand, *samples, *seed, ranges).map_err(VerifyError::Inputs)?,
+            inputs::random_inputs(cand, *samples * steps, *seed, ranges)
+                .map_err(VerifyError::Inputs)?,
             "random",
             inputs::roles(cand, ranges).map_err(VerifyError::Inputs)?,
         ),
-        InputSpec::Given(sets) => (sets.clone(), "given", Vec::new()),
+        InputSpec::Given(sets) => (
+            sets.iter()
+                .flat_map(|s| std::iter::repeat_n(s.clone(), steps))
+                .collect(),
+            "given",
+            Vec::new(),
+        ),
     };
     if samples.is_empty() {
         return Err(VerifyError::Inputs(
@@ -425,35 +443,30 @@ pub fn verify_programs(
     let candidate_options = RunOptions { emulate_fp16 };
 
     // The source runs on every sample first, then the candidate: only one program's weights
-    // are held as run-time values at a time.
-    let source_runner =
-        interp::Runner::new(src, source_options).map_err(|error| VerifyError::Run {
-            side: Side::Source,
-            error,
-        })?;
-    let references = samples
-        .iter()
-        .map(|sample| source_runner.run(sample))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| VerifyError::Run {
-            side: Side::Source,
-            error,
-        })?;
-    drop(source_runner);
-    let candidate_runner =
-        interp::Runner::new(cand, candidate_options).map_err(|error| VerifyError::Run {
-            side: Side::Candidate,
-            error,
-        })?;
+    // are held as run-time values at a time. States start at zero every `steps` samples.
+    let run_all = |program: &Function, options: RunOptions| {
+        let runner = interp::Runner::new(program, options)?;
+        let mut states = BTreeMap::new();
+        (samples.iter().enumerate())
+            .map(|(i, sample)| {
+                if i % steps == 0 {
+                    states = interp::zero_states(program);
+                }
+                runner.run_stateful(sample, &mut states)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let references = run_all(src, source_options).map_err(|error| VerifyError::Run {
+        side: Side::Source,
+        error,
+    })?;
+    let produced_all = run_all(cand, candidate_options).map_err(|error| VerifyError::Run {
+        side: Side::Candidate,
+        error,
+    })?;
     let mut accumulators: BTreeMap<String, metrics::Accumulator> = BTreeMap::new();
-    for (sample, reference) in samples.iter().zip(&references) {
-        let produced = candidate_runner
-            .run(sample)
-            .map_err(|error| VerifyError::Run {
-                side: Side::Candidate,
-                error,
-            })?;
-        for (name, value) in &produced {
+    for (reference, produced) in references.iter().zip(&produced_all) {
+        for (name, value) in produced {
             let Some((_, r)) = reference.iter().find(|(n, _)| n == name) else {
                 continue;
             };
@@ -507,7 +520,8 @@ pub fn verify_programs(
         None
     };
     Ok(VerifyReport {
-        samples: samples.len(),
+        samples: samples.len() / steps,
+        steps,
         inputs: kind,
         input_roles,
         candidate_fp16,

@@ -56,6 +56,16 @@ fn payload_size(dtype: DType, count: usize) -> Option<(u64, u64)> {
     }
 }
 
+/// Bytes of weight.bin a blob of `tensor` takes at most: its 64-byte metadata record, the
+/// padding before that record, and its payload (the file also has a 64-byte header).
+pub fn stored_size(tensor: &Tensor) -> u64 {
+    let payload = payload_size(tensor.dtype(), tensor.len()).map_or(u64::MAX, |(size, _)| size);
+    RECORD_SIZE.saturating_add(payload.saturating_add(RECORD_SIZE - 1) / RECORD_SIZE * RECORD_SIZE)
+}
+
+/// Bytes of the weight.bin header.
+pub const HEADER_SIZE: u64 = RECORD_SIZE;
+
 /// The bytes of `tensor` as weight.bin stores them (sub-byte elements bit-packed).
 fn payload(tensor: &Tensor) -> Cow<'_, [u8]> {
     match tensor.packed_bits() {

@@ -1,20 +1,73 @@
-//! The model description: the main function's inputs and outputs as Core ML features, and
-//! the user-defined metadata.
+//! The model description: the functions' inputs, outputs and states as Core ML features, and
+//! the user-defined metadata. A single-function model lists its features at the top level; a
+//! multifunction model (iOS18) lists one `FunctionDescription` per function (each with its own
+//! states), names the default one, and leaves the top-level features empty, as coremltools'
+//! `save_multifunction` writes it.
 
 use crate::ir::{DType, Dim, Function, Program, ShapeSet, Target, Var};
 use crate::proto::coreml::{
     array_feature_type::{ArrayDataType, EnumeratedShapes, Shape, ShapeFlexibility, ShapeRange},
-    feature_type, ArrayFeatureType, FeatureDescription, FeatureType, Metadata, ModelDescription,
-    SizeRange,
+    feature_type, state_feature_type, ArrayFeatureType, FeatureDescription, FeatureType,
+    FunctionDescription, Metadata, ModelDescription, SizeRange, StateFeatureType,
 };
 use crate::Error;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The description of `program`'s main function; a feature Core ML cannot express is an
+/// The description of `program`; a feature Core ML cannot express is an
 /// [`Error::Unsupported`] for `dest`.
 pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Error> {
-    let main = program.main();
+    let metadata = Some(Metadata {
+        user_defined: program.metadata.clone(),
+        ..Default::default()
+    });
+    if !program.is_multifunction() {
+        let (input, output) = features(program.main(), program.target, dest)?;
+        return Ok(ModelDescription {
+            input,
+            output,
+            state: states(program.main()),
+            metadata,
+            ..Default::default()
+        });
+    }
+    if program.target < Target::IOS18 {
+        return Err(Error::Unsupported {
+            path: dest.to_path_buf(),
+            message: format!(
+                "a multifunction model ({}) needs target iOS18 or later",
+                program.function_names().join(", ")
+            ),
+        });
+    }
+    let functions = program
+        .functions
+        .iter()
+        .map(|function| {
+            let (input, output) = features(function, program.target, dest)?;
+            Ok(FunctionDescription {
+                name: function.name.clone(),
+                input,
+                output,
+                state: states(function),
+                ..Default::default()
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(ModelDescription {
+        functions,
+        default_function_name: program.main().name.clone(),
+        metadata,
+        ..Default::default()
+    })
+}
+
+/// The input and output features of `main`.
+fn features(
+    main: &Function,
+    target: Target,
+    dest: &Path,
+) -> Result<(Vec<FeatureDescription>, Vec<FeatureDescription>), Error> {
     let unsupported = |message: String| Error::Unsupported {
         path: dest.to_path_buf(),
         message,
@@ -23,7 +76,7 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
         .inputs
         .iter()
         .map(|var| {
-            let data_type = array_data_type(var, "input", program.target).map_err(&unsupported)?;
+            let data_type = array_data_type(var, "input", target).map_err(&unsupported)?;
             let flexible = var.ty.static_shape().is_none();
             let set = main.input_shapes.get(&var.name);
             let (shape, flexibility) = match set {
@@ -62,7 +115,7 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
         .outputs()
         .iter()
         .map(|var| {
-            let data_type = array_data_type(var, "output", program.target).map_err(&unsupported)?;
+            let data_type = array_data_type(var, "output", target).map_err(&unsupported)?;
             // The shape is only given when fully static (and omitted for scalars).
             let shape = var
                 .ty
@@ -74,15 +127,7 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
             Ok(feature(var, data_type, shape))
         })
         .collect::<Result<_, Error>>()?;
-    Ok(ModelDescription {
-        input,
-        output,
-        metadata: Some(Metadata {
-            user_defined: program.metadata.clone(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+    Ok((input, output))
 }
 
 /// The Core ML form of an input's accepted shapes (an unbounded range has upper bound -1).
@@ -175,6 +220,78 @@ fn feature(var: &Var, data_type: ArrayDataType, shape: Vec<i64>) -> FeatureDescr
     }
 }
 
+/// The state features of `function`.
+fn states(function: &Function) -> Vec<FeatureDescription> {
+    function.states.iter().map(state_feature).collect()
+}
+
+/// A state feature for `var` (fp16 and static, checked by the IR validator): a
+/// `StateFeatureType` wrapping the multi-array type, listed in `ModelDescription.state`.
+fn state_feature(var: &Var) -> FeatureDescription {
+    let shape = var
+        .ty
+        .static_shape()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| n as i64)
+        .collect();
+    let array = ArrayFeatureType {
+        shape,
+        data_type: ArrayDataType::Float16 as i32,
+        shape_flexibility: None,
+        default_optional_value: None,
+    };
+    FeatureDescription {
+        name: var.name.clone(),
+        short_description: String::new(),
+        r#type: Some(FeatureType {
+            is_optional: false,
+            r#type: Some(feature_type::Type::StateType(StateFeatureType {
+                r#type: Some(state_feature_type::Type::ArrayType(array)),
+            })),
+        }),
+    }
+}
+
+/// Checks the described states `state` against the function's: same names in order, each a
+/// multi-array of the state's static shape.
+fn check_states(state: &[FeatureDescription], function: &Function) -> Result<(), String> {
+    let names = |l: Vec<&str>| l.join(", ");
+    let described: Vec<&str> = state.iter().map(|f| f.name.as_str()).collect();
+    let declared: Vec<&str> = function.states.iter().map(|v| v.name.as_str()).collect();
+    if described != declared {
+        return Err(format!(
+            "the description lists states [{}] but the function has [{}]",
+            names(described),
+            names(declared)
+        ));
+    }
+    for (feature, var) in state.iter().zip(&function.states) {
+        let shape = match feature.r#type.as_ref().and_then(|t| t.r#type.as_ref()) {
+            Some(feature_type::Type::StateType(StateFeatureType {
+                r#type: Some(state_feature_type::Type::ArrayType(a)),
+            })) => &a.shape,
+            _ => {
+                return Err(format!(
+                    "state '{}' is not a multi-array state",
+                    feature.name
+                ))
+            }
+        };
+        let static_shape: Option<Vec<i64>> = var
+            .ty
+            .static_shape()
+            .map(|s| s.into_iter().map(|n| n as i64).collect());
+        if static_shape.as_ref() != Some(shape) {
+            return Err(format!(
+                "state '{}' has shape {shape:?} in the description but type {} in the program",
+                feature.name, var.ty
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The array dtype of model input/output `var`: fp32, int32, or fp16 from iOS16 on.
 fn array_data_type(var: &Var, role: &str, target: Target) -> Result<ArrayDataType, String> {
     match var.ty.dtype {
@@ -210,29 +327,134 @@ pub fn check(
     function: &Function,
     model_path: &Path,
 ) -> Result<Checked, Error> {
+    let description = present(description, model_path)?;
+    if !description.functions.is_empty() {
+        return Err(Error::invalid(
+            model_path,
+            format!(
+                "the description lists {} functions but the program has one",
+                description.functions.len()
+            ),
+        ));
+    }
+    check_states(&description.state, function).map_err(|m| Error::invalid(model_path, m))?;
+    Ok(Checked {
+        metadata: user_defined(description),
+        input_shapes: check_features(
+            &description.input,
+            &description.output,
+            function,
+            model_path,
+        )?,
+    })
+}
+
+/// Checks a multifunction description against `program`'s functions: one
+/// `FunctionDescription` per function, by name, each checked as [`check`] checks a
+/// single-function model. Puts the default function first, records each function's accepted
+/// input shapes and returns the user-defined metadata.
+pub fn check_multifunction(
+    description: &ModelDescription,
+    program: &mut Program,
+    model_path: &Path,
+) -> Result<BTreeMap<String, String>, Error> {
+    let invalid = |m: String| Error::invalid(model_path, m);
+    if !description.input.is_empty()
+        || !description.output.is_empty()
+        || !description.state.is_empty()
+    {
+        return Err(invalid(
+            "a multifunction description lists top-level inputs, outputs or states".into(),
+        ));
+    }
+    let mut described: Vec<&str> = description
+        .functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    described.sort_unstable();
+    let mut names = program.function_names();
+    names.sort_unstable();
+    if described != names {
+        return Err(invalid(format!(
+            "the description lists functions ({}) but the program has ({})",
+            described.join(", "),
+            names.join(", ")
+        )));
+    }
+    let default = &description.default_function_name;
+    let Some(first) = program.functions.iter().position(|f| f.name == *default) else {
+        return Err(invalid(format!(
+            "the default function '{default}' is not one of the functions ({})",
+            names.join(", ")
+        )));
+    };
+    program.functions[..=first].rotate_right(1);
+    for function in &mut program.functions {
+        let Some(d) = description
+            .functions
+            .iter()
+            .find(|d| d.name == function.name)
+        else {
+            continue;
+        };
+        check_states(&d.state, function)
+            .map_err(|m| invalid(format!("function '{}': {m}", d.name)))?;
+        function.input_shapes =
+            check_features(&d.input, &d.output, function, model_path).map_err(|e| match e {
+                Error::Invalid { path, message } => Error::Invalid {
+                    path,
+                    message: format!("function '{}': {message}", d.name),
+                },
+                Error::Unsupported { path, message } => Error::Unsupported {
+                    path,
+                    message: format!("function '{}': {message}", d.name),
+                },
+                other => other,
+            })?;
+    }
+    Ok(user_defined(description))
+}
+
+/// The description, or the error for a model without one.
+fn present<'a>(
+    description: Option<&'a ModelDescription>,
+    model_path: &Path,
+) -> Result<&'a ModelDescription, Error> {
+    description.ok_or_else(|| Error::invalid(model_path, "the model has no description"))
+}
+
+/// The user-defined metadata of `description`.
+fn user_defined(description: &ModelDescription) -> BTreeMap<String, String> {
+    description
+        .metadata
+        .as_ref()
+        .map(|m| m.user_defined.clone())
+        .unwrap_or_default()
+}
+
+/// Checks the features `inputs` and `outputs` against `function`'s inputs and outputs; returns
+/// the accepted shapes of its flexible inputs.
+fn check_features(
+    inputs: &[FeatureDescription],
+    outputs: &[FeatureDescription],
+    function: &Function,
+    model_path: &Path,
+) -> Result<BTreeMap<String, ShapeSet>, Error> {
     let invalid = |m: String| Error::invalid(model_path, m);
     let unsupported = |message: String| Error::Unsupported {
         path: model_path.to_path_buf(),
         message,
     };
-    let description = description.ok_or_else(|| invalid("the model has no description".into()))?;
-    if !description.functions.is_empty() {
-        return Err(unsupported(
-            "multi-function models are not supported".into(),
-        ));
-    }
-    if !description.state.is_empty() {
-        return Err(unsupported("stateful models are not supported".into()));
-    }
-    let outputs = function.outputs();
+    let function_outputs = function.outputs();
     let mut input_shapes = BTreeMap::new();
     for (role, features, vars) in [
-        ("input", &description.input, &function.inputs),
-        ("output", &description.output, &outputs),
+        ("input", inputs, &function.inputs),
+        ("output", outputs, &function_outputs),
     ] {
         if features.len() != vars.len() {
             return Err(invalid(format!(
-                "the description lists {} {role}s but the main function has {}",
+                "the description lists {} {role}s but the function has {}",
                 features.len(),
                 vars.len()
             )));
@@ -251,7 +473,7 @@ pub fn check(
             };
             if feature.name != var.name {
                 return Err(invalid(format!(
-                    "description {role} '{}' does not match main function {role} '{}'",
+                    "description {role} '{}' does not match function {role} '{}'",
                     feature.name, var.name
                 )));
             }
@@ -289,14 +511,7 @@ pub fn check(
             }
         }
     }
-    Ok(Checked {
-        metadata: description
-            .metadata
-            .as_ref()
-            .map(|m| m.user_defined.clone())
-            .unwrap_or_default(),
-        input_shapes,
-    })
+    Ok(input_shapes)
 }
 
 /// Checks a description input against the function input: each dimension is symbolic in the
@@ -364,6 +579,7 @@ mod tests {
             functions: vec![Function {
                 name: "main".into(),
                 inputs,
+                states: Vec::new(),
                 input_shapes: Default::default(),
                 block: Block {
                     operations: vec![],

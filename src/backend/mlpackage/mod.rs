@@ -30,6 +30,16 @@ const WEIGHT_FILE: &str = "weight.bin";
 /// Prefix of blob file names in the protobuf, resolved to the model's directory.
 const MODEL_PATH_PREFIX: &str = "@model_path/";
 
+/// The weight file inside a package `write_package` wrote at `package` (absent when the program
+/// has no blob constants).
+pub fn weight_file(package: &Path) -> std::path::PathBuf {
+    package
+        .join("Data")
+        .join(AUTHOR)
+        .join(WEIGHTS_DIR)
+        .join(WEIGHT_FILE)
+}
+
 /// A problem found while decoding a piece of the protobuf, before the file it concerns and
 /// the op it belongs to are attached.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! weight file.
 
 use super::blob::BlobFile;
-use super::value::{decode_immediate, static_shape, tensor_type};
+use super::value::{decode_immediate, state_tensor_type, static_shape, tensor_type};
 use super::{description, manifest, MODEL_PATH_PREFIX};
 use crate::ir::{
     ops, validate_program, Argument, Block, Function, Operation, Program, Target, Tensor, Var,
@@ -58,9 +58,26 @@ pub fn read_package(path: &Path) -> Result<Program, Error> {
         message,
     })?;
     validate_program(&program).map_err(|e| Error::invalid(&model_path, e.to_string()))?;
-    let checked = description::check(model.description.as_ref(), program.main(), &model_path)?;
-    program.metadata = checked.metadata;
-    program.main_mut().input_shapes = checked.input_shapes;
+    match model.description.as_ref() {
+        Some(d) if !d.functions.is_empty() => {
+            program.metadata = description::check_multifunction(d, &mut program, &model_path)?;
+        }
+        d => {
+            if program.functions.len() != 1 {
+                return Err(Error::invalid(
+                    &model_path,
+                    format!(
+                        "the program has {} functions ({}) but the description lists none",
+                        program.functions.len(),
+                        program.function_names().join(", ")
+                    ),
+                ));
+            }
+            let checked = description::check(d, program.main(), &model_path)?;
+            program.metadata = checked.metadata;
+            program.main_mut().input_shapes = checked.input_shapes;
+        }
+    }
     Ok(program)
 }
 
@@ -120,19 +137,29 @@ impl Reader<'_> {
                     .into(),
             ));
         };
-        let (name, function) = match program.functions.len() {
-            1 => program
-                .functions
-                .iter()
-                .next()
-                .ok_or_else(|| Error::Internal("one function expected".into()))?,
-            0 => return Err(self.invalid("the program has no functions".into())),
-            n => {
-                return Err(self.unsupported(format!(
-                    "{n} functions; multi-function programs are not supported"
-                )))
-            }
-        };
+        if program.functions.is_empty() {
+            return Err(self.invalid("the program has no functions".into()));
+        }
+        let functions = program
+            .functions
+            .iter()
+            .map(|(name, function)| self.function(name, function, target))
+            .collect::<Result<_, _>>()?;
+        Ok(Program {
+            target,
+            functions,
+            metadata: BTreeMap::new(),
+        })
+    }
+
+    /// The MIL function `name` of a program for `target`.
+    fn function(
+        &mut self,
+        name: &str,
+        function: &mil::Function,
+        target: Target,
+    ) -> Result<Function, Error> {
+        let version = target.spec_version();
         if function.opset != target.opset() {
             return Err(self.invalid(format!(
                 "function '{name}' uses opset '{}', but specification version {version} means '{}'",
@@ -160,29 +187,31 @@ impl Reader<'_> {
                 "the body of function '{name}' declares block inputs"
             )));
         }
-        let inputs = function
-            .inputs
-            .iter()
-            .map(|v| self.var(v, &format!("function '{name}' input")))
-            .collect::<Result<_, _>>()?;
+        let (mut inputs, mut states) = (Vec::new(), Vec::new());
+        for v in &function.inputs {
+            let context = format!("function '{name}' input");
+            match state_tensor_type(v.r#type.as_ref(), &v.name) {
+                Some(ty) => states.push(Var::new(
+                    v.name.clone(),
+                    ty.map_err(|p| p.at(self.model_path, &format!("{context} '{}'", v.name)))?,
+                )),
+                None => inputs.push(self.var(v, &context)?),
+            }
+        }
         let operations = block
             .operations
             .iter()
             .map(|op| self.operation(op))
             .collect::<Result<_, _>>()?;
-        let function = Function {
-            name: name.clone(),
+        Ok(Function {
+            name: name.to_string(),
             inputs,
+            states,
             input_shapes: Default::default(),
             block: Block {
                 operations,
                 outputs: block.outputs.clone(),
             },
-        };
-        Ok(Program {
-            target,
-            functions: vec![function],
-            metadata: BTreeMap::new(),
         })
     }
 

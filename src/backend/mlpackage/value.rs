@@ -71,6 +71,28 @@ pub fn value_type(ty: &TensorType) -> mil::ValueType {
     }
 }
 
+/// The MIL type of a state holding tensors of type `ty` (`StateType` wrapping the tensor type).
+pub fn state_value_type(ty: &TensorType) -> mil::ValueType {
+    mil::ValueType {
+        r#type: Some(mil::value_type::Type::StateType(Box::new(mil::StateType {
+            wrapped_type: Some(Box::new(value_type(ty))),
+        }))),
+    }
+}
+
+/// The tensor type a `StateType` wraps, or `None` when `value_type` is not a state.
+pub fn state_tensor_type(
+    value_type: Option<&mil::ValueType>,
+    var: &str,
+) -> Option<Result<TensorType, Problem>> {
+    match value_type.and_then(|v| v.r#type.as_ref()) {
+        Some(mil::value_type::Type::StateType(s)) => {
+            Some(tensor_type(s.wrapped_type.as_deref(), var))
+        }
+        _ => None,
+    }
+}
+
 /// The tensor type described by `value_type`; unknown dimensions become symbols named
 /// `<var>_dim<i>` (symbol names are not stored in a package).
 pub fn tensor_type(value_type: Option<&mil::ValueType>, var: &str) -> Result<TensorType, Problem> {

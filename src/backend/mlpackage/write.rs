@@ -2,11 +2,11 @@
 //! destination, then renamed into place.
 
 use super::blob::BlobWriter;
-use super::value::{immediate, stored_in_blob, string_value, value_type};
+use super::value::{immediate, state_value_type, stored_in_blob, string_value, value_type};
 use super::{
     description, manifest, AUTHOR, MODEL_FILE, MODEL_PATH_PREFIX, WEIGHTS_DIR, WEIGHT_FILE,
 };
-use crate::ir::{validate_program, Argument, Operation, Program, Target, Tensor, Var};
+use crate::ir::{validate_program, Argument, Function, Operation, Program, Target, Tensor, Var};
 use crate::proto::coreml::mil_spec as mil;
 use crate::proto::coreml::{model, Model};
 use crate::Error;
@@ -24,14 +24,13 @@ use std::path::{Path, PathBuf};
 pub fn write_package(program: &Program, dest: &Path, overwrite: bool) -> Result<(), Error> {
     validate_program(program)
         .map_err(|e| Error::Internal(format!("refusing to write an invalid program: {e}")))?;
-    if program.functions.len() != 1 {
-        return Err(Error::Unsupported {
-            path: dest.to_path_buf(),
-            message: format!(
-                "{} functions; only single-function programs can be written",
-                program.functions.len()
-            ),
-        });
+    let mut names = program.function_names();
+    names.sort_unstable();
+    if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Internal(format!(
+            "two functions are called '{}'",
+            twice[0]
+        )));
     }
     if dest.extension().is_none_or(|e| e != "mlpackage") {
         return Err(Error::Usage(format!(
@@ -82,36 +81,53 @@ fn write_contents(
         .map_err(|e| Error::io(&manifest_path, e))
 }
 
-/// The MIL program: one function `main` whose block is specialised for the target's opset.
+/// The MIL program: each function with its block specialised for the target's opset. The
+/// functions share one blob writer, so a weight two functions hold is stored once.
 fn encode_program<'a>(
     program: &'a Program,
     blobs: &mut BlobWriter<'a>,
 ) -> Result<mil::Program, Error> {
-    let function = program.main();
-    let target = program.target;
+    let functions = program
+        .functions
+        .iter()
+        .map(|f| Ok((f.name.clone(), encode_function(f, blobs, program.target)?)))
+        .collect::<Result<_, Error>>()?;
+    Ok(mil::Program {
+        version: 1,
+        functions,
+        doc_string: String::new(),
+        attributes: Default::default(),
+    })
+}
+
+/// One function: its inputs and its block, keyed by the target's opset.
+fn encode_function<'a>(
+    function: &'a Function,
+    blobs: &mut BlobWriter<'a>,
+    target: Target,
+) -> Result<mil::Function, Error> {
     let operations = function
         .block
         .operations
         .iter()
         .map(|op| encode_operation(op, blobs, target))
         .collect::<Result<_, _>>()?;
-    let opset = program.target.opset().to_string();
+    let opset = target.opset().to_string();
     let block = mil::Block {
         inputs: Vec::new(),
         outputs: function.block.outputs.clone(),
         operations,
         attributes: Default::default(),
     };
-    let function = mil::Function {
-        inputs: function.inputs.iter().map(named_value_type).collect(),
+    Ok(mil::Function {
+        inputs: function
+            .inputs
+            .iter()
+            .map(named_value_type)
+            .chain(function.states.iter().map(named_state_type))
+            .collect(),
         opset: opset.clone(),
         block_specializations: BTreeMap::from([(opset, block)]),
-        attributes: Default::default(),
-    };
-    Ok(mil::Program {
-        version: 1,
-        functions: BTreeMap::from([("main".to_string(), function)]),
-        doc_string: String::new(),
         attributes: Default::default(),
     })
 }
@@ -198,6 +214,14 @@ fn named_value_type(var: &Var) -> mil::NamedValueType {
     mil::NamedValueType {
         name: var.name.clone(),
         r#type: Some(value_type(&var.ty)),
+    }
+}
+
+/// A state input: its tensor type wrapped in a `StateType`.
+fn named_state_type(var: &Var) -> mil::NamedValueType {
+    mil::NamedValueType {
+        name: var.name.clone(),
+        r#type: Some(state_value_type(&var.ty)),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod reduction;
 pub mod resize;
 pub mod scatter_gather;
 pub mod shape;
+pub mod states;
 pub mod tensor_ops;
 #[cfg(test)]
 pub(crate) mod testing;

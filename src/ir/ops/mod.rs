@@ -15,6 +15,7 @@ pub mod reduction;
 pub mod resize;
 mod scatter_gather;
 pub mod shape;
+mod states;
 mod tensor_ops;
 mod transformers;
 pub mod window;
@@ -46,6 +47,9 @@ pub enum ParamType {
     /// Any type, kept as given whatever the op's compute precision: a setting rather than
     /// data (e.g. the fp32 scale factors of `upsample_bilinear`).
     Setting,
+    /// A state (a function input of `StateType`, see `Function::states`); the type rule sees
+    /// the tensor type it wraps. Only state ops read states.
+    State,
 }
 
 /// One parameter of an op.
@@ -166,6 +170,7 @@ const FAMILIES: &[&[OpDef]] = &[
     tensor_ops::DEFS,
     constexpr::DEFS,
     transformers::DEFS,
+    states::DEFS,
 ];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
