@@ -317,6 +317,9 @@ def main(argv):
               f"{fmt(theirs.get('rss') and theirs['rss'] / 1e9, '{:5.2f}')} GB"
               + (f" (ORT load {theirs['load']:.1f} s, run {theirs['run']:.2f} s)"
                  if "run" in theirs else "")
+              + (f" | ct/mlpack CPU {theirs['cpu'] / mine['cpu']:.1f}x, "
+                 f"RSS {theirs['rss'] / mine['rss']:.1f}x"
+                 if "cpu" in theirs and step != "verify" else "")
               + (f" [{theirs['error']}]" if "error" in theirs else "")
               + f" | goal {'met' if row['goal']['met'] else 'MISSED'}", flush=True)
     if "convert" in steps:
