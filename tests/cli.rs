@@ -310,3 +310,27 @@ fn output_is_byte_identical_across_runs_thread_counts_and_rewrites() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(package_files(&again), packages[0]);
 }
+
+#[test]
+fn a_closed_stdout_stops_the_command_without_a_panic() {
+    // `mlpack inspect M | head`: the reader is gone before anything is printed.
+    let model = fixture("transformers/gpt2_ts17/model.onnx");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpack"))
+        .args(["inspect", model.to_str().unwrap(), "--mil"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            o.status.success() || o.status.signal() == Some(libc::SIGPIPE),
+            "{:?}",
+            o.status
+        );
+    }
+}
