@@ -168,6 +168,15 @@ fn two_functions_match_onnx_runtime_and_share_their_weights() {
         );
     }
 
+    // An ONNX model has no functions to choose from.
+    let output = mlpack(&["inspect", model, "--function", "seq3"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("--function seq3:") && text(&output).contains("no functions"),
+        "{}",
+        text(&output)
+    );
+
     // Commands that rewrite a package take single-function packages only.
     let rewritten = dir.join("rewritten.mlpackage");
     let rewritten = rewritten.to_str().unwrap();

@@ -191,6 +191,11 @@ pub fn inspect_function(
         return summarize_chain(path).map(InspectReport::Chain);
     }
     match ModelKind::of(path)? {
+        ModelKind::Onnx if function.is_some() => Err(Error::Usage(format!(
+            "--function {}: {} is an ONNX model, which has no functions (a package has)",
+            function.unwrap_or_default(),
+            path.display()
+        ))),
         ModelKind::Onnx => {
             let summary = onnx::summarize(path)?;
             let mil = match mil {
