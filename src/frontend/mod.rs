@@ -1,3 +1,4 @@
 //! Source-model frontends.
 
 pub mod onnx;
+pub mod torch;
