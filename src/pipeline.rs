@@ -36,11 +36,19 @@ use std::path::Path;
 pub enum ModelKind {
     /// An ONNX model (`.onnx`).
     Onnx,
+    /// A torch.export archive (`.pt2`).
+    Pt2,
     /// A Core ML ML Program package (`.mlpackage`).
     Package,
 }
 
 impl ModelKind {
+    /// True for the source formats mlpack converts (ONNX and torch.export), as opposed to a
+    /// package.
+    pub fn is_source(self) -> bool {
+        matches!(self, ModelKind::Onnx | ModelKind::Pt2)
+    }
+
     /// Classifies `path`; an unknown extension is a usage error naming the file.
     pub fn of(path: &Path) -> Result<ModelKind, Error> {
         match path
@@ -50,9 +58,10 @@ impl ModelKind {
             .as_deref()
         {
             Some("onnx") => Ok(ModelKind::Onnx),
+            Some("pt2") => Ok(ModelKind::Pt2),
             Some("mlpackage") => Ok(ModelKind::Package),
             _ => Err(Error::Usage(format!(
-                "{}: unknown model format (expected a .onnx file or a .mlpackage directory)",
+                "{}: unknown model format (expected a .onnx or .pt2 file, or a .mlpackage directory)",
                 path.display()
             ))),
         }

@@ -23,7 +23,7 @@ const DEFAULT_MIN_COSINE: f64 = 0.9;
 /// Flags shared by every compression command.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Source model: .onnx (converted first, like `convert`) or .mlpackage.
+    /// Source model: .onnx or .pt2 (converted first, like `convert`) or .mlpackage.
     input: PathBuf,
     /// Destination .mlpackage.
     #[arg(short, long)]

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 /// Flags of `mlpack convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// Source model: .onnx, or an .mlpackage to re-write / re-target.
+    /// Source model: .onnx, .pt2 (torch.export archive), or an .mlpackage to re-write / re-target.
     input: PathBuf,
     /// Destination .mlpackage.
     #[arg(short, long)]

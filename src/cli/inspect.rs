@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Flags of `mlpack inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// An .onnx model, an .mlpackage or a chain directory written by `split`.
+    /// An .onnx model, a .pt2 archive, an .mlpackage or a chain directory written by `split`.
     path: PathBuf,
     /// Print the report as JSON.
     #[arg(long)]

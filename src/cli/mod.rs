@@ -31,7 +31,7 @@ const EXIT_CODES: &str = "Exit codes: 0 success, 1 internal error, 2 usage error
 enum Command {
     /// Convert an ONNX model (or re-target a package) to an .mlpackage.
     Convert(convert::ConvertArgs),
-    /// Describe an .onnx model or an .mlpackage: I/O, ops, weights.
+    /// Describe an .onnx model, a .pt2 archive or an .mlpackage: I/O, ops, weights.
     Inspect(inspect::InspectArgs),
     /// Run a package on the CPU with the reference interpreter.
     Run(run::RunArgs),

@@ -19,7 +19,7 @@ inconclusive (an output has no finite source value on the inputs). Defaults: fp3
 cosine >= 0.9999 and SNR >= 40 dB; candidates computing in fp16 need cosine >= 0.999 and SNR >= 25 dB."
 )]
 pub struct VerifyArgs {
-    /// The reference: the original .onnx (run in fp32) or a reference .mlpackage.
+    /// The reference: the original .onnx or .pt2 (run in fp32) or a reference .mlpackage.
     source: PathBuf,
     /// The .mlpackage to check, or a chain directory written by `split`.
     candidate: PathBuf,

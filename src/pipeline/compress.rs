@@ -83,12 +83,12 @@ pub fn compress(
         mixed.rules.extend(rules);
     }
     let precision = match kind {
-        ModelKind::Onnx => {
+        ModelKind::Onnx | ModelKind::Pt2 => {
             Some(prepare(&mut program, options.precision, &mixed, &options.input)?.precision)
         }
         ModelKind::Package if !mixed.rules.is_empty() || options.precision == Precision::Auto => {
             return Err(Error::Usage(
-                "fp32 rules and --precision auto apply when converting ONNX, not to a package"
+                "fp32 rules and --precision auto apply when converting ONNX or .pt2, not to a package"
                     .into(),
             ));
         }

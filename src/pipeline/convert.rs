@@ -4,6 +4,7 @@ use super::precision::{apply_precision, MixedPrecision, Precision, PrecisionRepo
 use super::ModelKind;
 use crate::backend::write_package;
 use crate::frontend::onnx::{self, InputShape, NamedDim, OnnxOptions};
+use crate::frontend::torch::{self, TorchOptions};
 use crate::ir::{validate_program, Program, Target};
 use crate::passes::states::{self, StatePair};
 use crate::passes::{self, FusionReport};
@@ -159,10 +160,18 @@ pub fn load_model(
                 target,
             },
         ),
+        ModelKind::Pt2 => torch::load(
+            path,
+            &TorchOptions {
+                input_shapes: input_shapes.inputs.clone(),
+                dims: input_shapes.dims.clone(),
+                target,
+            },
+        ),
         ModelKind::Package => {
             if !input_shapes.is_empty() {
                 return Err(Error::Usage(
-                    "--input-shape and --dim apply to ONNX inputs only".into(),
+                    "--input-shape and --dim apply to ONNX and .pt2 inputs only".into(),
                 ));
             }
             let mut program = super::read_single_function_package(path)?;

@@ -208,6 +208,20 @@ pub fn inspect_function(
             };
             Ok(InspectReport::Onnx { summary, mil })
         }
+        ModelKind::Pt2 if function.is_some() => Err(Error::Usage(format!(
+            "--function {}: {} is a torch.export archive, which has no functions (a package has)",
+            function.unwrap_or_default(),
+            path.display()
+        ))),
+        ModelKind::Pt2 => {
+            let program = load_model(path, Target::IOS17, &Default::default())?;
+            let mut summary = summarize_program(path, &program);
+            summary.mil = mil.then(|| print_program(&program));
+            if !ops {
+                summary.op_list.clear();
+            }
+            Ok(InspectReport::Package(summary))
+        }
         ModelKind::Package => {
             let whole = read_package(path)?;
             let functions = match whole.is_multifunction() {

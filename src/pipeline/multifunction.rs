@@ -105,9 +105,9 @@ pub fn convert_functions(
             options.target
         )));
     }
-    if ModelKind::of(&options.input)? != ModelKind::Onnx {
+    if !ModelKind::of(&options.input)?.is_source() {
         return Err(Error::Usage(format!(
-            "{}: --function converts ONNX models only",
+            "{}: --function converts ONNX and .pt2 models only",
             options.input.display()
         )));
     }

@@ -5,6 +5,7 @@ use super::chain::{is_chain, Chain};
 use super::{read_package_function, ModelKind};
 use crate::backend::read_package;
 use crate::frontend::onnx::{self, DimSize, DimSummary, InputShape, OnnxOptions, ShapeSpec};
+use crate::frontend::torch::{self, TorchOptions};
 use crate::ir::{sanitize_name, Program, ShapeSet};
 use crate::passes::states::{make_states, StatePair, STATES_METADATA_KEY};
 use crate::verify::{self, inputs, InputSpec, Side, VerifyError, VerifyOptions, VerifyReport};
@@ -103,6 +104,34 @@ fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
             let mut program = onnx::load(
                 source,
                 &OnnxOptions {
+                    input_shapes,
+                    dims: Vec::new(),
+                    target: candidate.target,
+                },
+            )?;
+            pair_states(&mut program, candidate, source)?;
+            Ok(program)
+        }
+        ModelKind::Pt2 => {
+            let main = candidate.main();
+            let input_shapes = main
+                .inputs
+                .iter()
+                .filter_map(|var| {
+                    let shape = match (main.input_shapes.get(&var.name), var.ty.static_shape()) {
+                        (Some(set), _) => shape_spec(set),
+                        (None, Some(shape)) => InputShape::fixed(&var.name, &shape).shape,
+                        (None, None) => return None,
+                    };
+                    Some(InputShape {
+                        name: var.name.clone(),
+                        shape,
+                    })
+                })
+                .collect();
+            let mut program = torch::load(
+                source,
+                &TorchOptions {
                     input_shapes,
                     dims: Vec::new(),
                     target: candidate.target,

@@ -1,6 +1,6 @@
-//! The torch.export frontend: converts an `ExportedProgram` (the JSON of a `.pt2` archive,
-//! with its weights read by the archive reader) into an fp32 IR [`Program`] whose function
-//! is `main`, without torch.
+//! The torch.export frontend: reads a `.pt2` archive (any container torch 2.5 and later
+//! writes) without torch, and converts its exported program into an fp32 IR [`Program`]
+//! whose function is `main`.
 //!
 //! Both IR levels torch writes are handled: the training IR `torch.export.export` saves by
 //! default (`linear`, `conv2d`, `scaled_dot_product_attention`, in-place ops, asserts) and
@@ -10,9 +10,13 @@
 //! program mutates become an input `NAME` and an output `NAME_out`, which the states pass
 //! pairs into iOS18 states. Integer tensors become int32, float tensors fp32.
 
+pub mod archive;
 mod convert;
 mod ops;
 pub mod schema;
+mod storage;
+mod torch_save;
+mod zip_view;
 
 #[cfg(test)]
 mod tests;
@@ -20,7 +24,9 @@ mod tests;
 pub use convert::convert as convert_program;
 
 use crate::frontend::input_shapes::{InputShape, NamedDim};
-use crate::ir::Target;
+use crate::ir::{Program, Target};
+use crate::Error;
+use std::path::Path;
 
 /// Conversion settings.
 #[derive(Clone, Debug)]
@@ -41,6 +47,12 @@ impl Default for TorchOptions {
             target: Target::IOS15,
         }
     }
+}
+
+/// Loads and converts the `.pt2` archive at `path`.
+pub fn load(path: &Path, options: &TorchOptions) -> Result<Program, Error> {
+    let archive = archive::open(path)?;
+    convert_program(&archive.program, &archive.tensors, path, options)
 }
 
 /// The ATen (and Python operator) targets mlpack converts, as `aten.conv2d.default`, sorted.
