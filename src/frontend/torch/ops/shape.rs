@@ -7,7 +7,7 @@
 use super::super::convert::SymVal;
 use super::ArgDefault::{Bool, Float, Int, None as NoDefault};
 use super::{op, pass_through, ArgDefault, Call, Ctx, OpEntry};
-use crate::ir::{DType, Dim};
+use crate::ir::{DType, Dim, Tensor};
 use crate::Error;
 
 /// A rank-1 int32 variable holding `sizes` (known sizes as constants, run-time sizes
@@ -473,15 +473,15 @@ fn slice_axis(
     };
     let begin = vector(ctx, &start, "begin")?;
     let end_v = vector(ctx, &end, "end")?;
-    let mask = |open: bool| -> Vec<i64> { (0..rank).map(|i| (i != axis || open) as i64).collect() };
-    let begin_mask = ctx.ints_const(
+    let mask = |open: bool| -> Tensor {
+        let m: Vec<bool> = (0..rank).map(|i| i != axis || open).collect();
+        Tensor::from_bool(&[rank], &m)
+    };
+    let begin_mask = ctx.constant(
         &format!("{out}_begin_mask"),
-        &mask(matches!(start, Bound::Open)),
+        mask(matches!(start, Bound::Open)),
     );
-    let end_mask = ctx.ints_const(
-        &format!("{out}_end_mask"),
-        &mask(matches!(end, Bound::Open)),
-    );
+    let end_mask = ctx.constant(&format!("{out}_end_mask"), mask(matches!(end, Bound::Open)));
     let strides: Vec<i64> = (0..rank)
         .map(|i| if i == axis { step } else { 1 })
         .collect();
@@ -496,8 +496,11 @@ fn slice_axis(
     ];
     let squeeze_c;
     if squeeze {
-        let m: Vec<i64> = (0..rank).map(|i| (i == axis) as i64).collect();
-        squeeze_c = ctx.ints_const(&format!("{out}_squeeze_mask"), &m);
+        let m: Vec<bool> = (0..rank).map(|i| i == axis).collect();
+        squeeze_c = ctx.constant(
+            &format!("{out}_squeeze_mask"),
+            Tensor::from_bool(&[rank], &m),
+        );
         params.push(("squeeze_mask", squeeze_c.as_str()));
     }
     ctx.op1("slice_by_index", out, &params)
