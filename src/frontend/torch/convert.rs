@@ -99,8 +99,24 @@ pub struct Ctx<'p> {
     /// Lifted weights not read yet: placeholder name → (state-dict name, tensor).
     weights: HashMap<&'p str, (&'p str, &'p Tensor)>,
     metas: &'p HashMap<String, TensorMeta>,
+    /// Slices taken by `slice.Tensor`, by the torch name of the slice: what an in-place
+    /// write into the slice writes into.
+    views: HashMap<String, SliceView>,
     /// `node 'name' (target)`, prefixed to errors.
     current: String,
+}
+
+/// `base[start:end]` along `axis` (step 1), as `slice.Tensor` took it.
+#[derive(Clone, Debug)]
+pub struct SliceView {
+    /// Torch name of the sliced value.
+    pub base: String,
+    /// The sliced axis.
+    pub axis: usize,
+    /// First index (normalised, non-negative).
+    pub start: usize,
+    /// One past the last index (normalised).
+    pub end: usize,
 }
 
 impl<'p> Ctx<'p> {
@@ -132,6 +148,16 @@ impl<'p> Ctx<'p> {
             .constant(&sanitize_name(state_name), ir_tensor(tensor));
         self.values.insert(name.to_string(), var.clone());
         Ok(var)
+    }
+
+    /// Records that torch value `name` is the slice `view` of another value.
+    pub fn record_view(&mut self, name: &str, view: SliceView) {
+        self.views.insert(name.to_string(), view);
+    }
+
+    /// The slice torch value `name` is, if `slice.Tensor` took it.
+    pub fn view(&self, name: &str) -> Option<SliceView> {
+        self.views.get(name).cloned()
     }
 
     /// Binds torch value `name` to variable `var`.
@@ -828,6 +854,61 @@ fn mutated_buffers(ep: &ExportedProgram, path: &Path) -> Result<Vec<(String, Str
     Ok(out)
 }
 
+/// Buffers the training IR mutates in place (an in-place op on the buffer's placeholder or
+/// on a slice of it; such programs have no `buffer_mutation` output): (buffer name,
+/// placeholder).
+fn in_place_buffers(ep: &ExportedProgram) -> Vec<(String, String)> {
+    let placeholders: HashMap<&str, &str> = ep
+        .graph_module
+        .signature
+        .input_specs
+        .iter()
+        .filter_map(|s| match s {
+            InputSpec::Buffer { arg, buffer_name } => {
+                Some((arg.name.as_str(), buffer_name.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    // Value → the value it is a view of.
+    let mut view_of: HashMap<&str, &str> = HashMap::new();
+    let mut found: Vec<(String, String)> = Vec::new();
+    for node in &ep.graph_module.graph.nodes {
+        let key = op_key(&node.target);
+        let self_arg = node
+            .inputs
+            .iter()
+            .find(|a| a.name == "self")
+            .and_then(|a| match &a.arg {
+                Argument::AsTensor(t) => Some(t.name.as_str()),
+                _ => None,
+            });
+        let Some(self_name) = self_arg else { continue };
+        let in_place = key.split('.').nth(1).is_some_and(|n| n.ends_with('_'));
+        let is_view = matches!(
+            key,
+            "aten.slice.Tensor" | "aten.alias.default" | "aten.select.int" | "aten.view.default"
+        );
+        if is_view {
+            if let Some(Argument::AsTensor(out)) = node.outputs.first() {
+                view_of.insert(&out.name, self_name);
+            }
+        }
+        if in_place {
+            let mut root = self_name;
+            while let Some(&base) = view_of.get(root) {
+                root = base;
+            }
+            if let Some(&buffer) = placeholders.get(root) {
+                if !found.iter().any(|(b, _)| b == buffer) {
+                    found.push((buffer.to_string(), root.to_string()));
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Converts the ExportedProgram JSON `program_json` of the archive at `path`, with its
 /// weights and constants `tensors` (by state-dict / constant name), into an fp32 program
 /// whose function is `main`.
@@ -839,7 +920,9 @@ pub fn convert(
 ) -> Result<Program, Error> {
     let ep = schema::parse(program_json, path)?;
     check_supported(&ep, path)?;
-    let mutated = mutated_buffers(&ep, path)?;
+    let mut mutated = mutated_buffers(&ep, path)?;
+    let in_place = in_place_buffers(&ep);
+    mutated.extend(in_place.iter().cloned());
     let graph = &ep.graph_module.graph;
     let users = user_inputs(&ep, options, path)?;
     let mut inputs: Vec<Var> = users.iter().map(|u| u.var.clone()).collect();
@@ -927,6 +1010,7 @@ pub fn convert(
         values: HashMap::new(),
         weights,
         metas: &graph.tensor_values,
+        views: HashMap::new(),
         current: "graph inputs".into(),
     };
     for u in &users {
@@ -1003,6 +1087,22 @@ pub fn convert(
             var = ctx.op1("identity", &desired, &[("x", &var)])?;
             ctx.b.fold_constants = true;
         }
+        outputs.push(var);
+    }
+    for (_, placeholder) in &in_place {
+        let Some((_, _, input)) = state_inputs.iter().find(|(p, _, _)| p == placeholder) else {
+            continue;
+        };
+        let desired = format!("{input}_out");
+        let var = ctx.value(placeholder)?;
+        if var == *input {
+            return Err(Error::Internal(format!(
+                "buffer '{input}' is mutated in place but never written"
+            )));
+        }
+        ctx.b.fold_constants = false;
+        let var = ctx.op1("identity", &desired, &[("x", &var)])?;
+        ctx.b.fold_constants = true;
         outputs.push(var);
     }
     for (_, buffer, input) in &state_inputs {

@@ -251,6 +251,29 @@ fn copy_(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         let base = ctx.op1("mul", &format!("{out}_zeros"), &[("x", &dst), ("y", &zero)])?;
         ctx.op1("add", &out, &[("x", &base), ("y", &src)])?
     };
+    // A write into a slice writes into the sliced value.
+    let target = call
+        .node
+        .inputs
+        .iter()
+        .find(|a| a.name == "self")
+        .and_then(|a| match &a.arg {
+            super::schema::Argument::AsTensor(t) => Some(t.name.clone()),
+            _ => None,
+        });
+    if let Some(view) = target.and_then(|t| ctx.view(&t)) {
+        let base = ctx.value(&view.base)?;
+        let written = super::index::scatter_slice(
+            ctx,
+            &format!("{out}_{}", view.base),
+            &base,
+            &y,
+            view.axis,
+            view.start,
+            view.end,
+        )?;
+        ctx.bind_name(&view.base, written);
+    }
     super::bind_in_place(ctx, call, y);
     Ok(())
 }

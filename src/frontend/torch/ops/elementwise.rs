@@ -335,6 +335,29 @@ fn clamp_max(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     Ok(())
 }
 
+/// `isinf(self)`: `|x| == inf`.
+fn isinf(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
+    let out = ctx.out(call, 0);
+    let x = ctx.operand(call, "self", DType::F32)?;
+    let a = ctx.op1("abs", &format!("{out}_abs"), &[("x", &x)])?;
+    let inf = ctx.float_const(&format!("{out}_inf"), f32::INFINITY);
+    let y = ctx.op1("equal", &out, &[("x", &a), ("y", &inf)])?;
+    ctx.bind(call, 0, y);
+    Ok(())
+}
+
+/// `masked_fill(self, mask, value)` → `select(mask, value, self)`.
+fn masked_fill(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
+    let out = ctx.out(call, 0);
+    let dtype = ctx.out_dtype(call, 0)?;
+    let x = ctx.operand(call, "self", dtype)?;
+    let mask = ctx.operand(call, "mask", DType::Bool)?;
+    let v = ctx.operand(call, "value", dtype)?;
+    let y = ctx.op1("select", &out, &[("cond", &mask), ("a", &v), ("b", &x)])?;
+    bind_in_place(ctx, call, y);
+    Ok(())
+}
+
 /// This family's ops.
 pub const OPS: &[OpEntry] = &[
     op("aten.add.Tensor", add, &[("alpha", Int(1))]),
@@ -395,6 +418,10 @@ pub const OPS: &[OpEntry] = &[
     op("aten.ceil.default", ceil, &[]),
     op("aten.round.default", round, &[]),
     op("aten.sign.default", sign, &[]),
+    op("aten.isinf.default", isinf, &[]),
+    op("aten.masked_fill.Scalar", masked_fill, &[]),
+    op("aten.masked_fill.Tensor", masked_fill, &[]),
+    op("aten.masked_fill_.Scalar", masked_fill, &[]),
     op("aten.where.self", where_, &[]),
     op("aten.where.ScalarSelf", where_, &[]),
     op("aten.where.ScalarOther", where_, &[]),

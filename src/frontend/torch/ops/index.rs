@@ -1,6 +1,6 @@
 //! Indexing: `embedding`, `index.Tensor`, `index_select`, `gather`.
 
-use super::ArgDefault::{Bool, Int};
+use super::ArgDefault::{Bool, Int, None as NoDefault};
 use super::{op, Call, Ctx, OpEntry};
 use crate::ir::DType;
 use crate::Error;
@@ -155,6 +155,77 @@ fn gather(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     Ok(())
 }
 
+/// `base` with `src` written over `base[start:end]` along `axis`: the untouched parts and
+/// `src` concatenated (the last op named `out`).
+pub fn scatter_slice(
+    ctx: &mut Ctx,
+    out: &str,
+    base: &str,
+    src: &str,
+    axis: usize,
+    start: usize,
+    end: usize,
+) -> Result<String, Error> {
+    let shape = ctx.shape(base)?;
+    let size = shape[axis];
+    let rank = shape.len();
+    let dtype = ctx.ty(base)?.dtype;
+    let src = ctx.coerce(src, dtype, &format!("{out}_src"))?;
+    let piece = |ctx: &mut Ctx, from: usize, to: usize, what: &str| -> Result<String, Error> {
+        let mut begin = vec![0i64; rank];
+        let mut stop: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        begin[axis] = from as i64;
+        stop[axis] = to as i64;
+        let b = ctx.ints_const(&format!("{out}_{what}_begin"), &begin);
+        let e = ctx.ints_const(&format!("{out}_{what}_end"), &stop);
+        ctx.op1(
+            "slice_by_index",
+            &format!("{out}_{what}"),
+            &[("x", base), ("begin", &b), ("end", &e)],
+        )
+    };
+    let mut parts = Vec::new();
+    if start > 0 {
+        parts.push(piece(ctx, 0, start, "head")?);
+    }
+    parts.push(src);
+    if end < size {
+        parts.push(piece(ctx, end, size, "tail")?);
+    }
+    if parts.len() == 1 {
+        return Ok(parts.remove(0));
+    }
+    let axis = ctx.int_const(&format!("{out}_axis"), axis as i64);
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    Ok(ctx
+        .op_lists("concat", out, &[("values", refs), ("axis", vec![&axis])])?
+        .remove(0))
+}
+
+/// `slice_scatter(self, src, dim, start, end, step=1)` with static bounds.
+fn slice_scatter(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
+    let out = ctx.out(call, 0);
+    let base = ctx.tensor(call, "self")?;
+    let src = ctx.tensor(call, "src")?;
+    let shape = ctx.shape(&base)?;
+    let dim = ctx.int(call, "dim")?;
+    let axis = ctx.axis(dim, shape.len())?;
+    if ctx.int(call, "step")? != 1 {
+        return Err(ctx.unsupported("slice_scatter with a step other than 1 is not supported"));
+    }
+    let size = shape[axis] as i64;
+    let norm = |v: Option<i64>, open: i64| match v {
+        None => open,
+        Some(n) if n < 0 => (n + size).max(0),
+        Some(n) => n.min(size),
+    };
+    let start = norm(ctx.opt_int(call, "start")?, 0);
+    let end = norm(ctx.opt_int(call, "end")?, size).max(start);
+    let y = scatter_slice(ctx, &out, &base, &src, axis, start as usize, end as usize)?;
+    ctx.bind(call, 0, y);
+    Ok(())
+}
+
 /// This family's ops.
 pub const OPS: &[OpEntry] = &[
     op(
@@ -172,5 +243,15 @@ pub const OPS: &[OpEntry] = &[
         "aten.gather.default",
         gather,
         &[("sparse_grad", Bool(false))],
+    ),
+    op(
+        "aten.slice_scatter.default",
+        slice_scatter,
+        &[
+            ("dim", Int(0)),
+            ("start", NoDefault),
+            ("end", NoDefault),
+            ("step", Int(1)),
+        ],
     ),
 ];

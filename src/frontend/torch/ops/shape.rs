@@ -4,7 +4,7 @@
 //! `constant_pad_nd`, `diff`, and the identity-like ops (`clone`, `contiguous`, `alias`,
 //! `detach`, `dropout` at inference, …).
 
-use super::super::convert::SymVal;
+use super::super::convert::{SliceView, SymVal};
 use super::ArgDefault::{Bool, Float, Int, None as NoDefault};
 use super::{op, pass_through, ArgDefault, Call, Ctx, OpEntry};
 use crate::ir::{DType, Dim, Tensor};
@@ -536,6 +536,34 @@ fn slice(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     if matches!((&start, &end), (Bound::Open, Bound::Open)) && step == 1 {
         ctx.bind(call, 0, x);
         return Ok(());
+    }
+    if let (1, Some(size), Some(name)) = (step, size, call.output_name(0)) {
+        let norm = |b: &Bound, open: i64| match b {
+            Bound::Open => Some(open),
+            Bound::Known(n) if *n < 0 => Some((n + size).max(0)),
+            Bound::Known(n) => Some((*n).min(size)),
+            Bound::Var(_) => None,
+        };
+        let base = call
+            .node
+            .inputs
+            .iter()
+            .find(|a| a.name == "self")
+            .and_then(|a| match &a.arg {
+                super::schema::Argument::AsTensor(t) => Some(t.name.clone()),
+                _ => None,
+            });
+        if let (Some(s), Some(e), Some(base)) = (norm(&start, 0), norm(&end, size), base) {
+            ctx.record_view(
+                name,
+                SliceView {
+                    base,
+                    axis,
+                    start: s as usize,
+                    end: e.max(s) as usize,
+                },
+            );
+        }
     }
     let y = slice_axis(ctx, &out, &x, axis, start, end, step, false)?;
     ctx.bind(call, 0, y);
