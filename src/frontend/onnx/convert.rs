@@ -3,7 +3,8 @@
 use super::node::Node;
 use super::reader::ExternalData;
 use super::tensor::{elem_type_name, ir_dtype, to_ir_tensor};
-use super::{input_shapes, ops, OnnxOptions};
+use super::{ops, OnnxOptions};
+use crate::frontend::input_shapes;
 use crate::ir::{
     sanitize_name, Builder, DType, Dim, Function, NameTable, Program, ShapeSet, Tensor, TensorType,
     Var,
@@ -341,25 +342,9 @@ fn check_supported(graph: &GraphProto, path: &Path) -> Result<(), Error> {
     if groups.is_empty() {
         return Ok(());
     }
-    const SHOWN: usize = 8;
-    let parts: Vec<String> = groups
-        .iter()
-        .map(|(key, names)| {
-            let mut shown = names
-                .iter()
-                .take(SHOWN)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if names.len() > SHOWN {
-                shown.push_str(&format!(", … {} more", names.len() - SHOWN));
-            }
-            format!("{key} ×{} ({shown})", names.len())
-        })
-        .collect();
     Err(Error::Unsupported {
         path: path.to_path_buf(),
-        message: format!("unsupported operators: {}", parts.join(", ")),
+        message: crate::frontend::unsupported_listing(&groups),
     })
 }
 

@@ -5,7 +5,6 @@
 //! inputs are all constant are folded while building, so shape computations resolve.
 
 mod convert;
-mod input_shapes;
 mod node;
 mod ops;
 mod reader;
@@ -15,8 +14,8 @@ pub mod tensor;
 #[cfg(test)]
 mod tests;
 
+pub use crate::frontend::input_shapes::{DimSize, InputShape, NamedDim, ShapeSpec};
 pub use convert::LIMITS_METADATA_KEY;
-pub use input_shapes::{DimSize, InputShape, NamedDim, ShapeSpec};
 pub use summary::{
     summarize, DimSummary, InitializerSummary, OnnxSummary, OpsetImport, Storage, Totals,
     ValueSummary,

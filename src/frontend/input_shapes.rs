@@ -1,4 +1,5 @@
-//! Shapes for graph inputs with dynamic dimensions: `--dim NAME=…` (by ONNX `dim_param`) and
+//! Shapes for model inputs with dynamic dimensions: `--dim NAME=…` (by ONNX `dim_param` or
+//! torch.export symbol) and
 //! `--input-shape NAME=…` (by input), fixed, ranged or enumerated, and how they turn an ONNX
 //! input declaration into a typed function input with its accepted shapes.
 
