@@ -2,6 +2,7 @@
 //! writes) without torch, and converts its exported program into an fp32 IR program.
 
 pub mod archive;
+mod pickle;
 mod storage;
 mod torch_save;
 mod zip_view;

@@ -63,7 +63,6 @@ impl TorchDType {
         })
     }
 
-    #[allow(dead_code)] // used by the pickle reader, in progress
     /// The dtype of a `torch.save` storage class (`FloatStorage`, `HalfStorage`, …).
     pub fn from_storage_class(name: &str) -> Option<TorchDType> {
         Some(match name {
