@@ -60,6 +60,11 @@ pub enum Global {
     RebuildParameter,
     /// `torch._utils._rebuild_parameter_with_state`.
     RebuildParameterWithState,
+    /// `torch._tensor._rebuild_from_type_v2`: a tensor with Python attributes (torch 2.7
+    /// saves non-persistent buffers so); read only when the type is plain `torch.Tensor`.
+    RebuildFromTypeV2,
+    /// `torch.Tensor`, the class (an argument of `_rebuild_from_type_v2`).
+    Tensor,
     /// `torch.Size`.
     Size,
     /// A typed storage class such as `torch.FloatStorage`.
@@ -74,6 +79,8 @@ impl Global {
             Global::RebuildTensorV2 => "torch._utils._rebuild_tensor_v2",
             Global::RebuildParameter => "torch._utils._rebuild_parameter",
             Global::RebuildParameterWithState => "torch._utils._rebuild_parameter_with_state",
+            Global::RebuildFromTypeV2 => "torch._tensor._rebuild_from_type_v2",
+            Global::Tensor => "torch.Tensor",
             Global::Size => "torch.Size",
             Global::Storage(_) => "a torch storage class",
         }
@@ -184,6 +191,8 @@ fn resolve_global(module: &str, name: &str) -> Result<Global, String> {
         ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
         ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
         ("torch._utils", "_rebuild_parameter_with_state") => Global::RebuildParameterWithState,
+        ("torch._tensor", "_rebuild_from_type_v2") => Global::RebuildFromTypeV2,
+        ("torch", "Tensor") => Global::Tensor,
         ("torch", "Size") => Global::Size,
         ("torch", class) => match TorchDType::from_storage_class(class) {
             Some(dtype) => Global::Storage(dtype),
@@ -537,6 +546,23 @@ impl<'a> Machine<'a> {
                 };
                 self.new_object(Object::Tensor(TensorRef { storage, view }))
             }
+            Global::RebuildFromTypeV2 if args.len() == 4 => {
+                // (function, type, arguments, attributes): the attributes (`persistent`,
+                // `_is_buffer`) mean nothing here; any type but torch.Tensor is a subclass
+                // whose code would have to run.
+                if args[1] != Value::Global(Global::Tensor) {
+                    return Err(format!(
+                        "_rebuild_from_type_v2 of a {} (only plain torch.Tensor is read)",
+                        self.kind_of(&args[1])
+                    ));
+                }
+                if args[0] != Value::Global(Global::RebuildTensorV2) {
+                    return Err("_rebuild_from_type_v2 of something other than \
+                                _rebuild_tensor_v2"
+                        .into());
+                }
+                self.call(&args[0], &args[2])
+            }
             Global::RebuildParameter | Global::RebuildParameterWithState
                 if (3..=4).contains(&args.len()) =>
             {
@@ -847,6 +873,32 @@ mod tests {
     }
 
     #[test]
+    fn tensors_with_attributes_are_read_only_as_plain_tensors() {
+        // _rebuild_from_type_v2(_rebuild_tensor_v2, <type>, (…), {'persistent': False}).
+        let with_type = |class: &[u8]| {
+            let mut body =
+                b"ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor_v2\n"
+                    .to_vec();
+            body.extend_from_slice(class);
+            // The arguments of `tensor`'s call: without its leading GLOBAL and final REDUCE.
+            let call = tensor("0", 4, 0, 4, 1);
+            let start = b"ctorch._utils\n_rebuild_tensor_v2\n".len();
+            body.extend_from_slice(&call[start..call.len() - 1]);
+            body.push(b'}');
+            body.extend(unicode("persistent"));
+            body.extend_from_slice(b"\x89stR");
+            Pickle::parse(&pickle(&body))
+        };
+        let parsed = with_type(b"ctorch\nTensor\n").unwrap();
+        assert!(matches!(
+            parsed.object(parsed.root()),
+            Some(Object::Tensor(_))
+        ));
+        let err = with_type(b"ccollections\nOrderedDict\n").unwrap_err();
+        assert!(err.contains("only plain torch.Tensor"), "{err}");
+    }
+
+    #[test]
     fn globals_outside_the_allow_list_are_refused_by_name() {
         for (global, shown) in [
             (&b"cposix\nsystem\n"[..], "posix.system"),
@@ -854,8 +906,8 @@ mod tests {
             (b"cbuiltins\neval\n", "builtins.eval"),
             (b"c__builtin__\ngetattr\n", "__builtin__.getattr"),
             (
-                b"ctorch._tensor\n_rebuild_from_type_v2\n",
-                "torch._tensor._rebuild_from_type_v2",
+                b"ctorch._utils\n_rebuild_device_tensor_from_numpy\n",
+                "torch._utils._rebuild_device_tensor_from_numpy",
             ),
         ] {
             let mut body = global.to_vec();
