@@ -7,13 +7,17 @@
 mod common;
 
 use common::fixtures::Fixture;
+use common::packages::package_dir;
+use mlpack::backend::read_package;
 use mlpack::frontend::torch::{load, TorchOptions};
 use mlpack::interp::{self, RunOptions, Value};
-use mlpack::ir::{sanitize_name, Program};
+use mlpack::ir::{sanitize_name, Program, Target};
+use mlpack::pipeline::{self, ConvertOptions, InputShapes, Precision};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The two torch 2.15 archives of a fixture.
+/// The two torch 2.15 archives of a fixture (the package tests also read every other
+/// container a fixture has, from its meta.json `files`).
 const FILES: [&str; 2] = ["model.pt2", "model_aten.pt2"];
 
 fn read_npy(path: &Path) -> Value {
@@ -112,6 +116,216 @@ fn pt2_fixtures_match_eager_torch() {
                 Ok(err) if err <= 1e-4 => println!("{label}: max relative error {err:.2e}"),
                 Ok(err) => failures.push(format!("{label}: max relative error {err:.2e} > 1e-4")),
                 Err(e) => failures.push(format!("{label}: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Cosine similarity of two outputs (1 when both are all zeros).
+fn cosine(a: &Value, b: &Value) -> f64 {
+    let a = a.to_f32_array().unwrap();
+    let b = b.to_f32_array().unwrap();
+    let (mut dot, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b.iter()) {
+        let (x, y) = (x as f64, y as f64);
+        dot += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0.0 && bb == 0.0 {
+        return 1.0;
+    }
+    dot / (aa.sqrt() * bb.sqrt()).max(f64::MIN_POSITIVE)
+}
+
+/// The `.pt2` files of a fixture, as its meta.json lists them (every container written).
+fn pt2_files(fx: &Fixture) -> Vec<String> {
+    let text = std::fs::read_to_string(fx.dir.join("meta.json")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+    meta["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap().to_string())
+        .filter(|f| f.ends_with(".pt2"))
+        .collect()
+}
+
+/// Converts `source` to a package at `output` (iOS18, no verification: the tests compare with
+/// torch's outputs themselves).
+fn convert(source: &Path, output: &Path, precision: Precision, shapes: InputShapes) {
+    let options = ConvertOptions {
+        input: source.to_path_buf(),
+        output: output.to_path_buf(),
+        precision,
+        mixed: Default::default(),
+        target: Target::IOS18,
+        input_shapes: shapes,
+        force: true,
+        verify: None,
+        states: Vec::new(),
+    };
+    pipeline::convert(&options).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+}
+
+/// Runs the package at `path` on the user `inputs` (in order) with its states starting at the
+/// fixture's initial buffer contents; returns the outputs and the final states.
+fn run_package(
+    path: &Path,
+    inputs: &[Value],
+    buffers: &[(String, Value, Value)],
+) -> (Vec<(String, Value)>, BTreeMap<String, Value>) {
+    let program = read_package(path).unwrap();
+    let function = program.main();
+    let feed: BTreeMap<String, Value> = function
+        .inputs
+        .iter()
+        .zip(inputs)
+        .map(|(v, value)| (v.name.clone(), value.clone()))
+        .collect();
+    assert_eq!(feed.len(), inputs.len(), "{}: input count", path.display());
+    let mut states: BTreeMap<String, Value> = buffers
+        .iter()
+        .filter(|(name, _, _)| function.states.iter().any(|s| s.name == *name))
+        .map(|(name, before, _)| (name.clone(), before.clone()))
+        .collect();
+    assert_eq!(
+        states.len(),
+        function.states.len(),
+        "{}: states",
+        path.display()
+    );
+    let outputs = interp::run_stateful(function, &feed, &mut states, RunOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (outputs, states)
+}
+
+/// Every container of every fixture (torch 2.15 training IR and core ATen, torch 2.7 legacy
+/// zips, the torch 2.8 archive) converts to fp32 and fp16 packages, written under
+/// `target/test-packages/pt2` so that coremltools validates each, whose outputs — run from the
+/// written package, states starting at the initial buffers — match eager torch: fp32 within
+/// 1e-4 relative (1e-3 for models with states, which Core ML stores in fp16), fp16 with cosine
+/// ≥ 0.999 per output; buffers end at torch's final contents.
+#[test]
+fn pt2_packages_match_eager_torch() {
+    let dir = package_dir("pt2");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for fx in Fixture::all("pt2") {
+        let inputs: Vec<Value> = fx.input_files().iter().map(|(_, p)| read_npy(p)).collect();
+        let outputs: Vec<Value> = fx.output_files().iter().map(|(_, p)| read_npy(p)).collect();
+        let buffers = buffers(&fx);
+        // Core ML states hold fp16 (so do the packages' states at fp32 compute precision):
+        // the buffers' contents carry fp16 rounding, 2^-11 relative.
+        let fp32_tolerance = if buffers.is_empty() { 1e-4 } else { 1e-3 };
+        for file in pt2_files(&fx) {
+            for (precision, tag) in [(Precision::Fp32, "fp32"), (Precision::Fp16, "fp16")] {
+                let stem = file.trim_end_matches(".pt2");
+                let package = dir.join(format!("{}_{stem}_{tag}.mlpackage", fx.case));
+                convert(
+                    &fx.dir.join(&file),
+                    &package,
+                    precision,
+                    InputShapes::default(),
+                );
+                let (ours, states) = run_package(&package, &inputs, &buffers);
+                let after = buffers
+                    .iter()
+                    .filter(|(name, _, _)| states.contains_key(name))
+                    .map(|(name, _, after)| (&states[name], after, name.clone()));
+                let pairs = ours
+                    .iter()
+                    .zip(&outputs)
+                    .map(|((name, v), r)| (v, r, name.clone()))
+                    .chain(after);
+                let label = format!("{}/{file} {tag}", fx.case);
+                if ours.len() != outputs.len() {
+                    failures.push(format!(
+                        "{label}: {} outputs, torch has {}",
+                        ours.len(),
+                        outputs.len()
+                    ));
+                    continue;
+                }
+                for (value, reference, name) in pairs {
+                    checked += 1;
+                    match precision {
+                        Precision::Fp32 => {
+                            let err = relative_error(value, reference);
+                            if err > fp32_tolerance {
+                                failures.push(format!("{label} {name}: relative error {err:.2e}"));
+                            }
+                        }
+                        _ => {
+                            let cos = cosine(value, reference);
+                            if cos < 0.999 {
+                                failures.push(format!("{label} {name}: cosine {cos:.5}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 60, "only {checked} outputs compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The ONNX twin of each fixture (the same module and weights through torch's ONNX exporter)
+/// converts to an fp32 package whose outputs agree with the `.pt2` package's (1e-4 relative;
+/// 1e-3 with states, stored in fp16): two frontends, one lowering.
+#[test]
+fn onnx_and_pt2_packages_agree() {
+    let dir = package_dir("pt2_onnx");
+    let mut failures = Vec::new();
+    for fx in Fixture::all("pt2") {
+        let onnx = fx.dir.join("model.onnx");
+        if !onnx.is_file() {
+            continue;
+        }
+        let inputs: Vec<Value> = fx.input_files().iter().map(|(_, p)| read_npy(p)).collect();
+        let buffers = buffers(&fx);
+        let shapes = InputShapes {
+            inputs: fx
+                .meta
+                .input_shape_flags
+                .iter()
+                .map(|f| f.parse().unwrap())
+                .collect(),
+            dims: Vec::new(),
+        };
+        let packages: Vec<PathBuf> = ["onnx", "pt2"]
+            .iter()
+            .map(|kind| dir.join(format!("{}_{kind}.mlpackage", fx.case)))
+            .collect();
+        convert(&onnx, &packages[0], Precision::Fp32, shapes);
+        convert(
+            &fx.dir.join("model.pt2"),
+            &packages[1],
+            Precision::Fp32,
+            InputShapes::default(),
+        );
+        let (from_onnx, _) = run_package(&packages[0], &inputs, &buffers);
+        let (from_pt2, _) = run_package(&packages[1], &inputs, &buffers);
+        if from_onnx.len() != from_pt2.len() {
+            failures.push(format!(
+                "{}: {} ONNX outputs, {} .pt2 outputs",
+                fx.case,
+                from_onnx.len(),
+                from_pt2.len()
+            ));
+            continue;
+        }
+        // The ONNX twin holds the buffers as constants; the .pt2 package's states store fp16.
+        let tolerance = if buffers.is_empty() { 1e-4 } else { 1e-3 };
+        for ((name, a), (_, b)) in from_onnx.iter().zip(&from_pt2) {
+            let err = relative_error(a, b);
+            if err > tolerance {
+                failures.push(format!(
+                    "{} {name}: ONNX and .pt2 packages differ by {err:.2e}",
+                    fx.case
+                ));
             }
         }
     }

@@ -261,18 +261,22 @@ fn copy_(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
             super::schema::Argument::AsTensor(t) => Some(t.name.clone()),
             _ => None,
         });
-    if let Some(view) = target.and_then(|t| ctx.view(&t)) {
+    // A write into a slice of a slice (`cache[:, 1:3]` is `slice(slice(cache, 0), 1)`) writes
+    // into every value up the chain.
+    let (mut target, mut written) = (target, y.clone());
+    while let Some(view) = target.and_then(|t| ctx.view(&t)) {
         let base = ctx.value(&view.base)?;
-        let written = super::index::scatter_slice(
+        written = super::index::scatter_slice(
             ctx,
             &format!("{out}_{}", view.base),
             &base,
-            &y,
+            &written,
             view.axis,
             view.start,
             view.end,
         )?;
-        ctx.bind_name(&view.base, written);
+        ctx.bind_name(&view.base, written.clone());
+        target = Some(view.base);
     }
     super::bind_in_place(ctx, call, y);
     Ok(())
