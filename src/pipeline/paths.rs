@@ -1,7 +1,7 @@
 //! Where a command may write: never onto, inside or above a file or folder it reads, and no
 //! two outputs in the same place. One check shared by every command that writes.
 
-use crate::Error;
+use crate::{temp_paths, Error};
 use std::path::{Component, Path, PathBuf};
 
 /// Refuses every output (`flag`, path) that is an input, lies inside one or contains one,
@@ -66,21 +66,19 @@ pub fn check_report_path(flag: &str, path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes `text` to `path` through a hidden temporary file beside it, renamed into place, so
-/// that the file is either complete or absent.
+/// Writes `text` to `path` through a hidden temporary file beside it (see
+/// [`crate::temp_paths`]), renamed into place, so that the file is either complete or absent.
 pub fn write_atomically(path: &Path, text: &[u8]) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("{}: not a file name", path.display())))?
-        .to_string_lossy();
-    let temp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    temp_paths::remove_stale(path)?;
+    let temp = temp_paths::sibling(path, "tmp")?;
+    temp_paths::register(&temp);
     let written = std::fs::write(&temp, text).and_then(|()| std::fs::rename(&temp, path));
-    if let Err(e) = written {
+    if written.is_err() {
         // Best effort: the error being returned matters more than a failed cleanup.
         let _ = std::fs::remove_file(&temp);
-        return Err(Error::io(path, e));
     }
-    Ok(())
+    temp_paths::unregister(&temp);
+    written.map_err(|e| Error::io(path, e))
 }
 
 /// `path` made absolute, its longest existing prefix canonicalised (symlinks resolved) and
@@ -144,6 +142,21 @@ mod tests {
             std::os::unix::fs::symlink(d.join("outer.mlpackage"), &link).unwrap();
             assert!(check(link.join("inner/p.mlpackage/z")).is_err());
         }
+    }
+
+    #[test]
+    fn writes_whole_files_and_removes_stale_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!(".r.json.tmp-{dead}"));
+        std::fs::write(&stale, b"half").unwrap();
+        write_atomically(&path, b"{}").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temporary files left beside the report");
     }
 
     #[test]
