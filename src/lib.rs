@@ -10,12 +10,14 @@ pub mod cli;
 pub mod compress;
 pub mod error;
 pub mod frontend;
+pub mod input_file;
 pub mod interp;
 pub mod ir;
 pub mod npy;
 pub mod passes;
 pub mod pipeline;
 pub mod proto;
+pub mod temp_paths;
 pub mod verify;
 
 pub use error::{Error, ExitCode};

@@ -11,9 +11,35 @@ pub struct NpyError(String);
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
+/// An `.npy` element type: its kind (`f`, `i`, `u` or `b`) and size in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dtype {
+    /// `f` float, `i` signed integer, `u` unsigned integer, `b` bool.
+    pub kind: char,
+    /// Bytes per element.
+    pub size: usize,
+}
+
+impl std::fmt::Display for Dtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bits = self.size * 8;
+        match self.kind {
+            'f' => write!(f, "float{bits}"),
+            'i' => write!(f, "int{bits}"),
+            'u' => write!(f, "uint{bits}"),
+            _ => write!(f, "bool"),
+        }
+    }
+}
+
 /// Parses an `.npy` file's bytes into a run-time value. Floats of any width become f32,
 /// integers i32 (values outside i32 are an error), booleans bool.
 pub fn parse(bytes: &[u8]) -> Result<Value, NpyError> {
+    parse_with_dtype(bytes).map(|(value, _)| value)
+}
+
+/// [`parse`], also returning the element type the file holds.
+pub fn parse_with_dtype(bytes: &[u8]) -> Result<(Value, Dtype), NpyError> {
     let err = |m: &str| NpyError(m.to_string());
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(err("not an .npy file (bad magic)"));
@@ -41,20 +67,21 @@ pub fn parse(bytes: &[u8]) -> Result<Value, NpyError> {
     }
     let shape = parse_shape(header).ok_or_else(|| err("header has no valid 'shape'"))?;
     let data = &bytes[start + header_len..];
-    let n: usize = shape.iter().product();
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
     let (kind, size) =
         parse_descr(descr).ok_or_else(|| NpyError(format!("unsupported dtype '{descr}'")))?;
-    if data.len() < n * size {
+    let n =
+        crate::ir::element_count(&shape).map_err(|m| NpyError(format!("shape {shape:?}: {m}")))?;
+    let needed = n * size;
+    if data.len() < needed {
         return Err(NpyError(format!(
-            "data holds {} bytes, shape {shape:?} needs {}",
-            data.len(),
-            n * size
+            "data holds {} bytes, shape {shape:?} needs {needed}",
+            data.len()
         )));
     }
-    let chunks = data[..n * size].chunks_exact(size);
+    let chunks = data[..needed].chunks_exact(size);
     let dim = IxDyn(&shape);
-    Ok(match (kind, size) {
+    let value = match (kind, size) {
         ('f', 2) => Value::Float(build(ArrayD::from_shape_vec(
             dim,
             chunks
@@ -99,7 +126,8 @@ pub fn parse(bytes: &[u8]) -> Result<Value, NpyError> {
             Value::Int(build(ArrayD::from_shape_vec(dim, out))?)
         }
         _ => return Err(NpyError(format!("unsupported dtype '{descr}'"))),
-    })
+    };
+    Ok((value, Dtype { kind, size }))
 }
 
 /// Serialises a run-time value as `.npy` bytes (floats as `<f4`, ints as `<i4`, bools as `|b1`).
@@ -171,7 +199,13 @@ fn parse_descr(descr: &str) -> Option<(char, usize)> {
     }
     let kind = chars.next()?;
     let size: usize = chars.as_str().parse().ok()?;
-    matches!(kind, 'f' | 'i' | 'u' | 'b').then_some((kind, size))
+    let known = match kind {
+        'f' => matches!(size, 2 | 4 | 8),
+        'i' | 'u' => matches!(size, 1 | 2 | 4 | 8),
+        'b' => size == 1,
+        _ => false,
+    };
+    known.then_some((kind, size))
 }
 
 #[cfg(test)]
@@ -225,5 +259,32 @@ mod tests {
         assert!(parse(&make("<f4", "True")).is_err());
         assert!(parse(&make(">f4", "False")).is_err());
         assert!(parse(&make("<f4", "False")).is_ok());
+    }
+
+    /// An `.npy` file with `descr` and `shape_text` (a Python tuple) and `data` as payload.
+    fn npy_bytes(descr: &str, shape_text: &str, data: &[u8]) -> Vec<u8> {
+        let h =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}\n");
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(h.as_bytes());
+        b.extend_from_slice(data);
+        b
+    }
+
+    #[test]
+    fn rejects_zero_size_dtypes_and_huge_shapes() {
+        for descr in ["<f0", "<i0", "|u0", "|b0", "<f3", "|b2"] {
+            let e = parse(&npy_bytes(descr, "(2,)", &[0; 8])).unwrap_err();
+            assert!(e.to_string().contains("unsupported dtype"), "{descr}: {e}");
+        }
+        for shape in [
+            "(18446744073709551615, 2)",
+            "(4294967296, 4294967296)",
+            "(4294967296,)",
+        ] {
+            let e = parse(&npy_bytes("<f4", shape, &[0; 8])).unwrap_err();
+            assert!(e.to_string().contains("elements"), "{shape}: {e}");
+        }
     }
 }

@@ -6,6 +6,7 @@ mod compress;
 mod convert;
 mod inspect;
 mod multifunction;
+mod paths;
 mod precision;
 mod recipe;
 mod run;
@@ -20,6 +21,7 @@ pub use inspect::{
     OpInfo, PackageSummary, WeightInfo,
 };
 pub use multifunction::{convert_functions, FunctionReport, FunctionSpec, MultifunctionReport};
+pub use paths::{check_outputs, check_report_path, write_atomically};
 pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
 pub use recipe::Recipe;
 pub use run::{run_package, run_package_function, RunInputs};

@@ -2,20 +2,21 @@
 
 use super::convert::ShapeArgs;
 use super::precision::{print_fp32_ops, PrecisionArgs};
-use super::print_json;
 use super::progress::Progress;
-use super::verify::parse_range;
+use super::values;
+use super::verify_args::VerifyArgs;
+use super::{check_report, print_json, print_warnings, write_report};
 use crate::ir::Target;
 use crate::passes::compress::{
     CompressionSpec, NmRatio, PaletteGranularity, PaletteModeArg, PaletteSpec, PruneSpec,
     QuantDtypeArg, QuantGranularity, QuantModeArg, QuantSpec, WeightReport,
     DEFAULT_WEIGHT_THRESHOLD,
 };
-use crate::pipeline::{self, CompressCommandReport, CompressOptions, ConvertVerify, Recipe};
-use crate::verify::{InputRange, ThresholdOverrides, Thresholds, Verdict};
+use crate::pipeline::{self, CompressCommandReport, CompressOptions, Recipe};
+use crate::verify::{ThresholdOverrides, Thresholds, Verdict};
 use crate::Error;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Default floor of the compression commands' verification: cosine similarity 0.9.
 const DEFAULT_MIN_COSINE: f64 = 0.9;
@@ -51,32 +52,17 @@ pub struct CommonArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// Skip comparing the compressed model with the uncompressed one before writing.
-    #[arg(long)]
-    no_verify: bool,
-    /// Random input sets for the verification.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 3,
-        conflicts_with = "no_verify"
-    )]
-    verify_samples: usize,
-    /// Range of an input's random verification values (repeatable; see `verify`).
-    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range, conflicts_with = "no_verify")]
-    input_ranges: Vec<InputRange>,
+    #[command(flatten)]
+    verify: VerifyArgs,
     /// Floor: fail (exit 6, nothing written) when an output's cosine similarity is below C
     /// [default: 0.9]. Above it but below the fp16 thresholds (cosine 0.999, SNR 25 dB) the
     /// result is written and reported `degraded`.
-    #[arg(long, value_name = "C", conflicts_with = "no_verify")]
+    #[arg(long, value_name = "C", value_parser = values::cosine, conflicts_with = "no_verify")]
     min_cosine: Option<f64>,
     /// Floor: fail (exit 6, nothing written) when an output's SNR in dB is below DB [default:
     /// none].
-    #[arg(long, value_name = "DB", conflicts_with = "no_verify")]
+    #[arg(long, value_name = "DB", value_parser = values::finite, conflicts_with = "no_verify")]
     min_snr: Option<f64>,
-    /// Write the package even when an output is below the floor (with a warning).
-    #[arg(long, conflicts_with = "no_verify")]
-    allow_degraded: bool,
 }
 
 /// Flags of `mlpack palettize`.
@@ -88,10 +74,10 @@ pub struct PalettizeArgs {
     #[arg(long)]
     nbits: Option<u32>,
     /// How the lookup table is chosen.
-    #[arg(long, value_enum, default_value = "kmeans")]
+    #[arg(long, default_value = "kmeans", value_parser = values::named::<PaletteModeArg>(&["kmeans", "uniform", "unique"]))]
     mode: PaletteModeArg,
     /// One LUT per weight, or one per group of output channels (iOS18+).
-    #[arg(long, value_enum, default_value = "per-tensor")]
+    #[arg(long, default_value = "per-tensor", value_parser = values::named::<PaletteGranularity>(&["per-tensor", "per-grouped-channel"]))]
     granularity: PaletteGranularity,
     /// Channels per LUT with --granularity per-grouped-channel.
     #[arg(long, value_name = "N", default_value_t = 32)]
@@ -113,13 +99,13 @@ pub struct QuantizeArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Integer type (int4/uint4: iOS18+).
-    #[arg(long, value_enum, default_value = "int8")]
+    #[arg(long, default_value = "int8", value_parser = values::named::<QuantDtypeArg>(&["int8", "uint8", "int4", "uint4"]))]
     dtype: QuantDtypeArg,
     /// Symmetric or affine (zero point) quantization.
-    #[arg(long, value_enum, default_value = "symmetric")]
+    #[arg(long, default_value = "symmetric", value_parser = values::named::<QuantModeArg>(&["symmetric", "affine"]))]
     mode: QuantModeArg,
     /// Which values share a scale (per-block: iOS18+).
-    #[arg(long, value_enum, default_value = "per-channel")]
+    #[arg(long, default_value = "per-channel", value_parser = values::named::<QuantGranularity>(&["per-tensor", "per-channel", "per-block"]))]
     granularity: QuantGranularity,
     /// Input-channel block length with --granularity per-block.
     #[arg(long, value_name = "N", default_value_t = 32)]
@@ -133,10 +119,10 @@ pub struct PruneArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Zero this fraction of the smallest-magnitude values (or blocks with --block-size).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = values::fraction)]
     target_sparsity: Option<f64>,
     /// Zero every value with |w| ≤ T.
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = values::non_negative_f32)]
     threshold: Option<f32>,
     /// Zero the N smallest of every M consecutive values along --prune-dim (e.g. 2:4).
     #[arg(long, value_name = "N:M")]
@@ -244,42 +230,40 @@ fn run(
         output: args.output.clone(),
         target,
         precision: args.precision.precision,
-        mixed: args.precision.mixed(&args.input_ranges),
+        mixed: args.precision.mixed(&args.verify.input_ranges),
         input_shapes: args.shapes.input_shapes(),
         recipe,
         recipe_path,
         strict: args.strict,
         force: args.force,
-        verify: (!args.no_verify).then(|| ConvertVerify {
-            samples: args.verify_samples,
-            ranges: args.input_ranges.clone(),
-            allow_degraded: args.allow_degraded,
-            // Compression is lossy by request: `ok` at the fp16 thresholds, `degraded` down to
-            // the floor, failed below it.
-            thresholds: ThresholdOverrides {
+        // Compression is lossy by request: `ok` at the fp16 thresholds, `degraded` down to the
+        // floor, failed below it.
+        verify: args.verify.settings(
+            ThresholdOverrides {
                 max_abs: None,
                 min_snr_db: Some(Thresholds::FP16.min_snr_db),
                 min_cosine: Some(Thresholds::FP16.min_cosine),
             },
-            floor: Some(Thresholds {
+            Some(Thresholds {
                 max_abs: None,
                 min_snr_db: args.min_snr.unwrap_or(f64::NEG_INFINITY),
                 min_cosine: args.min_cosine.unwrap_or(DEFAULT_MIN_COSINE),
             }),
-        }),
+        ),
     };
+    let read: Vec<&Path> = std::iter::once(options.input.as_path())
+        .chain(options.recipe_path.as_deref())
+        .chain(options.mixed.calibration.dir())
+        .collect();
+    check_report(args.report.as_deref(), &read, &options.output)?;
     progress.stage(&format!("compressing {}", args.input.display()));
     let report = pipeline::compress(&options, &|done, total| {
         progress.stage(&format!("compressing weights: {done}/{total}"))
     })?;
     progress.clear();
+    print_warnings(&report.warnings);
     if let Some(path) = &args.report {
-        let text =
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(path, text + "\n").map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        write_report(path, &report, &args.output)?;
     }
     if report.compression.weights.is_empty() {
         eprintln!(

@@ -1,16 +1,13 @@
 //! `mlpack convert`.
 
 use super::precision::{print_fp32_ops, PrecisionArgs};
-use super::print_json;
 use super::progress::Progress;
-use super::verify::parse_range;
+use super::verify_args::VerifyArgs;
+use super::{check_report, print_json, print_warnings, write_report};
 use crate::frontend::onnx::{InputShape, NamedDim};
 use crate::ir::Target;
 use crate::passes::states::StatePair;
-use crate::pipeline::{
-    self, ConvertOptions, ConvertVerify, FunctionSpec, InputShapes, MultifunctionReport,
-};
-use crate::verify::InputRange;
+use crate::pipeline::{self, ConvertOptions, FunctionSpec, InputShapes, MultifunctionReport};
 use crate::Error;
 use clap::Args;
 use std::path::PathBuf;
@@ -39,25 +36,8 @@ pub struct ConvertArgs {
     /// Write the report (ops kept in fp32 and why, verify metrics) to FILE as JSON.
     #[arg(long, value_name = "FILE.json")]
     report: Option<std::path::PathBuf>,
-    /// Skip verifying the converted model against the source before writing it.
-    #[arg(long)]
-    no_verify: bool,
-    /// Random input sets for the verification.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 3,
-        conflicts_with = "no_verify"
-    )]
-    verify_samples: usize,
-    /// Range of an input's random verification (and --precision auto calibration) values:
-    /// floats in [LO,HI), integers in [LO,HI] (repeatable; default by the input's role, as
-    /// `verify`).
-    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range)]
-    input_ranges: Vec<InputRange>,
-    /// Write the package even when verification fails (with a warning).
-    #[arg(long, conflicts_with = "no_verify")]
-    allow_degraded: bool,
+    #[command(flatten)]
+    verify: VerifyArgs,
     /// Graph output OUT is graph input IN updated in place: make IN an fp16 state (iOS18;
     /// repeatable). Without it, past_key_values*/present* and NAME/NAME_out pairs are found
     /// by name from iOS18 on. Applies to every --function.
@@ -123,19 +103,18 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
         input: args.input.clone(),
         output: args.output.clone(),
         precision: args.precision.precision,
-        mixed: args.precision.mixed(&args.input_ranges),
+        mixed: args.precision.mixed(&args.verify.input_ranges),
         target,
         input_shapes: args.shapes.input_shapes(),
         force: args.force,
-        verify: (!args.no_verify).then(|| ConvertVerify {
-            samples: args.verify_samples,
-            ranges: args.input_ranges.clone(),
-            allow_degraded: args.allow_degraded,
-            thresholds: Default::default(),
-            floor: None,
-        }),
+        verify: args.verify.settings(Default::default(), None),
         states: args.states.clone(),
     };
+    check_report(
+        args.report.as_deref(),
+        &options.read_paths(),
+        &options.output,
+    )?;
     progress.stage(&format!("converting {}", args.input.display()));
     if !args.functions.specs.is_empty() {
         let report = pipeline::convert_functions(
@@ -148,6 +127,7 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
     }
     let report = pipeline::convert(&options)?;
     progress.clear();
+    print_warnings(&report.warnings);
     if let Some(v) = report.verify.as_ref().filter(|v| !v.passed) {
         eprintln!(
             "mlpack: warning: verification failed, wrote the package anyway (--allow-degraded): {}",
@@ -155,9 +135,7 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
         );
     }
     if let Some(path) = &args.report {
-        let text =
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))?;
+        write_report(path, &report, &args.output)?;
     }
     if args.json {
         return print_json(&report);
@@ -203,6 +181,9 @@ fn print_functions(
     report: &MultifunctionReport,
     quiet: bool,
 ) -> Result<(), Error> {
+    if let Some(first) = report.functions.first() {
+        print_warnings(&first.report.warnings);
+    }
     for f in report
         .functions
         .iter()
@@ -216,9 +197,7 @@ fn print_functions(
         }
     }
     if let Some(path) = &args.report {
-        let text =
-            serde_json::to_string_pretty(report).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))?;
+        write_report(path, report, &args.output)?;
     }
     if args.json {
         return print_json(report);

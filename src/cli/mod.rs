@@ -8,10 +8,14 @@ mod precision;
 mod progress;
 mod run;
 mod split;
+mod values;
 mod verify;
+mod verify_args;
 
-use crate::Error;
+use crate::{pipeline, Error, ExitCode};
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+use std::path::Path;
 
 /// Convert ONNX models to Core ML ML Program packages, inspect, run and verify them on Linux.
 #[derive(Debug, Parser)]
@@ -36,7 +40,7 @@ enum Command {
     /// Run a package on the CPU with the reference interpreter.
     Run(run::RunArgs),
     /// Compare a package's outputs with its source model's (or a reference package's).
-    Verify(verify::VerifyArgs),
+    Verify(verify::VerifyCommandArgs),
     /// Palettize weights: lookup tables of 1–8-bit indices (k-means, uniform, unique).
     Palettize(compress::PalettizeArgs),
     /// Linearly quantize weights to int8/uint8/int4/uint4.
@@ -51,7 +55,11 @@ enum Command {
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    crate::temp_paths::remove_on_signals();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return flag_error(e),
+    };
     let progress = progress::Progress::new(cli.quiet);
     let result = match &cli.command {
         Command::Convert(args) => convert::execute(args, &progress, cli.quiet),
@@ -74,6 +82,30 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
+/// Ends a run whose flags did not parse: `--help` and `--version` print as clap writes them
+/// (exit 0); every other problem is the one-line `mlpack: error: ...` with exit code 2.
+fn flag_error(e: clap::Error) -> std::process::ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // clap's first paragraph (the message, and for missing arguments their list), joined.
+    let rendered = e.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("mlpack: error: {message} (see --help)");
+    std::process::ExitCode::from(ExitCode::Usage as u8)
+}
+
 /// The error message on one line (embedded newlines become "; ").
 fn one_line(e: &Error) -> String {
     e.to_string()
@@ -89,6 +121,36 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
     println!("{text}");
     Ok(())
+}
+
+/// Checks a `--report` path before any work: its folder exists, and it is neither one of
+/// `inputs` nor the package `output` (nor inside or above them).
+fn check_report(report: Option<&Path>, inputs: &[&Path], output: &Path) -> Result<(), Error> {
+    let Some(report) = report else {
+        return Ok(());
+    };
+    pipeline::check_report_path("--report", report)?;
+    pipeline::check_outputs(inputs, &[("-o", output), ("--report", report)])
+}
+
+/// Writes `value` as pretty JSON to the `--report` file (complete or not at all); when that
+/// fails the package just written at `package` is removed, so the two exist together or not
+/// at all.
+fn write_report(path: &Path, value: &impl serde::Serialize, package: &Path) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    let written = pipeline::write_atomically(path, (text + "\n").as_bytes());
+    if written.is_err() {
+        // Best effort: the error being returned matters more than a failed cleanup.
+        let _ = std::fs::remove_dir_all(package);
+    }
+    written
+}
+
+/// Prints each warning on stderr as `mlpack: warning: ...` (also with `--quiet`).
+fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("mlpack: warning: {w}");
+    }
 }
 
 /// Parses `NAME=VALUE`.

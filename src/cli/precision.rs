@@ -1,5 +1,6 @@
 //! Precision flags shared by `convert` and the compression commands.
 
+use super::values;
 use crate::passes::mixed_precision::{Fp32Pattern, Fp32Rules, KeptOp};
 use crate::pipeline::{Calibration, MixedPrecision, Precision, PrecisionReport};
 use crate::verify::InputRange;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 pub struct PrecisionArgs {
     /// Compute precision: fp16, fp32, or auto (fp16 keeping in fp32 the ops that overflow or
     /// lose accuracy on calibration inputs).
-    #[arg(long, value_enum, default_value = "fp16")]
+    #[arg(long, default_value = "fp16", value_parser = values::named::<Precision>(&["fp16", "fp32", "auto"]))]
     pub precision: Precision,
     /// Keep ops of these MIL types in fp32 (e.g. pow,sqrt).
     #[arg(long, value_name = "TYPE[,TYPE...]", value_delimiter = ',')]
@@ -21,7 +22,7 @@ pub struct PrecisionArgs {
     pub fp32_nodes: Vec<String>,
     /// Keep an op pattern in fp32: layer-norm (a decomposed LayerNorm/RMSNorm's pow…sqrt run
     /// and its reduce ops) (repeatable).
-    #[arg(long, value_enum, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", value_parser = values::named::<Fp32Pattern>(&["layer-norm"]))]
     pub fp32_pattern: Vec<Fp32Pattern>,
     /// With --precision auto: a directory of .npz input sets (default: seeded random inputs
     /// within --input-range).
@@ -32,6 +33,7 @@ pub struct PrecisionArgs {
         long,
         value_name = "N",
         default_value_t = 3,
+        value_parser = values::count,
         conflicts_with = "calibration"
     )]
     pub calibration_samples: usize,

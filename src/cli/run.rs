@@ -5,7 +5,7 @@ use super::split_assignment;
 use crate::interp::RunOptions;
 use crate::{npy, pipeline, Error};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags of `mlpack run`.
 #[derive(Debug, Args)]
@@ -48,11 +48,19 @@ pub fn execute(args: &RunArgs, progress: &Progress, quiet: bool) -> Result<(), E
         },
     )?;
     progress.clear();
+    let files: Vec<PathBuf> = outputs
+        .iter()
+        .map(|(name, _)| args.output_dir.join(format!("{name}.npy")))
+        .collect();
+    let read: Vec<&Path> = std::iter::once(args.package.as_path())
+        .chain(args.inputs.iter().map(|(_, f)| f.as_path()))
+        .collect();
+    let written: Vec<(&str, &Path)> = files.iter().map(|f| ("-o", f.as_path())).collect();
+    pipeline::check_outputs(&read, &written)?;
     std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
-    for (name, value) in &outputs {
-        let path = args.output_dir.join(format!("{name}.npy"));
-        let bytes = npy::serialize(value).map_err(|e| Error::invalid(&path, e.to_string()))?;
-        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+    for ((name, value), path) in outputs.iter().zip(&files) {
+        let bytes = npy::serialize(value).map_err(|e| Error::invalid(path, e.to_string()))?;
+        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
         if !quiet {
             println!(
                 "{name}: {} {:?} -> {}",

@@ -1,6 +1,7 @@
 //! `mlpack verify`.
 
 use super::progress::Progress;
+use super::values;
 use super::{print_json, split_assignment};
 use crate::pipeline;
 use crate::verify::{
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 inconclusive (an output has no finite source value on the inputs). Defaults: fp32 candidates need \
 cosine >= 0.9999 and SNR >= 40 dB; candidates computing in fp16 need cosine >= 0.999 and SNR >= 25 dB."
 )]
-pub struct VerifyArgs {
+pub struct VerifyCommandArgs {
     /// The reference: the original .onnx or .pt2 (run in fp32) or a reference .mlpackage.
     source: PathBuf,
     /// The .mlpackage to check, or a chain directory written by `split`.
@@ -27,7 +28,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["random", "seed", "input_ranges"])]
     inputs: Option<PathBuf>,
     /// Number of random input sets.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = values::count)]
     random: usize,
     /// Seed of the random inputs (same seed, same inputs on every machine).
     #[arg(long, value_name = "S", default_value_t = 0)]
@@ -38,13 +39,13 @@ pub struct VerifyArgs {
     #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range)]
     input_ranges: Vec<InputRange>,
     /// Fail when any output's max |candidate − source| exceeds X.
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", value_parser = values::non_negative)]
     max_abs: Option<f64>,
     /// Fail when any output's SNR is below DB decibels.
-    #[arg(long, value_name = "DB")]
+    #[arg(long, value_name = "DB", value_parser = values::finite)]
     min_snr: Option<f64>,
     /// Fail when any output's cosine similarity is below C.
-    #[arg(long, value_name = "C")]
+    #[arg(long, value_name = "C", value_parser = values::cosine)]
     min_cosine: Option<f64>,
     /// Compare every intermediate value both programs share and show the first op that diverges.
     #[arg(long)]
@@ -54,7 +55,7 @@ pub struct VerifyArgs {
     no_emulate_fp16: bool,
     /// Stateful packages: step source and candidate together N predictions per input
     /// sequence, from zero states (random inputs are drawn per step).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = values::count)]
     steps: usize,
     /// Print the report as JSON.
     #[arg(long)]
@@ -78,7 +79,7 @@ pub fn parse_range(s: &str) -> Result<InputRange, String> {
 }
 
 /// Runs `mlpack verify`.
-pub fn execute(args: &VerifyArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
+pub fn execute(args: &VerifyCommandArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
     let options = VerifyOptions {
         inputs: InputSpec::Random {
             samples: args.random,
@@ -119,7 +120,7 @@ pub fn execute(args: &VerifyArgs, progress: &Progress, quiet: bool) -> Result<()
     }
 }
 
-fn print_report(args: &VerifyArgs, r: &VerifyReport) {
+fn print_report(args: &VerifyCommandArgs, r: &VerifyReport) {
     let t = &r.thresholds;
     let precision = if r.candidate_fp16 {
         if r.emulate_fp16 {

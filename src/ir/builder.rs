@@ -141,6 +141,9 @@ impl Builder {
         };
         let out_types =
             infer_op(&op, &|v| self.types.get(v).map(|t| (t, self.consts.get(v)))).map_err(fail)?;
+        for ty in &out_types {
+            ty.check_size().map_err(fail)?;
+        }
         let mut out_names = vec![name.clone()];
         for i in 1..out_types.len() {
             out_names.push(self.names.fresh(&format!("{name}_{i}")));

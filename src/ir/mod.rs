@@ -24,5 +24,5 @@ pub use shape_set::ShapeSet;
 pub use symbolic::SymInt;
 pub use target::{Target, UnknownTarget};
 pub use tensor::{Tensor, TensorSizeError};
-pub use types::{Dim, TensorType};
+pub use types::{element_count, Dim, TensorType, MAX_ELEMENTS};
 pub use validate::{infer_op, validate_program, ValidationError};

@@ -3,6 +3,23 @@
 use super::DType;
 use std::fmt;
 
+/// The most elements one tensor may have (2^31, 8 GiB of fp32): shapes beyond it are refused
+/// before anything is allocated for them.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// The number of elements of `shape`, or why it exceeds [`MAX_ELEMENTS`].
+pub fn element_count(shape: &[usize]) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            format!(
+                "more than {MAX_ELEMENTS} elements (2^31, the most mlpack handles in one tensor)"
+            )
+        })
+}
+
 /// One dimension of a tensor shape.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Dim {
@@ -65,6 +82,15 @@ impl TensorType {
     /// The shape as sizes, when every dimension is known.
     pub fn static_shape(&self) -> Option<Vec<usize>> {
         self.shape.iter().map(Dim::fixed).collect()
+    }
+
+    /// Why the known part of the shape holds more than [`MAX_ELEMENTS`] elements, if it does
+    /// (symbolic dimensions count as 1).
+    pub fn check_size(&self) -> Result<(), String> {
+        let known: Vec<usize> = self.shape.iter().map(|d| d.fixed().unwrap_or(1)).collect();
+        element_count(&known)
+            .map(drop)
+            .map_err(|m| format!("shape {self}: {m}"))
     }
 
     /// The same shape with another dtype.

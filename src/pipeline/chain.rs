@@ -105,8 +105,9 @@ impl Chain {
     /// or an earlier package's output.
     pub fn read(dir: &Path) -> Result<Chain, Error> {
         let path = dir.join(CHAIN_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: ChainManifest = serde_json::from_str(&text)
+        let bytes =
+            crate::input_file::read(&path).map_err(|e| crate::input_file::error(&path, e))?;
+        let manifest: ChainManifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::invalid(&path, format!("not a chain manifest: {e}")))?;
         let invalid = |m: String| Error::invalid(&path, m);
         if manifest.format != FORMAT || manifest.version != VERSION {

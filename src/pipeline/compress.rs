@@ -2,7 +2,8 @@
 //! replace its weights by compressed constexpr ops as a recipe says, verify, write.
 
 use super::convert::{
-    check_output, load_model, prepare, verify_candidate, ConvertVerify, InputShapes,
+    check_output, load_model, prepare, source_warnings, verify_candidate, ConvertVerify,
+    InputShapes,
 };
 use super::precision::{MixedPrecision, Precision, PrecisionReport};
 use super::recipe::Recipe;
@@ -13,7 +14,7 @@ use crate::passes::compress::{compress_weights, CompressReport};
 use crate::verify::VerifyReport;
 use crate::Error;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything a compression command needs.
 #[derive(Clone, Debug)]
@@ -57,6 +58,8 @@ pub struct CompressCommandReport {
     pub precision: Option<PrecisionReport>,
     /// Model-level comparison with the uncompressed model, unless skipped.
     pub verify: Option<VerifyReport>,
+    /// What the command went on despite (see [`super::convert::source_warnings`]).
+    pub warnings: Vec<String>,
 }
 
 /// Runs the compression and writes the package; `progress(done, total)` follows the weights.
@@ -64,7 +67,11 @@ pub fn compress(
     options: &CompressOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<CompressCommandReport, Error> {
-    check_output(&options.input, &options.output, options.force)?;
+    let read: Vec<&Path> = std::iter::once(options.input.as_path())
+        .chain(options.recipe_path.as_deref())
+        .chain(options.mixed.calibration.dir())
+        .collect();
+    check_output(&read, &options.output, options.force)?;
     let kind = ModelKind::of(&options.input)?;
     let mut program = match (kind, options.target) {
         (ModelKind::Package, None) if options.input_shapes.is_empty() => {
@@ -77,6 +84,7 @@ pub fn compress(
         )?,
     };
     let target = program.target;
+    let warnings = source_warnings(&program, &options.input);
     let source = options.verify.as_ref().map(|_| program.clone());
     let mut mixed = options.mixed.clone();
     if let Some(rules) = &options.recipe.fp32 {
@@ -144,5 +152,6 @@ pub fn compress(
         compression: report,
         precision,
         verify: verified,
+        warnings,
     })
 }

@@ -41,6 +41,15 @@ pub struct ConvertOptions {
     pub states: Vec<StatePair>,
 }
 
+impl ConvertOptions {
+    /// The files and folders the conversion reads: the model and a calibration folder.
+    pub fn read_paths(&self) -> Vec<&Path> {
+        std::iter::once(self.input.as_path())
+            .chain(self.mixed.calibration.dir())
+            .collect()
+    }
+}
+
 /// Shapes for ONNX inputs with dynamic dimensions: fixed, ranged or enumerated, per input
 /// (`--input-shape`) or per named dimension (`--dim`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -115,27 +124,36 @@ pub struct ConvertReport {
     pub states_detected: bool,
     /// Verification against the source, unless skipped.
     pub verify: Option<VerifyReport>,
+    /// What the conversion went on despite (an ONNX opset newer than the newest supported).
+    pub warnings: Vec<String>,
 }
 
-/// Checks the output path before any work: it must end in `.mlpackage`, differ from the
-/// input, and not exist unless `force`.
-pub fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), Error> {
+/// Warnings about the source at `path` of `program` that the conversion went on despite: an
+/// ONNX opset newer than the newest supported.
+pub fn source_warnings(program: &Program, path: &Path) -> Vec<String> {
+    if !matches!(ModelKind::of(path), Ok(ModelKind::Onnx)) {
+        return Vec::new();
+    }
+    program
+        .metadata
+        .get(onnx::OPSET_METADATA_KEY)
+        .and_then(|v| v.parse().ok())
+        .and_then(|opset| onnx::opset_warning(opset, path))
+        .into_iter()
+        .collect()
+}
+
+/// Checks the output path before any work: it must end in `.mlpackage`, not exist unless
+/// `force`, and be neither one of `inputs`, inside one nor above one (see
+/// [`super::check_outputs`]).
+pub fn check_output(inputs: &[&Path], output: &Path, force: bool) -> Result<(), Error> {
     if ModelKind::of(output)? != ModelKind::Package {
         return Err(Error::Usage(format!(
             "{}: the output must be a .mlpackage path",
             output.display()
         )));
     }
-    let same = match (input.canonicalize(), output.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => input == output,
-    };
-    if same {
-        return Err(Error::Usage(format!(
-            "{}: the output is the input; choose another output path (the input is never overwritten)",
-            output.display()
-        )));
-    }
+    super::check_outputs(inputs, &[("-o", output)])?;
     if output.exists() && !force {
         return Err(Error::Usage(format!(
             "{}: already exists; pass --force to replace it",
@@ -187,7 +205,7 @@ pub fn load_model(
 
 /// Runs the whole conversion and writes the package.
 pub fn convert(options: &ConvertOptions) -> Result<ConvertReport, Error> {
-    check_output(&options.input, &options.output, options.force)?;
+    check_output(&options.read_paths(), &options.output, options.force)?;
     let built = build(options, &options.input_shapes)?;
     write_package(&built.program, &options.output, options.force)?;
     Ok(built.report(options))
@@ -229,6 +247,7 @@ impl Built {
             states: self.states.iter().map(ToString::to_string).collect(),
             states_detected: options.states.is_empty() && !self.states.is_empty(),
             verify: self.verified.clone(),
+            warnings: source_warnings(program, &options.input),
         }
     }
 }

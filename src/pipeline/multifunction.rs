@@ -112,7 +112,7 @@ pub fn convert_functions(
         )));
     }
     let ordered = order(functions, default)?;
-    check_output(&options.input, &options.output, options.force)?;
+    check_output(&options.read_paths(), &options.output, options.force)?;
     check_input_names(options, functions)?;
     let mut program: Option<Program> = None;
     let mut reports = Vec::with_capacity(ordered.len());

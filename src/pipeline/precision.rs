@@ -7,11 +7,11 @@ use crate::passes::{to_fp16, Fp16Report};
 use crate::verify::inputs::{match_inputs, random_inputs, read_npz};
 use crate::verify::{InputRange, Sample};
 use crate::Error;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Compute precision of the written model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// fp16 compute and weights, fp32 model inputs and outputs (coremltools' default).
@@ -43,6 +43,16 @@ pub enum Calibration {
         /// Value ranges by input name (others: drawn by their role, see `verify::roles`).
         ranges: Vec<InputRange>,
     },
+}
+
+impl Calibration {
+    /// The folder of input sets, if the inputs come from one.
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Calibration::Dir(dir) => Some(dir),
+            Calibration::Random { .. } => None,
+        }
+    }
 }
 
 impl Default for Calibration {

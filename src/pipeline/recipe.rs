@@ -64,11 +64,8 @@ impl Recipe {
 
     /// Reads a JSON recipe; unknown keys and malformed values are errors naming the file.
     pub fn load(path: &Path) -> Result<Recipe, crate::Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text)
+        let bytes = crate::input_file::read(path).map_err(|e| crate::input_file::error(path, e))?;
+        serde_json::from_slice(&bytes)
             .map_err(|e| crate::Error::Usage(format!("{}: {e}", path.display())))
     }
 

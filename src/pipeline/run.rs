@@ -4,7 +4,7 @@ use super::chain::{is_chain, Chain};
 use super::read_package_function;
 use crate::interp::{self, RunOptions, Value};
 use crate::ir::{sanitize_name, Function};
-use crate::{npy, Error};
+use crate::{input_file, npy, Error};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -54,6 +54,9 @@ pub fn run_package_function(
             .run(&values, options)
             .map_err(|(package, e)| run_error(e, &package, inputs, None));
     }
+    if let Some(dir) = state_dir {
+        super::check_outputs(&[path], &[("--state-dir", dir)])?;
+    }
     let program = read_package_function(path, function)?;
     let main = program.main();
     let values = read_inputs(main, inputs)?;
@@ -83,7 +86,7 @@ fn read_inputs(main: &Function, inputs: &RunInputs) -> Result<BTreeMap<String, V
                     signature(main)
                 ))
             })?;
-        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+        let bytes = input_file::read(file).map_err(|e| input_file::error(file, e))?;
         let value = npy::parse(&bytes).map_err(|e| Error::invalid(file, e.to_string()))?;
         if let Some(set) = main.input_shapes.get(&var.name) {
             if !set.admits(value.shape()) {
@@ -148,7 +151,7 @@ fn load_states(main: &Function, dir: &Path) -> Result<BTreeMap<String, Value>, E
         if !file.exists() {
             continue;
         }
-        let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+        let bytes = input_file::read(&file).map_err(|e| input_file::error(&file, e))?;
         *value = npy::parse(&bytes).map_err(|e| Error::invalid(&file, e.to_string()))?;
     }
     Ok(states)

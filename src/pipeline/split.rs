@@ -9,10 +9,10 @@ use super::chain::{ChainManifest, ChunkEntry, CHAIN_FILE};
 use super::ModelKind;
 use crate::backend::mlpackage::weight_file;
 use crate::backend::{read_package, write_package};
-use crate::Error;
+use crate::{temp_paths, Error};
 use plan::PlanError;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What `split` cuts and where it writes the chain.
 #[derive(Clone, Debug)]
@@ -45,6 +45,7 @@ pub fn split(options: &SplitOptions) -> Result<SplitReport, Error> {
             source.display()
         )));
     }
+    super::check_outputs(&[source], &[("-o", &options.output)])?;
     let program = read_package(source)?;
     let states = &program.main().states;
     if !states.is_empty() {
@@ -78,11 +79,11 @@ pub fn split(options: &SplitOptions) -> Result<SplitReport, Error> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
     let width = plan.chunks.len().to_string().len().max(2);
-    let temp = hidden_sibling(&options.output)?;
-    if temp.symlink_metadata().is_ok() {
-        fs::remove_dir_all(&temp).map_err(|e| Error::io(&temp, e))?;
-    }
+    temp_paths::remove_stale(&options.output)?;
+    let temp = temp_paths::sibling(&options.output, "tmp")?;
+    temp_paths::remove_any(&temp)?;
     fs::create_dir(&temp).map_err(|e| Error::io(&options.output, e))?;
+    temp_paths::register(&temp);
     let written = (|| {
         let mut chunks = Vec::new();
         for (k, chunk) in plan.chunks.iter().enumerate() {
@@ -131,6 +132,7 @@ pub fn split(options: &SplitOptions) -> Result<SplitReport, Error> {
         fs::rename(&temp, &options.output).map_err(|e| Error::io(&options.output, e))?;
         Ok(manifest)
     })();
+    temp_paths::unregister(&temp);
     match written {
         Ok(manifest) => Ok(SplitReport {
             manifest,
@@ -142,17 +144,4 @@ pub fn split(options: &SplitOptions) -> Result<SplitReport, Error> {
             Err(e)
         }
     }
-}
-
-/// A hidden path beside `dest` for the chain in progress: `.<name>.tmp-<pid>`.
-fn hidden_sibling(dest: &Path) -> Result<PathBuf, Error> {
-    let name = dest
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("{}: not a valid directory name", dest.display())))?
-        .to_string_lossy();
-    let parent = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    Ok(parent.join(format!(".{name}.tmp-{}", std::process::id())))
 }

@@ -55,9 +55,7 @@ pub fn verify_function(
     let src = load_source(source, &cand)?;
     let mut options = options.clone();
     if let Some(npz) = npz {
-        let given = inputs::read_npz(npz)?;
-        let sample =
-            inputs::match_inputs(cand.main(), given).map_err(|m| Error::invalid(npz, m))?;
+        let sample = inputs::read_sample(npz, cand.main())?;
         options.inputs = InputSpec::Given(vec![sample]);
     }
     verify::verify_programs(&src, &cand, &options).map_err(|e| verify_error(e, source, candidate))

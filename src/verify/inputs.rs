@@ -142,6 +142,10 @@ pub fn roles(function: &Function, ranges: &[InputRange]) -> Result<Vec<InputRole
     Ok(input_roles(function, &bounds))
 }
 
+/// The most random input sets one verification draws (`--verify-samples`, `--random`,
+/// `--calibration-samples`).
+pub const MAX_SAMPLES: usize = 10_000;
+
 /// `samples` sets of random inputs for `function` (at least one per accepted size of a
 /// flexible input: sample `i` takes each input's `i`-th [`concrete_shapes`], cyclically), each
 /// input drawn as its role says (floats uniform in `[lo, hi)`, integers in `[lo, hi]`), from
@@ -153,6 +157,11 @@ pub fn random_inputs(
     seed: u64,
     ranges: &[InputRange],
 ) -> Result<Vec<Sample>, String> {
+    if samples > MAX_SAMPLES {
+        return Err(format!(
+            "{samples} random input sets: at most {MAX_SAMPLES} are drawn"
+        ));
+    }
     let roles = roles(function, ranges)?;
     let mut rng = SplitMix64::new(seed);
     let shapes: Vec<Vec<Vec<usize>>> = function
@@ -182,7 +191,8 @@ fn draw(
     role: Role,
     rng: &mut SplitMix64,
 ) -> Result<Value, String> {
-    let n: usize = shape.iter().product();
+    let n = crate::ir::element_count(shape)
+        .map_err(|m| format!("input '{name}' of shape {shape:?}: {m}"))?;
     let (lo, hi) = role.bounds();
     let dim = IxDyn(shape);
     Ok(if dtype.is_float() {
@@ -217,7 +227,15 @@ fn draw(
 /// Reads a NumPy `.npz` archive (`np.savez` or `np.savez_compressed`): member `NAME.npy`
 /// becomes input `NAME`.
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Value>, Error> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(read_npz_typed(path)?
+        .into_iter()
+        .map(|(name, (value, _))| (name, value))
+        .collect())
+}
+
+/// [`read_npz`] with each member's element type.
+fn read_npz_typed(path: &Path) -> Result<BTreeMap<String, (Value, npy::Dtype)>, Error> {
+    let file = crate::input_file::open(path).map_err(|e| crate::input_file::error(path, e))?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| Error::invalid(path, format!("not an .npz archive: {e}")))?;
     let mut values = BTreeMap::new();
@@ -237,10 +255,40 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Value>, Error> {
         member
             .read_to_end(&mut bytes)
             .map_err(|e| Error::invalid(path, format!("{name}: {e}")))?;
-        let value = npy::parse(&bytes).map_err(|e| Error::invalid(path, format!("{name}: {e}")))?;
+        let value = npy::parse_with_dtype(&bytes)
+            .map_err(|e| Error::invalid(path, format!("{name}: {e}")))?;
         values.insert(input, value);
     }
     Ok(values)
+}
+
+/// The input set for `function` in the `.npz` archive at `path` (see [`read_npz`] and
+/// [`match_inputs`]); a float member must also have the input's own float type (float32 for
+/// fp32, float16 for fp16). Errors are invalid input naming the archive.
+pub fn read_sample(path: &Path, function: &Function) -> Result<Sample, Error> {
+    let mut values = BTreeMap::new();
+    for (name, (value, dtype)) in read_npz_typed(path)? {
+        if let (Some(var), 'f') = (find_input(function, &name), dtype.kind) {
+            let wanted = match var.ty.dtype {
+                DType::F16 => 2,
+                DType::F32 => 4,
+                _ => dtype.size,
+            };
+            if dtype.size != wanted {
+                return Err(Error::invalid(
+                    path,
+                    format!(
+                        "'{name}' holds {dtype} values, input {} is {} (expects {})",
+                        var.name,
+                        var.ty.dtype.name(),
+                        signature(function)
+                    ),
+                ));
+            }
+        }
+        values.insert(name, value);
+    }
+    match_inputs(function, values).map_err(|m| Error::invalid(path, m))
 }
 
 /// Matches named values to `function`'s inputs (names exact or sanitised): every input must

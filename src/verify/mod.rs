@@ -414,7 +414,7 @@ pub fn verify_programs(
             seed,
             ranges,
         } => (
-            inputs::random_inputs(cand, *samples * steps, *seed, ranges)
+            inputs::random_inputs(cand, samples.saturating_mul(steps), *seed, ranges)
                 .map_err(VerifyError::Inputs)?,
             "random",
             inputs::roles(cand, ranges).map_err(VerifyError::Inputs)?,

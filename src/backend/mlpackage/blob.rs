@@ -15,7 +15,6 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Size of the file header and of each metadata record; also the alignment of records.
@@ -213,11 +212,11 @@ pub struct BlobFile {
 impl BlobFile {
     /// Memory-maps the weight file at `path` and checks its header.
     pub fn open(path: &Path) -> Result<BlobFile, Error> {
-        let file = File::open(path).map_err(|e| match e.kind() {
+        let file = crate::input_file::open(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::invalid(path, "missing (model.mlmodel refers to it)")
             }
-            _ => Error::io(path, e),
+            _ => crate::input_file::error(path, e),
         })?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len < RECORD_SIZE {

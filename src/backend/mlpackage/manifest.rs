@@ -98,16 +98,18 @@ pub fn render(model_bytes: &[u8]) -> Result<String, Error> {
 
 /// Reads the manifest at `path` and returns the root model's path relative to `Data/`.
 pub fn root_model_path(path: &Path) -> Result<PathBuf, Error> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let bytes = match crate::input_file::read(path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::invalid(
                 path,
                 "missing (is this an .mlpackage directory?)",
             ));
         }
-        Err(e) => return Err(Error::io(path, e)),
+        Err(e) => return Err(crate::input_file::error(path, e)),
     };
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::invalid(path, "not valid JSON: the file is not UTF-8 text"))?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::invalid(path, format!("not valid JSON: {e}")))?;
     let version = string(json.get("fileFormatVersion"), "fileFormatVersion", path)?;

@@ -9,7 +9,7 @@ use crate::ir::{
 };
 use crate::proto::coreml::mil_spec as mil;
 use crate::proto::coreml::{model, Model};
-use crate::Error;
+use crate::{input_file, Error};
 use bytes::Bytes;
 use prost::Message;
 use std::collections::btree_map::{BTreeMap, Entry};
@@ -31,14 +31,18 @@ pub fn read_package(path: &Path) -> Result<Program, Error> {
             "not a directory (an .mlpackage is a directory)",
         ));
     }
+    let manifest_path = path.join("Manifest.json");
+    input_file::check_inside(path, &manifest_path)
+        .map_err(|m| Error::invalid(&manifest_path, m))?;
     let model_path = path
         .join("Data")
-        .join(manifest::root_model_path(&path.join("Manifest.json"))?);
-    let bytes = fs::read(&model_path).map_err(|e| match e.kind() {
+        .join(manifest::root_model_path(&manifest_path)?);
+    input_file::check_inside(path, &model_path).map_err(|m| Error::invalid(&model_path, m))?;
+    let bytes = input_file::read(&model_path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             Error::invalid(&model_path, "missing (Manifest.json names it as the model)")
         }
-        _ => Error::io(&model_path, e),
+        _ => input_file::error(&model_path, e),
     })?;
     let model = Model::decode(Bytes::from(bytes)).map_err(|e| {
         Error::invalid(
@@ -48,6 +52,7 @@ pub fn read_package(path: &Path) -> Result<Program, Error> {
     })?;
     let model_dir = model_path.parent().unwrap_or(path).to_path_buf();
     let mut reader = Reader {
+        package: path,
         model_path: &model_path,
         model_dir,
         weights: BTreeMap::new(),
@@ -101,6 +106,8 @@ fn unknown_ops(program: &Program) -> Result<(), String> {
 
 /// Decoding state: the model file (for messages) and the weight files opened so far.
 struct Reader<'a> {
+    /// The package folder, which every file read must resolve inside.
+    package: &'a Path,
     model_path: &'a Path,
     /// The directory `@model_path` refers to.
     model_dir: PathBuf,
@@ -321,7 +328,12 @@ impl Reader<'_> {
             })?;
         Ok(match self.weights.entry(relative.to_string()) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(BlobFile::open(&self.model_dir.join(relative))?),
+            Entry::Vacant(e) => {
+                let path = self.model_dir.join(relative);
+                input_file::check_inside(self.package, &path)
+                    .map_err(|m| Error::invalid(&path, m))?;
+                e.insert(BlobFile::open(&path)?)
+            }
         })
     }
 }

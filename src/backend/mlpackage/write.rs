@@ -9,11 +9,12 @@ use super::{
 use crate::ir::{validate_program, Argument, Function, Operation, Program, Target, Tensor, Var};
 use crate::proto::coreml::mil_spec as mil;
 use crate::proto::coreml::{model, Model};
+use crate::temp_paths::{self, remove_any};
 use crate::Error;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Writes `program` as the `.mlpackage` directory `dest`.
 ///
@@ -42,16 +43,19 @@ pub fn write_package(program: &Program, dest: &Path, overwrite: bool) -> Result<
         return Err(exists(dest));
     }
     let description = description::describe(program, dest)?;
-    let temp = sibling(dest, "tmp")?;
+    temp_paths::remove_stale(dest)?;
+    let temp = temp_paths::sibling(dest, "tmp")?;
     remove_any(&temp)?;
     // The temporary folder is an implementation detail: a failure names the requested package.
     fs::create_dir(&temp).map_err(|e| Error::io(dest, e))?;
+    temp_paths::register(&temp);
     let written =
         write_contents(program, description, &temp).and_then(|()| install(&temp, dest, overwrite));
     if written.is_err() {
         // Best effort: the error being returned matters more than a failed cleanup.
         let _ = remove_any(&temp);
     }
+    temp_paths::unregister(&temp);
     written
 }
 
@@ -234,7 +238,7 @@ fn install(temp: &Path, dest: &Path, overwrite: bool) -> Result<(), Error> {
     if !overwrite {
         return Err(exists(dest));
     }
-    let old = sibling(dest, "old")?;
+    let old = temp_paths::sibling(dest, "old")?;
     remove_any(&old)?;
     fs::rename(dest, &old).map_err(|e| Error::io(dest, e))?;
     if let Err(e) = fs::rename(temp, dest) {
@@ -254,27 +258,4 @@ fn exists(dest: &Path) -> Error {
         "{} exists; pass --force to replace it",
         dest.display()
     ))
-}
-
-/// A hidden path beside `dest` for work in progress: `.<name>.<tag>-<pid>`.
-fn sibling(dest: &Path, tag: &str) -> Result<PathBuf, Error> {
-    let name = dest
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("{}: not a valid package path", dest.display())))?
-        .to_string_lossy();
-    let parent = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    Ok(parent.join(format!(".{name}.{tag}-{}", std::process::id())))
-}
-
-/// Removes a file or directory tree if it exists.
-fn remove_any(path: &Path) -> Result<(), Error> {
-    let removed = match path.symlink_metadata() {
-        Err(_) => return Ok(()),
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-    };
-    removed.map_err(|e| Error::io(path, e))
 }

@@ -6,8 +6,8 @@ use super::tensor::{elem_type_name, ir_dtype, to_ir_tensor};
 use super::{ops, OnnxOptions};
 use crate::frontend::input_shapes;
 use crate::ir::{
-    sanitize_name, Builder, DType, Dim, Function, NameTable, Program, ShapeSet, Tensor, TensorType,
-    Var,
+    element_count, sanitize_name, Builder, DType, Dim, Function, NameTable, Program, ShapeSet,
+    Tensor, TensorType, Var,
 };
 use crate::proto::onnx::{
     tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto,
@@ -21,6 +21,23 @@ use std::path::{Path, PathBuf};
 /// Oldest default-domain opset the converters handle (opset 6 differs from 7 only in the
 /// legacy `broadcast`/`axis` attributes of binary ops, which are checked per node).
 pub const MIN_OPSET: i64 = 6;
+
+/// Newest default-domain opset whose operator definitions the converters follow; a model
+/// importing a newer one is converted with a warning (see [`opset_warning`]).
+pub const MAX_OPSET: i64 = 23;
+
+/// The warning for a model at `path` importing default-domain opset `opset` when that is newer
+/// than [`MAX_OPSET`]: its operators may have changed meaning since.
+pub fn opset_warning(opset: i64, path: &Path) -> Option<String> {
+    (opset > MAX_OPSET).then(|| {
+        format!(
+            "{}: ai.onnx opset {opset} is newer than the newest supported ({MAX_OPSET}); \
+             converted with the opset-{MAX_OPSET} operator definitions, check the result \
+             (verification runs the same definitions)",
+            path.display()
+        )
+    })
+}
 
 /// What a node converter works with: the builder, the ONNX → IR name map and the model's
 /// initializers, plus helpers that turn problems into errors naming the current node.
@@ -320,6 +337,24 @@ pub fn default_opset(model: &ModelProto, path: &Path) -> Result<i64, Error> {
     Ok(opset)
 }
 
+/// Refuses a graph in which two nodes write the same value name (ONNX graphs are in SSA
+/// form), naming both nodes.
+fn check_single_producers(graph: &GraphProto, path: &Path) -> Result<(), Error> {
+    let mut producers: HashMap<&str, String> = HashMap::new();
+    for proto in &graph.node {
+        for output in proto.output.iter().filter(|o| !o.is_empty()) {
+            let label = Node::new(proto).label;
+            if let Some(first) = producers.insert(output, label.clone()) {
+                return Err(Error::invalid(
+                    path,
+                    format!("nodes '{first}' and '{label}' both write '{output}'"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One `Unsupported` error listing every node without a converter, grouped by op type.
 fn check_supported(graph: &GraphProto, path: &Path) -> Result<(), Error> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
@@ -440,6 +475,41 @@ fn named_dynamic_hint(label: &str, inputs: &[(String, String)]) -> String {
     }
 }
 
+/// Refuses input `name` when a shape it takes holds more than [`crate::ir::MAX_ELEMENTS`] elements,
+/// before anything is allocated for it: an invalid model when its declared sizes alone do, a
+/// usage error naming the flags when `--input-shape`/`--dim` sizes do.
+fn check_input_size(
+    name: &str,
+    declared: &[input_shapes::Declared],
+    dims: &[Dim],
+    set: Option<&ShapeSet>,
+    path: &Path,
+) -> Result<(), Error> {
+    let fixed: Vec<usize> = declared.iter().map(|d| *d.as_ref().unwrap_or(&1)).collect();
+    if let Err(m) = element_count(&fixed) {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "input '{name}' declares shape {}: {m}",
+                shown_shape(declared)
+            ),
+        ));
+    }
+    let shapes: Vec<Vec<usize>> = match set {
+        Some(ShapeSet::Enumerated(shapes)) => shapes.clone(),
+        Some(ShapeSet::Ranges(r)) => vec![r.iter().map(|&(lo, hi)| hi.unwrap_or(lo)).collect()],
+        None => vec![dims.iter().map(|d| d.fixed().unwrap_or(1)).collect()],
+    };
+    for shape in shapes {
+        if let Err(m) = element_count(&shape) {
+            return Err(Error::Usage(format!(
+                "--input-shape/--dim: input '{name}' would take shape {shape:?}: {m}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// (ONNX name, function input) pairs, and the accepted shapes of flexible inputs by name.
 type FunctionInputs = (Vec<(String, Var)>, BTreeMap<String, ShapeSet>);
 
@@ -530,6 +600,7 @@ fn function_inputs(
             }
             continue;
         };
+        check_input_size(&v.name, &declared_dims, &dims, set.as_ref(), path)?;
         let var_name = names.fresh(&v.name);
         if let Some(set) = set {
             flexible.insert(var_name.clone(), set);
@@ -580,6 +651,7 @@ pub fn convert(
         .ok_or_else(|| Error::invalid(path, "the model has no graph"))?;
     let opset = default_opset(model, path)?;
     check_supported(graph, path)?;
+    check_single_producers(graph, path)?;
     let (mut inputs, input_shapes) = function_inputs(graph, options, path)?;
     // Core ML model inputs and outputs cannot be bool (coremltools declares them fp32 and casts
     // at both ends); bool inputs get a cast right after the input, bool outputs one before it.
@@ -682,7 +754,7 @@ pub fn convert(
         |f| f.to_string_lossy().into_owned(),
     );
     metadata.insert("mlpack.source".to_string(), file_name);
-    metadata.insert("mlpack.onnx_opset".to_string(), opset.to_string());
+    metadata.insert(OPSET_METADATA_KEY.to_string(), opset.to_string());
     if !limited.1.is_empty() {
         metadata.insert(LIMITS_METADATA_KEY.to_string(), limited.1.join("; "));
     }
@@ -692,6 +764,9 @@ pub fn convert(
         metadata,
     })
 }
+
+/// Metadata key of the default-domain opset the source model imports.
+pub const OPSET_METADATA_KEY: &str = "mlpack.onnx_opset";
 
 /// Metadata key of the notes on flexible sizes the model limits (see [`Ctx::limit_dim`]).
 pub const LIMITS_METADATA_KEY: &str = "mlpack.flexible_limits";

@@ -2,17 +2,16 @@
 //! slices of the map, and external-data files are mapped once each and sliced on demand.
 
 use crate::proto::onnx::{tensor_proto::DataLocation, ModelProto, TensorProto};
-use crate::Error;
+use crate::{input_file, Error};
 use bytes::Bytes;
 use memmap2::Mmap;
 use prost::Message;
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
 /// Memory-maps `path` as shared bytes (an empty file gives empty bytes).
 fn map_file(path: &Path) -> Result<Bytes, Error> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = input_file::open(path).map_err(|e| input_file::error(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if len == 0 {
         return Ok(Bytes::new());
@@ -148,7 +147,12 @@ impl ExternalData {
         }
         let path = self.base_dir.join(relative);
         if !self.files.contains_key(&path) {
-            if !path.is_file() {
+            let root = match self.base_dir.as_os_str().is_empty() {
+                true => Path::new("."),
+                false => self.base_dir.as_path(),
+            };
+            input_file::check_inside(root, &path).map_err(|m| bad(format!("external data {m}")))?;
+            if !path.exists() {
                 return Err(bad(format!(
                     "external data file {} is missing",
                     path.display()

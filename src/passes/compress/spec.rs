@@ -53,7 +53,7 @@ pub struct PaletteSpec {
 }
 
 /// Palettization mode on the command line and in recipes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PaletteModeArg {
     /// Optimal k-means LUT.
@@ -76,7 +76,7 @@ impl From<PaletteModeArg> for PaletteMode {
 }
 
 /// Which values share a LUT.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PaletteGranularity {
     /// One LUT for the whole weight.
@@ -105,7 +105,7 @@ pub struct QuantSpec {
 }
 
 /// Quantized integer type on the command line and in recipes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QuantDtypeArg {
     /// Signed 8-bit.
@@ -131,7 +131,7 @@ impl From<QuantDtypeArg> for QuantDtype {
 }
 
 /// Quantization mode on the command line and in recipes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QuantModeArg {
     /// Range `[-max|w|, max|w|]`.
@@ -151,7 +151,7 @@ impl From<QuantModeArg> for QuantMode {
 }
 
 /// Which values share a quantization scale.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QuantGranularity {
     /// One scale per weight.

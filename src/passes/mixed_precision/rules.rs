@@ -23,7 +23,7 @@ pub struct Fp32Rules {
 }
 
 /// A named group of ops that is numerically fragile in fp16.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fp32Pattern {
     /// A decomposed LayerNorm/RMSNorm from its pow/square through its sqrt/rsqrt, with its
