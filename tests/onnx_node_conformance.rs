@@ -554,6 +554,28 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "non-string panic payload".into())
 }
 
+/// Cases whose passing packages are kept under `target/test-packages/onnx_node`, so that
+/// `scripts/test.sh` has coremltools check their types too: cases mlpack once converted into
+/// packages that computed the right values but that coremltools typed differently, or whose
+/// run-time indices Core ML leaves undefined.
+const COREMLTOOLS_CHECKED: &[&str] = &[
+    "test_maxpool_2d_ceil",
+    "test_maxpool_2d_ceil_output_size_reduce_by_one",
+    "test_averagepool_2d_ceil",
+    "test_gather_negative_indices",
+    "test_gather_elements_negative_indices",
+    "test_scatter_elements_with_negative_indices",
+];
+
+/// Moves the package of passing case `case` to where coremltools checks it.
+fn keep_package(case: &str, scratch: &Path) {
+    let dir = target_dir().join("test-packages").join("onnx_node");
+    let kept = dir.join(format!("{case}.mlpackage"));
+    let _ = fs::remove_dir_all(&kept);
+    fs::create_dir_all(&dir).expect("create target/test-packages/onnx_node");
+    fs::rename(scratch.join("model.mlpackage"), &kept).expect("keep the package");
+}
+
 /// Runs one case, catching panics, and classifies it.
 fn evaluate(case: &str, model: Option<&ModelProto>, scratch_root: &Path) -> (Status, String) {
     if let Some((_, reason)) = SKIPPED.iter().find(|(name, _)| *name == case) {
@@ -575,6 +597,9 @@ fn evaluate(case: &str, model: Option<&ModelProto>, scratch_root: &Path) -> (Sta
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         run_case(&suite_dir().join(case), model, &scratch)
     }));
+    if matches!(outcome, Ok(Ok(()))) && COREMLTOOLS_CHECKED.contains(&case) {
+        keep_package(case, &scratch);
+    }
     // Best effort: the scratch directory is inside a temporary directory removed at the end.
     let _ = fs::remove_dir_all(&scratch);
     match outcome {

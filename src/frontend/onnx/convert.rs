@@ -10,7 +10,8 @@ use crate::ir::{
     Var,
 };
 use crate::proto::onnx::{
-    tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto, TensorProto, ValueInfoProto,
+    tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto,
+    TensorProto, ValueInfoProto,
 };
 use crate::Error;
 use bytes::Bytes;
@@ -39,6 +40,8 @@ pub struct Ctx<'m> {
     current: String,
     /// Largest size each symbolic dimension can take, with the node that limits it.
     limits: BTreeMap<String, (usize, String)>,
+    /// Graph inputs and initializers declared BFLOAT16 (the IR holds them as fp32).
+    bfloat16: HashSet<&'m str>,
 }
 
 impl<'m> Ctx<'m> {
@@ -133,6 +136,12 @@ impl<'m> Ctx<'m> {
     /// Converts a tensor stored in the model (e.g. a `Constant` attribute) to an IR tensor.
     pub fn tensor(&mut self, t: &TensorProto) -> Result<Tensor, Error> {
         to_ir_tensor(t, &self.path, &mut self.data)
+    }
+
+    /// True when input `i` of `node` is a graph input or initializer declared BFLOAT16.
+    pub fn is_bfloat16(&self, node: &Node, i: usize) -> bool {
+        node.input_name(i)
+            .is_some_and(|name| self.bfloat16.contains(name))
     }
 
     /// The type of variable `var`.
@@ -605,6 +614,21 @@ pub fn convert(
         consumed,
         current: String::new(),
         limits: BTreeMap::new(),
+        bfloat16: graph
+            .input
+            .iter()
+            .filter(
+                |v| matches!(declared_input(v, path), Ok((t, _)) if t == DataType::Bfloat16 as i32),
+            )
+            .map(|v| v.name.as_str())
+            .chain(
+                graph
+                    .initializer
+                    .iter()
+                    .filter(|t| t.data_type == DataType::Bfloat16 as i32)
+                    .map(|t| t.name.as_str()),
+            )
+            .collect(),
     };
     for name in &bool_inputs {
         let var = ctx.values[name].clone();

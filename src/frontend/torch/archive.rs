@@ -256,6 +256,11 @@ fn read_pickled(
     tensors: &mut HashMap<String, Tensor>,
 ) -> Result<(), String> {
     let (bytes, mapped) = zip.read(name)?;
+    if bytes.is_empty() {
+        // torch writes an empty member for an absent artifact and reads it back as `{}`
+        // (`serialize_torch_artifact` / `deserialize_torch_artifact`, torch/_export/serde).
+        return Ok(());
+    }
     let inner = ZipView::new(bytes, mapped).map_err(|m| format!("{name}: {m}"))?;
     for (fqn, tensor) in torch_save::read_tensors(&inner).map_err(|m| format!("{name}: {m}"))? {
         tensors.insert(fqn, tensor);

@@ -13,6 +13,7 @@
 pub mod archive;
 mod convert;
 mod ops;
+mod pickle;
 pub mod schema;
 mod storage;
 mod torch_save;

@@ -18,6 +18,9 @@ use half::{bf16, f16};
 /// rejects absurd shapes before any arithmetic can overflow.
 const MAX_ELEMENTS: u128 = 1 << 36;
 
+/// Most bytes a view that repeats its storage's elements (zero strides) may expand to.
+const MAX_REPEATED_BYTES: u128 = 1 << 28;
+
 /// A torch element type (`torch.float32`, …) as the export schema numbers them
 /// (`ScalarType` in `torch/_export/serde/schema.py`) or as a `torch.save` pickle names its
 /// storage class (`FloatStorage`, …).
@@ -63,7 +66,6 @@ impl TorchDType {
         })
     }
 
-    #[allow(dead_code)] // used by the pickle reader, in progress
     /// The dtype of a `torch.save` storage class (`FloatStorage`, `HalfStorage`, …).
     pub fn from_storage_class(name: &str) -> Option<TorchDType> {
         Some(match name {
@@ -192,6 +194,16 @@ pub fn tensor_from_storage(storage: &Bytes, mapped: bool, view: &View) -> Result
             view.strides,
             view.offset,
             end - 1
+        ));
+    }
+    // Zero strides (an expanded tensor) let a view read more elements than its storage
+    // holds; copying such a view must stay proportionate to the file.
+    let bytes = count as u128 * size as u128;
+    if count as u128 > available && bytes > MAX_REPEATED_BYTES {
+        return Err(format!(
+            "view (sizes {:?}, strides {:?}) repeats a storage of {available} elements into \
+             {count}, more than mlpack copies ({MAX_REPEATED_BYTES} bytes)",
+            view.sizes, view.strides
         ));
     }
     let elements = if view.is_contiguous() {
@@ -406,6 +418,17 @@ mod tests {
             tensor_from_storage(&ragged, false, &view(TorchDType::F32, &[1], &[1], 0))
                 .unwrap_err()
                 .contains("whole number")
+        );
+        let expanded = view(TorchDType::F32, &[1 << 30], &[0], 0);
+        assert!(tensor_from_storage(&storage, false, &expanded)
+            .unwrap_err()
+            .contains("repeats a storage of 6 elements"));
+        let small_expand = view(TorchDType::F32, &[2, 3], &[0, 1], 0);
+        assert_eq!(
+            tensor_from_storage(&f32_storage(&[1.0, 2.0, 3.0]), false, &small_expand)
+                .unwrap()
+                .to_f32_vec(),
+            vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
         );
         let wrong_rank = view(TorchDType::F32, &[2, 3], &[1], 0);
         assert!(tensor_from_storage(&storage, false, &wrong_rank).is_err());

@@ -45,8 +45,10 @@ pub struct Axis1 {
 }
 
 /// Output size and the (begin, end) padding actually applied along one dimension of size
-/// `input`. With `ceil_mode` the output size rounds up, except that the last window must start
-/// inside the input or the begin padding (the ONNX/PyTorch rule).
+/// `input`. With `ceil_mode` the output size rounds up, except that on a padded axis the last
+/// window must start inside the input or the begin padding (Core ML's rule, as coremltools'
+/// `spatial_dimensions_out_shape` states it, and PyTorch's; ONNX drops such a window on
+/// unpadded axes too, which its frontend accounts for).
 pub fn output_size(
     input: usize,
     axis: Axis1,
@@ -104,7 +106,7 @@ pub fn output_size(
     } else {
         span / stride + 1
     };
-    if ceil_mode && out > 1 && (out - 1) * stride >= input + pb {
+    if ceil_mode && out > 1 && pb + pe > 0 && (out - 1) * stride >= input + pb {
         out -= 1;
     }
     Ok((out, pb, pe))

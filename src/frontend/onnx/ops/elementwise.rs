@@ -344,12 +344,33 @@ fn cast(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     })?;
     let mut x = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
+    if to as i32 == DataType::Bfloat16 as i32 {
+        let y = to_bfloat16(ctx, &x, &out)?;
+        ctx.set_output(node, 0, y);
+        return Ok(());
+    }
     if to as i32 == DataType::Float16 as i32 && ctx.ty(&x)?.dtype.is_float() {
         x = coerce(ctx, &x, DType::F16, &format!("{out}_fp16"))?;
     }
     let y = coerce(ctx, &x, dtype, &out)?;
     ctx.set_output(node, 0, y);
     Ok(())
+}
+
+/// A cast to BFLOAT16 of `x`: a constant is rounded to bfloat16 (nearest, ties to even) and
+/// kept as fp32; a computed value cannot be, as Core ML has no bfloat16 type.
+pub fn to_bfloat16(ctx: &mut Ctx, x: &str, out: &str) -> Result<String, Error> {
+    let Some(value) = ctx.const_value(x).cloned() else {
+        return Err(ctx.unsupported(
+            "casting a computed value to BFLOAT16 is not supported: Core ML has no bfloat16 type, so the value would not be rounded",
+        ));
+    };
+    let rounded: Vec<f32> = value
+        .to_f32_vec()
+        .iter()
+        .map(|&v| half::bf16::from_f32(v).to_f32())
+        .collect();
+    Ok(ctx.constant(out, Tensor::from_f32(value.shape(), &rounded)))
 }
 
 /// This family's converters.

@@ -1,9 +1,51 @@
 //! Indexed reads and writes: `GatherElements`, `GatherND`, `ScatterElements`, `ScatterND`.
-//! Constant indices are made non-negative against the dimension they index.
+//! Constant indices are made non-negative against the dimension they index; run-time indices
+//! are wrapped (`mod` by that dimension), since Core ML leaves negative indices undefined.
 
 use super::{axis, ConvertFn, Ctx, Node};
-use crate::ir::Tensor;
+use crate::ir::{Dim, Tensor};
 use crate::Error;
+
+/// The size of axis `a` of `x`: a constant when it is fixed, else read from `shape(x)`.
+fn axis_size(ctx: &mut Ctx, x: &str, a: usize, hint: &str) -> Result<String, Error> {
+    match ctx.ty(x)?.shape[a] {
+        Dim::Fixed(n) => Ok(ctx.int(hint, n as i64)),
+        Dim::Symbol(_) => {
+            let shape = ctx.op1("shape", &format!("{hint}_shape"), &[("x", x)])?;
+            let at = ctx.int(&format!("{hint}_at"), a as i64);
+            let zero = ctx.int(&format!("{hint}_axis"), 0);
+            ctx.op1(
+                "gather",
+                hint,
+                &[("x", &shape), ("indices", &at), ("axis", &zero)],
+            )
+        }
+    }
+}
+
+/// Run-time `indices` into axes of sizes `sizes` (a scalar, or a vector matching the indices'
+/// last axis) made non-negative: `mod(indices, sizes)`, floor-rounded, so `-1` becomes
+/// `size - 1` and valid non-negative indices are unchanged.
+pub fn wrap_indices(
+    ctx: &mut Ctx,
+    indices: &str,
+    sizes: &str,
+    hint: &str,
+) -> Result<String, Error> {
+    ctx.op1("mod", hint, &[("x", indices), ("y", sizes)])
+}
+
+/// Run-time `indices` of `node` into axis `a` of `x`, wrapped by [`wrap_indices`].
+pub fn wrap_axis_indices(
+    ctx: &mut Ctx,
+    indices: &str,
+    x: &str,
+    a: usize,
+    hint: &str,
+) -> Result<String, Error> {
+    let size = axis_size(ctx, x, a, &format!("{hint}_size"))?;
+    wrap_indices(ctx, indices, &size, hint)
+}
 
 /// The indices of input `i`: a constant with negative entries resolved by `dim_of(position)`
 /// (the size of the dimension that entry indexes), or the run-time variable as is.
@@ -39,7 +81,10 @@ fn gather_elements(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let out = ctx.out_name(node, 0);
     let shape = ctx.shape(&x)?;
     let a = axis(ctx, ctx.attr(node.int_or("axis", 0))?, shape.len())?;
-    let idx = indices(ctx, node, 1, &format!("{out}_indices"), &|_| shape[a])?;
+    let mut idx = indices(ctx, node, 1, &format!("{out}_indices"), &|_| shape[a])?;
+    if ctx.const_value(&idx).is_none() {
+        idx = wrap_axis_indices(ctx, &idx, &x, a, &format!("{out}_wrapped"))?;
+    }
     let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
     let y = ctx.op1(
         "gather_along_axis",
@@ -66,9 +111,34 @@ fn gather_nd(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let idx = indices(ctx, node, 1, &format!("{out}_indices"), &|pos| {
         shape.get(pos % depth).copied().unwrap_or(0)
     })?;
+    let idx = wrap_nd_indices(ctx, &idx, &shape, &out)?;
     let y = ctx.op1("gather_nd", &out, &[("x", &x), ("indices", &idx)])?;
     ctx.set_output(node, 0, y);
     Ok(())
+}
+
+/// Run-time N-D `indices` (the last axis indexes the leading axes of a tensor of static
+/// `shape`) wrapped by [`wrap_indices`] with the sizes of those axes; constants as they are.
+fn wrap_nd_indices(
+    ctx: &mut Ctx,
+    indices: &str,
+    shape: &[usize],
+    out: &str,
+) -> Result<String, Error> {
+    if ctx.const_value(indices).is_some() {
+        return Ok(indices.to_string());
+    }
+    let depth = match ctx.ty(indices)?.shape.last() {
+        Some(Dim::Fixed(d)) if *d <= shape.len() => *d,
+        _ => {
+            return Err(ctx.unsupported(
+                "run-time indices need a static last dimension no larger than the data's rank",
+            ))
+        }
+    };
+    let sizes: Vec<i64> = shape[..depth].iter().map(|&s| s as i64).collect();
+    let sizes = ctx.ints(&format!("{out}_sizes"), &sizes);
+    wrap_indices(ctx, indices, &sizes, &format!("{out}_wrapped"))
 }
 
 /// The MIL scatter `mode` for an ONNX `reduction`.
@@ -94,7 +164,10 @@ fn scatter_elements(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let out = ctx.out_name(node, 0);
     let shape = ctx.shape(&data)?;
     let a = axis(ctx, ctx.attr(node.int_or("axis", 0))?, shape.len())?;
-    let idx = indices(ctx, node, 1, &format!("{out}_indices"), &|_| shape[a])?;
+    let mut idx = indices(ctx, node, 1, &format!("{out}_indices"), &|_| shape[a])?;
+    if ctx.const_value(&idx).is_none() {
+        idx = wrap_axis_indices(ctx, &idx, &data, a, &format!("{out}_wrapped"))?;
+    }
     let updates = ctx.input(node, 2)?;
     let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
     let mode_c = ctx.string(&format!("{out}_mode"), mode);
@@ -125,6 +198,7 @@ fn scatter_nd(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let idx = indices(ctx, node, 1, &format!("{out}_indices"), &|pos| {
         shape.get(pos % depth).copied().unwrap_or(0)
     })?;
+    let idx = wrap_nd_indices(ctx, &idx, &shape, &out)?;
     let updates = ctx.input(node, 2)?;
     let mode_c = ctx.string(&format!("{out}_mode"), mode);
     let params = [

@@ -1,7 +1,8 @@
 //! Pooling: `MaxPool`, `AveragePool`, `GlobalAveragePool`, `GlobalMaxPool`.
 
-use super::conv::{window, window_params};
+use super::conv::{window, window_params, Window};
 use super::{ConvertFn, Ctx, Node};
+use crate::ir::ops::window::{axes, output_size, PadType};
 use crate::Error;
 
 /// Shared part of `MaxPool` and `AveragePool`; `extra` adds op-specific parameters.
@@ -37,6 +38,7 @@ fn pool(
     }
     let win = window(ctx, node, spatial)?;
     let ceil_mode = ctx.attr(node.int_or("ceil_mode", 0))? != 0;
+    let ceil_mode = ceil_mode && mil_ceil_mode(ctx, &x, &kernel, &win)?;
     let mut params = vec![
         ("x", x),
         (
@@ -56,6 +58,50 @@ fn pool(
     let y = ctx.op1(mil, &out, &refs)?;
     ctx.set_output(node, 0, y);
     Ok(())
+}
+
+/// Whether Core ML needs `ceil_mode` to give the sizes ONNX's `ceil_mode` gives. ONNX drops a
+/// last window that starts past the input and its begin padding on every axis, Core ML only on
+/// padded axes: false when ONNX's sizes are the floor sizes, true when Core ML's ceil rule
+/// agrees with ONNX's, unsupported otherwise. Symbolic sizes keep the flag.
+fn mil_ceil_mode(ctx: &Ctx, x: &str, kernel: &[i64], win: &Window) -> Result<bool, Error> {
+    let ty = ctx.ty(x)?;
+    let spatial = &ty.shape[2..];
+    let Some(sizes) = spatial
+        .iter()
+        .map(|d| d.fixed())
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok(true);
+    };
+    let pad = win.pad.clone().unwrap_or_else(|| vec![0; 2 * sizes.len()]);
+    let axes = axes(
+        sizes.len(),
+        kernel,
+        &win.strides,
+        &vec![1; sizes.len()],
+        &pad,
+    )
+    .map_err(|m| ctx.invalid(m))?;
+    let pad_type = PadType::parse(win.pad_type).map_err(|m| ctx.invalid(m))?;
+    let (mut floor_agrees, mut ceil_agrees) = (true, true);
+    for (&input, axis) in sizes.iter().zip(axes) {
+        let size = |ceil| output_size(input, axis, pad_type, ceil).map_err(|m| ctx.invalid(m));
+        let (floor, (mil_ceil, pb, _)) = (size(false)?.0, size(true)?);
+        let mut onnx = mil_ceil;
+        if onnx > 1 && (onnx - 1) * axis.stride >= input + pb {
+            onnx -= 1;
+        }
+        floor_agrees &= onnx == floor;
+        ceil_agrees &= onnx == mil_ceil;
+    }
+    match (floor_agrees, ceil_agrees) {
+        (true, _) => Ok(false),
+        (false, true) => Ok(true),
+        (false, false) => Err(ctx.unsupported(
+            "ceil_mode gives sizes no Core ML pooling gives (a last window starts in the end padding on one axis and not on another)",
+        )),
+    }
 }
 
 /// `MaxPool`; the `Indices` output and `storage_order` are unsupported.

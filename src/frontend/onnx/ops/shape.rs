@@ -2,6 +2,7 @@
 //! `Unsqueeze`, `Shape`, `Gather`, `Expand`, `Tile`, `Split`, `Pad`,
 //! `DepthToSpace`, `SpaceToDepth`.
 
+use super::gather_scatter::wrap_axis_indices;
 use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Node};
 use crate::ir::{Dim, SymInt, Tensor, TensorType};
 use crate::Error;
@@ -371,7 +372,11 @@ fn gather(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
                 Tensor::from_i32(t.shape(), &values),
             )
         }
-        _ => ctx.input(node, 1)?,
+        (Some(_), None) => ctx.input(node, 1)?,
+        (None, _) => {
+            let runtime = ctx.input(node, 1)?;
+            wrap_axis_indices(ctx, &runtime, &x, a, &format!("{out}_wrapped"))?
+        }
     };
     let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
     let y = ctx.op1(

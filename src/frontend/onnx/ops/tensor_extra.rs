@@ -1,6 +1,6 @@
 //! `Mean`, `Size`, `CastLike` and `Trilu`.
 
-use super::elementwise::{coerce, scalar_like};
+use super::elementwise::{coerce, scalar_like, to_bfloat16};
 use super::{ConvertFn, Ctx, Node};
 use crate::ir::{DType, Tensor};
 use crate::Error;
@@ -41,9 +41,14 @@ fn size(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// `CastLike(x, like)`: `Cast` to the IR type of `like`.
+/// `CastLike(x, like)`: `Cast` to the IR type of `like` (to BFLOAT16 as `Cast` does).
 fn cast_like(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let (x, like) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+    if ctx.is_bfloat16(node, 1) {
+        let y = to_bfloat16(ctx, &x, &ctx.out_name(node, 0))?;
+        ctx.set_output(node, 0, y);
+        return Ok(());
+    }
     let dtype = ctx.ty(&like)?.dtype;
     let y = coerce(ctx, &x, dtype, &ctx.out_name(node, 0))?;
     ctx.set_output(node, 0, y);
