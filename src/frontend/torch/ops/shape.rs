@@ -533,10 +533,6 @@ fn slice(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let start = ctx.opt_sym_int(call, "start")?;
     let end = ctx.opt_sym_int(call, "end")?;
     let (start, end) = (bound(start, true), bound(end, false));
-    if matches!((&start, &end), (Bound::Open, Bound::Open)) && step == 1 {
-        ctx.bind(call, 0, x);
-        return Ok(());
-    }
     if let (1, Some(size), Some(name)) = (step, size, call.output_name(0)) {
         let norm = |b: &Bound, open: i64| match b {
             Bound::Open => Some(open),
@@ -564,6 +560,10 @@ fn slice(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
                 },
             );
         }
+    }
+    if matches!((&start, &end), (Bound::Open, Bound::Open)) && step == 1 {
+        ctx.bind(call, 0, x);
+        return Ok(());
     }
     let y = slice_axis(ctx, &out, &x, axis, start, end, step, false)?;
     ctx.bind(call, 0, y);
