@@ -16,9 +16,16 @@ use mlpack::pipeline::{self, ConvertOptions, InputShapes, Precision};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The two torch 2.15 archives of a fixture (the package tests also read every other
-/// container a fixture has, from its meta.json `files`).
-const FILES: [&str; 2] = ["model.pt2", "model_aten.pt2"];
+/// The archives of a fixture: torch 2.15 training IR and core ATen, and where present the
+/// same programs written by torch 2.7 (legacy zip) and 2.8 (pickled weights).
+const FILES: [&str; 6] = [
+    "model.pt2",
+    "model_aten.pt2",
+    "model_torch27.pt2",
+    "model_torch27_aten.pt2",
+    "model_torch28.pt2",
+    "model_torch28_aten.pt2",
+];
 
 fn read_npy(path: &Path) -> Value {
     mlpack::npy::parse(&std::fs::read(path).unwrap()).unwrap()
@@ -106,16 +113,35 @@ fn pt2_fixtures_match_eager_torch() {
         let inputs: Vec<Value> = fx.input_files().iter().map(|(_, p)| read_npy(p)).collect();
         let outputs: Vec<Value> = fx.output_files().iter().map(|(_, p)| read_npy(p)).collect();
         let buffers = buffers(fx);
-        for file in FILES {
+        // Extra input sets (other sequence lengths of a flexible input) run the same program.
+        let mut sets = vec![(String::new(), inputs, outputs)];
+        for set in &fx.meta.extra_sets {
+            let (ins, outs) = fx.extra_set_files(set);
+            sets.push((
+                format!(" [{}]", set.label),
+                ins.iter().map(|(_, p)| read_npy(p)).collect(),
+                outs.iter().map(|(_, p)| read_npy(p)).collect(),
+            ));
+        }
+        let present = FILES.iter().filter(|f| fx.dir.join(f).is_file());
+        for file in present {
             let path = fx.dir.join(file);
-            let label = format!("{}/{file}", fx.case);
-            let result = load(&path, &TorchOptions::default())
-                .map_err(|e| e.to_string())
-                .and_then(|p| check(&p, &inputs, &outputs, &buffers));
-            match result {
-                Ok(err) if err <= 1e-4 => println!("{label}: max relative error {err:.2e}"),
-                Ok(err) => failures.push(format!("{label}: max relative error {err:.2e} > 1e-4")),
-                Err(e) => failures.push(format!("{label}: {e}")),
+            let program = match load(&path, &TorchOptions::default()) {
+                Ok(p) => p,
+                Err(e) => {
+                    failures.push(format!("{}/{file}: {e}", fx.case));
+                    continue;
+                }
+            };
+            for (set, inputs, outputs) in &sets {
+                let label = format!("{}/{file}{set}", fx.case);
+                match check(&program, inputs, outputs, &buffers) {
+                    Ok(err) if err <= 1e-4 => println!("{label}: max relative error {err:.2e}"),
+                    Ok(err) => {
+                        failures.push(format!("{label}: max relative error {err:.2e} > 1e-4"))
+                    }
+                    Err(e) => failures.push(format!("{label}: {e}")),
+                }
             }
         }
     }

@@ -251,8 +251,8 @@ fn copy_(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         let base = ctx.op1("mul", &format!("{out}_zeros"), &[("x", &dst), ("y", &zero)])?;
         ctx.op1("add", &out, &[("x", &base), ("y", &src)])?
     };
-    // A write into a slice writes into the sliced value.
-    let target = call
+    // A write into a slice writes into the sliced value, and on through slices of slices.
+    let mut written = call
         .node
         .inputs
         .iter()
@@ -261,22 +261,20 @@ fn copy_(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
             super::schema::Argument::AsTensor(t) => Some(t.name.clone()),
             _ => None,
         });
-    // A write into a slice of a slice (`cache[:, 1:3]` is `slice(slice(cache, 0), 1)`) writes
-    // into every value up the chain.
-    let (mut target, mut written) = (target, y.clone());
-    while let Some(view) = target.and_then(|t| ctx.view(&t)) {
+    let mut value = y.clone();
+    while let Some(view) = written.as_deref().and_then(|t| ctx.view(t)) {
         let base = ctx.value(&view.base)?;
-        written = super::index::scatter_slice(
+        value = super::index::scatter_slice(
             ctx,
             &format!("{out}_{}", view.base),
             &base,
-            &written,
+            &value,
             view.axis,
             view.start,
             view.end,
         )?;
-        ctx.bind_name(&view.base, written.clone());
-        target = Some(view.base);
+        ctx.bind_name(&view.base, value.clone());
+        written = Some(view.base);
     }
     super::bind_in_place(ctx, call, y);
     Ok(())

@@ -533,7 +533,6 @@ fn slice(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let start = ctx.opt_sym_int(call, "start")?;
     let end = ctx.opt_sym_int(call, "end")?;
     let (start, end) = (bound(start, true), bound(end, false));
-    let whole = matches!((&start, &end), (Bound::Open, Bound::Open)) && step == 1;
     if let (1, Some(size), Some(name)) = (step, size, call.output_name(0)) {
         let norm = |b: &Bound, open: i64| match b {
             Bound::Open => Some(open),
@@ -562,7 +561,7 @@ fn slice(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
             );
         }
     }
-    if whole {
+    if matches!((&start, &end), (Bound::Open, Bound::Open)) && step == 1 {
         ctx.bind(call, 0, x);
         return Ok(());
     }
