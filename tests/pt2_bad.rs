@@ -62,3 +62,47 @@ fn hostile_archives_are_invalid_input_naming_the_problem() {
         }
     }
 }
+
+/// Through the CLI, every hostile archive of cases.json (the schema-version and TorchScript
+/// cases included) ends `convert` with the documented exit code and a one-line error naming
+/// the file, before anything is written: no package, no temporary directory, and nothing the
+/// archive asks to run.
+#[test]
+fn converting_a_hostile_archive_writes_nothing() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pt2_bad");
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let cases = cases.as_object().unwrap();
+    assert!(cases.len() >= 10, "the hostile archives are missing");
+    for (case, meta) in cases {
+        let out_dir = tempfile::tempdir().unwrap();
+        let output = out_dir.path().join("out.mlpackage");
+        let input = dir.join(meta["file"].as_str().unwrap());
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_mlpack"))
+            .args([
+                "convert",
+                input.to_str().unwrap(),
+                "-o",
+                output.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(
+            run.status.code(),
+            meta["exit_code"].as_i64().map(|c| c as i32),
+            "{case}: {stderr}"
+        );
+        let line = stderr.trim_end();
+        assert!(!line.contains('\n'), "{case}: not one line: {line}");
+        assert!(
+            line.starts_with(&format!("mlpack: error: {}", input.display())),
+            "{case}: {line}"
+        );
+        let left: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{case}: left {left:?}");
+        if let Some(marker) = meta["must_not_exist"].as_str() {
+            assert!(!Path::new(marker).exists(), "{case}: {marker} exists");
+        }
+    }
+}

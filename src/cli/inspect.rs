@@ -35,6 +35,21 @@ pub fn execute(args: &InspectArgs) -> Result<(), Error> {
     }
     match &report {
         InspectReport::Package(p) => print_package(p),
+        InspectReport::Pt2 { archive, program } => {
+            println!(
+                "{} (torch.export archive: {}, schema {}, {} IR, {} tensors)",
+                args.path.display(),
+                archive.container,
+                archive.schema_version,
+                archive.ir,
+                archive.tensors
+            );
+            if !archive.symbols.is_empty() {
+                println!("symbols: {}", archive.symbols.join(", "));
+            }
+            println!("converted (fp32, {}):", program.target);
+            print_package_body(program);
+        }
         InspectReport::Chain(c) => print_chain(c),
         InspectReport::Onnx { summary, mil } => {
             print_onnx(&args.path, summary);
@@ -96,6 +111,11 @@ fn print_package(p: &PackageSummary) {
         p.target,
         p.specification_version
     );
+    print_package_body(p);
+}
+
+/// Everything of a package summary after its heading.
+fn print_package_body(p: &PackageSummary) {
     if !p.functions.is_empty() {
         println!("functions (default first):");
         for f in &p.functions {

@@ -17,7 +17,7 @@ use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use std::path::Path;
 
-/// Convert ONNX models to Core ML ML Program packages, inspect, run and verify them on Linux.
+/// Convert ONNX models and torch.export archives (.pt2) to Core ML ML Program packages, inspect, run and verify them on Linux.
 #[derive(Debug, Parser)]
 #[command(name = "mlpack", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -33,7 +33,7 @@ const EXIT_CODES: &str = "Exit codes: 0 success, 1 internal error, 2 usage error
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Convert an ONNX model (or re-target a package) to an .mlpackage.
+    /// Convert an ONNX model or a .pt2 archive (or re-target a package) to an .mlpackage.
     Convert(convert::ConvertArgs),
     /// Describe an .onnx model, a .pt2 archive or an .mlpackage: I/O, ops, weights.
     Inspect(inspect::InspectArgs),

@@ -6,6 +6,7 @@ use super::ModelKind;
 use crate::backend::mlpackage::weight_file;
 use crate::backend::{read_package, stored_in_blob};
 use crate::frontend::onnx::{self, OnnxSummary};
+use crate::frontend::torch::{self, Pt2Summary};
 use crate::ir::{print_program, DType, Function, Program, Target};
 use crate::passes::compress::{compressed_weights, CompressedWeight};
 use crate::passes::mixed_precision::{dtypes, op_precision};
@@ -159,6 +160,14 @@ pub enum InspectReport {
         #[serde(skip_serializing_if = "Option::is_none")]
         mil: Option<String>,
     },
+    /// A torch.export archive: what it holds, and the program it converts to (fp32, the
+    /// default target) described like a package.
+    Pt2 {
+        /// The archive's container and program facts.
+        archive: Pt2Summary,
+        /// The converted program.
+        program: PackageSummary,
+    },
     /// A package.
     Package(PackageSummary),
     /// A chain of packages.
@@ -214,13 +223,17 @@ pub fn inspect_function(
             path.display()
         ))),
         ModelKind::Pt2 => {
+            let archive = torch::summarize(path)?;
             let program = load_model(path, Target::IOS17, &Default::default())?;
             let mut summary = summarize_program(path, &program);
             summary.mil = mil.then(|| print_program(&program));
             if !ops {
                 summary.op_list.clear();
             }
-            Ok(InspectReport::Package(summary))
+            Ok(InspectReport::Pt2 {
+                archive,
+                program: summary,
+            })
         }
         ModelKind::Package => {
             let whole = read_package(path)?;

@@ -60,3 +60,46 @@ pub fn load(path: &Path, options: &TorchOptions) -> Result<Program, Error> {
 pub fn supported_targets() -> Vec<&'static str> {
     ops::keys()
 }
+
+/// What a `.pt2` file holds, for `inspect`: the container and program facts that the
+/// converted program does not show.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Pt2Summary {
+    /// The container torch wrote (and so which torch versions write it).
+    pub container: String,
+    /// Export schema version, `major.minor`.
+    pub schema_version: String,
+    /// IR level of the graph: `TRAINING` (torch.export.export) or `ATEN` (after
+    /// `run_decompositions`).
+    pub ir: String,
+    /// Symbolic sizes with their ranges (`s70: 2..64`), the names `--dim` takes.
+    pub symbols: Vec<String>,
+    /// Lifted tensors read (parameters, buffers, constants).
+    pub tensors: usize,
+}
+
+/// Reads the archive at `path` and describes it (without converting).
+pub fn summarize(path: &Path) -> Result<Pt2Summary, Error> {
+    let archive = archive::open(path)?;
+    let program = schema::parse(&archive.program, path)?;
+    let bound = |v: &Option<serde_json::Value>| match v.as_ref().and_then(|v| v.as_i64()) {
+        Some(n) if n < i32::MAX as i64 => n.to_string(),
+        _ => String::new(),
+    };
+    let mut symbols: Vec<String> = program
+        .range_constraints
+        .iter()
+        .map(|(name, r)| format!("{name}: {}..{}", bound(&r.min_val), bound(&r.max_val)))
+        .collect();
+    symbols.sort();
+    Ok(Pt2Summary {
+        container: archive.container.to_string(),
+        schema_version: format!(
+            "{}.{}",
+            program.schema_version.major, program.schema_version.minor
+        ),
+        ir: program.verifiers.join(","),
+        symbols,
+        tensors: archive.tensors.len(),
+    })
+}
