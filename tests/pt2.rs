@@ -357,3 +357,30 @@ fn onnx_and_pt2_packages_agree() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `--function` works on a `.pt2` as on ONNX: the Llama fixture (symbolic sequence length)
+/// converts once per function at that function's length, into one multifunction package that
+/// coremltools validates.
+#[test]
+fn pt2_converts_to_a_multifunction_package() {
+    let dir = package_dir("pt2_multifunction");
+    let package = dir.join("llama.mlpackage");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pt2/llama/model.pt2");
+    let run = common::cli::mlpack(&[
+        "convert",
+        source.to_str().unwrap(),
+        "-o",
+        package.to_str().unwrap(),
+        "--target",
+        "iOS18",
+        "--function",
+        "short:input_ids=1,4",
+        "--function",
+        "long:input_ids=1,16",
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{}", common::cli::text(&run));
+    let program = read_package(&package).unwrap();
+    let names: Vec<&str> = program.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["short", "long"]);
+}

@@ -6,6 +6,7 @@ use super::convert::{build, check_output, ConvertOptions, ConvertReport, InputSh
 use super::ModelKind;
 use crate::backend::write_package;
 use crate::frontend::onnx::{self, InputShape};
+use crate::frontend::torch;
 use crate::ir::{sanitize_name, Program, Target};
 use crate::Error;
 use serde::Serialize;
@@ -176,8 +177,15 @@ fn order<'a>(
 
 /// Fails naming every function input that is not an input of the source model.
 fn check_input_names(options: &ConvertOptions, functions: &[FunctionSpec]) -> Result<(), Error> {
-    let summary = onnx::summarize(&options.input)?;
-    let known: Vec<&str> = summary.inputs.iter().map(|i| i.name.as_str()).collect();
+    let names: Vec<String> = match ModelKind::of(&options.input)? {
+        ModelKind::Pt2 => torch::summarize(&options.input)?.inputs,
+        _ => onnx::summarize(&options.input)?
+            .inputs
+            .into_iter()
+            .map(|i| i.name)
+            .collect(),
+    };
+    let known: Vec<&str> = names.iter().map(String::as_str).collect();
     let unknown: Vec<String> = functions
         .iter()
         .flat_map(|f| {

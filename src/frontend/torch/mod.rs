@@ -76,6 +76,8 @@ pub struct Pt2Summary {
     pub symbols: Vec<String>,
     /// Lifted tensors read (parameters, buffers, constants).
     pub tensors: usize,
+    /// The user inputs' names, in order.
+    pub inputs: Vec<String>,
 }
 
 /// Reads the archive at `path` and describes it (without converting).
@@ -101,5 +103,17 @@ pub fn summarize(path: &Path) -> Result<Pt2Summary, Error> {
         ir: program.verifiers.join(","),
         symbols,
         tensors: archive.tensors.len(),
+        inputs: program
+            .graph_module
+            .signature
+            .input_specs
+            .iter()
+            .filter_map(|spec| match spec {
+                schema::InputSpec::UserInput {
+                    arg: schema::Argument::AsTensor(t),
+                } => Some(t.name.clone()),
+                _ => None,
+            })
+            .collect(),
     })
 }
