@@ -54,7 +54,7 @@ import coreml_check  # noqa: E402 -- shares the decompression and chain helpers
 
 FIXTURE_CASES = {"resnet18": "resnet18_op17", "mobilenet_v3_small": "mobilenet_v3_small_op17"}
 KMEANS_SSE_SLACK = 1e-6
-# Suffixes coremltools appends to a compressed const's name (format-facts §5.3).
+# Suffixes coremltools appends to a compressed const's name (docs/format.md §4).
 COMPRESSED_SUFFIXES = ("_palettized_pcs", "_palettized", "_quantized", "_sparsified")
 
 

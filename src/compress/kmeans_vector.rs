@@ -1,5 +1,5 @@
 //! Weighted k-means on `dim`-dimensional vectors, for vector palettization (`cluster_dim > 1`,
-//! format-facts §6.4), where coremltools runs scikit-learn's k-means++ once.
+//! docs/format.md §7), where coremltools runs scikit-learn's k-means++ once.
 //!
 //! Identical vectors are merged first and weighted by their count (fp16 weights repeat a lot).
 //! Each of [`RESTARTS`] runs seeds with greedy k-means++ from a fixed pseudo-random stream and

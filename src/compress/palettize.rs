@@ -1,5 +1,5 @@
 //! Palettization of one group of values: a lookup table of `2^nbits` entries plus one index
-//! per value (format-facts §6.4), and the grouped-channel split.
+//! per value (docs/format.md §7), and the grouped-channel split.
 
 use super::kmeans1d::kmeans1d;
 use super::kmeans_vector::{distinct_vectors, kmeans_vectors};

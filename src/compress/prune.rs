@@ -1,4 +1,4 @@
-//! Pruning masks (format-facts §6.5). A mask holds `true` for every element that is kept.
+//! Pruning masks (docs/format.md §8). A mask holds `true` for every element that is kept.
 
 use super::{check_finite, check_shape, row_major_strides, CompressError};
 use half::f16;

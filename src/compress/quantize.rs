@@ -1,5 +1,5 @@
 //! Linear quantization parameters and values (coremltools `compute_qparams_by_dtype` +
-//! `quantize_weight_by_dtype`, format-facts §6.3).
+//! `quantize_weight_by_dtype`, docs/format.md §6).
 
 use rayon::prelude::*;
 

@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn packs_uint4_low_nibble_first() {
-        // format-facts §3.5: values 0..=15 then 1..=5 → 10 32 54 76 98 ba dc fe 21 43 05.
+        // docs/format.md §2: values 0..=15 then 1..=5 → 10 32 54 76 98 ba dc fe 21 43 05.
         let values: Vec<u8> = (0..16).chain(1..6).collect();
         let packed = pack_bits(&values, 4);
         assert_eq!(

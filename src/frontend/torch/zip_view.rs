@@ -140,7 +140,9 @@ impl ZipView {
         let file = archive
             .by_index(member.index)
             .map_err(|e| format!("zip member '{name}': {e}"))?;
-        let mut out = Vec::with_capacity(member.size as usize);
+        // The header's size is only a claim: reserve at most 64 MiB up front and let the
+        // vector grow with what actually inflates (bounded by `take` below).
+        let mut out = Vec::with_capacity(member.size.min(1 << 26) as usize);
         file.take(member.size + 1)
             .read_to_end(&mut out)
             .map_err(|e| format!("zip member '{name}': {e}"))?;

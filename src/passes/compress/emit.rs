@@ -1,7 +1,7 @@
 //! The target half of compressing one weight: [`Encoded`] data as the constexpr ops of a
 //! deployment target — iOS16 forms (attributes, packed uint8 indices and masks, rank-1 LUTs)
 //! for iOS16/17, iOS18 forms (inputs, sub-byte tensors, grouped and vector LUTs, chained ops)
-//! from iOS18 on (format-facts §5).
+//! from iOS18 on (docs/format.md §3).
 
 use super::encode::{Body, Encoded, PaletteData, QuantData};
 use crate::compress::blocks::BlockLayout;

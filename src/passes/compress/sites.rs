@@ -1,5 +1,5 @@
 //! Finding the weights a compression pass may replace, and the channel axes their consumers
-//! imply (coremltools' `select_input_output_channel_axis`, format-facts §6.2).
+//! imply (coremltools' `select_input_output_channel_axis`, docs/format.md §5).
 
 use crate::ir::{Argument, DType, Function, Operation, Tensor};
 use std::collections::HashMap;
