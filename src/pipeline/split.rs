@@ -82,8 +82,12 @@ pub fn split(options: &SplitOptions) -> Result<SplitReport, Error> {
     temp_paths::remove_stale(&options.output)?;
     let temp = temp_paths::sibling(&options.output, "tmp")?;
     temp_paths::remove_any(&temp)?;
-    fs::create_dir(&temp).map_err(|e| Error::io(&options.output, e))?;
+    // Registered before it exists, so that a signal arriving as it is made still removes it.
     temp_paths::register(&temp);
+    if let Err(e) = fs::create_dir(&temp) {
+        temp_paths::unregister(&temp);
+        return Err(Error::io(&options.output, e));
+    }
     let written = (|| {
         let mut chunks = Vec::new();
         for (k, chunk) in plan.chunks.iter().enumerate() {

@@ -46,9 +46,13 @@ pub fn write_package(program: &Program, dest: &Path, overwrite: bool) -> Result<
     temp_paths::remove_stale(dest)?;
     let temp = temp_paths::sibling(dest, "tmp")?;
     remove_any(&temp)?;
-    // The temporary folder is an implementation detail: a failure names the requested package.
-    fs::create_dir(&temp).map_err(|e| Error::io(dest, e))?;
+    // Registered before it exists, so that a signal arriving as it is made still removes it.
     temp_paths::register(&temp);
+    // The temporary folder is an implementation detail: a failure names the requested package.
+    if let Err(e) = fs::create_dir(&temp) {
+        temp_paths::unregister(&temp);
+        return Err(Error::io(dest, e));
+    }
     let written =
         write_contents(program, description, &temp).and_then(|()| install(&temp, dest, overwrite));
     if written.is_err() {
@@ -67,7 +71,11 @@ fn write_contents(
 ) -> Result<(), Error> {
     let data = root.join("Data").join(AUTHOR);
     let weights = data.join(WEIGHTS_DIR);
-    fs::create_dir_all(&weights).map_err(|e| Error::io(&weights, e))?;
+    // One level at a time, never re-creating `root`: if a signal's cleanup removed it, the
+    // write fails instead of leaving a new folder behind.
+    for dir in [root.join("Data"), data.clone(), weights.clone()] {
+        fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
     let mut blobs = BlobWriter::new(weights.join(WEIGHT_FILE));
     let ml_program = encode_program(program, &mut blobs)?;
     blobs.finish()?;
