@@ -168,6 +168,16 @@ fn integer_uses(
                 }
                 continue;
             }
+            // `mod(indices, size)` is how the ONNX frontend wraps run-time indices before an
+            // indexing op (negative ones count from the end); valid indices pass unchanged.
+            if op_type == "mod" && param == "x" {
+                for out in &op.outputs {
+                    if seen.insert(out.name.clone()) {
+                        pending.push(out.name.clone());
+                    }
+                }
+                continue;
+            }
             match VALUE_PRESERVING.iter().find(|(t, _)| *t == op_type) {
                 Some((_, data)) if data.contains(&param) => {
                     for out in &op.outputs {
