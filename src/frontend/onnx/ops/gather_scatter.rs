@@ -112,7 +112,18 @@ fn gather_nd(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         shape.get(pos % depth).copied().unwrap_or(0)
     })?;
     let idx = wrap_nd_indices(ctx, &idx, &shape, &out)?;
-    let y = ctx.op1("gather_nd", &out, &[("x", &x), ("indices", &idx)])?;
+    // Core ML's gather_nd takes no bool data: gather a mask as int32 and cast back.
+    let y = if ctx.ty(&x)?.dtype == crate::ir::DType::Bool {
+        let ints = ctx.cast(&x, crate::ir::DType::I32, &format!("{out}_int"))?;
+        let gathered = ctx.op1(
+            "gather_nd",
+            &format!("{out}_ints"),
+            &[("x", &ints), ("indices", &idx)],
+        )?;
+        ctx.cast(&gathered, crate::ir::DType::Bool, &out)?
+    } else {
+        ctx.op1("gather_nd", &out, &[("x", &x), ("indices", &idx)])?
+    };
     ctx.set_output(node, 0, y);
     Ok(())
 }

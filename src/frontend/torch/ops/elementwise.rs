@@ -257,8 +257,22 @@ fn where_(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let dtype = ctx.out_dtype(call, 0)?;
     let cond = ctx.operand(call, "condition", DType::Bool)?;
-    let a = ctx.operand(call, "self", dtype)?;
+    let mut a = ctx.operand(call, "self", dtype)?;
     let b = ctx.operand(call, "other", dtype)?;
+    // coremltools types `select` from its branches alone: when the condition is larger than
+    // both, branch `a` is first broadcast to the condition's shape (a + 0·cond).
+    let (ca, cb, cc) = (ctx.rank(&a)?, ctx.rank(&b)?, ctx.rank(&cond)?);
+    let (sa, sc) = (ctx.ty(&a)?.shape, ctx.ty(&cond)?.shape);
+    if dtype != DType::Bool && (cc > ca.max(cb) || (cc == ca && sa != sc && cb <= ca)) {
+        let mask = ctx.coerce(&cond, dtype, &format!("{out}_cond_number"))?;
+        let zero = ctx.scalar_const(&format!("{out}_zero"), 0.0, dtype);
+        let zeros = ctx.op1(
+            "mul",
+            &format!("{out}_zeros"),
+            &[("x", &mask), ("y", &zero)],
+        )?;
+        a = ctx.op1("add", &format!("{out}_a_full"), &[("x", &a), ("y", &zeros)])?;
+    }
     let y = ctx.op1("select", &out, &[("cond", &cond), ("a", &a), ("b", &b)])?;
     ctx.bind(call, 0, y);
     Ok(())

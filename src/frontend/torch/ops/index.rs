@@ -132,7 +132,18 @@ fn gather_points(
             &[("values", refs), ("axis", vec![&axis])],
         )?
         .remove(0);
-    let y = ctx.op1("gather_nd", out, &[("x", x), ("indices", &points)])?;
+    // Core ML's gather_nd takes no bool data: gather the mask as int32 and cast back.
+    let y = if ctx.ty(x)?.dtype == DType::Bool {
+        let ints = ctx.coerce(x, DType::I32, &format!("{out}_int"))?;
+        let gathered = ctx.op1(
+            "gather_nd",
+            &format!("{out}_ints"),
+            &[("x", &ints), ("indices", &points)],
+        )?;
+        ctx.coerce(&gathered, DType::Bool, out)?
+    } else {
+        ctx.op1("gather_nd", out, &[("x", x), ("indices", &points)])?
+    };
     ctx.bind(call, 0, y);
     Ok(())
 }
