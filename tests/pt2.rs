@@ -298,6 +298,46 @@ fn pt2_packages_match_eager_torch() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The transformer fixtures (2 attention blocks each, num_hidden_layers=2 in
+/// `fixtures/pt2_models.py`) convert for iOS18 with every attention block as one
+/// `scaled_dot_product_attention` and no `softmax` left, from the training IR and from core ATen
+/// (where `bmm` flattens the batch dims and a guard zeroes fully-masked rows), in every torch
+/// container; the packages go to coremltools like the others.
+#[test]
+fn attention_becomes_sdpa_at_both_ir_levels() {
+    let dir = package_dir("pt2_ios18");
+    let mut checked = 0;
+    for case in ["bert", "gpt2", "llama", "vit"] {
+        let fx = Fixture::all("pt2")
+            .into_iter()
+            .find(|fx| fx.case == case)
+            .unwrap_or_else(|| panic!("fixture pt2/{case}"));
+        for file in pt2_files(&fx) {
+            let stem = file.trim_end_matches(".pt2");
+            let package = dir.join(format!("{case}_{stem}.mlpackage"));
+            let options = ConvertOptions {
+                input: fx.dir.join(&file),
+                output: package,
+                precision: Precision::Fp16,
+                mixed: Default::default(),
+                target: Target::IOS18,
+                input_shapes: InputShapes::default(),
+                force: true,
+                verify: None,
+                states: Vec::new(),
+            };
+            let report =
+                pipeline::convert(&options).unwrap_or_else(|e| panic!("{case}/{file}: {e}"));
+            let count = |op: &str| report.ops.get(op).copied().unwrap_or(0);
+            let what = format!("{case}/{file}: {:?}", report.ops);
+            assert_eq!(count("scaled_dot_product_attention"), 2, "{what}");
+            assert_eq!(count("softmax"), 0, "{what}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} archives converted");
+}
+
 /// The ONNX twin of each fixture (the same module and weights through torch's ONNX exporter)
 /// converts to an fp32 package whose outputs agree with the `.pt2` package's (1e-4 relative;
 /// 1e-3 with states, stored in fp16): two frontends, one lowering.

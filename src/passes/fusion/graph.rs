@@ -1,7 +1,7 @@
 //! A read-only view of a block for pattern matching (producers, readers, constants) and the
 //! rewrite that replaces a matched pattern's last op.
 
-use crate::ir::{Argument, Function, NameTable, Operation, Tensor, TensorType};
+use crate::ir::{Argument, DType, Function, NameTable, Operation, Tensor, TensorType};
 use std::collections::{BTreeMap, HashMap};
 
 /// Producers, readers and types of every variable of one function.
@@ -92,6 +92,51 @@ impl<'a> Graph<'a> {
         self.sole_reader(out(&self.ops[i]))
             .filter(|&r| self.ops[r].op_type == op_type)
     }
+}
+
+/// True when `var` is zero everywhere: a zero constant, `fill(…, 0)`, a sum of zeros, or a
+/// zero times a value cast from bool (finite, so the product is 0).
+pub fn is_zeros(g: &Graph, var: &str) -> bool {
+    zeros_within(g, var, 4)
+}
+
+fn zeros_within(g: &Graph, var: &str, depth: usize) -> bool {
+    if depth == 0 {
+        return false;
+    }
+    if let Some(t) = g.const_value(var) {
+        return t.dtype().is_float() && t.to_f64_vec().iter().all(|&v| v == 0.0);
+    }
+    if let Some(i) = g.producer(var, "fill") {
+        return arg(g.op(i), "value").is_some_and(|v| g.scalar(v) == Some(0.0));
+    }
+    if let Some(i) = g.producer(var, "add") {
+        let op = g.op(i);
+        return [arg(op, "x"), arg(op, "y")]
+            .iter()
+            .all(|v| v.is_some_and(|v| zeros_within(g, v, depth - 1)));
+    }
+    if let Some(i) = g.producer(var, "mul") {
+        let op = g.op(i);
+        let (Some(x), Some(y)) = (arg(op, "x"), arg(op, "y")) else {
+            return false;
+        };
+        let zero_times_bool = |z: &str, b: &str| g.scalar(z) == Some(0.0) && is_cast_bool(g, b, 2);
+        return zero_times_bool(x, y) || zero_times_bool(y, x);
+    }
+    false
+}
+
+/// True when `var` is a bool value cast (up to `depth` casts) to a number.
+fn is_cast_bool(g: &Graph, var: &str, depth: usize) -> bool {
+    let Some(i) = g.producer(var, "cast") else {
+        return false;
+    };
+    let Some(x) = arg(g.op(i), "x") else {
+        return false;
+    };
+    g.var_type(x).is_some_and(|t| t.dtype == DType::Bool)
+        || (depth > 1 && is_cast_bool(g, x, depth - 1))
 }
 
 /// The variable bound to parameter `param` of `op`.

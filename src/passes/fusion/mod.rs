@@ -5,11 +5,13 @@
 //! next op drops as one reduction without them.
 //!
 //! [`fuse`] runs the passes of [`PASSES`] in table order, each until it finds nothing more,
-//! and repeats the round until no pass fires. The order: conv + batch_norm folding first (it
-//! only reads constants), then activations (they only read
-//! elementwise chains), then normalization, then `linear` (so a bias `add` is taken only once
-//! the norms around it are settled), then the Q/K/V `split`, then the reshape chains (the
-//! split's squeezes among them) and kept reduction axes, then the softmax NaN guard moves
+//! and repeats the round until no pass fires. The order: no-ops (`x + 0`, reshapes to the
+//! input's own shape) go first, then conv + batch_norm folding (it only reads constants), then
+//! activations (they only read elementwise chains), then normalization, then `linear` (so a
+//! bias `add` is taken only once the norms around it are settled), then the Q/K/V `split`,
+//! then the reshape and transpose chains (the split's squeezes among them) and kept reduction
+//! axes, then batched matmuls through flattened batch dims become plain matmuls, and the
+//! fully-masked-row guard of core-ATen attention becomes the softmax NaN guard, which moves
 //! behind its matmul. Each pass rewrites one match at a time: the pattern's last op is
 //! replaced by the fused op (same op and output names, the source node of the pattern's
 //! characteristic op as `origin`) and the rest of the pattern, whose values no other op reads,
@@ -17,16 +19,20 @@
 //! (its matmuls have no constant operand, so the passes before never touch them).
 
 mod attention;
+mod batched_matmul;
 mod conv_batch_norm;
 mod gelu;
 mod graph;
 mod layer_norm;
 mod linear;
+mod masked_row_guard;
 mod nan_guard;
+mod noop;
 mod reduce_keep_dims;
 mod reshape_chain;
 mod silu;
 mod split;
+mod transpose_chain;
 
 pub use attention::fuse_attention;
 
@@ -46,6 +52,10 @@ pub struct Pass {
 
 /// Every fusion pass, in the order [`fuse`] runs them.
 pub const PASSES: &[Pass] = &[
+    Pass {
+        kind: "noop",
+        fuse_one: noop::fuse_one,
+    },
     Pass {
         kind: "conv_batch_norm",
         fuse_one: conv_batch_norm::fuse_one,
@@ -77,6 +87,18 @@ pub const PASSES: &[Pass] = &[
     Pass {
         kind: "reduce",
         fuse_one: reduce_keep_dims::fuse_one,
+    },
+    Pass {
+        kind: "transpose",
+        fuse_one: transpose_chain::fuse_one,
+    },
+    Pass {
+        kind: "batched_matmul",
+        fuse_one: batched_matmul::fuse_one,
+    },
+    Pass {
+        kind: "masked_row_guard",
+        fuse_one: masked_row_guard::fuse_one,
     },
     Pass {
         kind: "softmax_nan_guard",
