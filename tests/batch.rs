@@ -172,6 +172,7 @@ fn failed_items_are_isolated_reported_and_the_rerun_is_cached() {
     );
     assert_eq!(code, 3);
     assert_eq!(error("truncated.onnx").1, 4);
+    assert!(!out.join("unsupported").exists());
 
     // JUnit: one testcase per item, a failure element per failed item, markup escaped.
     let junit = std::fs::read_to_string(&xml).unwrap();

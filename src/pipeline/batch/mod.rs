@@ -144,6 +144,11 @@ pub fn run_batch(
             });
         }
     });
+    // The model folders of items that all failed are left empty: removed (best effort;
+    // `remove_dir` only removes an empty folder).
+    for dir in items.iter().filter_map(|i| i.output.parent()) {
+        let _ = std::fs::remove_dir(dir);
+    }
     done.into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()

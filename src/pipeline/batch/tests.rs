@@ -104,6 +104,7 @@ fn failures_and_panics_are_isolated() {
         .contains("panicked: kernel bug"));
     assert_eq!(reports[2].exit_code, Some(1));
     assert!(dir.path().join("out/z/v.mlpackage/f").is_file());
+    assert!(!dir.path().join("out/bad").exists());
     assert_eq!(reports[0].verify, Some(serde_json::json!({"passed": true})));
 }
 
