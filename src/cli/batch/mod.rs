@@ -79,7 +79,11 @@ pub fn execute(args: &BatchArgs, progress: &Progress, quiet: bool) -> Result<(),
         .map(|(name, spec)| variant::parse(&plan, name, spec, &cli))
         .collect::<Result<Vec<_>, Error>>()?;
     let variants: Vec<batch::Variant> = parsed.iter().map(|p| p.variant.clone()).collect();
-    let out_dir = args.out_dir.clone().unwrap_or_else(|| plan.dir.join("out"));
+    let out_dir = match &args.out_dir {
+        Some(dir) => dir.clone(),
+        None if plan.dir == Path::new(".") => PathBuf::from("out"),
+        None => plan.dir.join("out"),
+    };
     let exclude: Vec<&Path> = std::iter::once(out_dir.as_path())
         .chain(args.cache.as_deref())
         .collect();
