@@ -371,3 +371,36 @@ fn plan_errors_name_the_key_and_the_schema_lists_the_flags() {
         .get("input-shape")
         .is_some());
 }
+
+#[test]
+fn fail_fast_skips_the_items_after_the_first_failure() {
+    let ws = workspace();
+    let out = package_dir("batch_fail_fast");
+    let (json, xml) = (ws.path().join("r.json"), ws.path().join("r.xml"));
+    let plan = ws.path().join("plan.json");
+    let args = [
+        path(&plan),
+        "--out-dir",
+        path(&out),
+        "--fail-fast",
+        "--jobs",
+        "1",
+        "--report",
+        path(&json),
+        "--junit",
+        path(&xml),
+        "-q",
+    ];
+    assert_eq!(batch(&args), 7);
+    // One job takes the items in order: the first failure is truncated.onnx's first variant.
+    let report = read_json(&json);
+    let status: Vec<String> = statuses(&report).into_iter().map(|(_, _, s)| s).collect();
+    assert_eq!(status[..6], ["ok"; 6]);
+    assert_eq!(status[6], "failed");
+    assert_eq!(status[7..], ["skipped"; 5]);
+    assert_eq!(report["totals"]["skipped"].as_u64(), Some(5));
+    assert!(!out.join("unsupported").exists());
+    let junit = std::fs::read_to_string(&xml).unwrap();
+    assert_eq!(junit.matches("<skipped ").count(), 5);
+    assert_eq!(junit.matches("<failure ").count(), 1);
+}
