@@ -1,6 +1,7 @@
 //! Library entry points for each command. The CLI parses flags and calls these; tests call
 //! them directly.
 
+pub mod batch;
 mod chain;
 mod compress;
 mod convert;

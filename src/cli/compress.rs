@@ -146,111 +146,142 @@ pub struct CompressArgs {
     recipe: PathBuf,
 }
 
+impl PalettizeArgs {
+    /// The library options these flags describe.
+    pub(super) fn options(&self) -> Result<CompressOptions, Error> {
+        let spec = CompressionSpec {
+            palettize: Some(PaletteSpec {
+                nbits: self.nbits,
+                mode: self.mode,
+                granularity: self.granularity,
+                group_size: self.group_size,
+                channel_axis: self.channel_axis,
+                cluster_dim: self.cluster_dim,
+                per_channel_scale: self.per_channel_scale,
+            }),
+            ..Default::default()
+        };
+        let recipe = Recipe::global(spec, self.common.weight_threshold);
+        self.common.options(recipe, None)
+    }
+}
+
+impl QuantizeArgs {
+    /// The library options these flags describe.
+    pub(super) fn options(&self) -> Result<CompressOptions, Error> {
+        let spec = CompressionSpec {
+            quantize: Some(QuantSpec {
+                dtype: self.dtype,
+                mode: self.mode,
+                granularity: self.granularity,
+                block_size: self.block_size,
+            }),
+            ..Default::default()
+        };
+        let recipe = Recipe::global(spec, self.common.weight_threshold);
+        self.common.options(recipe, None)
+    }
+}
+
+impl PruneArgs {
+    /// The library options these flags describe.
+    pub(super) fn options(&self) -> Result<CompressOptions, Error> {
+        let spec = CompressionSpec {
+            prune: Some(PruneSpec {
+                target_sparsity: self.target_sparsity,
+                threshold: self.threshold,
+                n_m: self.n_m,
+                block_size: self.block_size,
+                dim: self.dim,
+            }),
+            ..Default::default()
+        };
+        let recipe = Recipe::global(spec, self.common.weight_threshold);
+        self.common.options(recipe, None)
+    }
+}
+
+impl CompressArgs {
+    /// The library options these flags describe (the recipe read and checked).
+    pub(super) fn options(&self) -> Result<CompressOptions, Error> {
+        let mut recipe = Recipe::load(&self.recipe)?;
+        if self.common.weight_threshold != DEFAULT_WEIGHT_THRESHOLD {
+            recipe.weight_threshold = self.common.weight_threshold;
+        }
+        self.common.options(recipe, Some(self.recipe.clone()))
+    }
+}
+
+impl CommonArgs {
+    /// The library options of these flags with `recipe` (read from `recipe_path`, if any).
+    fn options(
+        &self,
+        recipe: Recipe,
+        recipe_path: Option<PathBuf>,
+    ) -> Result<CompressOptions, Error> {
+        let target = self
+            .target
+            .as_deref()
+            .map(|t| {
+                t.parse::<Target>()
+                    .map_err(|e| Error::Usage(format!("--target: {e}")))
+            })
+            .transpose()?;
+        Ok(CompressOptions {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            target,
+            precision: self.precision.precision,
+            mixed: self.precision.mixed(&self.verify.input_ranges),
+            input_shapes: self.shapes.input_shapes(),
+            recipe,
+            recipe_path,
+            strict: self.strict,
+            force: self.force,
+            // Compression is lossy by request: `ok` at the fp16 thresholds, `degraded` down to
+            // the floor, failed below it.
+            verify: self.verify.settings(
+                ThresholdOverrides {
+                    max_abs: None,
+                    min_snr_db: Some(Thresholds::FP16.min_snr_db),
+                    min_cosine: Some(Thresholds::FP16.min_cosine),
+                },
+                Some(Thresholds {
+                    max_abs: None,
+                    min_snr_db: self.min_snr.unwrap_or(f64::NEG_INFINITY),
+                    min_cosine: self.min_cosine.unwrap_or(DEFAULT_MIN_COSINE),
+                }),
+            ),
+        })
+    }
+}
+
 /// Runs `mlpack palettize`.
 pub fn palettize(args: &PalettizeArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
-    let spec = CompressionSpec {
-        palettize: Some(PaletteSpec {
-            nbits: args.nbits,
-            mode: args.mode,
-            granularity: args.granularity,
-            group_size: args.group_size,
-            channel_axis: args.channel_axis,
-            cluster_dim: args.cluster_dim,
-            per_channel_scale: args.per_channel_scale,
-        }),
-        ..Default::default()
-    };
-    let recipe = Recipe::global(spec, args.common.weight_threshold);
-    run(&args.common, recipe, None, progress, quiet)
+    run(&args.common, args.options()?, progress, quiet)
 }
 
 /// Runs `mlpack quantize`.
 pub fn quantize(args: &QuantizeArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
-    let spec = CompressionSpec {
-        quantize: Some(QuantSpec {
-            dtype: args.dtype,
-            mode: args.mode,
-            granularity: args.granularity,
-            block_size: args.block_size,
-        }),
-        ..Default::default()
-    };
-    let recipe = Recipe::global(spec, args.common.weight_threshold);
-    run(&args.common, recipe, None, progress, quiet)
+    run(&args.common, args.options()?, progress, quiet)
 }
 
 /// Runs `mlpack prune`.
 pub fn prune(args: &PruneArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
-    let spec = CompressionSpec {
-        prune: Some(PruneSpec {
-            target_sparsity: args.target_sparsity,
-            threshold: args.threshold,
-            n_m: args.n_m,
-            block_size: args.block_size,
-            dim: args.dim,
-        }),
-        ..Default::default()
-    };
-    let recipe = Recipe::global(spec, args.common.weight_threshold);
-    run(&args.common, recipe, None, progress, quiet)
+    run(&args.common, args.options()?, progress, quiet)
 }
 
 /// Runs `mlpack compress`.
 pub fn compress(args: &CompressArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
-    let mut recipe = Recipe::load(&args.recipe)?;
-    if args.common.weight_threshold != DEFAULT_WEIGHT_THRESHOLD {
-        recipe.weight_threshold = args.common.weight_threshold;
-    }
-    run(
-        &args.common,
-        recipe,
-        Some(args.recipe.clone()),
-        progress,
-        quiet,
-    )
+    run(&args.common, args.options()?, progress, quiet)
 }
 
 fn run(
     args: &CommonArgs,
-    recipe: Recipe,
-    recipe_path: Option<PathBuf>,
+    options: CompressOptions,
     progress: &Progress,
     quiet: bool,
 ) -> Result<(), Error> {
-    let target = args
-        .target
-        .as_deref()
-        .map(|t| {
-            t.parse::<Target>()
-                .map_err(|e| Error::Usage(format!("--target: {e}")))
-        })
-        .transpose()?;
-    let options = CompressOptions {
-        input: args.input.clone(),
-        output: args.output.clone(),
-        target,
-        precision: args.precision.precision,
-        mixed: args.precision.mixed(&args.verify.input_ranges),
-        input_shapes: args.shapes.input_shapes(),
-        recipe,
-        recipe_path,
-        strict: args.strict,
-        force: args.force,
-        // Compression is lossy by request: `ok` at the fp16 thresholds, `degraded` down to the
-        // floor, failed below it.
-        verify: args.verify.settings(
-            ThresholdOverrides {
-                max_abs: None,
-                min_snr_db: Some(Thresholds::FP16.min_snr_db),
-                min_cosine: Some(Thresholds::FP16.min_cosine),
-            },
-            Some(Thresholds {
-                max_abs: None,
-                min_snr_db: args.min_snr.unwrap_or(f64::NEG_INFINITY),
-                min_cosine: args.min_cosine.unwrap_or(DEFAULT_MIN_COSINE),
-            }),
-        ),
-    };
     let read: Vec<&Path> = std::iter::once(options.input.as_path())
         .chain(options.recipe_path.as_deref())
         .chain(options.mixed.calibration.dir())

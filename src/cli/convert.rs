@@ -93,23 +93,38 @@ impl ShapeArgs {
     }
 }
 
+impl ConvertArgs {
+    /// The library options these flags describe.
+    pub(super) fn options(&self) -> Result<ConvertOptions, Error> {
+        let target: Target = self
+            .target
+            .parse()
+            .map_err(|e: crate::ir::UnknownTarget| Error::Usage(format!("--target: {e}")))?;
+        Ok(ConvertOptions {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            precision: self.precision.precision,
+            mixed: self.precision.mixed(&self.verify.input_ranges),
+            target,
+            input_shapes: self.shapes.input_shapes(),
+            force: self.force,
+            verify: self.verify.settings(Default::default(), None),
+            states: self.states.clone(),
+        })
+    }
+
+    /// The `--function` specs and `--default-function` (no specs: a single-function package).
+    pub(super) fn functions(&self) -> (&[FunctionSpec], Option<&str>) {
+        (
+            &self.functions.specs,
+            self.functions.default_function.as_deref(),
+        )
+    }
+}
+
 /// Runs `mlpack convert`.
 pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
-    let target: Target = args
-        .target
-        .parse()
-        .map_err(|e: crate::ir::UnknownTarget| Error::Usage(format!("--target: {e}")))?;
-    let options = ConvertOptions {
-        input: args.input.clone(),
-        output: args.output.clone(),
-        precision: args.precision.precision,
-        mixed: args.precision.mixed(&args.verify.input_ranges),
-        target,
-        input_shapes: args.shapes.input_shapes(),
-        force: args.force,
-        verify: args.verify.settings(Default::default(), None),
-        states: args.states.clone(),
-    };
+    let options = args.options()?;
     check_report(
         args.report.as_deref(),
         &options.read_paths(),

@@ -1,6 +1,7 @@
 //! The command-line interface: flag parsing (clap), dispatch, printing and exit codes.
 //! Every command is a thin layer over a [`crate::pipeline`] function.
 
+mod batch;
 mod compress;
 mod convert;
 mod inspect;
@@ -29,7 +30,8 @@ pub struct Cli {
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 internal error, 2 usage error, \
-3 unsupported model, 4 invalid or corrupt input, 5 I/O failure, 6 verification failed.";
+3 unsupported model, 4 invalid or corrupt input, 5 I/O failure, 6 verification failed, \
+7 some batch items failed (the others were made).";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -51,6 +53,8 @@ enum Command {
     Compress(compress::CompressArgs),
     /// Cut a package into a chain of packages, each with a weight.bin under a size.
     Split(split::SplitArgs),
+    /// Make every variant of a plan of each of its models: parallel, sharded, cached, reported.
+    Batch(batch::BatchArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -71,6 +75,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Prune(args) => compress::prune(args, &progress, cli.quiet),
         Command::Compress(args) => compress::compress(args, &progress, cli.quiet),
         Command::Split(args) => split::execute(args, cli.quiet),
+        Command::Batch(args) => batch::execute(args, &progress, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -32,6 +32,17 @@ impl Progress {
         }
     }
 
+    /// Prints `message` as a line of its own (replacing the stage line), with the time.
+    pub fn line(&self, message: &str) {
+        if self.enabled {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "\r\x1b[2K[{:>5.1}s] {message}",
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
+
     /// Clears the stage line.
     pub fn clear(&self) {
         if self.enabled {
