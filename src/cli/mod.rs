@@ -3,6 +3,7 @@
 
 mod compress;
 mod convert;
+mod diff;
 mod inspect;
 mod precision;
 mod progress;
@@ -51,6 +52,8 @@ enum Command {
     Compress(compress::CompressArgs),
     /// Cut a package into a chain of packages, each with a weight.bin under a size.
     Split(split::SplitArgs),
+    /// Compare two packages (or a source model and a package): signature, ops, weights, outputs.
+    Diff(diff::DiffArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -71,6 +74,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Prune(args) => compress::prune(args, &progress, cli.quiet),
         Command::Compress(args) => compress::compress(args, &progress, cli.quiet),
         Command::Split(args) => split::execute(args, cli.quiet),
+        Command::Diff(args) => diff::execute(args, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
