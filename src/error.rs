@@ -19,6 +19,8 @@ pub enum ExitCode {
     Io = 5,
     /// Verification failed: the candidate's outputs break a threshold.
     VerificationFailed = 6,
+    /// `lint --deny`: a finding at or above the denied severity.
+    LintDenied = 7,
 }
 
 /// Everything that can go wrong in a command, with the file, node or flag it concerns.
@@ -57,6 +59,9 @@ pub enum Error {
     /// A verified program's outputs break a threshold; the message is the one-line summary.
     #[error("verification failed: {0}")]
     VerificationFailed(String),
+    /// `lint --deny` found findings at or above the denied severity; the message counts them.
+    #[error("lint: {0}")]
+    LintDenied(String),
 }
 
 impl Error {
@@ -69,6 +74,7 @@ impl Error {
             Error::Io { .. } => ExitCode::Io,
             Error::Internal(_) => ExitCode::Internal,
             Error::VerificationFailed(_) => ExitCode::VerificationFailed,
+            Error::LintDenied(_) => ExitCode::LintDenied,
         }
     }
 

@@ -6,6 +6,7 @@ mod compress;
 mod convert;
 mod diff;
 mod inspect;
+mod lint;
 mod multifunction;
 mod paths;
 mod precision;
@@ -24,6 +25,9 @@ pub use diff::{
 pub use inspect::{
     inspect, inspect_function, ChainSummary, ChunkSummary, FunctionInfo, InspectReport, IoInfo,
     OpInfo, PackageSummary, WeightInfo,
+};
+pub use lint::{
+    lint, lint_subject, rule, Finding, Hit, LintOptions, LintReport, Rule, Severity, Subject, RULES,
 };
 pub use multifunction::{convert_functions, FunctionReport, FunctionSpec, MultifunctionReport};
 pub use paths::{check_outputs, check_report_path, write_atomically};
