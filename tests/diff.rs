@@ -1,6 +1,6 @@
 //! `mlpack diff`: an fp16 package against its 4-bit palettized version (the op histogram
 //! gains the lookup-table ops, bits per weight drop from 16 to about 4, the output figures are
-//! exactly those `verify` reports), an ONNX source against its package, signature differences
+//! exactly those `verify` reports), an ONNX or .pt2 source against its package, signature differences
 //! between a flexible and a fixed package, and two unrelated packages that share no outputs.
 
 mod common;
@@ -179,6 +179,29 @@ fn onnx_source_against_its_package() {
         &["diff", s(&package), s(&model)],
         2,
         &["B must be an .mlpackage"],
+    );
+}
+
+#[test]
+fn pt2_source_against_its_package() {
+    let dir = package_dir("diff_pt2");
+    let archive = common::fixtures::fixtures_root().join("pt2/cnn/model.pt2");
+    let package = dir.join("cnn.mlpackage");
+    ok(&["-q", "convert", s(&archive), "-o", s(&package)]);
+    let r = diff_json(&archive, &package, &[]);
+    assert_eq!(r["a"]["kind"], "pt2");
+    assert_eq!(
+        r["signature"],
+        Value::Array(Vec::new()),
+        "{}",
+        r["signature"]
+    );
+    assert_eq!(r["weights"]["a"]["bits_per_weight"].as_f64().unwrap(), 32.0);
+    assert_eq!(r["weights"]["b"]["bits_per_weight"].as_f64().unwrap(), 16.0);
+    assert_eq!(
+        r["numerics"]["verify"]["verdict"], "ok",
+        "{}",
+        r["numerics"]
     );
 }
 
