@@ -27,7 +27,7 @@ pub use inspect::{
     OpInfo, PackageSummary, WeightInfo,
 };
 pub use lint::{
-    lint, lint_subject, rule, Finding, Hit, LintOptions, LintReport, Rule, Severity, Subject, RULES,
+    lint, lint_subject, Finding, Hit, LintOptions, LintReport, Rule, Severity, Subject, RULES,
 };
 pub use multifunction::{convert_functions, FunctionReport, FunctionSpec, MultifunctionReport};
 pub use paths::{check_outputs, check_report_path, write_atomically};

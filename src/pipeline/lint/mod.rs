@@ -5,7 +5,7 @@
 mod checks;
 mod rules;
 
-pub use rules::{rule, Rule, RULES};
+pub use rules::{Rule, RULES};
 
 use super::convert::{build, ConvertOptions};
 use super::{ModelKind, Precision};

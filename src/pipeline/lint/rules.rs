@@ -86,8 +86,8 @@ pub static RULES: &[Rule] = &[
         severity: Severity::Warning,
         title: "an input with range-flexible or unbounded dimensions: such models often run \
                 off the Neural Engine",
-        hint: "give the sizes the app uses as enumerated shapes (--input-shape NAME=1,64|1,128) \
-               or fix them",
+        hint: "give the sizes the app uses as enumerated shapes (--dim NAME=16|64|128 or \
+               --input-shape NAME=1,64|1,128) or fix them",
         sources: &[CT_ISSUE_RANGE, CT_ISSUE_RANGE_ANE, FLEXIBLE_INPUTS],
         check: io::flexible_inputs,
     },
@@ -161,8 +161,3 @@ pub static RULES: &[Rule] = &[
         check: weights::over_2gb,
     },
 ];
-
-/// The rule `id`.
-pub fn rule(id: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|r| r.id == id)
-}
