@@ -21,6 +21,8 @@ pub enum ExitCode {
     VerificationFailed = 6,
     /// Some items of a batch failed (or were skipped after a failure); the others were made.
     ItemsFailed = 7,
+    /// `lint --deny`: a finding at or above the denied severity.
+    LintDenied = 8,
 }
 
 /// Everything that can go wrong in a command, with the file, node or flag it concerns.
@@ -62,6 +64,9 @@ pub enum Error {
     /// Some items of a batch failed; each is in the batch report.
     #[error("{0}")]
     ItemsFailed(String),
+    /// `lint --deny` found findings at or above the denied severity; the message counts them.
+    #[error("lint: {0}")]
+    LintDenied(String),
 }
 
 impl Error {
@@ -75,6 +80,7 @@ impl Error {
             Error::Internal(_) => ExitCode::Internal,
             Error::VerificationFailed(_) => ExitCode::VerificationFailed,
             Error::ItemsFailed(_) => ExitCode::ItemsFailed,
+            Error::LintDenied(_) => ExitCode::LintDenied,
         }
     }
 

@@ -5,7 +5,9 @@ pub mod batch;
 mod chain;
 mod compress;
 mod convert;
+mod diff;
 mod inspect;
+mod lint;
 mod multifunction;
 mod paths;
 mod precision;
@@ -17,9 +19,16 @@ mod verify;
 pub use chain::{is_chain, Chain, ChainManifest, ChunkEntry, CHAIN_FILE};
 pub use compress::{compress, CompressCommandReport, CompressOptions};
 pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, InputShapes};
+pub use diff::{
+    diff, DiffOptions, DiffReport, DiffSide, IoDesc, Numerics, OpDelta, SignatureChange,
+    WeightDesc, WeightRow, WeightTotals, WeightsDiff,
+};
 pub use inspect::{
     inspect, inspect_function, ChainSummary, ChunkSummary, FunctionInfo, InspectReport, IoInfo,
     OpInfo, PackageSummary, WeightInfo,
+};
+pub use lint::{
+    lint, lint_subject, Finding, Hit, LintOptions, LintReport, Rule, Severity, Subject, RULES,
 };
 pub use multifunction::{convert_functions, FunctionReport, FunctionSpec, MultifunctionReport};
 pub use paths::{check_outputs, check_report_path, write_atomically};

@@ -4,7 +4,9 @@
 mod batch;
 mod compress;
 mod convert;
+mod diff;
 mod inspect;
+mod lint;
 mod precision;
 mod progress;
 mod run;
@@ -31,7 +33,8 @@ pub struct Cli {
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 internal error, 2 usage error, \
 3 unsupported model, 4 invalid or corrupt input, 5 I/O failure, 6 verification failed, \
-7 some batch items failed (the others were made).";
+7 some batch items failed (the others were made), \
+8 lint findings denied by --deny.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -55,6 +58,10 @@ enum Command {
     Split(split::SplitArgs),
     /// Make every variant of a plan of each of its models: parallel, sharded, cached, reported.
     Batch(batch::BatchArgs),
+    /// Compare two packages (or a source model and a package): signature, ops, weights, outputs.
+    Diff(diff::DiffArgs),
+    /// Check a package (or a model converted in memory) against Neural Engine and Core ML rules.
+    Lint(lint::LintArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -76,6 +83,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Compress(args) => compress::compress(args, &progress, cli.quiet),
         Command::Split(args) => split::execute(args, cli.quiet),
         Command::Batch(args) => batch::execute(args, &progress, cli.quiet),
+        Command::Diff(args) => diff::execute(args, cli.quiet),
+        Command::Lint(args) => lint::execute(args, cli.quiet),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -53,18 +53,31 @@ pub fn verify_function(
         read_package_function(candidate, function)?
     };
     let src = load_source(source, &cand)?;
+    compare(&src, &cand, npz, options)?.map_err(|e| verify_error(e, source, candidate))
+}
+
+/// Compares the loaded programs `src` and `cand` as `verify` does, on the input set in the
+/// archive `npz` when given (read for `cand`'s inputs), else on the inputs `options` say. An
+/// unreadable archive is the outer error; a comparison that could not be carried out is the
+/// inner one.
+pub(super) fn compare(
+    src: &Program,
+    cand: &Program,
+    npz: Option<&Path>,
+    options: &VerifyOptions,
+) -> Result<Result<VerifyReport, VerifyError>, Error> {
     let mut options = options.clone();
     if let Some(npz) = npz {
         let sample = inputs::read_sample(npz, cand.main())?;
         options.inputs = InputSpec::Given(vec![sample]);
     }
-    verify::verify_programs(&src, &cand, &options).map_err(|e| verify_error(e, source, candidate))
+    Ok(verify::verify_programs(src, cand, &options))
 }
 
 /// The reference program: an ONNX model as the unoptimised fp32 program (dynamic input
 /// dimensions take the candidate's sizes: fixed, or the same ranges or enumerations), or a
-/// package as written.
-fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
+/// package as written (its function named like the candidate's, or its default one).
+pub(super) fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
     match ModelKind::of(source)? {
         ModelKind::Package => {
             let reference = read_package(source)?;
