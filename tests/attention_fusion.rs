@@ -149,6 +149,7 @@ fn masked_attention_package_round_trips() {
         target: Target::IOS18,
         functions: vec![b.finish(vec![out])],
         metadata: Default::default(),
+        description: Default::default(),
     };
     let mut fused = source.clone();
     let report = mlpack::passes::fusion::fuse(&mut fused);

@@ -37,6 +37,7 @@ fn small_program(target: Target) -> Program {
             "com.github.apple.coremltools.source".into(),
             "mlpack".into(),
         )]),
+        description: Default::default(),
     }
 }
 
@@ -256,6 +257,7 @@ fn no_blobs_gives_an_empty_weights_directory() {
         target: Target::IOS15,
         functions: vec![b.finish(vec![y])],
         metadata: BTreeMap::new(),
+        description: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("tiny.mlpackage");
@@ -565,6 +567,7 @@ fn conv_net(target: Target, fp16: bool) -> Program {
         target,
         functions: vec![b.finish(vec![y])],
         metadata: BTreeMap::new(),
+        description: Default::default(),
     }
 }
 

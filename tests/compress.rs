@@ -316,6 +316,7 @@ fn linear_package(dir: &Path, name: &str, target: Target, weights: &[Vec<f32>]) 
         target,
         functions: vec![function],
         metadata: Default::default(),
+        description: Default::default(),
     };
     mlpack::passes::to_fp16(&mut program, |_| None);
     let path = dir.join(name);

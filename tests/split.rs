@@ -278,6 +278,7 @@ fn program(operations: Vec<Operation>) -> Program {
             },
         }],
         metadata: BTreeMap::from([("author".to_string(), "split test".to_string())]),
+        description: Default::default(),
     }
 }
 

@@ -604,6 +604,7 @@ mod tests {
             target: Target::IOS16,
             functions: vec![b.finish(vec![y])],
             metadata: Default::default(),
+            description: Default::default(),
         };
         if dtype == DType::F16 {
             crate::passes::to_fp16(&mut p, |_| None);

@@ -587,6 +587,7 @@ mod tests {
                 },
             }],
             metadata: BTreeMap::from([("k".to_string(), "v".to_string())]),
+            description: Default::default(),
         }
     }
 

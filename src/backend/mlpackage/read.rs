@@ -156,6 +156,7 @@ impl Reader<'_> {
             target,
             functions,
             metadata: BTreeMap::new(),
+            description: Default::default(),
         })
     }
 
