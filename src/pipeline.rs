@@ -4,6 +4,7 @@
 mod chain;
 mod compress;
 mod convert;
+mod describe;
 mod inspect;
 mod multifunction;
 mod paths;
@@ -16,6 +17,7 @@ mod verify;
 pub use chain::{is_chain, Chain, ChainManifest, ChunkEntry, CHAIN_FILE};
 pub use compress::{compress, CompressCommandReport, CompressOptions};
 pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, InputShapes};
+pub use describe::{read_labels, DescribeOptions, ImageInput};
 pub use inspect::{
     inspect, inspect_function, ChainSummary, ChunkSummary, FunctionInfo, InspectReport, IoInfo,
     OpInfo, PackageSummary, WeightInfo,

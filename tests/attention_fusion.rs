@@ -22,6 +22,7 @@ fn check(case: &str) {
     for precision in [Precision::Fp32, Precision::Fp16] {
         let out = dir.join(format!("{case}_{precision:?}.mlpackage"));
         let report = pipeline::convert(&ConvertOptions {
+            describe: Default::default(),
             input: fx.model_path(),
             output: out.clone(),
             precision,

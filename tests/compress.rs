@@ -110,6 +110,7 @@ fn source_package(case: &str, target: Target, dir: &Path) -> PathBuf {
     let fixture = Fixture::load("models", case);
     let output = dir.join(format!("source_{target}.mlpackage"));
     pipeline::convert(&ConvertOptions {
+        describe: Default::default(),
         input: fixture.model_path(),
         output: output.clone(),
         precision: Precision::Fp16,

@@ -182,6 +182,7 @@ fn pt2_files(fx: &Fixture) -> Vec<String> {
 /// torch's outputs themselves).
 fn convert(source: &Path, output: &Path, precision: Precision, shapes: InputShapes) {
     let options = ConvertOptions {
+        describe: Default::default(),
         input: source.to_path_buf(),
         output: output.to_path_buf(),
         precision,

@@ -1,5 +1,6 @@
 //! `mlpack convert`.
 
+use super::describe_args::DescribeArgs;
 use super::precision::{print_fp32_ops, PrecisionArgs};
 use super::progress::Progress;
 use super::verify_args::VerifyArgs;
@@ -45,6 +46,8 @@ pub struct ConvertArgs {
     states: Vec<StatePair>,
     #[command(flatten)]
     functions: FunctionArgs,
+    #[command(flatten)]
+    describe: DescribeArgs,
 }
 
 /// `--function` and `--default-function`: a multifunction package.
@@ -100,6 +103,7 @@ pub fn execute(args: &ConvertArgs, progress: &Progress, quiet: bool) -> Result<(
         .parse()
         .map_err(|e: crate::ir::UnknownTarget| Error::Usage(format!("--target: {e}")))?;
     let options = ConvertOptions {
+        describe: args.describe.options(),
         input: args.input.clone(),
         output: args.output.clone(),
         precision: args.precision.precision,

@@ -3,6 +3,7 @@
 
 mod compress;
 mod convert;
+mod describe_args;
 mod inspect;
 mod precision;
 mod progress;
