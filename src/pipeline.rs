@@ -26,7 +26,7 @@ pub use multifunction::{convert_functions, FunctionReport, FunctionSpec, Multifu
 pub use paths::{check_outputs, check_report_path, write_atomically};
 pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
 pub use recipe::Recipe;
-pub use run::{run_package, run_package_function, RunInputs};
+pub use run::{run_package, run_package_function, run_package_outputs, RunInputs, RunOutputs};
 pub use split::{split, SplitOptions, SplitReport, CHUNK_METADATA_KEY};
 pub use verify::{verify, verify_error, verify_function};
 

@@ -18,7 +18,7 @@ pub struct DescribeArgs {
     image_scale: Option<f32>,
     /// Add B after scaling: one value, or one per channel in the image's channel order.
     #[arg(long, value_name = "B[,G,R]", value_parser = parse_bias)]
-    image_bias: Option<Vec<f32>>,
+    image_bias: Option<Bias>,
     /// Make the model a classifier: class labels, one per line or a JSON list, for the
     /// output holding the class probabilities (the only output, or the one with as many
     /// elements as labels).
@@ -54,7 +54,7 @@ impl DescribeArgs {
         DescribeOptions {
             images: self.images.clone(),
             image_scale: self.image_scale,
-            image_bias: self.image_bias.clone(),
+            image_bias: self.image_bias.clone().map(|b| b.0),
             class_labels: self.class_labels.clone(),
             author: self.author.clone(),
             license: self.license.clone(),
@@ -94,14 +94,18 @@ fn parse_f32(text: &str) -> Result<f32, String> {
     }
 }
 
+/// The values of `--image-bias`.
+#[derive(Clone, Debug)]
+struct Bias(Vec<f32>);
+
 /// One finite number, or three separated by commas.
-fn parse_bias(text: &str) -> Result<Vec<f32>, String> {
+fn parse_bias(text: &str) -> Result<Bias, String> {
     let values = text
         .split(',')
         .map(parse_f32)
         .collect::<Result<Vec<_>, _>>()?;
     match values.len() {
-        1 | 3 => Ok(values),
+        1 | 3 => Ok(Bias(values)),
         n => Err(format!("expected 1 or 3 values, got {n}")),
     }
 }
