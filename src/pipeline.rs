@@ -17,7 +17,9 @@ mod verify;
 pub use chain::{is_chain, Chain, ChainManifest, ChunkEntry, CHAIN_FILE};
 pub use compress::{compress, CompressCommandReport, CompressOptions};
 pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, InputShapes};
-pub use describe::{read_labels, DescribeOptions, ImageInput};
+pub use describe::{
+    read_labels, ClassifierInfo, DescribeOptions, DescriptionInfo, ImageInfo, ImageInput,
+};
 pub use inspect::{
     inspect, inspect_function, ChainSummary, ChunkSummary, FunctionInfo, InspectReport, IoInfo,
     OpInfo, PackageSummary, WeightInfo,

@@ -1,13 +1,15 @@
 //! The model-description features of `convert` (as coremltools' `ct.convert` has them): image
 //! inputs with their scale and bias, classifier outputs from class labels, and metadata. The
 //! options are checked against the loaded program before any conversion work; the changes are
-//! applied where coremltools applies them (facts: `docs/describe.md`).
+//! applied where coremltools applies them (facts: `docs/describe.md`). `inspect` shows them
+//! with [`description_info`].
 
 use crate::ir::{
-    sanitize_name, Argument, Classifier, ColorLayout, DType, Dim, Function, NameTable, Operation,
-    Program, Tensor, TensorType, Var,
+    image_preprocessing, sanitize_name, Argument, Classifier, ColorLayout, DType, Dim, Function,
+    NameTable, Operation, Program, Tensor, TensorType, Var,
 };
 use crate::Error;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -461,4 +463,112 @@ pub fn read_labels(path: &Path) -> Result<Vec<String>, Error> {
         }
     }
     Ok(labels)
+}
+
+/// How many class labels `inspect` lists.
+const LABELS_SHOWN: usize = 5;
+
+/// An image input, as `inspect` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageInfo {
+    /// Input name.
+    pub name: String,
+    /// Pixel layout (`RGB`, `BGR`, `GRAY`).
+    pub layout: String,
+    /// The scale the program applies to the pixels first (1 when none).
+    pub scale: f32,
+    /// The bias it adds next: one value, or one per channel (0 when none).
+    pub bias: Vec<f32>,
+}
+
+/// A classifier, as `inspect` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassifierInfo {
+    /// The predicted label output.
+    pub label_output: String,
+    /// The class → probability output.
+    pub probabilities_output: String,
+    /// Number of classes.
+    pub classes: usize,
+    /// The first few class labels.
+    pub first_labels: Vec<String>,
+}
+
+/// The model description of a package, as `inspect` shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DescriptionInfo {
+    /// Image inputs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageInfo>,
+    /// Classifier outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<ClassifierInfo>,
+    /// `Metadata.author`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub author: String,
+    /// `Metadata.license`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub license: String,
+    /// `Metadata.shortDescription`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// `Metadata.versionString`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    /// Input and output descriptions by feature name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub features: BTreeMap<String, String>,
+    /// User-defined metadata.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_defined: BTreeMap<String, String>,
+}
+
+/// What `program`'s description holds, for `inspect`.
+pub fn description_info(program: &Program) -> DescriptionInfo {
+    let d = &program.description;
+    let main = program.main();
+    let images = d
+        .images
+        .iter()
+        .map(|(name, layout)| {
+            let (scale, bias) = image_preprocessing(main, name);
+            ImageInfo {
+                name: name.clone(),
+                layout: layout.to_string(),
+                scale,
+                bias,
+            }
+        })
+        .collect();
+    let classifier = d.classifier.as_ref().map(|c| {
+        let labels: Vec<String> = c
+            .op(main)
+            .and_then(|op| op.input("classes"))
+            .and_then(|a| match a.first() {
+                Some(Argument::Value(t)) if t.dtype() == DType::String => {
+                    Some(t.strings().to_vec())
+                }
+                Some(Argument::Value(t)) => {
+                    Some(t.to_i64_vec().iter().map(i64::to_string).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        ClassifierInfo {
+            label_output: c.label.clone(),
+            probabilities_output: c.probabilities.clone(),
+            classes: labels.len(),
+            first_labels: labels.into_iter().take(LABELS_SHOWN).collect(),
+        }
+    });
+    DescriptionInfo {
+        images,
+        classifier,
+        author: d.author.clone(),
+        license: d.license.clone(),
+        description: d.short_description.clone(),
+        version: d.version_string.clone(),
+        features: d.features.clone(),
+        user_defined: program.metadata.clone(),
+    }
 }
