@@ -23,6 +23,11 @@ package instead of the whole run):
      chain's final output var), coremltools decompresses the package's weights and every
      decompressed const must equal the sidecar array of the same name exactly, and the sidecar
      must name exactly the package's constexpr chain outputs (see check_decompressed_weights).
+  5. if a sidecar PKG-without-.mlpackage + ".description.json" exists (written by mlpack's
+     tests from the flags they passed), its "description" holds part of the model description
+     in protobuf's JSON form (json_format.MessageToDict of spec.description as coremltools
+     parses it), and every field it holds must have that value in the package; its
+     "class_labels", if present, must be the classes of the program's classify op.
 Prints one JSON line per package, {"path", "ok", "error"}, and exits 1 if any failed.
 """
 
@@ -37,6 +42,7 @@ import numpy as np
 WEIGHTS_SUBDIR = os.path.join("Data", "com.apple.CoreML", "weights")
 PACKAGE_SUFFIX = ".mlpackage"
 SIDECAR_SUFFIX = ".weights.npz"
+DESCRIPTION_SUFFIX = ".description.json"
 CHILD_TIMEOUT_SECONDS = 600
 
 
@@ -313,6 +319,54 @@ def check_package(path):
     sidecar = sidecar_path(path)
     if sidecar is not None and os.path.isfile(sidecar):
         check_decompressed_weights(model, main, sidecar)
+    expected = path[: -len(PACKAGE_SUFFIX)] + DESCRIPTION_SUFFIX
+    if path.endswith(PACKAGE_SUFFIX) and os.path.isfile(expected):
+        check_description(spec, main, expected)
+
+
+def check_description(spec, main, expected_path):
+    """Every field of the sidecar's "description" must hold the same value in the package's
+    description, in protobuf's JSON form; its "class_labels" must be the classify op's
+    classes."""
+    from google.protobuf import json_format
+
+    with open(expected_path) as f:
+        want = json.load(f)
+    got = json_format.MessageToDict(spec.description)
+    mismatch = subset_mismatch(want.get("description", {}), got, "description")
+    if mismatch:
+        raise CheckError(mismatch)
+    if "class_labels" in want:
+        ops = [op for op in main.operations if op.op_type == "classify"]
+        if len(ops) != 1:
+            raise CheckError(f"{len(ops)} classify ops, expected one")
+        classes = [c.item() if hasattr(c, "item") else c for c in ops[0].classes.val]
+        if classes != want["class_labels"]:
+            raise CheckError(f"classify classes {classes}, expected {want['class_labels']}")
+
+
+def subset_mismatch(want, got, where):
+    """Why `got` does not hold `want` (objects: every key of `want`; lists: same length,
+    element by element; scalars: equal), or None."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return f"{where}: expected an object, got {got!r}"
+        for key, value in want.items():
+            if key not in got:
+                return f"{where}.{key}: missing (has {sorted(got)})"
+            mismatch = subset_mismatch(value, got[key], f"{where}.{key}")
+            if mismatch:
+                return mismatch
+        return None
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            return f"{where}: expected {len(want)} items, got {got!r}"
+        for i, (w, g) in enumerate(zip(want, got)):
+            mismatch = subset_mismatch(w, g, f"{where}[{i}]")
+            if mismatch:
+                return mismatch
+        return None
+    return None if want == got else f"{where}: expected {want!r}, got {got!r}"
 
 
 def check_multifunction(path, description, program):
