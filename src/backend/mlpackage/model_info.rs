@@ -305,3 +305,60 @@ pub fn image_type(feature: &FeatureDescription) -> Option<&ImageFeatureType> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::TensorType;
+
+    fn flexible_image() -> Var {
+        Var::new(
+            "x",
+            TensorType {
+                dtype: DType::F32,
+                shape: vec![
+                    Dim::Fixed(1),
+                    Dim::Fixed(3),
+                    Dim::Symbol("h".into()),
+                    Dim::Symbol("w".into()),
+                ],
+            },
+        )
+    }
+
+    #[test]
+    fn flexible_image_sizes_round_trip() {
+        let var = flexible_image();
+        for set in [
+            ShapeSet::Ranges(vec![(1, Some(1)), (3, Some(3)), (8, Some(64)), (16, None)]),
+            ShapeSet::Enumerated(vec![vec![1, 3, 8, 16], vec![1, 3, 32, 24]]),
+        ] {
+            let t = image_feature(&var, ColorLayout::Bgr, Some(&set)).unwrap();
+            let Some(feature_type::Type::ImageType(image)) = &t.r#type else {
+                panic!("{t:?}")
+            };
+            // The default size: the lower bounds, or the first enumerated size.
+            assert_eq!((image.width, image.height), (16, 8));
+            assert_eq!(image.color_space, ColorSpace::Bgr as i32);
+            let (layout, back) = read_image(image, &var).unwrap();
+            assert_eq!((layout, back), (ColorLayout::Bgr, Some(set)));
+        }
+    }
+
+    #[test]
+    fn images_need_nchw_fp32_with_the_layout_channels() {
+        let fixed = Var::new("x", TensorType::fixed(DType::F32, &[1, 3, 4, 5]));
+        let err = image_feature(&fixed, ColorLayout::Gray, None).unwrap_err();
+        assert!(err.contains("[1, 1, H, W]"), "{err}");
+        let half = Var::new("x", TensorType::fixed(DType::F16, &[1, 3, 4, 5]));
+        assert!(image_feature(&half, ColorLayout::Rgb, None).is_err());
+        assert!(image_feature(&flexible_image(), ColorLayout::Rgb, None).is_err());
+        let t = image_feature(&fixed, ColorLayout::Rgb, None).unwrap();
+        let Some(feature_type::Type::ImageType(mut image)) = t.r#type else {
+            panic!()
+        };
+        image.width = 6;
+        let err = read_image(&image, &fixed).unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+    }
+}
