@@ -500,7 +500,8 @@ fn inconsistent_models_are_reported() {
     fs::write(dest.join(MODEL), model.encode_to_vec()).unwrap();
     let err = read_package(&dest).unwrap_err();
     assert!(
-        matches!(&err, Error::Unsupported { message, .. } if message.contains("'x' is an image")),
+        matches!(&err, Error::Unsupported { message, .. }
+            if message.contains("image input 'x' has color space INVALID_COLOR_SPACE")),
         "{err}"
     );
 }
