@@ -15,12 +15,19 @@ package instead of the whole run):
      package (iOS18) instead has no top-level inputs, outputs or states, one FunctionDescription
      per program function (same names), and a defaultFunctionName naming one of them; each
      function must load with MLModel(PKG, function_name=NAME) and match its FunctionDescription
-     (inputs, outputs and states) as above;
+     (inputs, outputs and states) as above; image inputs are fp32 [1, C, H, W] tensors of the
+     declared size and color space, and classifier outputs (string / int64 label, dictionary
+     probabilities) come from the program's classify op;
   4. if a sidecar PKG-without-.mlpackage + ".weights.npz" exists (written by mlpack's tests: our
      interpreter's decompressed weights, one float32 array per constexpr chain, keyed by the
      chain's final output var), coremltools decompresses the package's weights and every
      decompressed const must equal the sidecar array of the same name exactly, and the sidecar
      must name exactly the package's constexpr chain outputs (see check_decompressed_weights).
+  5. if a sidecar PKG-without-.mlpackage + ".description.json" exists (written by mlpack's
+     tests from the flags they passed), its "description" holds part of the model description
+     in protobuf's JSON form (json_format.MessageToDict of spec.description as coremltools
+     parses it), and every field it holds must have that value in the package; its
+     "class_labels", if present, must be the classes of the program's classify op.
 Prints one JSON line per package, {"path", "ok", "error"}, and exits 1 if any failed.
 """
 
@@ -35,6 +42,7 @@ import numpy as np
 WEIGHTS_SUBDIR = os.path.join("Data", "com.apple.CoreML", "weights")
 PACKAGE_SUFFIX = ".mlpackage"
 SIDECAR_SUFFIX = ".weights.npz"
+DESCRIPTION_SUFFIX = ".description.json"
 CHILD_TIMEOUT_SECONDS = 600
 
 
@@ -63,8 +71,13 @@ def compare_feature(kind, feature, var):
     from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
     which = feature.type.WhichOneof("Type")
+    if which == "imageType" and kind == "input":
+        compare_image(feature, var)
+        return
+    if which in ("stringType", "int64Type", "dictionaryType") and kind == "output":
+        compare_classifier_output(feature, var)
+        return
     if which != "multiArrayType":
-        # Images and other feature kinds are described differently; mlpack writes tensors only.
         raise CheckError(f"{kind} {feature.name!r}: unsupported feature type {which}")
     array_type = feature.type.multiArrayType
     want_dtype = declared_dtype(array_type)
@@ -91,6 +104,58 @@ def compare_feature(kind, feature, var):
         elif int(got) != want:
             raise CheckError(f"{kind} {feature.name!r}: program shape {got_shape}, "
                              f"description shape {want_shape} (axis {axis})")
+
+
+def compare_image(feature, var):
+    """An image input is an fp32 [1, C, H, W] tensor in the program (C = 3 for RGB and BGR, 1
+    for grayscale), of the declared height and width unless its size is flexible (what
+    coremltools' backend writes for ct.ImageType inputs)."""
+    from coremltools.converters.mil.mil import types
+    from coremltools.converters.mil.mil.types.symbolic import is_symbolic
+    from coremltools.proto import FeatureTypes_pb2 as ft
+
+    image = feature.type.imageType
+    channels = {ft.ImageFeatureType.RGB: 3, ft.ImageFeatureType.BGR: 3,
+                ft.ImageFeatureType.GRAYSCALE: 1}
+    if image.colorSpace not in channels:
+        raise CheckError(f"image input {feature.name!r}: color space {image.colorSpace}")
+    if not types.is_tensor(var.sym_type) or types.builtin_to_string(
+            var.sym_type.get_primitive()) != "fp32":
+        raise CheckError(f"image input {feature.name!r}: program type {var.sym_type}")
+    shape = list(var.shape)
+    want = [1, channels[image.colorSpace], image.height, image.width]
+    flexible = image.WhichOneof("SizeFlexibility") is not None
+    if len(shape) != 4:
+        raise CheckError(f"image input {feature.name!r}: program shape {shape}")
+    for axis, (got, expected) in enumerate(zip(shape, want)):
+        if is_symbolic(got) and flexible and axis >= 2:
+            continue
+        if is_symbolic(got) or int(got) != expected:
+            raise CheckError(f"image input {feature.name!r}: program shape {shape}, "
+                             f"description {want}")
+
+
+def compare_classifier_output(feature, var):
+    """A classifier's label output is a str (or int64) scalar, its probabilities a dict keyed
+    by the same type, both produced by the program's classify op."""
+    from coremltools.converters.mil.mil import types
+
+    which = feature.type.WhichOneof("Type")
+    if var.op is None or var.op.op_type != "classify":
+        raise CheckError(f"output {feature.name!r} ({which}) is not produced by classify")
+    if which == "dictionaryType":
+        if not types.is_dict(var.sym_type):
+            raise CheckError(f"output {feature.name!r}: program type {var.sym_type}")
+        key = feature.type.dictionaryType.WhichOneof("KeyType")
+        want_key = types.str if key == "stringKeyType" else types.int64
+        if var.sym_type.T[0] != want_key:
+            raise CheckError(f"output {feature.name!r}: dictionary keys {var.sym_type.T[0]}, "
+                             f"description {key}")
+        return
+    want = types.str if which == "stringType" else types.int64
+    if var.sym_type != want:
+        raise CheckError(f"output {feature.name!r}: program type {var.sym_type}, "
+                         f"description {which}")
 
 
 def compare_state(feature, var):
@@ -254,6 +319,54 @@ def check_package(path):
     sidecar = sidecar_path(path)
     if sidecar is not None and os.path.isfile(sidecar):
         check_decompressed_weights(model, main, sidecar)
+    expected = path[: -len(PACKAGE_SUFFIX)] + DESCRIPTION_SUFFIX
+    if path.endswith(PACKAGE_SUFFIX) and os.path.isfile(expected):
+        check_description(spec, main, expected)
+
+
+def check_description(spec, main, expected_path):
+    """Every field of the sidecar's "description" must hold the same value in the package's
+    description, in protobuf's JSON form; its "class_labels" must be the classify op's
+    classes."""
+    from google.protobuf import json_format
+
+    with open(expected_path) as f:
+        want = json.load(f)
+    got = json_format.MessageToDict(spec.description)
+    mismatch = subset_mismatch(want.get("description", {}), got, "description")
+    if mismatch:
+        raise CheckError(mismatch)
+    if "class_labels" in want:
+        ops = [op for op in main.operations if op.op_type == "classify"]
+        if len(ops) != 1:
+            raise CheckError(f"{len(ops)} classify ops, expected one")
+        classes = [c.item() if hasattr(c, "item") else c for c in ops[0].classes.val]
+        if classes != want["class_labels"]:
+            raise CheckError(f"classify classes {classes}, expected {want['class_labels']}")
+
+
+def subset_mismatch(want, got, where):
+    """Why `got` does not hold `want` (objects: every key of `want`; lists: same length,
+    element by element; scalars: equal), or None."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return f"{where}: expected an object, got {got!r}"
+        for key, value in want.items():
+            if key not in got:
+                return f"{where}.{key}: missing (has {sorted(got)})"
+            mismatch = subset_mismatch(value, got[key], f"{where}.{key}")
+            if mismatch:
+                return mismatch
+        return None
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            return f"{where}: expected {len(want)} items, got {got!r}"
+        for i, (w, g) in enumerate(zip(want, got)):
+            mismatch = subset_mismatch(w, g, f"{where}[{i}]")
+            if mismatch:
+                return mismatch
+        return None
+    return None if want == got else f"{where}: expected {want!r}, got {got!r}"
 
 
 def check_multifunction(path, description, program):

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compress;
 pub mod error;
 pub mod frontend;
+pub mod image_file;
 pub mod input_file;
 pub mod interp;
 pub mod ir;

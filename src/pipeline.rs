@@ -5,6 +5,7 @@ pub mod batch;
 mod chain;
 mod compress;
 mod convert;
+mod describe;
 mod diff;
 mod inspect;
 mod lint;
@@ -19,6 +20,9 @@ mod verify;
 pub use chain::{is_chain, Chain, ChainManifest, ChunkEntry, CHAIN_FILE};
 pub use compress::{compress, CompressCommandReport, CompressOptions};
 pub use convert::{convert, load_model, ConvertOptions, ConvertReport, ConvertVerify, InputShapes};
+pub use describe::{
+    read_labels, ClassifierInfo, DescribeOptions, DescriptionInfo, ImageInfo, ImageInput,
+};
 pub use diff::{
     diff, DiffOptions, DiffReport, DiffSide, IoDesc, Numerics, OpDelta, SignatureChange,
     WeightDesc, WeightRow, WeightTotals, WeightsDiff,
@@ -34,7 +38,7 @@ pub use multifunction::{convert_functions, FunctionReport, FunctionSpec, Multifu
 pub use paths::{check_outputs, check_report_path, write_atomically};
 pub use precision::{Calibration, MixedPrecision, Precision, PrecisionReport};
 pub use recipe::Recipe;
-pub use run::{run_package, run_package_function, RunInputs};
+pub use run::{run_package, run_package_function, run_package_outputs, RunInputs, RunOutputs};
 pub use split::{split, SplitOptions, SplitReport, CHUNK_METADATA_KEY};
 pub use verify::{verify, verify_error, verify_function};
 

@@ -22,6 +22,7 @@ fn check(case: &str) {
     for precision in [Precision::Fp32, Precision::Fp16] {
         let out = dir.join(format!("{case}_{precision:?}.mlpackage"));
         let report = pipeline::convert(&ConvertOptions {
+            describe: Default::default(),
             input: fx.model_path(),
             output: out.clone(),
             precision,
@@ -149,6 +150,7 @@ fn masked_attention_package_round_trips() {
         target: Target::IOS18,
         functions: vec![b.finish(vec![out])],
         metadata: Default::default(),
+        description: Default::default(),
     };
     let mut fused = source.clone();
     let report = mlpack::passes::fusion::fuse(&mut fused);

@@ -64,6 +64,7 @@ fn program(target: Target, ops: Vec<Operation>) -> Program {
             },
         }],
         metadata: BTreeMap::new(),
+        description: Default::default(),
     }
 }
 

@@ -37,6 +37,7 @@ fn small_program(target: Target) -> Program {
             "com.github.apple.coremltools.source".into(),
             "mlpack".into(),
         )]),
+        description: Default::default(),
     }
 }
 
@@ -256,6 +257,7 @@ fn no_blobs_gives_an_empty_weights_directory() {
         target: Target::IOS15,
         functions: vec![b.finish(vec![y])],
         metadata: BTreeMap::new(),
+        description: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("tiny.mlpackage");
@@ -498,7 +500,8 @@ fn inconsistent_models_are_reported() {
     fs::write(dest.join(MODEL), model.encode_to_vec()).unwrap();
     let err = read_package(&dest).unwrap_err();
     assert!(
-        matches!(&err, Error::Unsupported { message, .. } if message.contains("'x' is an image")),
+        matches!(&err, Error::Unsupported { message, .. }
+            if message.contains("image input 'x' has color space INVALID_COLOR_SPACE")),
         "{err}"
     );
 }
@@ -565,6 +568,7 @@ fn conv_net(target: Target, fp16: bool) -> Program {
         target,
         functions: vec![b.finish(vec![y])],
         metadata: BTreeMap::new(),
+        description: Default::default(),
     }
 }
 

@@ -110,6 +110,7 @@ fn source_package(case: &str, target: Target, dir: &Path) -> PathBuf {
     let fixture = Fixture::load("models", case);
     let output = dir.join(format!("source_{target}.mlpackage"));
     pipeline::convert(&ConvertOptions {
+        describe: Default::default(),
         input: fixture.model_path(),
         output: output.clone(),
         precision: Precision::Fp16,
@@ -316,6 +317,7 @@ fn linear_package(dir: &Path, name: &str, target: Target, weights: &[Vec<f32>]) 
         target,
         functions: vec![function],
         metadata: Default::default(),
+        description: Default::default(),
     };
     mlpack::passes::to_fp16(&mut program, |_| None);
     let path = dir.join(name);

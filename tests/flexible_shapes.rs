@@ -40,6 +40,7 @@ fn lengths(fx: &Fixture) -> Vec<Length> {
 
 fn convert(fx: &Fixture, dim: &str, out: &Path) -> Result<(), Error> {
     let options = ConvertOptions {
+        describe: Default::default(),
         input: fx.model_path(),
         output: out.to_path_buf(),
         precision: Precision::Fp32,
@@ -124,6 +125,7 @@ fn a_dynamic_dimension_without_a_size_names_the_dim_flag() {
     let fx = Fixture::load("flexible", "seq_attention");
     let out = common::packages::package_dir("flexible_shapes_error").join("x.mlpackage");
     let options = ConvertOptions {
+        describe: Default::default(),
         input: fx.model_path(),
         output: out.clone(),
         precision: Precision::Fp32,

@@ -22,6 +22,7 @@ fn convert(
     let fx = Fixture::load("models", case);
     let out = dir.join(format!("{case}_{precision:?}.mlpackage"));
     let report = pipeline::convert(&ConvertOptions {
+        describe: Default::default(),
         input: fx.model_path(),
         output: out.clone(),
         precision,

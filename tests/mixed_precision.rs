@@ -29,6 +29,7 @@ fn convert(
     mixed: MixedPrecision,
 ) -> ConvertReport {
     pipeline::convert(&ConvertOptions {
+        describe: Default::default(),
         input,
         output: output.clone(),
         precision,

@@ -77,6 +77,7 @@ fn convert_and_compare(
 ) -> Result<Vec<(String, Diff)>, String> {
     let out = dir.join(format!("{}_{precision:?}.mlpackage", fx.case));
     let options = ConvertOptions {
+        describe: Default::default(),
         input: fx.model_path(),
         output: out.clone(),
         precision,

@@ -182,6 +182,7 @@ fn pt2_files(fx: &Fixture) -> Vec<String> {
 /// torch's outputs themselves).
 fn convert(source: &Path, output: &Path, precision: Precision, shapes: InputShapes) {
     let options = ConvertOptions {
+        describe: Default::default(),
         input: source.to_path_buf(),
         output: output.to_path_buf(),
         precision,
@@ -316,6 +317,7 @@ fn attention_becomes_sdpa_at_both_ir_levels() {
             let stem = file.trim_end_matches(".pt2");
             let package = dir.join(format!("{case}_{stem}.mlpackage"));
             let options = ConvertOptions {
+                describe: Default::default(),
                 input: fx.dir.join(&file),
                 output: package,
                 precision: Precision::Fp16,

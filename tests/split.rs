@@ -27,6 +27,7 @@ fn convert(fx: &Fixture, dir: &Path) -> PathBuf {
 fn convert_for(fx: &Fixture, dir: &Path, target: Target) -> PathBuf {
     let package = dir.join(format!("{}.mlpackage", fx.case));
     pipeline::convert(&ConvertOptions {
+        describe: Default::default(),
         input: fx.model_path(),
         output: package.clone(),
         precision: Precision::Fp16,
@@ -211,6 +212,7 @@ fn flexible_chain_matches_the_package_at_every_length() {
     let dir = package_dir("split_flexible");
     let package = dir.join("seq_attention.mlpackage");
     pipeline::convert(&ConvertOptions {
+        describe: Default::default(),
         input: fx.model_path(),
         output: package.clone(),
         precision: Precision::Fp16,
@@ -278,6 +280,7 @@ fn program(operations: Vec<Operation>) -> Program {
             },
         }],
         metadata: BTreeMap::from([("author".to_string(), "split test".to_string())]),
+        description: Default::default(),
     }
 }
 

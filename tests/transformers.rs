@@ -92,6 +92,7 @@ fn convert_case(
     let dir = package_dir(&format!("{GROUP}_{}_{precision:?}{label}", fx.case));
     let package = dir.join(format!("{}.mlpackage", fx.case));
     let options = ConvertOptions {
+        describe: Default::default(),
         input: fx.model_path(),
         output: package.clone(),
         precision,
@@ -182,6 +183,7 @@ fn check_flexible(case: &str) {
     let dir = package_dir(&format!("{GROUP}_{case}_flexible"));
     let package = dir.join(format!("{case}.mlpackage"));
     let options = ConvertOptions {
+        describe: Default::default(),
         input: fx.model_path(),
         output: package.clone(),
         precision: Precision::Fp16,
@@ -349,6 +351,7 @@ fn fused_at_ios18() {
         let dir = package_dir(&format!("{GROUP}_{}_ios18", fx.case));
         let package = dir.join(format!("{}.mlpackage", fx.case));
         let options = ConvertOptions {
+            describe: Default::default(),
             input: fx.model_path(),
             output: package.clone(),
             precision: Precision::Fp16,

@@ -27,6 +27,7 @@ fn options(
     verify: Option<ConvertVerify>,
 ) -> ConvertOptions {
     ConvertOptions {
+        describe: Default::default(),
         input,
         output,
         precision,

@@ -1,5 +1,6 @@
 //! `mlpack convert`.
 
+use super::describe_args::DescribeArgs;
 use super::precision::{print_fp32_ops, PrecisionArgs};
 use super::progress::Progress;
 use super::verify_args::VerifyArgs;
@@ -45,6 +46,8 @@ pub struct ConvertArgs {
     states: Vec<StatePair>,
     #[command(flatten)]
     functions: FunctionArgs,
+    #[command(flatten)]
+    describe: DescribeArgs,
 }
 
 /// `--function` and `--default-function`: a multifunction package.
@@ -101,6 +104,7 @@ impl ConvertArgs {
             .parse()
             .map_err(|e: crate::ir::UnknownTarget| Error::Usage(format!("--target: {e}")))?;
         Ok(ConvertOptions {
+            describe: self.describe.options(),
             input: self.input.clone(),
             output: self.output.clone(),
             precision: self.precision.precision,

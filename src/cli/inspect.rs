@@ -2,7 +2,7 @@
 
 use super::print_json;
 use crate::frontend::onnx::{DimSummary, OnnxSummary, Storage};
-use crate::pipeline::{self, ChainSummary, InspectReport, IoInfo, PackageSummary};
+use crate::pipeline::{self, ChainSummary, DescriptionInfo, InspectReport, IoInfo, PackageSummary};
 use crate::Error;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -74,6 +74,53 @@ fn print_io(title: &str, list: &[IoInfo]) {
     }
 }
 
+/// Image inputs, classifier outputs and metadata of a package.
+fn print_description(d: &DescriptionInfo) {
+    for image in &d.images {
+        let bias: Vec<String> = image.bias.iter().map(f32::to_string).collect();
+        println!(
+            "image input: {} ({}), pixels * {} + [{}]",
+            image.name,
+            image.layout,
+            image.scale,
+            bias.join(", ")
+        );
+    }
+    if let Some(c) = &d.classifier {
+        let more = if c.classes > c.first_labels.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        println!(
+            "classifier: {} classes ({}{more}); label output {}, probabilities output {}",
+            c.classes,
+            c.first_labels.join(", "),
+            c.label_output,
+            c.probabilities_output
+        );
+    }
+    for (field, value) in [
+        ("author", &d.author),
+        ("license", &d.license),
+        ("description", &d.description),
+        ("version", &d.version),
+    ] {
+        if !value.is_empty() {
+            println!("{field}: {value}");
+        }
+    }
+    for (name, text) in &d.features {
+        println!("feature {name}: {text}");
+    }
+    if !d.user_defined.is_empty() {
+        println!("metadata:");
+        for (key, value) in &d.user_defined {
+            println!("  {key} = {value}");
+        }
+    }
+}
+
 fn print_chain(c: &ChainSummary) {
     println!(
         "{} (chain of {} Core ML packages cut from {}, {}, weight.bin at most {} bytes each)",
@@ -142,6 +189,7 @@ fn print_package_body(p: &PackageSummary) {
     if !p.states.is_empty() {
         print_io("states", &p.states);
     }
+    print_description(&p.description);
     println!("ops:");
     for (op, count) in &p.ops {
         println!("  {op:<24} {count}");

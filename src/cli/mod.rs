@@ -4,6 +4,7 @@
 mod batch;
 mod compress;
 mod convert;
+mod describe_args;
 mod diff;
 mod inspect;
 mod lint;

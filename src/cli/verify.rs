@@ -24,7 +24,8 @@ pub struct VerifyCommandArgs {
     source: PathBuf,
     /// The .mlpackage to check, or a chain directory written by `split`.
     candidate: PathBuf,
-    /// Inputs from a NumPy .npz archive (np.savez), one NAME.npy member per model input.
+    /// Inputs from a NumPy .npz archive (np.savez), one NAME.npy member per model input; or a
+    /// .png/.jpg file for a package whose only input is an image.
     #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["random", "seed", "input_ranges"])]
     inputs: Option<PathBuf>,
     /// Number of random input sets.

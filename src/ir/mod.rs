@@ -3,6 +3,7 @@
 
 pub mod bits;
 mod builder;
+mod description;
 mod dtype;
 mod names;
 pub mod ops;
@@ -16,6 +17,7 @@ mod types;
 mod validate;
 
 pub use builder::{BuildError, Builder};
+pub use description::{image_preprocessing, Classifier, ColorLayout, Description};
 pub use dtype::DType;
 pub use names::{glob, sanitize_name, NameTable};
 pub use print::print_program;

@@ -1,6 +1,6 @@
 //! The MIL-style program: functions, blocks, operations and the values flowing between them.
 
-use super::{ShapeSet, Target, Tensor, TensorType};
+use super::{Description, ShapeSet, Target, Tensor, TensorType};
 use std::collections::BTreeMap;
 
 /// A named, typed value: a function input or an operation output.
@@ -234,6 +234,8 @@ pub struct Program {
     pub functions: Vec<Function>,
     /// Free-form metadata carried into the package (`userDefined` entries).
     pub metadata: BTreeMap<String, String>,
+    /// Image inputs, classifier outputs and human-readable metadata of the model description.
+    pub description: Description,
 }
 
 impl Program {
@@ -297,6 +299,7 @@ mod tests {
                 })
                 .collect(),
             metadata: BTreeMap::new(),
+            description: Default::default(),
         }
     }
 

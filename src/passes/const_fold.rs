@@ -61,6 +61,7 @@ mod tests {
             target: Target::IOS15,
             functions: vec![b.finish(vec![y])],
             metadata: Default::default(),
+            description: Default::default(),
         };
         assert_eq!(fold_constants(&mut p).unwrap(), 1);
         let c_op = &p.main().block.operations[1];

@@ -45,6 +45,7 @@ mod tests {
             target: Target::IOS15,
             functions: vec![b.finish(vec![y])],
             metadata: Default::default(),
+            description: Default::default(),
         };
         assert_eq!(remove_dead_code(&mut p), 1);
         let names: Vec<_> = p

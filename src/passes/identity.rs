@@ -71,6 +71,7 @@ mod tests {
             target: Target::IOS15,
             functions: vec![b.finish(vec![out])],
             metadata: Default::default(),
+            description: Default::default(),
         }
     }
 

@@ -24,6 +24,9 @@ const CONVERT_TASK: usize = 1 << 16;
 /// float arithmetic of their own (states are fp16 whatever the compute precision).
 const NEVER_FP16: &[&str] = &["const", "cast", "shape", "read_state", "write_state"];
 
+/// Ops that always compute in fp32, with the reason reported.
+const ALWAYS_FP32: &[(&str, &str)] = &[("classify", "classify takes fp32 probabilities")];
+
 /// What the fp16 pass did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Fp16Report {
@@ -75,8 +78,11 @@ pub fn to_fp16(
 
         for mut op in std::mem::take(&mut function.block.operations) {
             let is_float = |v: &str| types.get(v).is_some_and(|t| t.dtype.is_float());
+            let always = ALWAYS_FP32.iter().find(|(t, _)| *t == op.op_type);
             let decision = if !decides_precision(&op, is_float) {
                 None
+            } else if let Some((_, reason)) = always {
+                Some(Err(reason.to_string()))
             } else if let Some(reason) = keep_fp32(&op) {
                 Some(Err(reason))
             } else {
@@ -334,6 +340,7 @@ mod tests {
             target: Target::IOS16,
             functions: vec![b.finish(vec![z])],
             metadata: Default::default(),
+            description: Default::default(),
         }
     }
 
@@ -384,6 +391,7 @@ mod tests {
             target: Target::IOS16,
             functions: vec![b.finish(vec![k])],
             metadata: Default::default(),
+            description: Default::default(),
         };
         to_fp16(&mut p, |op| (op.name == "k").then(|| "rule".to_string()));
         validate_program(&p).unwrap();
@@ -479,6 +487,7 @@ mod tests {
             target: Target::IOS17,
             functions: vec![b.finish(vec![scores])],
             metadata: Default::default(),
+            description: Default::default(),
         }
     }
 

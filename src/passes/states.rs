@@ -346,6 +346,7 @@ mod tests {
             target: crate::ir::Target::IOS18,
             functions: vec![step("k_cache", "k_cache_out", ty)],
             metadata: Default::default(),
+            description: Default::default(),
         };
         make_states(
             program.main_mut(),

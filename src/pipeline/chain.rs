@@ -247,6 +247,7 @@ impl Chain {
                 },
             }],
             metadata,
+            description: Default::default(),
         };
         validate_program(&program).map_err(|e| Error::invalid(&path, e.to_string()))?;
         Ok(program)

@@ -1,5 +1,6 @@
 //! `convert`: load a model, clean it up, set its precision, write a package.
 
+use super::describe::DescribeOptions;
 use super::precision::{apply_precision, MixedPrecision, Precision, PrecisionReport};
 use super::ModelKind;
 use crate::backend::write_package;
@@ -39,13 +40,17 @@ pub struct ConvertOptions {
     /// Graph inputs updated in place, made states (`--state`); empty: detected by name from
     /// iOS18 on (see [`states::detect_pairs`]).
     pub states: Vec<StatePair>,
+    /// Image inputs, class labels and metadata of the model description.
+    pub describe: DescribeOptions,
 }
 
 impl ConvertOptions {
-    /// The files and folders the conversion reads: the model and a calibration folder.
+    /// The files and folders the conversion reads: the model, a calibration folder and a class
+    /// labels file.
     pub fn read_paths(&self) -> Vec<&Path> {
         std::iter::once(self.input.as_path())
             .chain(self.mixed.calibration.dir())
+            .chain(self.describe.read_paths())
             .collect()
     }
 }
@@ -252,9 +257,13 @@ impl Built {
     }
 }
 
-/// Loads the source with `input_shapes`, prepares it and verifies it as `options` say.
+/// Loads the source with `input_shapes`, prepares it and verifies it as `options` say. Image
+/// inputs get their scale and bias ops after the precision pass (in fp32, as coremltools
+/// inserts them) and in the verification source too; the classifier op comes after
+/// verification, which compares the probabilities.
 pub(super) fn build(options: &ConvertOptions, input_shapes: &InputShapes) -> Result<Built, Error> {
     let mut program = load_model(&options.input, options.target, input_shapes)?;
+    let described = options.describe.plan(&program)?;
     let pairs = state_pairs(&program, &options.states, options.target)?;
     let source = options
         .verify
@@ -262,6 +271,7 @@ pub(super) fn build(options: &ConvertOptions, input_shapes: &InputShapes) -> Res
         .map(|settings| {
             let mut source = program.clone();
             states::make_states(source.main_mut(), &pairs).map_err(Error::Usage)?;
+            described.apply_images(&mut source);
             Ok::<_, Error>((settings, source))
         })
         .transpose()?;
@@ -272,9 +282,13 @@ pub(super) fn build(options: &ConvertOptions, input_shapes: &InputShapes) -> Res
         &options.input,
     )?;
     attach_states(&mut program, &pairs, &options.input)?;
+    described.apply_images(&mut program);
     let verified = source
         .map(|(settings, source)| verify_candidate(&source, &program, settings, &options.input))
         .transpose()?;
+    described.apply_classifier(&mut program);
+    options.describe.apply_metadata(&mut program, &described);
+    validate_program(&program).map_err(|e| Error::invalid(&options.input, e.to_string()))?;
     Ok(Built {
         program,
         prepared,

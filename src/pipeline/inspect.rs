@@ -1,6 +1,7 @@
 //! `inspect`: describe an ONNX model or a package.
 
 use super::chain::{is_chain, Chain};
+use super::describe::{description_info, DescriptionInfo};
 use super::load_model;
 use super::ModelKind;
 use crate::backend::mlpackage::weight_file;
@@ -111,6 +112,8 @@ pub struct PackageSummary {
     /// The program as text, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mil: Option<String>,
+    /// Image inputs, classifier outputs and metadata.
+    pub description: DescriptionInfo,
 }
 
 /// One package of a chain.
@@ -394,6 +397,7 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         weights,
         compressed_weights: compressed_weights(main),
         mil: None,
+        description: description_info(program),
     }
 }
 

@@ -112,6 +112,11 @@ pub fn convert_functions(
             options.input.display()
         )));
     }
+    if options.describe.changes_program() {
+        return Err(Error::Usage(
+            "--image-input and --class-labels need a single-function model (no --function)".into(),
+        ));
+    }
     let ordered = order(functions, default)?;
     check_output(&options.read_paths(), &options.output, options.force)?;
     check_input_names(options, functions)?;

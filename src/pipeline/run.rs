@@ -2,14 +2,26 @@
 
 use super::chain::{is_chain, Chain};
 use super::read_package_function;
+use crate::image_file::{self, is_image_file};
 use crate::interp::{self, RunOptions, Value};
-use crate::ir::{sanitize_name, Function};
+use crate::ir::{sanitize_name, Argument, DType, Function, Program};
 use crate::{input_file, npy, Error};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Input files by input name (the package's name or the source model's name it came from).
+/// Input files by input name (the package's name or the source model's name it came from):
+/// `.npy`, or `.png`/`.jpg` for image inputs.
 pub type RunInputs = Vec<(String, PathBuf)>;
+
+/// The outputs of a run, and what says how to show them.
+#[derive(Clone, Debug)]
+pub struct RunOutputs {
+    /// Output values by name, in the function's output order.
+    pub values: Vec<(String, Value)>,
+    /// For a classifier: the probabilities output's name and the class labels, in the order of
+    /// its values.
+    pub classes: Option<(String, Vec<String>)>,
+}
 
 /// Runs the package at `path` (its default function; or the chain directory `split` wrote,
 /// package after package) on `.npy` inputs and returns its outputs by name. States, if any,
@@ -34,6 +46,17 @@ pub fn run_package_function(
     state_dir: Option<&Path>,
     options: RunOptions,
 ) -> Result<Vec<(String, Value)>, Error> {
+    run_package_outputs(path, function, inputs, state_dir, options).map(|o| o.values)
+}
+
+/// [`run_package_function`], also returning the class labels of a classifier package.
+pub fn run_package_outputs(
+    path: &Path,
+    function: Option<&str>,
+    inputs: &RunInputs,
+    state_dir: Option<&Path>,
+    options: RunOptions,
+) -> Result<RunOutputs, Error> {
     if is_chain(path) {
         if let Some(name) = function {
             return Err(Error::Usage(format!(
@@ -49,9 +72,13 @@ pub fn run_package_function(
             )));
         }
         let chain = Chain::read(path)?;
-        let values = read_inputs(chain.join()?.main(), inputs)?;
+        let values = read_inputs(&chain.join()?, inputs)?;
         return chain
             .run(&values, options)
+            .map(|values| RunOutputs {
+                values,
+                classes: None,
+            })
             .map_err(|(package, e)| run_error(e, &package, inputs, None));
     }
     if let Some(dir) = state_dir {
@@ -59,7 +86,7 @@ pub fn run_package_function(
     }
     let program = read_package_function(path, function)?;
     let main = program.main();
-    let values = read_inputs(main, inputs)?;
+    let values = read_inputs(&program, inputs)?;
     let mut states = match state_dir {
         Some(dir) => load_states(main, dir)?,
         None => interp::zero_states(main),
@@ -69,11 +96,29 @@ pub fn run_package_function(
     if let Some(dir) = state_dir {
         save_states(&states, dir)?;
     }
-    Ok(outputs)
+    let classes = program.description.classifier.as_ref().and_then(|c| {
+        let labels = c.op(main)?.input("classes")?.first()?;
+        match labels {
+            Argument::Value(t) if t.dtype() == DType::String => {
+                Some((c.probabilities.clone(), t.strings().to_vec()))
+            }
+            Argument::Value(t) => Some((
+                c.probabilities.clone(),
+                t.to_i64_vec().iter().map(i64::to_string).collect(),
+            )),
+            Argument::Var(_) => None,
+        }
+    });
+    Ok(RunOutputs {
+        values: outputs,
+        classes,
+    })
 }
 
-/// The `.npy` inputs, checked against `main`'s inputs, by input name.
-fn read_inputs(main: &Function, inputs: &RunInputs) -> Result<BTreeMap<String, Value>, Error> {
+/// The inputs of `program`'s entry point read from their files (`.npy`; `.png` or `.jpg` for
+/// image inputs), checked against its signature, by input name.
+fn read_inputs(program: &Program, inputs: &RunInputs) -> Result<BTreeMap<String, Value>, Error> {
+    let main = program.main();
     let mut values = BTreeMap::new();
     for (given, file) in inputs {
         let var = main
@@ -86,8 +131,23 @@ fn read_inputs(main: &Function, inputs: &RunInputs) -> Result<BTreeMap<String, V
                     signature(main)
                 ))
             })?;
-        let bytes = input_file::read(file).map_err(|e| input_file::error(file, e))?;
-        let value = npy::parse(&bytes).map_err(|e| Error::invalid(file, e.to_string()))?;
+        let value = match program.description.images.get(&var.name) {
+            Some(&layout) if is_image_file(file) => {
+                let size = var.ty.static_shape().map(|s| (s[2], s[3]));
+                image_file::read_image(file, given, layout, size, main.input_shapes.get(&var.name))?
+            }
+            None if is_image_file(file) => {
+                return Err(Error::Usage(format!(
+                    "--input {given}={}: '{}' is not an image input (give a .npy file)",
+                    file.display(),
+                    var.name
+                )))
+            }
+            _ => {
+                let bytes = input_file::read(file).map_err(|e| input_file::error(file, e))?;
+                npy::parse(&bytes).map_err(|e| Error::invalid(file, e.to_string()))?
+            }
+        };
         if let Some(set) = main.input_shapes.get(&var.name) {
             if !set.admits(value.shape()) {
                 return Err(Error::Usage(format!(

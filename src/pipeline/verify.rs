@@ -6,15 +6,18 @@ use super::{read_package_function, ModelKind};
 use crate::backend::read_package;
 use crate::frontend::onnx::{self, DimSize, DimSummary, InputShape, OnnxOptions, ShapeSpec};
 use crate::frontend::torch::{self, TorchOptions};
+use crate::image_file::{is_image_file, read_image};
 use crate::ir::{sanitize_name, Program, ShapeSet};
 use crate::passes::states::{make_states, StatePair, STATES_METADATA_KEY};
 use crate::verify::{self, inputs, InputSpec, Side, VerifyError, VerifyOptions, VerifyReport};
 use crate::Error;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Verifies the package `candidate` (its default function; or a chain directory `split`
 /// wrote, as its packages joined into one program) against `source`. With `npz`, the inputs
-/// come from that archive instead of `options.inputs`. A failed comparison is a report with
+/// come from that archive instead of `options.inputs` (or, for a package whose only input is
+/// an image, from that `.png`/`.jpg` file). A failed comparison is a report with
 /// `passed == false`, not an error.
 pub fn verify(
     source: &Path,
@@ -67,11 +70,44 @@ pub(super) fn compare(
     options: &VerifyOptions,
 ) -> Result<Result<VerifyReport, VerifyError>, Error> {
     let mut options = options.clone();
-    if let Some(npz) = npz {
-        let sample = inputs::read_sample(npz, cand.main())?;
+    if let Some(file) = npz {
+        let sample = if is_image_file(file) {
+            image_sample(file, cand)?
+        } else {
+            inputs::read_sample(file, cand.main())?
+        };
         options.inputs = InputSpec::Given(vec![sample]);
     }
     Ok(verify::verify_programs(src, cand, &options))
+}
+
+/// The input set of a candidate whose only input is an image: that image file decoded.
+fn image_sample(file: &Path, cand: &Program) -> Result<inputs::Sample, Error> {
+    let main = cand.main();
+    let image = match main.inputs.as_slice() {
+        [var] => cand
+            .description
+            .images
+            .get(&var.name)
+            .map(|&layout| (var, layout)),
+        _ => None,
+    };
+    let Some((var, layout)) = image else {
+        return Err(Error::Usage(format!(
+            "--inputs {}: an image file is the input of a package whose only input is an \
+             image (give a .npz)",
+            file.display()
+        )));
+    };
+    let size = var.ty.static_shape().map(|s| (s[2], s[3]));
+    let value = read_image(
+        file,
+        &var.name,
+        layout,
+        size,
+        main.input_shapes.get(&var.name),
+    )?;
+    Ok(BTreeMap::from([(var.name.clone(), value)]))
 }
 
 /// The reference program: an ONNX model as the unoptimised fp32 program (dynamic input

@@ -14,7 +14,7 @@ pub use metrics::Metrics;
 pub use per_op::PerOpReport;
 pub use roles::InputRole;
 
-use crate::interp::{self, InterpError, RunOptions};
+use crate::interp::{self, InterpError, RunOptions, Value};
 use crate::ir::{DType, Function, Program};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -397,6 +397,27 @@ pub fn check_signatures(source: &Function, candidate: &Function) -> Result<(), V
     Ok(())
 }
 
+/// `ranges`, plus pixel values `[0, 255)` for every image input of `candidate` that has no
+/// range given.
+fn with_pixel_ranges(candidate: &Program, ranges: &[InputRange]) -> Vec<InputRange> {
+    let given = |name: &str| {
+        ranges
+            .iter()
+            .any(|r| r.name == name || crate::ir::sanitize_name(&r.name) == name)
+    };
+    let pixels = candidate
+        .description
+        .images
+        .keys()
+        .filter(|name| !given(name))
+        .map(|name| InputRange {
+            name: name.clone(),
+            lo: 0.0,
+            hi: 255.0,
+        });
+    ranges.iter().cloned().chain(pixels).collect()
+}
+
 /// Runs `source` and `candidate` on the inputs `options` describes and compares their
 /// outputs. The source runs as written without fp16 emulation; the candidate with fp16
 /// emulation when it holds fp16 values (unless `no_emulate_fp16`).
@@ -413,12 +434,15 @@ pub fn verify_programs(
             samples,
             seed,
             ranges,
-        } => (
-            inputs::random_inputs(cand, samples.saturating_mul(steps), *seed, ranges)
-                .map_err(VerifyError::Inputs)?,
-            "random",
-            inputs::roles(cand, ranges).map_err(VerifyError::Inputs)?,
-        ),
+        } => {
+            let ranges = &with_pixel_ranges(candidate, ranges);
+            (
+                inputs::random_inputs(cand, samples.saturating_mul(steps), *seed, ranges)
+                    .map_err(VerifyError::Inputs)?,
+                "random",
+                inputs::roles(cand, ranges).map_err(VerifyError::Inputs)?,
+            )
+        }
         InputSpec::Given(sets) => (
             sets.iter()
                 .flat_map(|s| std::iter::repeat_n(s.clone(), steps))
@@ -476,6 +500,11 @@ pub fn verify_programs(
                     r.shape(),
                     value.shape()
                 )));
+            }
+            // String outputs (a classifier's label) follow from numeric ones (its
+            // probabilities), which are compared.
+            if matches!((r, value), (Value::Str(_), Value::Str(_))) {
+                continue;
             }
             let (r, c) = match (r.to_f32_array(), value.to_f32_array()) {
                 (Ok(r), Ok(c)) => (r, c),
@@ -604,6 +633,7 @@ mod tests {
             target: Target::IOS16,
             functions: vec![b.finish(vec![y])],
             metadata: Default::default(),
+            description: Default::default(),
         };
         if dtype == DType::F16 {
             crate::passes::to_fp16(&mut p, |_| None);

@@ -4,7 +4,8 @@
 //! states), names the default one, and leaves the top-level features empty, as coremltools'
 //! `save_multifunction` writes it.
 
-use crate::ir::{DType, Dim, Function, Program, ShapeSet, Target, Var};
+use super::model_info;
+use crate::ir::{ColorLayout, DType, Description, Dim, Function, Program, ShapeSet, Target, Var};
 use crate::proto::coreml::{
     array_feature_type::{ArrayDataType, EnumeratedShapes, Shape, ShapeFlexibility, ShapeRange},
     feature_type, state_feature_type, ArrayFeatureType, FeatureDescription, FeatureType,
@@ -22,13 +23,26 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
         ..Default::default()
     });
     if !program.is_multifunction() {
-        let (input, output) = features(program.main(), program.target, dest)?;
-        return Ok(ModelDescription {
+        let (input, output) = features(
+            program.main(),
+            Some(&program.description),
+            program.target,
+            dest,
+        )?;
+        let mut d = ModelDescription {
             input,
             output,
             state: states(program.main()),
             metadata,
             ..Default::default()
+        };
+        model_info::annotate(&mut d, &program.description);
+        return Ok(d);
+    }
+    if !program.description.images.is_empty() || program.description.classifier.is_some() {
+        return Err(Error::Unsupported {
+            path: dest.to_path_buf(),
+            message: "image inputs and classifier outputs need a single-function model".into(),
         });
     }
     if program.target < Target::IOS18 {
@@ -44,7 +58,7 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
         .functions
         .iter()
         .map(|function| {
-            let (input, output) = features(function, program.target, dest)?;
+            let (input, output) = features(function, None, program.target, dest)?;
             Ok(FunctionDescription {
                 name: function.name.clone(),
                 input,
@@ -54,17 +68,21 @@ pub fn describe(program: &Program, dest: &Path) -> Result<ModelDescription, Erro
             })
         })
         .collect::<Result<_, Error>>()?;
-    Ok(ModelDescription {
+    let mut d = ModelDescription {
         functions,
         default_function_name: program.main().name.clone(),
         metadata,
         ..Default::default()
-    })
+    };
+    model_info::annotate(&mut d, &program.description);
+    Ok(d)
 }
 
-/// The input and output features of `main`.
+/// The input and output features of `main`; `description` (for a single-function model)
+/// makes some inputs images and some outputs a classifier's.
 fn features(
     main: &Function,
+    description: Option<&Description>,
     target: Target,
     dest: &Path,
 ) -> Result<(Vec<FeatureDescription>, Vec<FeatureDescription>), Error> {
@@ -108,6 +126,9 @@ fn features(
             {
                 a.shape_flexibility = flexibility;
             }
+            if let Some(&layout) = description.and_then(|d| d.images.get(&var.name)) {
+                f.r#type = Some(model_info::image_feature(var, layout, set).map_err(&unsupported)?);
+            }
             Ok(f)
         })
         .collect::<Result<_, Error>>()?;
@@ -115,6 +136,14 @@ fn features(
         .outputs()
         .iter()
         .map(|var| {
+            let classifier = description.and_then(|d| d.classifier.as_ref());
+            if let Some(t) = model_info::classifier_feature(var, classifier, main) {
+                return Ok(FeatureDescription {
+                    name: var.name.clone(),
+                    short_description: String::new(),
+                    r#type: Some(t),
+                });
+            }
             let data_type = array_data_type(var, "output", target).map_err(&unsupported)?;
             // The shape is only given when fully static (and omitted for scalars).
             let shape = var
@@ -317,6 +346,8 @@ pub struct Checked {
     pub metadata: BTreeMap<String, String>,
     /// Accepted shapes by input name, for inputs with shape flexibility.
     pub input_shapes: BTreeMap<String, ShapeSet>,
+    /// Image inputs, classifier outputs and human-readable metadata.
+    pub description: Description,
 }
 
 /// Checks that `description` matches `function` (a single-function model whose features are
@@ -338,14 +369,19 @@ pub fn check(
         ));
     }
     check_states(&description.state, function).map_err(|m| Error::invalid(model_path, m))?;
+    let mut images = BTreeMap::new();
+    let input_shapes = check_features(
+        &description.input,
+        &description.output,
+        function,
+        &mut images,
+        model_path,
+    )?;
     Ok(Checked {
         metadata: user_defined(description),
-        input_shapes: check_features(
-            &description.input,
-            &description.output,
-            function,
-            model_path,
-        )?,
+        input_shapes,
+        description: model_info::read_description(description, function, images)
+            .map_err(|m| Error::invalid(model_path, m))?,
     })
 }
 
@@ -400,18 +436,27 @@ pub fn check_multifunction(
         };
         check_states(&d.state, function)
             .map_err(|m| invalid(format!("function '{}': {m}", d.name)))?;
+        let mut images = BTreeMap::new();
         function.input_shapes =
-            check_features(&d.input, &d.output, function, model_path).map_err(|e| match e {
-                Error::Invalid { path, message } => Error::Invalid {
-                    path,
-                    message: format!("function '{}': {message}", d.name),
-                },
-                Error::Unsupported { path, message } => Error::Unsupported {
-                    path,
-                    message: format!("function '{}': {message}", d.name),
-                },
-                other => other,
-            })?;
+            check_features(&d.input, &d.output, function, &mut images, model_path)
+                .and_then(|shapes| match images.keys().next() {
+                    Some(name) => Err(Error::Unsupported {
+                        path: model_path.to_path_buf(),
+                        message: format!("image input '{name}' in a multifunction model"),
+                    }),
+                    None => Ok(shapes),
+                })
+                .map_err(|e| match e {
+                    Error::Invalid { path, message } => Error::Invalid {
+                        path,
+                        message: format!("function '{}': {message}", d.name),
+                    },
+                    Error::Unsupported { path, message } => Error::Unsupported {
+                        path,
+                        message: format!("function '{}': {message}", d.name),
+                    },
+                    other => other,
+                })?;
     }
     Ok(user_defined(description))
 }
@@ -434,11 +479,14 @@ fn user_defined(description: &ModelDescription) -> BTreeMap<String, String> {
 }
 
 /// Checks the features `inputs` and `outputs` against `function`'s inputs and outputs; returns
-/// the accepted shapes of its flexible inputs.
+/// the accepted shapes of its flexible inputs and records its image inputs in `images`.
+/// Classifier outputs are only checked for their kind here (see
+/// [`model_info::read_description`]).
 fn check_features(
     inputs: &[FeatureDescription],
     outputs: &[FeatureDescription],
     function: &Function,
+    images: &mut BTreeMap<String, ColorLayout>,
     model_path: &Path,
 ) -> Result<BTreeMap<String, ShapeSet>, Error> {
     let invalid = |m: String| Error::invalid(model_path, m);
@@ -460,6 +508,28 @@ fn check_features(
             )));
         }
         for (feature, var) in features.iter().zip(vars.iter()) {
+            if feature.name != var.name {
+                return Err(invalid(format!(
+                    "description {role} '{}' does not match function {role} '{}'",
+                    feature.name, var.name
+                )));
+            }
+            if let (Some(image), "input") = (model_info::image_type(feature), role) {
+                let (layout, set) = model_info::read_image(image, var).map_err(&unsupported)?;
+                images.insert(var.name.clone(), layout);
+                if let Some(set) = set {
+                    input_shapes.insert(var.name.clone(), set);
+                }
+                continue;
+            }
+            if role == "output"
+                && feature
+                    .r#type
+                    .as_ref()
+                    .is_some_and(|t| model_info::is_classifier_output(t, var))
+            {
+                continue;
+            }
             let array = match feature.r#type.as_ref().and_then(|t| t.r#type.as_ref()) {
                 Some(feature_type::Type::MultiArrayType(a)) => a,
                 Some(other) => {
@@ -471,12 +541,6 @@ fn check_features(
                 }
                 None => return Err(invalid(format!("{role} '{}' has no type", feature.name))),
             };
-            if feature.name != var.name {
-                return Err(invalid(format!(
-                    "description {role} '{}' does not match function {role} '{}'",
-                    feature.name, var.name
-                )));
-            }
             let dtype = match ArrayDataType::try_from(array.data_type) {
                 Ok(ArrayDataType::Float32) => DType::F32,
                 Ok(ArrayDataType::Float16) => DType::F16,
@@ -587,6 +651,7 @@ mod tests {
                 },
             }],
             metadata: BTreeMap::from([("k".to_string(), "v".to_string())]),
+            description: Default::default(),
         }
     }
 
@@ -652,7 +717,7 @@ mod tests {
     }
 
     #[test]
-    fn check_accepts_its_own_description_and_rejects_images() {
+    fn check_accepts_its_own_description_and_rejects_unreadable_images() {
         let p = program(
             Target::IOS15,
             vec![Var::new("x", TensorType::fixed(DType::F32, &[3]))],
@@ -668,7 +733,8 @@ mod tests {
         });
         let err = check(Some(&d), p.main(), Path::new("m")).unwrap_err();
         assert!(
-            matches!(&err, Error::Unsupported { .. }) && err.to_string().contains("an image"),
+            matches!(&err, Error::Unsupported { .. })
+                && err.to_string().contains("color space INVALID_COLOR_SPACE"),
             "{err}"
         );
     }

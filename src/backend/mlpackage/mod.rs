@@ -7,6 +7,7 @@
 pub mod blob;
 mod description;
 mod manifest;
+mod model_info;
 mod output;
 mod read;
 mod value;

@@ -2,10 +2,13 @@
 //! weight file.
 
 use super::blob::BlobFile;
-use super::value::{decode_immediate, state_tensor_type, static_shape, tensor_type};
+use super::value::{
+    decode_immediate, decode_list, dictionary_key, state_tensor_type, static_shape, tensor_type,
+};
 use super::{description, manifest, MODEL_PATH_PREFIX};
 use crate::ir::{
-    ops, validate_program, Argument, Block, Function, Operation, Program, Target, Tensor, Var,
+    ops, validate_program, Argument, Block, DType, Function, Operation, Program, Target, Tensor,
+    TensorType, Var,
 };
 use crate::proto::coreml::mil_spec as mil;
 use crate::proto::coreml::{model, Model};
@@ -81,6 +84,7 @@ pub fn read_package(path: &Path) -> Result<Program, Error> {
             let checked = description::check(d, program.main(), &model_path)?;
             program.metadata = checked.metadata;
             program.main_mut().input_shapes = checked.input_shapes;
+            program.description = checked.description;
         }
     }
     Ok(program)
@@ -102,6 +106,20 @@ fn unknown_ops(program: &Program) -> Result<(), String> {
         "op types mlpack does not support: {}",
         list.join(", ")
     ))
+}
+
+/// The IR type of a `classify` op's probabilities output (MIL's `dict<class, fp64>`): an fp64
+/// vector with one element per class (the validator checks the rest).
+fn classify_probabilities_type(inputs: &[(String, Vec<Argument>)]) -> TensorType {
+    let classes = inputs
+        .iter()
+        .find(|(p, _)| p == "classes")
+        .and_then(|(_, a)| match a.first() {
+            Some(Argument::Value(t)) => Some(t.len()),
+            _ => None,
+        })
+        .unwrap_or(0);
+    TensorType::fixed(DType::F64, &[classes])
 }
 
 /// Decoding state: the model file (for messages) and the weight files opened so far.
@@ -156,6 +174,7 @@ impl Reader<'_> {
             target,
             functions,
             metadata: BTreeMap::new(),
+            description: Default::default(),
         })
     }
 
@@ -284,7 +303,13 @@ impl Reader<'_> {
         let outputs = op
             .outputs
             .iter()
-            .map(|v| self.var(v, &format!("{context}: output")))
+            .map(|v| match dictionary_key(v.r#type.as_ref()) {
+                Some(_) if op_type == "classify" => Ok(Var::new(
+                    v.name.clone(),
+                    classify_probabilities_type(&inputs),
+                )),
+                _ => self.var(v, &format!("{context}: output")),
+            })
             .collect::<Result<_, _>>()?;
         Ok(Operation {
             op_type: op_type.clone(),
@@ -298,6 +323,9 @@ impl Reader<'_> {
 
     /// A constant, immediate or from a weight file; `context` names it in errors.
     fn value(&mut self, v: &mil::Value, context: &str) -> Result<Tensor, Error> {
+        if let Some(list) = decode_list(v) {
+            return list.map_err(|p| p.at(self.model_path, context));
+        }
         let ty =
             tensor_type(v.r#type.as_ref(), "value").map_err(|p| p.at(self.model_path, context))?;
         let shape = static_shape(&ty).map_err(|p| p.at(self.model_path, context))?;

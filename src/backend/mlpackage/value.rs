@@ -217,6 +217,114 @@ pub fn immediate(tensor: &Tensor) -> mil::Value {
     }
 }
 
+/// A 1-D string or integer constant as a MIL list of scalar immediates (how coremltools binds
+/// `classify.classes`): type `list<tensor<dtype, []>, N>`.
+pub fn list_value(tensor: &Tensor) -> mil::Value {
+    use mil::dimension::{ConstantDimension, Dimension};
+    let n = tensor.len();
+    let elements = match tensor.dtype() {
+        DType::String => tensor
+            .strings()
+            .iter()
+            .map(|s| immediate(&Tensor::scalar_string(s)))
+            .collect(),
+        _ => tensor
+            .to_i64_vec()
+            .into_iter()
+            .map(|v| immediate(&Tensor::from_i64(&[], &[v])))
+            .collect(),
+    };
+    mil::Value {
+        doc_string: String::new(),
+        r#type: Some(mil::ValueType {
+            r#type: Some(mil::value_type::Type::ListType(Box::new(mil::ListType {
+                r#type: Some(Box::new(value_type(&TensorType::scalar(tensor.dtype())))),
+                length: Some(mil::Dimension {
+                    dimension: Some(Dimension::Constant(ConstantDimension { size: n as u64 })),
+                }),
+            }))),
+        }),
+        value: Some(mil::value::Value::ImmediateValue(
+            mil::value::ImmediateValue {
+                value: Some(Immediate::List(mil::ListValue { values: elements })),
+            },
+        )),
+    }
+}
+
+/// Decodes a list of scalar string or int64 immediates (see [`list_value`]) into a 1-D
+/// tensor; `None` when `value` is not a list.
+pub fn decode_list(value: &mil::Value) -> Option<Result<Tensor, Problem>> {
+    let Some(mil::value_type::Type::ListType(list)) =
+        value.r#type.as_ref().and_then(|t| t.r#type.as_ref())
+    else {
+        return None;
+    };
+    Some((|| {
+        let element = tensor_type(list.r#type.as_deref(), "list element")?;
+        if element.rank() != 0 || !matches!(element.dtype, DType::String | DType::I64) {
+            return Err(Problem::Unsupported(format!(
+                "lists of {element} are not supported (only of string or int64 scalars)"
+            )));
+        }
+        let Some(mil::value::Value::ImmediateValue(mil::value::ImmediateValue {
+            value: Some(Immediate::List(items)),
+        })) = &value.value
+        else {
+            return Err(Problem::Invalid("a list-typed value is not a list".into()));
+        };
+        let scalars = items
+            .values
+            .iter()
+            .map(|v| match &v.value {
+                Some(mil::value::Value::ImmediateValue(imm)) => {
+                    decode_immediate(imm, element.dtype, &[])
+                }
+                _ => Err(Problem::Invalid(
+                    "a list element is not an immediate".into(),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = scalars.len();
+        Ok(match element.dtype {
+            DType::String => Tensor::from_strings(
+                &[n],
+                scalars.iter().map(|t| t.strings()[0].clone()).collect(),
+            ),
+            _ => Tensor::from_i64(
+                &[n],
+                &scalars
+                    .iter()
+                    .flat_map(|t| t.to_i64_vec())
+                    .collect::<Vec<_>>(),
+            ),
+        })
+    })())
+}
+
+/// The MIL `dict<key, value>` type of scalar keys and values (the probabilities output of
+/// `classify`).
+pub fn dictionary_type(key: DType, value: DType) -> mil::ValueType {
+    mil::ValueType {
+        r#type: Some(mil::value_type::Type::DictionaryType(Box::new(
+            mil::DictionaryType {
+                key_type: Some(Box::new(value_type(&TensorType::scalar(key)))),
+                value_type: Some(Box::new(value_type(&TensorType::scalar(value)))),
+            },
+        ))),
+    }
+}
+
+/// The key dtype of a MIL `dict` type, `None` when `value_type` is not a dictionary.
+pub fn dictionary_key(value_type: Option<&mil::ValueType>) -> Option<Result<DType, Problem>> {
+    match value_type.and_then(|v| v.r#type.as_ref()) {
+        Some(mil::value_type::Type::DictionaryType(d)) => {
+            Some(tensor_type(d.key_type.as_deref(), "dictionary key").map(|t| t.dtype))
+        }
+        _ => None,
+    }
+}
+
 /// A rank-0 string immediate (used for the `name` attribute of every op).
 pub fn string_value(s: &str) -> mil::Value {
     immediate(&Tensor::scalar_string(s))

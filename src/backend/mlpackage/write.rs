@@ -2,11 +2,16 @@
 //! destination, then renamed into place.
 
 use super::blob::BlobWriter;
-use super::value::{immediate, state_value_type, stored_in_blob, string_value, value_type};
+use super::value::{
+    dictionary_type, immediate, list_value, state_value_type, stored_in_blob, string_value,
+    value_type,
+};
 use super::{
     description, manifest, AUTHOR, MODEL_FILE, MODEL_PATH_PREFIX, WEIGHTS_DIR, WEIGHT_FILE,
 };
-use crate::ir::{validate_program, Argument, Function, Operation, Program, Target, Tensor, Var};
+use crate::ir::{
+    validate_program, Argument, DType, Function, Operation, Program, Target, Tensor, Var,
+};
 use crate::proto::coreml::mil_spec as mil;
 use crate::proto::coreml::{model, Model};
 use crate::temp_paths::{self, remove_any};
@@ -176,6 +181,9 @@ fn encode_operation<'a>(
                         Argument::Value(tensor) if literals_may_be_blobs => {
                             Bound::Value(encode_value(tensor, blobs, target)?)
                         }
+                        Argument::Value(tensor) if is_classify_classes(op, param) => {
+                            Bound::Value(list_value(tensor))
+                        }
                         Argument::Value(tensor) => Bound::Value(immediate(tensor)),
                     }),
                 })
@@ -194,9 +202,37 @@ fn encode_operation<'a>(
     Ok(mil::Operation {
         r#type: op.op_type.clone(),
         inputs,
-        outputs: op.outputs.iter().map(named_value_type).collect(),
+        outputs: op
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, var)| match classify_dictionary(op, i) {
+                Some(key) => mil::NamedValueType {
+                    name: var.name.clone(),
+                    r#type: Some(dictionary_type(key, var.ty.dtype)),
+                },
+                None => named_value_type(var),
+            })
+            .collect(),
         blocks: Vec::new(),
         attributes,
+    })
+}
+
+/// True for the `classes` of a `classify` op, which coremltools binds as a list literal.
+fn is_classify_classes(op: &Operation, param: &str) -> bool {
+    op.op_type == "classify" && param == "classes"
+}
+
+/// The key dtype when output `index` of `op` is the probabilities of a `classify` op: held as
+/// an fp64 vector in class order in the IR, written as MIL's `dict<class, fp64>`.
+fn classify_dictionary(op: &Operation, index: usize) -> Option<DType> {
+    if op.op_type != "classify" || index != 1 {
+        return None;
+    }
+    op.input("classes").and_then(|a| match a.first() {
+        Some(Argument::Value(t)) => Some(t.dtype()),
+        _ => None,
     })
 }
 

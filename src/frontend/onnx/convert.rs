@@ -762,6 +762,7 @@ pub fn convert(
         target: options.target,
         functions: vec![function],
         metadata,
+        description: Default::default(),
     })
 }
 

@@ -1133,6 +1133,7 @@ pub fn convert(
         target: options.target,
         functions: vec![function],
         metadata,
+        description: Default::default(),
     };
     crate::passes::remove_dead_code(&mut program);
     Ok(program)

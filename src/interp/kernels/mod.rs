@@ -1,6 +1,7 @@
 //! Kernels, one file per op family; each op's registry entry points at its kernel here.
 
 pub mod activation;
+pub mod classify;
 pub mod constexpr;
 pub mod conv;
 pub mod elementwise;

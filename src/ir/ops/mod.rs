@@ -5,6 +5,7 @@
 mod activation;
 mod args;
 pub mod broadcast;
+mod classify;
 mod constexpr;
 pub mod conv;
 pub mod elementwise;
@@ -171,6 +172,7 @@ const FAMILIES: &[&[OpDef]] = &[
     constexpr::DEFS,
     transformers::DEFS,
     states::DEFS,
+    classify::DEFS,
 ];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
@@ -309,6 +311,7 @@ mod tests {
             target: Target::IOS15,
             functions: vec![function],
             metadata: BTreeMap::new(),
+            description: Default::default(),
         };
         validate_program(&program).unwrap();
 
@@ -350,6 +353,7 @@ mod tests {
             target: Target::IOS15,
             functions: vec![b.finish(vec![g])],
             metadata: Default::default(),
+            description: Default::default(),
         };
         let e = validate_program(&program).unwrap_err();
         assert!(e.message.contains("batch_dims"), "{e}");

@@ -712,6 +712,7 @@ mod tests {
             target,
             functions: vec![b.finish(vec![out])],
             metadata: Default::default(),
+            description: Default::default(),
         };
         validate_program(&before).unwrap();
         let mut after = before.clone();
@@ -929,6 +930,7 @@ mod tests {
             target: Target::IOS18,
             functions: vec![b.finish(vec![out, p])],
             metadata: Default::default(),
+            description: Default::default(),
         };
         let before = program.clone();
         assert!(fuse(&mut program).counts.is_empty());

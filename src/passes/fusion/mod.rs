@@ -216,6 +216,7 @@ pub(crate) mod testing {
             target,
             functions: vec![function],
             metadata: Default::default(),
+            description: Default::default(),
         };
         validate_program(&original).unwrap();
         let mut fused = original.clone();

@@ -264,6 +264,7 @@ mod tests {
             target: Target::IOS16,
             functions: vec![b.finish(vec![out])],
             metadata: Default::default(),
+            description: Default::default(),
         }
     }
 

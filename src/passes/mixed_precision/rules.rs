@@ -349,6 +349,7 @@ mod tests {
             target: Target::IOS17,
             functions: vec![rms],
             metadata: Default::default(),
+            description: Default::default(),
         };
         assert_eq!(crate::passes::fuse(&mut program).total(), 0);
         let kept: Vec<String> = rules.select(program.main()).unwrap().into_keys().collect();
@@ -358,6 +359,7 @@ mod tests {
             target: Target::IOS17,
             functions: vec![layer_norm()],
             metadata: Default::default(),
+            description: Default::default(),
         };
         assert_eq!(crate::passes::fuse(&mut program).counts["layer_norm"], 1);
         let kept = rules.select(program.main()).unwrap();

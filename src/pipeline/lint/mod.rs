@@ -155,6 +155,7 @@ pub fn lint(path: &Path, options: &LintOptions) -> Result<LintReport, Error> {
                 ));
             }
             let convert = ConvertOptions {
+                describe: Default::default(),
                 input: path.to_path_buf(),
                 output: PathBuf::new(),
                 precision: options.precision,

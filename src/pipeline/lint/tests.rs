@@ -9,6 +9,7 @@ fn program(target: Target, function: Function) -> Program {
         target,
         functions: vec![function],
         metadata: Default::default(),
+        description: Default::default(),
     }
 }
 

@@ -319,6 +319,7 @@ fn chunk_program(program: &Program, set: &[usize], k: usize, count: usize) -> Pr
             },
         }],
         metadata,
+        description: Default::default(),
     }
 }
 
