@@ -70,6 +70,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message on one line (embedded newlines become "; ").
+    pub fn one_line(&self) -> String {
+        self.to_string()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {

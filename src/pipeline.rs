@@ -65,6 +65,15 @@ impl ModelKind {
         matches!(self, ModelKind::Onnx | ModelKind::Pt2)
     }
 
+    /// The kind's name in reports: `onnx`, `pt2` or `package`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Onnx => "onnx",
+            ModelKind::Pt2 => "pt2",
+            ModelKind::Package => "package",
+        }
+    }
+
     /// Classifies `path`; an unknown extension is a usage error naming the file.
     pub fn of(path: &Path) -> Result<ModelKind, Error> {
         match path

@@ -1,10 +1,9 @@
 //! `mlpack diff`.
 
 use super::print_json;
-use super::values;
-use super::verify::parse_range;
+use super::verify_args::InputSetArgs;
 use crate::pipeline::{self, DiffOptions, DiffReport, WeightDesc, WeightTotals};
-use crate::verify::{db, InputRange};
+use crate::verify::db;
 use crate::Error;
 use clap::Args;
 use std::path::PathBuf;
@@ -26,27 +25,17 @@ pub struct DiffArgs {
     /// List every weight of both sides (scheme, stored bytes, bits per weight).
     #[arg(long)]
     weights: bool,
-    /// Compare outputs on the input set in this NumPy .npz archive (np.savez).
-    #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["random", "seed", "input_ranges"])]
-    inputs: Option<PathBuf>,
-    /// Number of random input sets.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = values::count)]
-    random: usize,
-    /// Seed of the random inputs.
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    seed: u64,
-    /// Range of an input's random values, as `verify --input-range` (repeatable).
-    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range)]
-    input_ranges: Vec<InputRange>,
+    #[command(flatten)]
+    input_set: InputSetArgs,
 }
 
 /// Runs `mlpack diff`.
 pub fn execute(args: &DiffArgs, quiet: bool) -> Result<(), Error> {
     let options = DiffOptions {
-        npz: args.inputs.clone(),
-        samples: args.random,
-        seed: args.seed,
-        ranges: args.input_ranges.clone(),
+        npz: args.input_set.inputs.clone(),
+        samples: args.input_set.random,
+        seed: args.input_set.seed,
+        ranges: args.input_set.input_ranges.clone(),
         weights: args.weights,
     };
     let report = pipeline::diff(&args.a, &args.b, &options)?;

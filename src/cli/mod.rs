@@ -91,7 +91,7 @@ pub fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             progress.clear();
-            eprintln!("mlpack: error: {}", one_line(&e));
+            eprintln!("mlpack: error: {}", e.one_line());
             std::process::ExitCode::from(e.exit_code() as u8)
         }
     }
@@ -119,16 +119,6 @@ fn flag_error(e: clap::Error) -> std::process::ExitCode {
     let message = message.strip_prefix("error: ").unwrap_or(&message);
     eprintln!("mlpack: error: {message} (see --help)");
     std::process::ExitCode::from(ExitCode::Usage as u8)
-}
-
-/// The error message on one line (embedded newlines become "; ").
-fn one_line(e: &Error) -> String {
-    e.to_string()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Prints `value` as pretty JSON on stdout.

@@ -2,11 +2,11 @@
 
 use super::progress::Progress;
 use super::values;
+use super::verify_args::InputSetArgs;
 use super::{print_json, split_assignment};
 use crate::pipeline;
 use crate::verify::{
-    db, per_op::PerOpReport, InputRange, InputSpec, ThresholdOverrides, Verdict, VerifyOptions,
-    VerifyReport,
+    db, per_op::PerOpReport, InputRange, ThresholdOverrides, Verdict, VerifyOptions, VerifyReport,
 };
 use crate::Error;
 use clap::Args;
@@ -24,21 +24,8 @@ pub struct VerifyCommandArgs {
     source: PathBuf,
     /// The .mlpackage to check, or a chain directory written by `split`.
     candidate: PathBuf,
-    /// Inputs from a NumPy .npz archive (np.savez), one NAME.npy member per model input; or a
-    /// .png/.jpg file for a package whose only input is an image.
-    #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["random", "seed", "input_ranges"])]
-    inputs: Option<PathBuf>,
-    /// Number of random input sets.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = values::count)]
-    random: usize,
-    /// Seed of the random inputs (same seed, same inputs on every machine).
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    seed: u64,
-    /// Range of an input's random values: floats uniform in [LO,HI), integers in [LO,HI]
-    /// (repeatable; default by the input's role: floats [-1,1), gather indices [0,rows),
-    /// masks and arithmetic {0,1}, other integers [0,9]).
-    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range)]
-    input_ranges: Vec<InputRange>,
+    #[command(flatten)]
+    input_set: InputSetArgs,
     /// Fail when any output's max |candidate − source| exceeds X.
     #[arg(long, value_name = "X", value_parser = values::non_negative)]
     max_abs: Option<f64>,
@@ -82,11 +69,7 @@ pub fn parse_range(s: &str) -> Result<InputRange, String> {
 /// Runs `mlpack verify`.
 pub fn execute(args: &VerifyCommandArgs, progress: &Progress, quiet: bool) -> Result<(), Error> {
     let options = VerifyOptions {
-        inputs: InputSpec::Random {
-            samples: args.random,
-            seed: args.seed,
-            ranges: args.input_ranges.clone(),
-        },
+        inputs: args.input_set.random_spec(),
         thresholds: ThresholdOverrides {
             max_abs: args.max_abs,
             min_snr_db: args.min_snr,
@@ -102,7 +85,7 @@ pub fn execute(args: &VerifyCommandArgs, progress: &Progress, quiet: bool) -> Re
         &args.source,
         &args.candidate,
         args.function.as_deref(),
-        args.inputs.as_deref(),
+        args.input_set.inputs.as_deref(),
         &options,
     )?;
     progress.clear();

@@ -1,11 +1,13 @@
-//! The verification flags of every command that verifies what it writes (`convert` and the
-//! compression commands), declared once.
+//! Verification flags declared once: those of every command that verifies what it writes
+//! (`convert` and the compression commands), and the input set of the commands that compare
+//! two models (`verify`, `diff`).
 
 use super::values;
 use super::verify::parse_range;
 use crate::pipeline::ConvertVerify;
-use crate::verify::{InputRange, ThresholdOverrides, Thresholds};
+use crate::verify::{InputRange, InputSpec, ThresholdOverrides, Thresholds};
 use clap::Args;
+use std::path::PathBuf;
 
 /// Verification before writing.
 #[derive(Debug, Args)]
@@ -46,5 +48,36 @@ impl VerifyArgs {
             thresholds,
             floor,
         })
+    }
+}
+
+/// The inputs two models are compared on: a file, or seeded random sets.
+#[derive(Debug, Args)]
+pub struct InputSetArgs {
+    /// Inputs from a NumPy .npz archive (np.savez), one NAME.npy member per model input; or a
+    /// .png/.jpg file for a package whose only input is an image.
+    #[arg(long, value_name = "FILE.npz", conflicts_with_all = ["random", "seed", "input_ranges"])]
+    pub inputs: Option<PathBuf>,
+    /// Number of random input sets.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = values::count)]
+    pub random: usize,
+    /// Seed of the random inputs (same seed, same inputs on every machine).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Range of an input's random values: floats uniform in [LO,HI), integers in [LO,HI]
+    /// (repeatable; default by the input's role: floats [-1,1), gather indices [0,rows),
+    /// masks and arithmetic {0,1}, other integers [0,9]).
+    #[arg(long = "input-range", value_name = "NAME=LO,HI", value_parser = parse_range)]
+    pub input_ranges: Vec<InputRange>,
+}
+
+impl InputSetArgs {
+    /// The random input sets (used when no `--inputs` file is given).
+    pub fn random_spec(&self) -> InputSpec {
+        InputSpec::Random {
+            samples: self.random,
+            seed: self.seed,
+            ranges: self.input_ranges.clone(),
+        }
     }
 }

@@ -172,6 +172,15 @@ pub struct Function {
 }
 
 impl Function {
+    /// How many ops of each type the function's block holds.
+    pub fn op_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for op in &self.block.operations {
+            *counts.entry(op.op_type.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// The type of variable `name` (function input or op output).
     pub fn var_type(&self, name: &str) -> Option<&TensorType> {
         self.inputs

@@ -232,10 +232,7 @@ impl Built {
     /// The report of converting `options.input` into this program.
     pub fn report(&self, options: &ConvertOptions) -> ConvertReport {
         let program = &self.program;
-        let mut ops = BTreeMap::new();
-        for op in &program.main().block.operations {
-            *ops.entry(op.op_type.clone()).or_insert(0) += 1;
-        }
+        let ops = program.main().op_counts();
         ConvertReport {
             input: options.input.clone(),
             output: options.output.clone(),

@@ -345,7 +345,6 @@ fn function_info(function: &Function) -> FunctionInfo {
 pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
     let main = program.main();
     let io = io_info;
-    let mut ops = BTreeMap::new();
     let mut weights = Vec::new();
     let op_list = op_precisions(main);
     let mut precision = BTreeMap::new();
@@ -355,7 +354,6 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         }
     }
     for op in &main.block.operations {
-        *ops.entry(op.op_type.clone()).or_insert(0) += 1;
         if let Some(v) = op.const_value() {
             if v.dtype() != DType::String && v.len() >= 10 {
                 weights.push(WeightInfo {
@@ -382,7 +380,7 @@ pub fn summarize_program(path: &Path, program: &Program) -> PackageSummary {
         inputs: main.inputs.iter().map(|v| io(&v.name, &v.ty)).collect(),
         outputs: main.outputs().iter().map(|v| io(&v.name, &v.ty)).collect(),
         states: main.states.iter().map(|v| io(&v.name, &v.ty)).collect(),
-        ops,
+        ops: main.op_counts(),
         fused: program
             .metadata
             .get(crate::passes::FUSED_METADATA_KEY)

@@ -12,8 +12,9 @@
 //! int32, `reduce_max` over the last axis keeping it, `not_equal` to 0, `logical_not`. The
 //! zeros may be a constant, a `fill` with 0, or a branch broadcast by adding `0 · cast(bool)`.
 
-use super::graph::{arg, is_zeros, new_const, new_op, out, replace, Graph};
-use crate::ir::{DType, Function, NameTable, Target, Tensor, Var};
+use super::graph::{arg, is_zeros, new_const, out, replace, Graph};
+use super::nan_guard;
+use crate::ir::{Function, NameTable, Target, Tensor};
 
 /// True when the one-element constant `var` names the last axis of a rank-`rank` tensor.
 fn is_last_axis(g: &Graph, var: &str, rank: usize) -> bool {
@@ -73,21 +74,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
         zero,
         select.origin.clone(),
     );
-    let is_nan = names.fresh(&format!("{}_is_nan", out(select)));
-    let check = new_op(
-        "not_equal",
-        &is_nan,
-        &[("x", &probs), ("y", &probs)],
-        vec![Var::new(&is_nan, ty.with_dtype(DType::Bool))],
-        select.origin.clone(),
-    );
-    let guard = new_op(
-        "select",
-        &select.name,
-        &[("cond", &is_nan), ("a", &zero), ("b", &probs)],
-        select.outputs.clone(),
-        select.origin.clone(),
-    );
+    let [check, guard] = nan_guard::guard_ops(&mut names, &probs, &zero, select);
     replace(function, s, vec![zero_op, check, guard]);
     true
 }

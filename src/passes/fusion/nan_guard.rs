@@ -6,7 +6,7 @@
 //! (a NaN row of weights makes a NaN row of the product, replaced by zeros) and no longer sits
 //! between `softmax` and the matmul, so the attention block can fuse.
 
-use super::graph::{arg, out, replace, Graph};
+use super::graph::{arg, new_op, out, replace, Graph};
 use crate::ir::{Argument, DType, Function, NameTable, Operation, Target, Var};
 
 /// The guard's ops: the `select`, its `not_equal`, the guarded `softmax` output and the
@@ -44,6 +44,33 @@ fn find(g: &Graph, s: usize) -> Option<Guard> {
     })
 }
 
+/// The NaN guard of `value`: `not_equal(value, value)` and `select(…, zero, value)`, the select
+/// taking the name, outputs and origin of `root` (the op the guard replaces).
+pub fn guard_ops(
+    names: &mut NameTable,
+    value: &str,
+    zero: &str,
+    root: &Operation,
+) -> [Operation; 2] {
+    let is_nan = names.fresh(&format!("{}_is_nan", out(root)));
+    let ty = root.outputs[0].ty.with_dtype(DType::Bool);
+    let check = new_op(
+        "not_equal",
+        &is_nan,
+        &[("x", value), ("y", value)],
+        vec![Var::new(&is_nan, ty)],
+        root.origin.clone(),
+    );
+    let select = new_op(
+        "select",
+        &root.name,
+        &[("cond", &is_nan), ("a", zero), ("b", value)],
+        root.outputs.clone(),
+        root.origin.clone(),
+    );
+    [check, select]
+}
+
 /// Moves the first softmax NaN guard behind the matmul that reads the guarded weights.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
@@ -53,37 +80,15 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let matmul = g.op(guard.matmul);
     let mut names = NameTable::of_function(function);
     let product = names.fresh(&format!("{}_unguarded", out(matmul)));
-    let is_nan = names.fresh(&format!("{}_is_nan", out(matmul)));
-    let ty = matmul.outputs[0].ty.clone();
     let mut unguarded = matmul.clone();
     unguarded.name = names.fresh(&format!("{}_unguarded", matmul.name));
-    unguarded.outputs = vec![Var::new(&product, ty.clone())];
+    unguarded.outputs = vec![Var::new(&product, matmul.outputs[0].ty.clone())];
     for (param, args) in &mut unguarded.inputs {
         if param == "x" {
             *args = vec![Argument::Var(guard.probs.clone())];
         }
     }
-    let var = |name: &str| vec![Argument::Var(name.to_string())];
-    let check = Operation {
-        op_type: "not_equal".into(),
-        name: is_nan.clone(),
-        inputs: vec![("x".into(), var(&product)), ("y".into(), var(&product))],
-        outputs: vec![Var::new(&is_nan, ty.with_dtype(DType::Bool))],
-        attributes: Default::default(),
-        origin: matmul.origin.clone(),
-    };
-    let select = Operation {
-        op_type: "select".into(),
-        name: matmul.name.clone(),
-        inputs: vec![
-            ("cond".into(), var(&is_nan)),
-            ("a".into(), var(&guard.zero)),
-            ("b".into(), var(&product)),
-        ],
-        outputs: matmul.outputs.clone(),
-        attributes: Default::default(),
-        origin: matmul.origin.clone(),
-    };
+    let [check, select] = guard_ops(&mut names, &product, &guard.zero, matmul);
     replace(function, guard.matmul, vec![unguarded, check, select]);
     true
 }

@@ -192,7 +192,7 @@ fn run_one(
             r.warnings = outcome.warnings;
             if let Some((cache, key)) = cache {
                 if let Err(e) = cache.store(item, key, outcome.verify.clone(), &r.warnings) {
-                    r.warnings.push(format!("not cached: {}", one_line(&e)));
+                    r.warnings.push(format!("not cached: {}", e.one_line()));
                 }
             }
             r.verify = outcome.verify;
@@ -201,7 +201,7 @@ fn run_one(
         }
         Err(e) => {
             let mut r = report(item, command, Status::Failed, start.elapsed().as_secs_f64());
-            r.error = Some(one_line(&e));
+            r.error = Some(e.one_line());
             r.exit_code = Some(e.exit_code() as u8);
             r
         }
@@ -247,16 +247,6 @@ fn report(item: &Item, command: &str, status: Status, seconds: f64) -> ItemRepor
         error: None,
         exit_code: None,
     }
-}
-
-/// The error message on one line (embedded newlines become "; ").
-fn one_line(e: &Error) -> String {
-    e.to_string()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use crate::ir::Program;
 use crate::verify::{InputRange, InputSpec, Side, VerifyError, VerifyOptions, VerifyReport};
 use crate::Error;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// What `diff` compares outputs on, and how much it lists.
@@ -170,11 +169,7 @@ pub fn diff(a: &Path, b: &Path, options: &DiffOptions) -> Result<DiffReport, Err
 fn side(path: &Path, kind: ModelKind, program: &Program) -> DiffSide {
     DiffSide {
         path: path.to_path_buf(),
-        kind: match kind {
-            ModelKind::Onnx => "onnx",
-            ModelKind::Pt2 => "pt2",
-            ModelKind::Package => "package",
-        },
+        kind: kind.name(),
         target: program.target.to_string(),
         function: program.main().name.clone(),
     }
@@ -182,14 +177,7 @@ fn side(path: &Path, kind: ModelKind, program: &Program) -> DiffSide {
 
 /// Op counts by type on both sides, every type either side has.
 fn op_deltas(a: &Program, b: &Program) -> Vec<OpDelta> {
-    let count = |p: &Program| {
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for op in &p.main().block.operations {
-            *counts.entry(op.op_type.clone()).or_default() += 1;
-        }
-        counts
-    };
-    let (ca, cb) = (count(a), count(b));
+    let (ca, cb) = (a.main().op_counts(), b.main().op_counts());
     let mut types: Vec<&String> = ca.keys().chain(cb.keys()).collect();
     types.sort();
     types.dedup();

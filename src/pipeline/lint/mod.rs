@@ -188,11 +188,7 @@ pub fn lint(path: &Path, options: &LintOptions) -> Result<LintReport, Error> {
     }
     Ok(LintReport {
         path: path.to_path_buf(),
-        kind: match kind {
-            ModelKind::Onnx => "onnx",
-            ModelKind::Pt2 => "pt2",
-            ModelKind::Package => "package",
-        },
+        kind: kind.name(),
         target: program.target.to_string(),
         ran_inputs: subject.peaks.is_some(),
         findings,
