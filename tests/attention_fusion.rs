@@ -146,12 +146,7 @@ fn masked_attention_package_round_trips() {
     let out = b
         .op1("matmul", "out", &[("x", &[&p]), ("y", &["v"])])
         .unwrap();
-    let source = Program {
-        target: Target::IOS18,
-        functions: vec![b.finish(vec![out])],
-        metadata: Default::default(),
-        description: Default::default(),
-    };
+    let source = Program::new(Target::IOS18, vec![b.finish(vec![out])]);
     let mut fused = source.clone();
     let report = mlpack::passes::fusion::fuse(&mut fused);
     assert_eq!(report.counts.get("scaled_dot_product_attention"), Some(&1));

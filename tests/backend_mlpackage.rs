@@ -253,12 +253,7 @@ fn no_blobs_gives_an_empty_weights_directory() {
     let x = Var::new("x", TensorType::fixed(DType::F32, &[2]));
     let mut b = Builder::new("main", vec![x]);
     let y = b.op1("add", "y", &[("x", &["x"]), ("y", &["x"])]).unwrap();
-    let program = Program {
-        target: Target::IOS15,
-        functions: vec![b.finish(vec![y])],
-        metadata: BTreeMap::new(),
-        description: Default::default(),
-    };
+    let program = Program::new(Target::IOS15, vec![b.finish(vec![y])]);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("tiny.mlpackage");
     write_package(&program, &dest, false).unwrap();

@@ -1,6 +1,8 @@
 //! Source-model frontends.
 
+pub mod emitter;
 pub mod input_shapes;
+pub mod lowering;
 pub mod onnx;
 pub mod torch;
 

@@ -172,6 +172,15 @@ pub struct Function {
 }
 
 impl Function {
+    /// The names of the block's ops, in program order.
+    pub fn op_names(&self) -> Vec<&str> {
+        self.block
+            .operations
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect()
+    }
+
     /// How many ops of each type the function's block holds.
     pub fn op_counts(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
@@ -248,6 +257,17 @@ pub struct Program {
 }
 
 impl Program {
+    /// A program of `functions` (the entry point first) for `target`, with no metadata and an
+    /// empty description.
+    pub fn new(target: Target, functions: Vec<Function>) -> Program {
+        Program {
+            target,
+            functions,
+            metadata: BTreeMap::new(),
+            description: Description::default(),
+        }
+    }
+
     /// The entry-point function.
     pub fn main(&self) -> &Function {
         &self.functions[0]

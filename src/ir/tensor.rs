@@ -107,11 +107,13 @@ const WIDEN_TASK: usize = 1 << 16;
 
 /// Little-endian fp16 `bytes` widened into `out` (vector conversions where the CPU has them).
 fn widen_f16(bytes: &[u8], out: &mut [f32]) {
-    // SAFETY: any two bytes form a valid u16; `align_to` only yields the aligned middle.
-    let (head, aligned, _) = unsafe { bytes.align_to::<u16>() };
-    if cfg!(target_endian = "little") && head.is_empty() && aligned.len() == out.len() {
-        aligned.reinterpret_cast::<f16>().convert_to_f32_slice(out);
-        return;
+    if cfg!(target_endian = "little") {
+        if let Ok(halves) = bytemuck::try_cast_slice::<u8, f16>(bytes) {
+            if halves.len() == out.len() {
+                halves.convert_to_f32_slice(out);
+                return;
+            }
+        }
     }
     let mut halves = [f16::ZERO; 256];
     for (bytes, out) in bytes
@@ -451,9 +453,7 @@ impl Tensor {
         if self.dtype != DType::F16 || cfg!(target_endian = "big") {
             return None;
         }
-        // SAFETY: any two bytes form a valid u16; `align_to` only yields the aligned middle.
-        let (head, aligned, tail) = unsafe { self.bytes().align_to::<u16>() };
-        (head.is_empty() && tail.is_empty()).then(|| aligned.reinterpret_cast::<f16>())
+        bytemuck::try_cast_slice(self.bytes()).ok()
     }
 
     /// The raw little-endian element bytes, one per element for sub-byte types (empty for

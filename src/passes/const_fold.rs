@@ -57,12 +57,7 @@ mod tests {
         let a = b.constant("a", Tensor::from_f32(&[2], &[1.0, 2.0]));
         let c = b.op1("add", "c", &[("x", &[&a]), ("y", &[&a])]).unwrap();
         let y = b.op1("add", "y", &[("x", &["x"]), ("y", &[&c])]).unwrap();
-        let mut p = Program {
-            target: Target::IOS15,
-            functions: vec![b.finish(vec![y])],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let mut p = Program::new(Target::IOS15, vec![b.finish(vec![y])]);
         assert_eq!(fold_constants(&mut p).unwrap(), 1);
         let c_op = &p.main().block.operations[1];
         assert_eq!(c_op.op_type, "const");

@@ -41,20 +41,9 @@ mod tests {
         let _unused = b
             .op1("add", "unused", &[("x", &["x"]), ("y", &["x"])])
             .unwrap();
-        let mut p = Program {
-            target: Target::IOS15,
-            functions: vec![b.finish(vec![y])],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let mut p = Program::new(Target::IOS15, vec![b.finish(vec![y])]);
         assert_eq!(remove_dead_code(&mut p), 1);
-        let names: Vec<_> = p
-            .main()
-            .block
-            .operations
-            .iter()
-            .map(|o| o.name.as_str())
-            .collect();
+        let names: Vec<_> = p.main().op_names();
         assert_eq!(names, vec!["one", "y"]);
     }
 }

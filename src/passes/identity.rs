@@ -67,12 +67,7 @@ mod tests {
         } else {
             b.op1("add", "z", &[("x", &[&id]), ("y", &[&id])]).unwrap()
         };
-        Program {
-            target: Target::IOS15,
-            functions: vec![b.finish(vec![out])],
-            metadata: Default::default(),
-            description: Default::default(),
-        }
+        Program::new(Target::IOS15, vec![b.finish(vec![out])])
     }
 
     #[test]

@@ -336,12 +336,7 @@ mod tests {
         let w = b.constant("w", Tensor::from_f32(&[2], &[1.5, 1e-9]));
         let y = b.op1("add", "y", &[("x", &["x"]), ("y", &[&w])]).unwrap();
         let z = b.op1("add", "z", &[("x", &[&y]), ("y", &[&y])]).unwrap();
-        Program {
-            target: Target::IOS16,
-            functions: vec![b.finish(vec![z])],
-            metadata: Default::default(),
-            description: Default::default(),
-        }
+        Program::new(Target::IOS16, vec![b.finish(vec![z])])
     }
 
     #[test]
@@ -387,21 +382,10 @@ mod tests {
         let y = b.op1("add", "y", &[("x", &["x"]), ("y", &[&w])]).unwrap();
         let z = b.op1("mul", "z", &[("x", &[&y]), ("y", &[&v])]).unwrap();
         let k = b.op1("add", "k", &[("x", &[&z]), ("y", &[&v])]).unwrap();
-        let mut p = Program {
-            target: Target::IOS16,
-            functions: vec![b.finish(vec![k])],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let mut p = Program::new(Target::IOS16, vec![b.finish(vec![k])]);
         to_fp16(&mut p, |op| (op.name == "k").then(|| "rule".to_string()));
         validate_program(&p).unwrap();
-        let names: Vec<&str> = p
-            .main()
-            .block
-            .operations
-            .iter()
-            .map(|o| o.name.as_str())
-            .collect();
+        let names: Vec<&str> = p.main().op_names();
         assert!(!names.contains(&"w"), "{names:?}");
         assert!(names.contains(&"w_to_fp16"), "{names:?}");
         assert!(
@@ -483,12 +467,7 @@ mod tests {
         let scores = b
             .op1("add", "scores", &[("x", &[&cat]), ("y", &[&chosen])])
             .unwrap();
-        Program {
-            target: Target::IOS17,
-            functions: vec![b.finish(vec![scores])],
-            metadata: Default::default(),
-            description: Default::default(),
-        }
+        Program::new(Target::IOS17, vec![b.finish(vec![scores])])
     }
 
     fn run_program(p: &Program, emulate_fp16: bool) -> Vec<f32> {

@@ -342,12 +342,10 @@ mod tests {
     #[test]
     fn an_fp32_pair_becomes_a_read_and_a_write() {
         let ty = TensorType::fixed(DType::F32, &[2, 3]);
-        let mut program = crate::ir::Program {
-            target: crate::ir::Target::IOS18,
-            functions: vec![step("k_cache", "k_cache_out", ty)],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let mut program = crate::ir::Program::new(
+            crate::ir::Target::IOS18,
+            vec![step("k_cache", "k_cache_out", ty)],
+        );
         make_states(
             program.main_mut(),
             &[StatePair::new("k_cache", "k_cache_out")],

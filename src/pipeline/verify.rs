@@ -114,80 +114,77 @@ fn image_sample(file: &Path, cand: &Program) -> Result<inputs::Sample, Error> {
 /// dimensions take the candidate's sizes: fixed, or the same ranges or enumerations), or a
 /// package as written (its function named like the candidate's, or its default one).
 pub(super) fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
-    match ModelKind::of(source)? {
+    let target = candidate.target;
+    let mut program = match ModelKind::of(source)? {
         ModelKind::Package => {
             let reference = read_package(source)?;
             let name = candidate.main().name.as_str();
             let same = reference.functions.iter().any(|f| f.name == name);
-            reference
+            return reference
                 .select_function(same.then_some(name))
-                .map_err(Error::Internal)
+                .map_err(Error::Internal);
         }
         ModelKind::Onnx => {
             let summary = onnx::summarize(source)?;
-            let mut input_shapes = Vec::new();
-            for input in &summary.inputs {
-                let dynamic = input
-                    .dims
-                    .as_ref()
-                    .is_none_or(|d| d.iter().any(|d| !matches!(d, DimSummary::Fixed(_))));
-                let name = sanitize_name(&input.name);
-                let main = candidate.main();
-                let Some(var) = main.inputs.iter().find(|v| v.name == name) else {
-                    continue;
-                };
-                let shape = match (main.input_shapes.get(&name), var.ty.static_shape()) {
-                    (Some(set), _) => shape_spec(set),
-                    (None, Some(shape)) => InputShape::fixed(&input.name, &shape).shape,
-                    (None, None) => continue,
-                };
-                if dynamic {
-                    input_shapes.push(InputShape {
-                        name: input.name.clone(),
-                        shape,
-                    });
-                }
-            }
-            let mut program = onnx::load(
+            let input_shapes = summary
+                .inputs
+                .iter()
+                .filter(|input| {
+                    input
+                        .dims
+                        .as_ref()
+                        .is_none_or(|d| d.iter().any(|d| !matches!(d, DimSummary::Fixed(_))))
+                })
+                .filter_map(|input| candidate_shape(candidate, &input.name))
+                .collect();
+            let dims = Vec::new();
+            onnx::load(
                 source,
                 &OnnxOptions {
                     input_shapes,
-                    dims: Vec::new(),
-                    target: candidate.target,
+                    dims,
+                    target,
                 },
-            )?;
-            pair_states(&mut program, candidate, source)?;
-            Ok(program)
+            )?
         }
         ModelKind::Pt2 => {
-            let main = candidate.main();
-            let input_shapes = main
+            let input_shapes = candidate
+                .main()
                 .inputs
                 .iter()
-                .filter_map(|var| {
-                    let shape = match (main.input_shapes.get(&var.name), var.ty.static_shape()) {
-                        (Some(set), _) => shape_spec(set),
-                        (None, Some(shape)) => InputShape::fixed(&var.name, &shape).shape,
-                        (None, None) => return None,
-                    };
-                    Some(InputShape {
-                        name: var.name.clone(),
-                        shape,
-                    })
-                })
+                .filter_map(|var| candidate_shape(candidate, &var.name))
                 .collect();
-            let mut program = torch::load(
+            let dims = Vec::new();
+            torch::load(
                 source,
                 &TorchOptions {
                     input_shapes,
-                    dims: Vec::new(),
-                    target: candidate.target,
+                    dims,
+                    target,
                 },
-            )?;
-            pair_states(&mut program, candidate, source)?;
-            Ok(program)
+            )?
         }
-    }
+    };
+    pair_states(&mut program, candidate, source)?;
+    Ok(program)
+}
+
+/// The shapes the candidate accepts for the source input `name` (the candidate's input is
+/// its sanitized name): its flexible shapes, or its static shape; None when it has no such
+/// input.
+fn candidate_shape(candidate: &Program, name: &str) -> Option<InputShape> {
+    let main = candidate.main();
+    let var_name = sanitize_name(name);
+    let var = main.inputs.iter().find(|v| v.name == var_name)?;
+    let shape = match (main.input_shapes.get(&var_name), var.ty.static_shape()) {
+        (Some(set), _) => shape_spec(set),
+        (None, Some(shape)) => InputShape::fixed(name, &shape).shape,
+        (None, None) => return None,
+    };
+    Some(InputShape {
+        name: name.to_string(),
+        shape,
+    })
 }
 
 /// Makes the ONNX source stateful like the candidate, with the pairs recorded in the

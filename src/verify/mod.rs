@@ -629,12 +629,7 @@ mod tests {
         );
         let w = b.constant("w", Tensor::from_f32(&[4], &[w; 4]));
         let y = b.op1("mul", "y", &[("x", &["x"]), ("y", &[&w])]).unwrap();
-        let mut p = Program {
-            target: Target::IOS16,
-            functions: vec![b.finish(vec![y])],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let mut p = Program::new(Target::IOS16, vec![b.finish(vec![y])]);
         if dtype == DType::F16 {
             crate::passes::to_fp16(&mut p, |_| None);
         }

@@ -146,14 +146,7 @@ fn features(
             }
             let data_type = array_data_type(var, "output", target).map_err(&unsupported)?;
             // The shape is only given when fully static (and omitted for scalars).
-            let shape = var
-                .ty
-                .static_shape()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|n| n as i64)
-                .collect();
-            Ok(feature(var, data_type, shape))
+            Ok(feature(var, data_type, static_dims(var)))
         })
         .collect::<Result<_, Error>>()?;
     Ok((input, output))
@@ -254,18 +247,17 @@ fn states(function: &Function) -> Vec<FeatureDescription> {
     function.states.iter().map(state_feature).collect()
 }
 
+/// The shape of `var` as feature dims when fully static; empty otherwise (and for scalars).
+fn static_dims(var: &Var) -> Vec<i64> {
+    let shape = var.ty.static_shape().unwrap_or_default();
+    shape.into_iter().map(|n| n as i64).collect()
+}
+
 /// A state feature for `var` (fp16 and static, checked by the IR validator): a
 /// `StateFeatureType` wrapping the multi-array type, listed in `ModelDescription.state`.
 fn state_feature(var: &Var) -> FeatureDescription {
-    let shape = var
-        .ty
-        .static_shape()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|n| n as i64)
-        .collect();
     let array = ArrayFeatureType {
-        shape,
+        shape: static_dims(var),
         data_type: ArrayDataType::Float16 as i32,
         shape_flexibility: None,
         default_optional_value: None,

@@ -4,6 +4,7 @@ use super::node::Node;
 use super::reader::ExternalData;
 use super::tensor::{elem_type_name, ir_dtype, to_ir_tensor};
 use super::{ops, OnnxOptions};
+use crate::frontend::emitter::{Emit, Emitter};
 use crate::frontend::input_shapes;
 use crate::ir::{
     element_count, sanitize_name, Builder, DType, Dim, Function, NameTable, Program, ShapeSet,
@@ -16,7 +17,7 @@ use crate::proto::onnx::{
 use crate::Error;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Oldest default-domain opset the converters handle (opset 6 differs from 7 only in the
 /// legacy `broadcast`/`axis` attributes of binary ops, which are checked per node).
@@ -42,39 +43,33 @@ pub fn opset_warning(opset: i64, path: &Path) -> Option<String> {
 /// What a node converter works with: the builder, the ONNX → IR name map and the model's
 /// initializers, plus helpers that turn problems into errors naming the current node.
 pub struct Ctx<'m> {
-    /// The function being built.
-    pub b: Builder,
+    /// The builder, the model path and the current node (the shared helpers).
+    pub e: Emitter,
     /// The model's default-domain opset version.
     pub opset: i64,
-    path: PathBuf,
     initializers: HashMap<&'m str, &'m TensorProto>,
     data: ExternalData,
     /// ONNX tensor name → IR variable name.
     values: HashMap<String, String>,
     /// ONNX tensor names read by some node or returned by the graph.
     consumed: HashSet<&'m str>,
-    /// `node 'name' (OpType)`, prefixed to errors.
-    current: String,
     /// Largest size each symbolic dimension can take, with the node that limits it.
     limits: BTreeMap<String, (usize, String)>,
     /// Graph inputs and initializers declared BFLOAT16 (the IR holds them as fp32).
     bfloat16: HashSet<&'m str>,
 }
 
+impl Emit for Ctx<'_> {
+    fn emitter(&self) -> &Emitter {
+        &self.e
+    }
+
+    fn emitter_mut(&mut self) -> &mut Emitter {
+        &mut self.e
+    }
+}
+
 impl<'m> Ctx<'m> {
-    /// An [`Error::Unsupported`] about the current node.
-    pub fn unsupported(&self, message: impl std::fmt::Display) -> Error {
-        Error::Unsupported {
-            path: self.path.clone(),
-            message: format!("{}: {message}", self.current),
-        }
-    }
-
-    /// An [`Error::Invalid`] about the current node.
-    pub fn invalid(&self, message: impl std::fmt::Display) -> Error {
-        Error::invalid(&self.path, format!("{}: {message}", self.current))
-    }
-
     /// The IR variable holding ONNX tensor `name`, materialising an initializer as a `const`
     /// on first use.
     fn resolve(&mut self, name: &str) -> Result<String, Error> {
@@ -86,8 +81,8 @@ impl<'m> Ctx<'m> {
                 "input '{name}' is not produced by any earlier node"
             )));
         };
-        let tensor = to_ir_tensor(init, &self.path, &mut self.data)?;
-        let var = self.b.constant(name, tensor);
+        let tensor = to_ir_tensor(init, &self.e.path, &mut self.data)?;
+        let var = self.e.b.constant(name, tensor);
         self.values.insert(name.to_string(), var.clone());
         Ok(var)
     }
@@ -114,10 +109,10 @@ impl<'m> Ctx<'m> {
             return Ok(None);
         };
         if let Some(var) = self.values.get(name) {
-            return Ok(self.b.const_value(var).cloned());
+            return Ok(self.e.b.const_value(var).cloned());
         }
         match self.initializers.get(name) {
-            Some(&init) => to_ir_tensor(init, &self.path, &mut self.data).map(Some),
+            Some(&init) => to_ir_tensor(init, &self.e.path, &mut self.data).map(Some),
             None => Err(self.invalid(format!(
                 "input '{name}' is not produced by any earlier node"
             ))),
@@ -139,7 +134,7 @@ impl<'m> Ctx<'m> {
     /// Records that symbolic dimension `dim` can be at most `max` for the model to compute
     /// (e.g. it slices a table of `max` rows): the flexible sizes are narrowed to it.
     pub fn limit_dim(&mut self, dim: &str, max: usize) {
-        let current = &self.current;
+        let current = &self.e.current;
         self.limits
             .entry(dim.to_string())
             .and_modify(|l| {
@@ -152,128 +147,13 @@ impl<'m> Ctx<'m> {
 
     /// Converts a tensor stored in the model (e.g. a `Constant` attribute) to an IR tensor.
     pub fn tensor(&mut self, t: &TensorProto) -> Result<Tensor, Error> {
-        to_ir_tensor(t, &self.path, &mut self.data)
+        to_ir_tensor(t, &self.e.path, &mut self.data)
     }
 
     /// True when input `i` of `node` is a graph input or initializer declared BFLOAT16.
     pub fn is_bfloat16(&self, node: &Node, i: usize) -> bool {
         node.input_name(i)
             .is_some_and(|name| self.bfloat16.contains(name))
-    }
-
-    /// The type of variable `var`.
-    pub fn ty(&self, var: &str) -> Result<TensorType, Error> {
-        self.b
-            .ty(var)
-            .cloned()
-            .ok_or_else(|| Error::Internal(format!("variable '{var}' has no type")))
-    }
-
-    /// The static shape of variable `var`; Unsupported when a dimension is symbolic.
-    pub fn shape(&self, var: &str) -> Result<Vec<usize>, Error> {
-        let ty = self.ty(var)?;
-        ty.static_shape()
-            .ok_or_else(|| self.unsupported(format!("needs a static shape, '{var}' has type {ty}")))
-    }
-
-    /// The rank of variable `var`.
-    pub fn rank(&self, var: &str) -> Result<usize, Error> {
-        Ok(self.ty(var)?.rank())
-    }
-
-    /// The constant value of variable `var`, if it is one.
-    pub fn const_value(&self, var: &str) -> Option<&Tensor> {
-        self.b.const_value(var)
-    }
-
-    /// Adds a MIL op (folded when its inputs are constant) and returns its output variables.
-    pub fn op(
-        &mut self,
-        op_type: &str,
-        hint: &str,
-        inputs: &[(&str, &str)],
-    ) -> Result<Vec<String>, Error> {
-        let grouped: Vec<(&str, Vec<&str>)> = inputs.iter().map(|&(p, v)| (p, vec![v])).collect();
-        self.op_lists(op_type, hint, &grouped)
-    }
-
-    /// [`Ctx::op`] with several arguments per parameter (variadic parameters).
-    pub fn op_lists(
-        &mut self,
-        op_type: &str,
-        hint: &str,
-        inputs: &[(&str, Vec<&str>)],
-    ) -> Result<Vec<String>, Error> {
-        let refs: Vec<(&str, &[&str])> = inputs.iter().map(|(p, v)| (*p, v.as_slice())).collect();
-        self.b.op(op_type, hint, &refs).map_err(|e| self.invalid(e))
-    }
-
-    /// [`Ctx::op`] for a single-output op.
-    pub fn op1(
-        &mut self,
-        op_type: &str,
-        hint: &str,
-        inputs: &[(&str, &str)],
-    ) -> Result<String, Error> {
-        let mut outs = self.op(op_type, hint, inputs)?;
-        match outs.len() {
-            1 => Ok(outs.remove(0)),
-            n => Err(Error::Internal(format!(
-                "{op_type} produced {n} outputs, expected 1"
-            ))),
-        }
-    }
-
-    /// Adds a `const` op.
-    pub fn constant(&mut self, hint: &str, value: Tensor) -> String {
-        self.b.constant(hint, value)
-    }
-
-    /// Adds `cast(var, dtype)` (folded when `var` is constant).
-    pub fn cast(&mut self, var: &str, dtype: DType, hint: &str) -> Result<String, Error> {
-        let dtype_name = self.string(&format!("{hint}_dtype"), dtype.name());
-        self.op1("cast", hint, &[("x", var), ("dtype", &dtype_name)])
-    }
-
-    /// A constant with no elements (a zero in `shape`). Its value is fully known, so shape
-    /// computations can carry it until it folds away (`Concat` drops it); the conversion fails
-    /// only if the finished program still needs it, since Core ML has no empty tensors.
-    pub fn empty(&mut self, hint: &str, dtype: DType, shape: &[usize]) -> Result<String, Error> {
-        let value = Tensor::from_bytes(dtype, shape, Default::default())
-            .map_err(|e| self.invalid(format!("an empty tensor of shape {shape:?}: {e}")))?;
-        Ok(self.b.constant(hint, value))
-    }
-
-    /// A rank-1 int32 constant.
-    pub fn ints(&mut self, hint: &str, values: &[i64]) -> String {
-        let v: Vec<i32> = values
-            .iter()
-            .map(|&x| x.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
-            .collect();
-        self.b.constant(hint, Tensor::vec_i32(&v))
-    }
-
-    /// A rank-0 int32 constant.
-    pub fn int(&mut self, hint: &str, value: i64) -> String {
-        self.b.constant(
-            hint,
-            Tensor::scalar_i32(value.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
-        )
-    }
-
-    /// A rank-0 fp32 constant.
-    pub fn float(&mut self, hint: &str, value: f32) -> String {
-        self.b.constant(hint, Tensor::scalar_f32(value))
-    }
-
-    /// A rank-0 bool constant.
-    pub fn boolean(&mut self, hint: &str, value: bool) -> String {
-        self.b.constant(hint, Tensor::scalar_bool(value))
-    }
-
-    /// A rank-0 string constant.
-    pub fn string(&mut self, hint: &str, value: &str) -> String {
-        self.b.constant(hint, Tensor::scalar_string(value))
     }
 
     /// The name for the op producing output `i` of `node`: the ONNX tensor name.
@@ -670,9 +550,11 @@ pub fn convert(
         .collect();
     consumed.extend(graph.output.iter().map(|o| o.name.as_str()));
     let mut ctx = Ctx {
-        b: Builder::new("main", inputs.iter().map(|(_, v)| v.clone()).collect()),
+        e: Emitter::new(
+            Builder::new("main", inputs.iter().map(|(_, v)| v.clone()).collect()),
+            path.to_path_buf(),
+        ),
         opset,
-        path: path.to_path_buf(),
         initializers: graph
             .initializer
             .iter()
@@ -684,7 +566,6 @@ pub fn convert(
             .map(|(onnx, v)| (onnx.clone(), v.name.clone()))
             .collect(),
         consumed,
-        current: String::new(),
         limits: BTreeMap::new(),
         bfloat16: graph
             .input
@@ -709,14 +590,14 @@ pub fn convert(
     }
     for proto in &graph.node {
         let node = Node::new(proto);
-        ctx.current = format!("node '{}' ({})", node.label, node.op_type());
-        ctx.b.origin = Some(node.label.clone());
+        ctx.e.current = format!("node '{}' ({})", node.label, node.op_type());
+        ctx.e.b.origin = Some(node.label.clone());
         let convert = ops::converter(node.op_type())
             .ok_or_else(|| Error::Internal(format!("no converter for {}", node.op_type())))?;
         convert(&mut ctx, &node)?;
     }
-    ctx.b.origin = None;
-    ctx.current = "graph outputs".into();
+    ctx.e.b.origin = None;
+    ctx.e.current = "graph outputs".into();
     let input_vars: HashSet<String> = inputs.iter().map(|(_, v)| v.name.clone()).collect();
     let mut outputs: Vec<(String, String)> = Vec::with_capacity(graph.output.len());
     for out in &graph.output {
@@ -734,13 +615,14 @@ pub fn convert(
         }
         let reused = outputs.iter().any(|(_, v)| *v == var);
         if input_vars.contains(&var) || ctx.const_value(&var).is_some() || reused {
-            ctx.b.fold_constants = false;
+            ctx.e.b.fold_constants = false;
             var = ctx.op1("identity", &desired, &[("x", &var)])?;
-            ctx.b.fold_constants = true;
+            ctx.e.b.fold_constants = true;
         }
         outputs.push((desired, var));
     }
     let mut function = ctx
+        .e
         .b
         .finish(outputs.iter().map(|(_, v)| v.clone()).collect());
     let limited = apply_limits(&inputs, input_shapes, &ctx.limits)?;

@@ -1,12 +1,12 @@
 //! Reading an ONNX file: the model is memory-mapped and decoded so that tensor payloads are
 //! slices of the map, and external-data files are mapped once each and sliced on demand.
 
-use crate::proto::onnx::{tensor_proto::DataLocation, ModelProto, TensorProto};
+use crate::proto::onnx::{tensor_proto::DataLocation, GraphProto, ModelProto, TensorProto};
 use crate::{input_file, Error};
 use bytes::Bytes;
 use memmap2::Mmap;
 use prost::Message;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 
 /// Memory-maps `path` as shared bytes (an empty file gives empty bytes).
@@ -89,6 +89,32 @@ pub fn external_ref(tensor: &TensorProto, model_path: &Path) -> Result<Option<Ex
         offset,
         length,
     }))
+}
+
+/// The external-data locations the model at `path` names, in its initializers, attribute
+/// tensors and subgraphs; empty when the model does not decode (converting it reports that).
+pub fn external_locations(path: &Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    if let Ok(model) = read_model(path) {
+        if let Some(graph) = &model.graph {
+            graph_locations(graph, path, &mut found);
+        }
+    }
+    found
+}
+
+/// Adds the external-data locations of `graph`'s tensors and subgraphs to `found`.
+fn graph_locations(graph: &GraphProto, path: &Path, found: &mut BTreeSet<String>) {
+    let attributes = || graph.node.iter().flat_map(|n| &n.attribute);
+    let attribute_tensors = attributes().flat_map(|a| a.t.iter().chain(&a.tensors));
+    for tensor in graph.initializer.iter().chain(attribute_tensors) {
+        if let Ok(Some(r)) = external_ref(tensor, path) {
+            found.insert(r.location);
+        }
+    }
+    for sub in attributes().flat_map(|a| a.g.iter().chain(&a.graphs)) {
+        graph_locations(sub, path, found);
+    }
 }
 
 /// External-data files of one model, each mapped at most once, and the map of the model file.

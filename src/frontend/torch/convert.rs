@@ -7,11 +7,12 @@ use super::schema::{
     ScalarType, SymIntArg, TensorMeta,
 };
 use super::TorchOptions;
+use crate::frontend::emitter::{Emit, Emitter};
 use crate::frontend::input_shapes::{self, Declared, DimSize, NamedDim};
 use crate::ir::{sanitize_name, Builder, DType, Dim, Program, ShapeSet, Tensor, TensorType, Var};
 use crate::Error;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Largest flexible size written for a symbol whose range is larger or unbounded in torch
 /// (Core ML sizes are 32-bit); beyond it the range is left open.
@@ -91,9 +92,8 @@ impl<'n> Call<'n> {
 /// What a node converter works with: the builder, the torch-name → IR-variable map, the
 /// graph's tensor types, and helpers that read a node's arguments and name it in errors.
 pub struct Ctx<'p> {
-    /// The function being built.
-    pub b: Builder,
-    path: PathBuf,
+    /// The builder, the archive path and the current node (the shared helpers).
+    pub e: Emitter,
     /// Torch value name → IR variable.
     values: HashMap<String, String>,
     /// Lifted weights not read yet: placeholder name → (state-dict name, tensor).
@@ -102,8 +102,6 @@ pub struct Ctx<'p> {
     /// Slices taken by `slice.Tensor`, by the torch name of the slice: what an in-place
     /// write into the slice writes into.
     views: HashMap<String, SliceView>,
-    /// `node 'name' (target)`, prefixed to errors.
-    current: String,
 }
 
 /// `base[start:end]` along `axis` (step 1), as `slice.Tensor` took it.
@@ -119,20 +117,17 @@ pub struct SliceView {
     pub end: usize,
 }
 
+impl Emit for Ctx<'_> {
+    fn emitter(&self) -> &Emitter {
+        &self.e
+    }
+
+    fn emitter_mut(&mut self) -> &mut Emitter {
+        &mut self.e
+    }
+}
+
 impl<'p> Ctx<'p> {
-    /// An [`Error::Unsupported`] about the current node.
-    pub fn unsupported(&self, message: impl std::fmt::Display) -> Error {
-        Error::Unsupported {
-            path: self.path.clone(),
-            message: format!("{}: {message}", self.current),
-        }
-    }
-
-    /// An [`Error::Invalid`] about the current node.
-    pub fn invalid(&self, message: impl std::fmt::Display) -> Error {
-        Error::invalid(&self.path, format!("{}: {message}", self.current))
-    }
-
     /// The IR variable of torch value `name`, materialising a lifted weight on first use.
     pub fn value(&mut self, name: &str) -> Result<String, Error> {
         if let Some(v) = self.values.get(name) {
@@ -144,6 +139,7 @@ impl<'p> Ctx<'p> {
             )));
         };
         let var = self
+            .e
             .b
             .constant(&sanitize_name(state_name), ir_tensor(tensor));
         self.values.insert(name.to_string(), var.clone());
@@ -200,7 +196,7 @@ impl<'p> Ctx<'p> {
             Arg::Given(other) => Err(self.kind_error(name, "a tensor", other)),
             Arg::Default(_) => Err(Error::Internal(format!(
                 "{}: the default of '{name}' is not a tensor",
-                self.current
+                self.e.current
             ))),
         }
     }
@@ -244,7 +240,7 @@ impl<'p> Ctx<'p> {
     }
 
     /// Required integer argument `name`.
-    pub fn int(&mut self, call: &Call, name: &str) -> Result<i64, Error> {
+    pub fn int_arg(&mut self, call: &Call, name: &str) -> Result<i64, Error> {
         self.opt_int(call, name)?
             .ok_or_else(|| self.invalid(format!("argument '{name}' is missing")))
     }
@@ -261,7 +257,7 @@ impl<'p> Ctx<'p> {
             Arg::Default(_) => {
                 return Err(Error::Internal(format!(
                     "{}: the default of '{name}' is not an integer",
-                    self.current
+                    self.e.current
                 )))
             }
         })
@@ -272,7 +268,7 @@ impl<'p> Ctx<'p> {
             SymIntArg::AsInt(n) => Ok(SymVal::Known(*n)),
             SymIntArg::AsName(n) => {
                 let var = self.value(n)?;
-                Ok(match self.b.const_value(&var) {
+                Ok(match self.e.b.const_value(&var) {
                     Some(t) => SymVal::Known(t.to_i64_vec().first().copied().unwrap_or(0)),
                     None => SymVal::Var(var),
                 })
@@ -282,7 +278,7 @@ impl<'p> Ctx<'p> {
 
     /// Integer-list argument `name` (a single int stands for a list of it, as in torch's
     /// `int[2]` arguments); every element must be known.
-    pub fn ints(&mut self, call: &Call, name: &str) -> Result<Vec<i64>, Error> {
+    pub fn ints_arg(&mut self, call: &Call, name: &str) -> Result<Vec<i64>, Error> {
         self.sym_ints(call, name)?
             .into_iter()
             .map(|s| match s {
@@ -321,14 +317,14 @@ impl<'p> Ctx<'p> {
             Arg::Default(_) => {
                 return Err(Error::Internal(format!(
                     "{}: the default of '{name}' is not a number",
-                    self.current
+                    self.e.current
                 )))
             }
         })
     }
 
     /// Required float argument `name`.
-    pub fn float(&mut self, call: &Call, name: &str) -> Result<f64, Error> {
+    pub fn float_arg(&mut self, call: &Call, name: &str) -> Result<f64, Error> {
         self.opt_float(call, name)?
             .ok_or_else(|| self.invalid(format!("argument '{name}' is missing")))
     }
@@ -355,7 +351,7 @@ impl<'p> Ctx<'p> {
             Arg::Given(other) => Err(self.kind_error(name, "a string", other)),
             Arg::Default(_) => Err(Error::Internal(format!(
                 "{}: the default of '{name}' is not a string",
-                self.current
+                self.e.current
             ))),
         }
     }
@@ -385,7 +381,7 @@ impl<'p> Ctx<'p> {
             d if d.is_float() => Tensor::scalar_f32(value as f32),
             _ => Tensor::scalar_i32(value.clamp(i32::MIN as f64, i32::MAX as f64) as i32),
         };
-        self.b.constant(hint, t)
+        self.e.b.constant(hint, t)
     }
 
     fn kind_error(&self, name: &str, expected: &str, got: &Argument) -> Error {
@@ -411,117 +407,6 @@ impl<'p> Ctx<'p> {
             .ok_or_else(|| self.invalid(format!("output #{i} has no recorded type")))
     }
 
-    /// The type of variable `var`.
-    pub fn ty(&self, var: &str) -> Result<TensorType, Error> {
-        self.b
-            .ty(var)
-            .cloned()
-            .ok_or_else(|| Error::Internal(format!("variable '{var}' has no type")))
-    }
-
-    /// The rank of variable `var`.
-    pub fn rank(&self, var: &str) -> Result<usize, Error> {
-        Ok(self.ty(var)?.rank())
-    }
-
-    /// The static shape of variable `var`; Unsupported when a dimension is symbolic.
-    pub fn shape(&self, var: &str) -> Result<Vec<usize>, Error> {
-        let ty = self.ty(var)?;
-        ty.static_shape()
-            .ok_or_else(|| self.unsupported(format!("needs a static shape, '{var}' has type {ty}")))
-    }
-
-    /// The constant value of variable `var`, if it is one.
-    pub fn const_value(&self, var: &str) -> Option<&Tensor> {
-        self.b.const_value(var)
-    }
-
-    /// Adds a MIL op (folded when its inputs are constant) and returns its outputs.
-    pub fn op(
-        &mut self,
-        op_type: &str,
-        hint: &str,
-        inputs: &[(&str, &str)],
-    ) -> Result<Vec<String>, Error> {
-        let grouped: Vec<(&str, Vec<&str>)> = inputs.iter().map(|&(p, v)| (p, vec![v])).collect();
-        self.op_lists(op_type, hint, &grouped)
-    }
-
-    /// [`Ctx::op`] with several arguments per parameter (variadic parameters).
-    pub fn op_lists(
-        &mut self,
-        op_type: &str,
-        hint: &str,
-        inputs: &[(&str, Vec<&str>)],
-    ) -> Result<Vec<String>, Error> {
-        let refs: Vec<(&str, &[&str])> = inputs.iter().map(|(p, v)| (*p, v.as_slice())).collect();
-        self.b.op(op_type, hint, &refs).map_err(|e| self.invalid(e))
-    }
-
-    /// [`Ctx::op`] for a single-output op.
-    pub fn op1(
-        &mut self,
-        op_type: &str,
-        hint: &str,
-        inputs: &[(&str, &str)],
-    ) -> Result<String, Error> {
-        let mut outs = self.op(op_type, hint, inputs)?;
-        match outs.len() {
-            1 => Ok(outs.remove(0)),
-            n => Err(Error::Internal(format!(
-                "{op_type} produced {n} outputs, expected 1"
-            ))),
-        }
-    }
-
-    /// Adds a `const` op.
-    pub fn constant(&mut self, hint: &str, value: Tensor) -> String {
-        self.b.constant(hint, value)
-    }
-
-    /// A rank-1 int32 constant.
-    pub fn ints_const(&mut self, hint: &str, values: &[i64]) -> String {
-        let v: Vec<i32> = values
-            .iter()
-            .map(|&x| x.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
-            .collect();
-        self.b.constant(hint, Tensor::vec_i32(&v))
-    }
-
-    /// A rank-0 int32 constant.
-    pub fn int_const(&mut self, hint: &str, value: i64) -> String {
-        self.scalar_const(hint, value as f64, DType::I32)
-    }
-
-    /// A rank-0 fp32 constant.
-    pub fn float_const(&mut self, hint: &str, value: f32) -> String {
-        self.b.constant(hint, Tensor::scalar_f32(value))
-    }
-
-    /// A rank-0 bool constant.
-    pub fn bool_const(&mut self, hint: &str, value: bool) -> String {
-        self.b.constant(hint, Tensor::scalar_bool(value))
-    }
-
-    /// A rank-0 string constant.
-    pub fn string_const(&mut self, hint: &str, value: &str) -> String {
-        self.b.constant(hint, Tensor::scalar_string(value))
-    }
-
-    /// Makes `var` have `dtype`: a constant is converted in place, anything else gets a
-    /// `cast`.
-    pub fn coerce(&mut self, var: &str, dtype: DType, hint: &str) -> Result<String, Error> {
-        if self.ty(var)?.dtype == dtype {
-            return Ok(var.to_string());
-        }
-        if let Some(value) = self.const_value(var) {
-            let converted = value.cast(dtype);
-            return Ok(self.constant(hint, converted));
-        }
-        let dtype_name = self.string_const(&format!("{hint}_dtype"), dtype.name());
-        self.op1("cast", hint, &[("x", var), ("dtype", &dtype_name)])
-    }
-
     /// Normalises a possibly negative axis for a tensor of `rank`.
     pub fn axis(&self, axis: i64, rank: usize) -> Result<usize, Error> {
         let r = rank as i64;
@@ -544,7 +429,7 @@ impl<'p> Ctx<'p> {
         if ty.rank() != meta.rank() {
             return Err(Error::Internal(format!(
                 "{}: output '{name}' has type {ty}, torch records {meta}",
-                self.current
+                self.e.current
             )));
         }
         let conflict = ty
@@ -555,7 +440,7 @@ impl<'p> Ctx<'p> {
         if conflict {
             return Err(Error::Internal(format!(
                 "{}: output '{name}' has type {ty}, torch records {meta}",
-                self.current
+                self.e.current
             )));
         }
         if ty.shape != meta.shape && ty.shape.iter().any(|d| d.fixed().is_none()) {
@@ -563,7 +448,7 @@ impl<'p> Ctx<'p> {
                 dtype: ty.dtype,
                 shape: meta.shape,
             };
-            self.b.refine_type(&var, refined);
+            self.e.b.refine_type(&var, refined);
         }
         Ok(())
     }
@@ -1005,14 +890,13 @@ pub fn convert(
         })
         .collect();
     let mut ctx = Ctx {
-        b: Builder::new("main", inputs.clone()),
-        path: path.to_path_buf(),
+        e: Emitter::new(Builder::new("main", inputs.clone()), path.to_path_buf()),
         values: HashMap::new(),
         weights,
         metas: &graph.tensor_values,
         views: HashMap::new(),
-        current: "graph inputs".into(),
     };
+    ctx.e.current = "graph inputs".into();
     for u in &users {
         let var = if bool_inputs.contains(&u.var.name) {
             ctx.coerce(&u.var.name, DType::Bool, &format!("{}_bool", u.var.name))?
@@ -1027,10 +911,10 @@ pub fn convert(
     for (name, value) in constants {
         let hint = sanitize_name(name);
         let var = match value {
-            ConstantValue::AsInt(n) => ctx.int_const(&hint, *n),
-            ConstantValue::AsFloat(f) => ctx.float_const(&hint, f.0 as f32),
-            ConstantValue::AsBool(b) => ctx.bool_const(&hint, *b),
-            ConstantValue::AsString(s) => ctx.string_const(&hint, s),
+            ConstantValue::AsInt(n) => ctx.int(&hint, *n),
+            ConstantValue::AsFloat(f) => ctx.float(&hint, f.0 as f32),
+            ConstantValue::AsBool(b) => ctx.boolean(&hint, *b),
+            ConstantValue::AsString(s) => ctx.string(&hint, s),
             ConstantValue::AsNone(_) => continue,
         };
         ctx.bind_name(name, var);
@@ -1044,15 +928,15 @@ pub fn convert(
             entry,
             label: node_label(node),
         };
-        ctx.current = format!("node '{}' ({key})", call.label);
-        ctx.b.origin = Some(call.label.clone());
+        ctx.e.current = format!("node '{}' ({key})", call.label);
+        ctx.e.b.origin = Some(call.label.clone());
         (entry.convert)(&mut ctx, &call)?;
         for i in 0..call.num_outputs() {
             ctx.check_output(&call, i)?;
         }
     }
-    ctx.b.origin = None;
-    ctx.current = "graph outputs".into();
+    ctx.e.b.origin = None;
+    ctx.e.current = "graph outputs".into();
     let input_names: HashSet<String> = inputs.iter().map(|v| v.name.clone()).collect();
     let mut outputs: Vec<String> = Vec::new();
     for (spec, arg) in ep
@@ -1083,9 +967,9 @@ pub fn convert(
         let needs_copy = var != desired
             && (input_names.contains(&var) || ctx.const_value(&var).is_some() || state);
         if needs_copy || outputs.contains(&var) {
-            ctx.b.fold_constants = false;
+            ctx.e.b.fold_constants = false;
             var = ctx.op1("identity", &desired, &[("x", &var)])?;
-            ctx.b.fold_constants = true;
+            ctx.e.b.fold_constants = true;
         }
         outputs.push(var);
     }
@@ -1100,9 +984,9 @@ pub fn convert(
                 "buffer '{input}' is mutated in place but never written"
             )));
         }
-        ctx.b.fold_constants = false;
+        ctx.e.b.fold_constants = false;
         let var = ctx.op1("identity", &desired, &[("x", &var)])?;
-        ctx.b.fold_constants = true;
+        ctx.e.b.fold_constants = true;
         outputs.push(var);
     }
     for (_, buffer, input) in &state_inputs {
@@ -1116,7 +1000,7 @@ pub fn convert(
             });
         }
     }
-    let mut function = ctx.b.finish(outputs);
+    let mut function = ctx.e.b.finish(outputs);
     flexible.retain(|name, _| function.inputs.iter().any(|v| v.name == *name));
     function.input_shapes = flexible;
     let mut metadata = BTreeMap::new();

@@ -307,12 +307,7 @@ mod tests {
         );
         assert_eq!(b.ty(&probs).unwrap().shape[1], Dim::Fixed(3));
         let function = b.finish(vec![probs.clone()]);
-        let program = Program {
-            target: Target::IOS15,
-            functions: vec![function],
-            metadata: BTreeMap::new(),
-            description: Default::default(),
-        };
+        let program = Program::new(Target::IOS15, vec![function]);
         validate_program(&program).unwrap();
 
         let image = ndarray::ArrayD::from_shape_vec(
@@ -349,12 +344,7 @@ mod tests {
                 ],
             )
             .unwrap();
-        let mut program = Program {
-            target: Target::IOS15,
-            functions: vec![b.finish(vec![g])],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let mut program = Program::new(Target::IOS15, vec![b.finish(vec![g])]);
         let e = validate_program(&program).unwrap_err();
         assert!(e.message.contains("batch_dims"), "{e}");
         program.target = Target::IOS16;

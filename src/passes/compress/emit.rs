@@ -50,10 +50,16 @@ pub fn emit(
         ios18: target >= Target::IOS18,
         names,
     };
+    let weight = Weight {
+        source,
+        name,
+        shape,
+        dtype,
+    };
     if chain.ios18 {
-        chain.emit_ios18(encoded, source, name, shape, dtype)?;
+        chain.emit_ios18(encoded, &weight)?;
     } else {
-        chain.emit_ios16(encoded, source, name, shape, dtype)?;
+        chain.emit_ios16(encoded, &weight)?;
     }
     Ok(chain.ops)
 }
@@ -64,6 +70,15 @@ struct Chain<'a> {
     types: BTreeMap<String, TensorType>,
     ios18: bool,
     names: &'a ChainNames,
+}
+
+/// The weight being replaced: its values, variable name, shape and float type.
+#[derive(Clone, Copy)]
+struct Weight<'w> {
+    source: &'w Tensor,
+    name: &'w str,
+    shape: &'w [usize],
+    dtype: DType,
 }
 
 /// A parameter value: an inline tensor or a variable produced earlier in the chain.
@@ -107,21 +122,14 @@ impl Chain<'_> {
         Ok(())
     }
 
-    fn emit_ios16(
-        &mut self,
-        encoded: Encoded,
-        source: &Tensor,
-        name: &str,
-        shape: &[usize],
-        dtype: DType,
-    ) -> Result<(), String> {
+    fn emit_ios16(&mut self, encoded: Encoded, w: &Weight) -> Result<(), String> {
         match (encoded.mask, encoded.body) {
-            (Some(mask), Body::Pruned) => self.pruned(source, mask, name, shape),
+            (Some(mask), Body::Pruned) => self.pruned(w.source, mask, w.name, w.shape),
             (None, Body::Palette(p)) if p.is_plain_per_tensor() => {
                 let packed = pack_bits(&p.indices, p.nbits as usize);
                 self.push(
                     "constexpr_lut_to_dense",
-                    &[name],
+                    &[w.name],
                     vec![
                         (
                             "indices",
@@ -133,9 +141,9 @@ impl Chain<'_> {
                         ),
                         (
                             "lut",
-                            Param::Value(float_tensor(&[p.lut.len()], &p.lut, dtype)),
+                            Param::Value(float_tensor(&[p.lut.len()], &p.lut, w.dtype)),
                         ),
-                        ("shape", Param::Value(shape_tensor(shape))),
+                        ("shape", Param::Value(shape_tensor(w.shape))),
                     ],
                 )
             }
@@ -148,7 +156,7 @@ impl Chain<'_> {
                     .unwrap_or_else(|| vec![0; q.quantized.scales.len()]);
                 self.push(
                     "constexpr_affine_dequantize",
-                    &[name],
+                    &[w.name],
                     vec![
                         (
                             "zero_point",
@@ -156,11 +164,11 @@ impl Chain<'_> {
                         ),
                         (
                             "quantized_data",
-                            Param::Value(int_tensor(q.dtype, shape, q.quantized.values)),
+                            Param::Value(int_tensor(q.dtype, w.shape, q.quantized.values)),
                         ),
                         (
                             "scale",
-                            Param::Value(float_tensor(&scale_shape, &q.quantized.scales, dtype)),
+                            Param::Value(float_tensor(&scale_shape, &q.quantized.scales, w.dtype)),
                         ),
                         ("axis", Param::Value(Tensor::scalar_i32(axis))),
                     ],
@@ -170,19 +178,12 @@ impl Chain<'_> {
         }
     }
 
-    fn emit_ios18(
-        &mut self,
-        encoded: Encoded,
-        source: &Tensor,
-        name: &str,
-        shape: &[usize],
-        dtype: DType,
-    ) -> Result<(), String> {
+    fn emit_ios18(&mut self, encoded: Encoded, w: &Weight) -> Result<(), String> {
         match (encoded.mask, encoded.body) {
-            (Some(mask), Body::Pruned) => self.pruned(source, mask, name, shape),
+            (Some(mask), Body::Pruned) => self.pruned(w.source, mask, w.name, w.shape),
             (None, Body::Pruned) => Err("nothing to compress".into()),
             (mask, Body::Palette(p)) => {
-                let lut = self.lut_param(&p, dtype)?;
+                let lut = self.lut_param(&p, w.dtype)?;
                 let index_dtype = index_dtype(p.nbits)?;
                 let vector_axis = p
                     .vector_axis
@@ -201,12 +202,12 @@ impl Chain<'_> {
                             ("lut", lut),
                         ];
                         params.extend(vector_axis);
-                        self.push("constexpr_lut_to_dense", &[name], params)
+                        self.push("constexpr_lut_to_dense", &[w.name], params)
                     }
                     Some(mask) => {
                         let kept = gather(&p.indices, &mask);
                         let mut params = vec![
-                            ("indices_mask", Param::Value(uint1_mask(&mask, shape))),
+                            ("indices_mask", Param::Value(uint1_mask(&mask, w.shape))),
                             (
                                 "indices_nonzero_data",
                                 Param::Value(elements_tensor(index_dtype, &[kept.len()], kept)),
@@ -214,27 +215,27 @@ impl Chain<'_> {
                             ("lut", lut),
                         ];
                         params.extend(vector_axis);
-                        self.sparse_pair("constexpr_lut_to_sparse", name, params)
+                        self.sparse_pair("constexpr_lut_to_sparse", w.name, params)
                     }
                 }
             }
             (None, Body::Quant(q)) => {
-                let mut params = q.scale_and_offset(dtype);
+                let mut params = q.scale_and_offset(w.dtype);
                 params.push((
                     "data",
-                    Param::Value(int_tensor(q.dtype, shape, q.quantized.values)),
+                    Param::Value(int_tensor(q.dtype, w.shape, q.quantized.values)),
                 ));
-                self.push("constexpr_blockwise_shift_scale", &[name], params)
+                self.push("constexpr_blockwise_shift_scale", &[w.name], params)
             }
             (Some(mask), Body::Quant(q)) => {
                 let kept = gather(&q.quantized.values, &mask);
-                let mut params = q.scale_and_offset(dtype);
+                let mut params = q.scale_and_offset(w.dtype);
                 params.push((
                     "nonzero_data",
                     Param::Value(int_tensor(q.dtype, &[kept.len()], kept)),
                 ));
-                params.push(("data_mask", Param::Value(uint1_mask(&mask, shape))));
-                self.sparse_pair("constexpr_sparse_blockwise_shift_scale", name, params)
+                params.push(("data_mask", Param::Value(uint1_mask(&mask, w.shape))));
+                self.sparse_pair("constexpr_sparse_blockwise_shift_scale", w.name, params)
             }
         }
     }

@@ -926,12 +926,7 @@ mod tests {
         let s = op(&mut b, "matmul", "scores", &[("x", "q"), ("y", &k)]);
         let p = op(&mut b, "softmax", "probs", &[("x", &s)]);
         let out = op(&mut b, "matmul", "out", &[("x", &p), ("y", "v")]);
-        let mut program = Program {
-            target: Target::IOS18,
-            functions: vec![b.finish(vec![out, p])],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let mut program = Program::new(Target::IOS18, vec![b.finish(vec![out, p])]);
         let before = program.clone();
         assert!(fuse(&mut program).counts.is_empty());
         assert_eq!(program, before);

@@ -177,7 +177,7 @@ fn emit(
 /// Rewrites the first flattened batched matmul as one matmul over the original operands.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
-    let Some(found) = (0..function.block.operations.len()).find_map(|m| find(&g, m)) else {
+    let Some(found) = g.first(find) else {
         return false;
     };
     let outer = g.op(found.outer);

@@ -81,13 +81,13 @@ fn fold(g: &Graph, conv: &Operation, bn: &Operation) -> Option<Folded> {
 /// Fuses the first `batch_norm` reading the output of a `conv` that only it reads.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
-    let found = (0..function.block.operations.len()).find_map(|c| {
+    let found = g.first(|g, c| {
         let conv = g.op(c);
         if conv.op_type != "conv" {
             return None;
         }
         let b = g.sole_reader_of(c, "batch_norm")?;
-        let folded = fold(&g, conv, g.op(b))?;
+        let folded = fold(g, conv, g.op(b))?;
         Some((c, b, folded))
     });
     let Some((c, b, folded)) = found else {

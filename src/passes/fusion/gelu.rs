@@ -27,12 +27,12 @@ struct Match<'a> {
 /// Fuses the first GELU whose intermediate values nothing else reads.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
-    let Some(m) = (0..function.block.operations.len()).find_map(|i| match_at(&g, i)) else {
+    let Some(m) = g.first(match_at) else {
         return false;
     };
-    let mut names = NameTable::of_function(function);
     let root = g.op(m.root);
     let origin = g.op(m.anchor).origin.clone();
+    let mut names = NameTable::of_function(function);
     let (mode_op, mode) = new_const(
         &mut names,
         &format!("{}_mode", root.name),

@@ -36,6 +36,12 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// The first match of `matcher` tried at every op index, in program order.
+    pub fn first<M>(&self, matcher: impl FnMut(&Self, usize) -> Option<M>) -> Option<M> {
+        let mut matcher = matcher;
+        (0..self.ops.len()).find_map(|i| matcher(self, i))
+    }
+
     /// The op at index `i`.
     pub fn op(&self, i: usize) -> &'a Operation {
         &self.ops[i]

@@ -24,14 +24,14 @@ struct Match<'a> {
 /// Fuses the first decomposed LayerNorm whose intermediate values nothing else reads.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
-    let Some(m) = (0..function.block.operations.len()).find_map(|i| match_at(&g, i)) else {
+    let Some(m) = g.first(match_at) else {
         return false;
     };
-    let mut names = NameTable::of_function(function);
     let root = g.op(m.root);
     let dtype = root.outputs[0].ty.dtype;
     let origin = g.op(m.mean).origin.clone();
     let mut consts: Vec<Operation> = Vec::new();
+    let mut names = NameTable::of_function(function);
     let mut constant = |param: &str, value: Tensor| {
         let (op, name) = new_const(
             &mut names,

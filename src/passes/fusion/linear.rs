@@ -27,15 +27,15 @@ struct Match<'a> {
 /// constant bias `add`.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
-    let Some(m) = (0..function.block.operations.len()).find_map(|i| match_at(&g, i)) else {
+    let Some(m) = g.first(match_at) else {
         return false;
     };
-    let mut names = NameTable::of_function(function);
     let root = g.op(m.root);
     let anchor = g.op(m.anchor);
     let origin = anchor.origin.clone();
     let dtype = root.outputs[0].ty.dtype;
     let mut ops: Vec<Operation> = Vec::new();
+    let mut names = NameTable::of_function(function);
     let weight = match m.weight_var {
         Some(w) => w.to_string(),
         None => {

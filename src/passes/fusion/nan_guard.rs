@@ -74,7 +74,7 @@ pub fn guard_ops(
 /// Moves the first softmax NaN guard behind the matmul that reads the guarded weights.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
-    let Some(guard) = (0..function.block.operations.len()).find_map(|s| find(&g, s)) else {
+    let Some(guard) = g.first(find) else {
         return false;
     };
     let matmul = g.op(guard.matmul);

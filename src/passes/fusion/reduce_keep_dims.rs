@@ -27,12 +27,12 @@ fn kept_axes(g: &Graph, reduce: &Operation) -> Option<Option<Vec<i64>>> {
 /// alone reads.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
-    let found = (0..function.block.operations.len()).find_map(|i| {
+    let found = g.first(|g, i| {
         let reduce = g.op(i);
         if reduce.op_type == "reduce_argmax" || reduce.op_type == "reduce_argmin" {
             return None;
         }
-        let axes = kept_axes(&g, reduce)?;
+        let axes = kept_axes(g, reduce)?;
         let d = g.sole_reader(out(reduce))?;
         let dropping = g.op(d);
         if !DROPPING.contains(&dropping.op_type.as_str()) || arg(dropping, "x")? != out(reduce) {
@@ -98,13 +98,7 @@ mod tests {
             .unwrap();
         let p = fuse_checked(b.finish(vec![flat, sq]), Target::IOS15, &[("reduce", 2)]);
         assert_eq!(op_types(&p), ["reduce_mean", "reduce_max"]);
-        let names: Vec<&str> = p
-            .main()
-            .block
-            .operations
-            .iter()
-            .map(|o| o.name.as_str())
-            .collect();
+        let names: Vec<&str> = p.main().op_names();
         assert!(names.contains(&"flat") && names.contains(&"sq"));
     }
 

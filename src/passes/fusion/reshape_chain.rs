@@ -13,7 +13,7 @@ const SHAPE_ONLY: &[&str] = &["reshape", "squeeze", "expand_dims"];
 /// Fuses the first reshape reading a shape-only op that nothing else reads.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
-    let found = (0..function.block.operations.len()).find_map(|i| {
+    let found = g.first(|g, i| {
         let inner = g.op(i);
         if !SHAPE_ONLY.contains(&inner.op_type.as_str()) {
             return None;

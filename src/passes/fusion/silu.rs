@@ -6,7 +6,7 @@ use crate::ir::{Function, Target};
 /// Fuses the first `x * sigmoid(x)` whose sigmoid is read only by the `mul`.
 pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
     let g = Graph::new(function);
-    let found = (0..function.block.operations.len()).find_map(|s| {
+    let found = g.first(|g, s| {
         let sigmoid = g.op(s);
         if sigmoid.op_type != "sigmoid" {
             return None;

@@ -260,12 +260,7 @@ mod tests {
     use ndarray::ArrayD;
 
     fn program(b: Builder, out: String) -> Program {
-        Program {
-            target: Target::IOS16,
-            functions: vec![b.finish(vec![out])],
-            metadata: Default::default(),
-            description: Default::default(),
-        }
+        Program::new(Target::IOS16, vec![b.finish(vec![out])])
     }
 
     fn sample(values: &[f32]) -> Vec<Sample> {

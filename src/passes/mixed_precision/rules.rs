@@ -345,22 +345,12 @@ mod tests {
             patterns: vec![Fp32Pattern::LayerNorm],
             ..Default::default()
         };
-        let mut program = Program {
-            target: Target::IOS17,
-            functions: vec![rms],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let mut program = Program::new(Target::IOS17, vec![rms]);
         assert_eq!(crate::passes::fuse(&mut program).total(), 0);
         let kept: Vec<String> = rules.select(program.main()).unwrap().into_keys().collect();
         assert_eq!(kept, names(&["ms", "r", "sq", "ve"]));
 
-        let mut program = Program {
-            target: Target::IOS17,
-            functions: vec![layer_norm()],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let mut program = Program::new(Target::IOS17, vec![layer_norm()]);
         assert_eq!(crate::passes::fuse(&mut program).counts["layer_norm"], 1);
         let kept = rules.select(program.main()).unwrap();
         assert_eq!(kept.keys().collect::<Vec<_>>(), ["n"]);

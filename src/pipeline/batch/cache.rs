@@ -4,12 +4,10 @@
 
 use super::Item;
 use crate::pipeline::{write_atomically, ModelKind};
-use crate::proto::onnx::{tensor_proto::DataLocation, GraphProto, ModelProto, TensorProto};
 use crate::{input_file, Error};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Changes whenever the key's recipe does, so older entries stop matching.
@@ -116,7 +114,7 @@ pub fn model_digest(path: &Path) -> Result<String, Error> {
     let mut h = Sha256::new();
     h.update(path_digest(path)?);
     let dir = path.parent().unwrap_or(Path::new("."));
-    for location in external_locations(path) {
+    for location in crate::frontend::onnx::external_locations(path) {
         h.update(format!("\n{location}\n"));
         // A missing file is the conversion's error to report; here it is just a difference.
         h.update(path_digest(&dir.join(&location)).unwrap_or_default());
@@ -166,52 +164,6 @@ fn tree(h: &mut Sha256, dir: &Path, rel: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The external-data locations the ONNX model at `path` names (none if it does not decode:
-/// the conversion reports that).
-fn external_locations(path: &Path) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let model = input_file::read(path)
-        .ok()
-        .and_then(|bytes| prost::Message::decode(bytes::Bytes::from(bytes)).ok());
-    if let Some(graph) = model.as_ref().and_then(|m: &ModelProto| m.graph.as_ref()) {
-        graph_locations(graph, &mut found);
-    }
-    found
-}
-
-/// Adds the external-data locations of `graph`'s tensors and subgraphs to `found`.
-fn graph_locations(graph: &GraphProto, found: &mut BTreeSet<String>) {
-    let attribute_tensors = graph
-        .node
-        .iter()
-        .flat_map(|n| &n.attribute)
-        .flat_map(|a| a.t.iter().chain(&a.tensors));
-    for tensor in graph.initializer.iter().chain(attribute_tensors) {
-        if let Some(location) = location(tensor) {
-            found.insert(location);
-        }
-    }
-    for sub in graph
-        .node
-        .iter()
-        .flat_map(|n| &n.attribute)
-        .flat_map(|a| a.g.iter().chain(&a.graphs))
-    {
-        graph_locations(sub, found);
-    }
-}
-
-fn location(tensor: &TensorProto) -> Option<String> {
-    if tensor.data_location != DataLocation::External as i32 {
-        return None;
-    }
-    tensor
-        .external_data
-        .iter()
-        .find(|e| e.key == "location")
-        .map(|e| e.value.clone())
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -242,7 +194,8 @@ mod tests {
 
     #[test]
     fn onnx_digests_cover_external_data() {
-        use crate::proto::onnx::StringStringEntryProto;
+        use crate::proto::onnx::tensor_proto::DataLocation;
+        use crate::proto::onnx::{GraphProto, ModelProto, StringStringEntryProto, TensorProto};
         let dir = tempfile::tempdir().unwrap();
         let tensor = TensorProto {
             name: "w".into(),
@@ -265,7 +218,9 @@ mod tests {
         std::fs::write(dir.path().join("w.bin"), b"weights").unwrap();
         std::fs::write(dir.path().join("other.bin"), b"unrelated").unwrap();
         assert_eq!(
-            external_locations(&path).into_iter().collect::<Vec<_>>(),
+            crate::frontend::onnx::external_locations(&path)
+                .into_iter()
+                .collect::<Vec<_>>(),
             ["w.bin"]
         );
         let before = model_digest(&path).unwrap();

@@ -1,20 +1,8 @@
 //! Activations: ReLU family, sigmoids, `Clip`, `Softmax`, `Gelu`.
 
 use super::elementwise::scalar_like;
-use super::{axis, ConvertFn, Ctx, Node};
+use super::{axis, ConvertFn, Ctx, Emit, Node};
 use crate::Error;
-
-/// Defines a converter mapping a one-input ONNX activation to a one-input MIL op.
-macro_rules! unary {
-    ($($fn_name:ident => $mil:literal),* $(,)?) => {$(
-        fn $fn_name(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
-            let x = ctx.input(node, 0)?;
-            let y = ctx.op1($mil, &ctx.out_name(node, 0), &[("x", &x)])?;
-            ctx.set_output(node, 0, y);
-            Ok(())
-        }
-    )*};
-}
 
 unary! { relu => "relu", sigmoid => "sigmoid", softplus => "softplus", softsign => "softsign" }
 

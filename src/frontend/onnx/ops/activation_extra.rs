@@ -3,7 +3,7 @@
 
 use super::activation::normalize;
 use super::elementwise::scalar_like;
-use super::{ConvertFn, Ctx, Node};
+use super::{ConvertFn, Ctx, Emit, Node};
 use crate::Error;
 
 /// `Selu(x) = gamma * elu(x, alpha)` (defaults are the ONNX constants).

@@ -1,7 +1,7 @@
 //! Nodes that produce constants or pass their input through: `Constant`,
 //! `ConstantOfShape`, `Range`, `Dropout`.
 
-use super::{alias, ConvertFn, Ctx, Node};
+use super::{alias, ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 

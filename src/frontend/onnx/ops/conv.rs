@@ -1,6 +1,7 @@
 //! `Conv`, and the padding and window attributes it shares with pooling.
 
-use super::{ConvertFn, Ctx, Node};
+use super::{ConvertFn, Ctx, Emit, Node};
+use crate::frontend::lowering::conv_dilations_groups;
 use crate::Error;
 
 /// Window geometry common to convolution and pooling, in MIL terms.
@@ -98,11 +99,7 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         params.push(("bias", b));
     }
     params.extend(window_params(ctx, &out, &win));
-    params.push((
-        "dilations",
-        ctx.ints(&format!("{out}_dilations"), &dilations),
-    ));
-    params.push(("groups", ctx.int(&format!("{out}_groups"), groups)));
+    params.extend(conv_dilations_groups(ctx, &out, &dilations, groups));
     let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
     let y = ctx.op1("conv", &out, &refs)?;
     ctx.set_output(node, 0, y);
@@ -184,11 +181,7 @@ fn conv_transpose(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     }
     params.push(("pad_type", ctx.string(&format!("{out}_pad_type"), "custom")));
     params.push(("strides", ctx.ints(&format!("{out}_strides"), &strides)));
-    params.push((
-        "dilations",
-        ctx.ints(&format!("{out}_dilations"), &dilations),
-    ));
-    params.push(("groups", ctx.int(&format!("{out}_groups"), groups)));
+    params.extend(conv_dilations_groups(ctx, &out, &dilations, groups));
     let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
     let y = ctx.op1("conv_transpose", &out, &refs)?;
     ctx.set_output(node, 0, y);

@@ -2,7 +2,7 @@
 //! into a shared label order and reshaped with unit dimensions for the labels it lacks, the
 //! operands are multiplied with broadcasting, and the contracted labels are summed away.
 
-use super::{ConvertFn, Ctx, Node};
+use super::{ConvertFn, Ctx, Emit, Node};
 use crate::Error;
 
 /// A parsed equation: the labels of each operand and of the output.

@@ -3,23 +3,11 @@
 
 use super::super::tensor::ir_dtype;
 use super::shape::broadcast_to;
-use super::{alias, ConvertFn, Ctx, Node};
+use super::{alias, ConvertFn, Ctx, Emit, Node};
 use crate::ir::ops::broadcast::broadcast_shapes;
 use crate::ir::{DType, Tensor};
 use crate::proto::onnx::tensor_proto::DataType;
 use crate::Error;
-
-/// Defines a converter mapping a one-input ONNX op to a one-input MIL op.
-macro_rules! unary {
-    ($($fn_name:ident => $mil:literal),* $(,)?) => {$(
-        fn $fn_name(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
-            let x = ctx.input(node, 0)?;
-            let y = ctx.op1($mil, &ctx.out_name(node, 0), &[("x", &x)])?;
-            ctx.set_output(node, 0, y);
-            Ok(())
-        }
-    )*};
-}
 
 /// Defines a converter mapping a two-input broadcasting ONNX op to a MIL op on `x`, `y`.
 macro_rules! binary {
@@ -298,6 +286,20 @@ fn is_inf(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 
 /// Folds a variadic op into a chain of binary MIL ops; the last one is named after the output.
 fn variadic(ctx: &mut Ctx, node: &Node, mil: &str) -> Result<(), Error> {
+    let out = ctx.out_name(node, 0);
+    let y = fold_inputs(ctx, node, mil, &out)?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// Every input of `node` combined by binary MIL op `mil`, left to right; the ops are named
+/// `{out}_partial{i}` except the last, named `last`. One input is returned as it is.
+pub(super) fn fold_inputs(
+    ctx: &mut Ctx,
+    node: &Node,
+    mil: &str,
+    last: &str,
+) -> Result<String, Error> {
     let n = node.num_inputs();
     if n == 0 {
         return Err(ctx.invalid("needs at least one input"));
@@ -307,14 +309,13 @@ fn variadic(ctx: &mut Ctx, node: &Node, mil: &str) -> Result<(), Error> {
     for i in 1..n {
         let next = ctx.input(node, i)?;
         let hint = if i + 1 == n {
-            out.clone()
+            last.to_string()
         } else {
             format!("{out}_partial{i}")
         };
         acc = ctx.op1(mil, &hint, &[("x", &acc), ("y", &next)])?;
     }
-    ctx.set_output(node, 0, acc);
-    Ok(())
+    Ok(acc)
 }
 
 fn sum(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {

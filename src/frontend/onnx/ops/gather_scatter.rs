@@ -2,7 +2,7 @@
 //! Constant indices are made non-negative against the dimension they index; run-time indices
 //! are wrapped (`mod` by that dimension), since Core ML leaves negative indices undefined.
 
-use super::{axis, ConvertFn, Ctx, Node};
+use super::{axis, ConvertFn, Ctx, Emit, Node};
 use crate::ir::{Dim, Tensor};
 use crate::Error;
 
@@ -95,14 +95,9 @@ fn gather_elements(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
-/// `GatherND(data, indices)` with `batch_dims=0` → `gather_nd`.
-fn gather_nd(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
-    if ctx.attr(node.int_or("batch_dims", 0))? != 0 {
-        return Err(ctx.unsupported("batch_dims other than 0 is not supported"));
-    }
-    let x = ctx.input(node, 0)?;
-    let out = ctx.out_name(node, 0);
-    let shape = ctx.shape(&x)?;
+/// The index tuples of a GatherND/ScatterND `node` (its input 1) into data of `shape`, with
+/// negative indices wrapped.
+fn nd_indices(ctx: &mut Ctx, node: &Node, shape: &[usize], out: &str) -> Result<String, Error> {
     let depth = ctx
         .try_const_input(node, 1)?
         .and_then(|t| t.shape().last().copied())
@@ -111,7 +106,18 @@ fn gather_nd(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let idx = indices(ctx, node, 1, &format!("{out}_indices"), &|pos| {
         shape.get(pos % depth).copied().unwrap_or(0)
     })?;
-    let idx = wrap_nd_indices(ctx, &idx, &shape, &out)?;
+    wrap_nd_indices(ctx, &idx, shape, out)
+}
+
+/// `GatherND(data, indices)` with `batch_dims=0` → `gather_nd`.
+fn gather_nd(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    if ctx.attr(node.int_or("batch_dims", 0))? != 0 {
+        return Err(ctx.unsupported("batch_dims other than 0 is not supported"));
+    }
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let shape = ctx.shape(&x)?;
+    let idx = nd_indices(ctx, node, &shape, &out)?;
     // Core ML's gather_nd takes no bool data: gather a mask as int32 and cast back.
     let y = if ctx.ty(&x)?.dtype == crate::ir::DType::Bool {
         let ints = ctx.cast(&x, crate::ir::DType::I32, &format!("{out}_int"))?;
@@ -201,15 +207,7 @@ fn scatter_nd(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let data = ctx.input(node, 0)?;
     let out = ctx.out_name(node, 0);
     let shape = ctx.shape(&data)?;
-    let depth = ctx
-        .try_const_input(node, 1)?
-        .and_then(|t| t.shape().last().copied())
-        .unwrap_or(1)
-        .max(1);
-    let idx = indices(ctx, node, 1, &format!("{out}_indices"), &|pos| {
-        shape.get(pos % depth).copied().unwrap_or(0)
-    })?;
-    let idx = wrap_nd_indices(ctx, &idx, &shape, &out)?;
+    let idx = nd_indices(ctx, node, &shape, &out)?;
     let updates = ctx.input(node, 2)?;
     let mode_c = ctx.string(&format!("{out}_mode"), mode);
     let params = [

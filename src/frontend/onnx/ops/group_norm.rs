@@ -1,6 +1,6 @@
 //! `GroupNormalization`: `layer_norm` over each group of channels, then the affine transform.
 
-use super::{ConvertFn, Ctx, Node};
+use super::{ConvertFn, Ctx, Emit, Node};
 use crate::Error;
 
 /// `GroupNormalization(x, scale, bias)`: `x` `[N, C, ...]` is viewed as `[N, G, C/G * rest]`,

@@ -1,7 +1,7 @@
 //! `MatMul` and `Gemm`: `linear` when the right operand is a constant matrix, `matmul`
 //! otherwise.
 
-use super::{ConvertFn, Ctx, Node};
+use super::{ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 

@@ -1,6 +1,18 @@
 //! The converter table: ONNX op type → the function that emits its MIL ops. One file per op
 //! family; `supported_op_types` and the unsupported-operator check read this table.
 
+/// Defines a converter mapping a one-input ONNX op to a one-input MIL op on `x`.
+macro_rules! unary {
+    ($($fn_name:ident => $mil:literal),* $(,)?) => {$(
+        fn $fn_name(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+            let x = ctx.input(node, 0)?;
+            let y = ctx.op1($mil, &ctx.out_name(node, 0), &[("x", &x)])?;
+            ctx.set_output(node, 0, y);
+            Ok(())
+        }
+    )*};
+}
+
 mod activation;
 mod activation_extra;
 mod constant;
@@ -21,6 +33,7 @@ mod tensor_ops;
 
 use super::convert::Ctx;
 use super::node::Node;
+use crate::frontend::emitter::Emit;
 use crate::Error;
 
 /// Converts one node: reads its inputs from the context, adds ops, binds its outputs.

@@ -1,7 +1,8 @@
 //! Normalisation: `BatchNormalization` (inference), `InstanceNormalization`,
 //! `LayerNormalization`.
 
-use super::{axis, ConvertFn, Ctx, Node};
+use super::{axis, ConvertFn, Ctx, Emit, Node};
+use crate::frontend::lowering::{self, BatchNormParams};
 use crate::Error;
 
 /// `BatchNormalization(X, scale, B, mean, var)` in inference mode → `batch_norm`.
@@ -35,38 +36,14 @@ fn batch_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         ctx.set_output(node, 0, y);
         return Ok(());
     }
-    let eps = ctx.float(&format!("{out}_epsilon"), eps);
-    // MIL batch_norm needs spatial dimensions: [N, C] runs as [N, C, 1].
-    let flat = ctx.rank(&x)? == 2;
-    let x = if flat {
-        let axes = ctx.ints(&format!("{out}_spatial_axis"), &[2]);
-        ctx.op1(
-            "expand_dims",
-            &format!("{out}_spatial"),
-            &[("x", &x), ("axes", &axes)],
-        )?
-    } else {
-        x
+    let params = BatchNormParams {
+        mean: &mean,
+        variance: &var,
+        gamma: Some(&gamma),
+        beta: Some(&beta),
+        epsilon: eps,
     };
-    let bn_name = if flat {
-        format!("{out}_normalized")
-    } else {
-        out.clone()
-    };
-    let params = [
-        ("x", &x),
-        ("mean", &mean),
-        ("variance", &var),
-        ("gamma", &gamma),
-        ("beta", &beta),
-        ("epsilon", &eps),
-    ];
-    let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
-    let mut y = ctx.op1("batch_norm", &bn_name, &refs)?;
-    if flat {
-        let axes = ctx.ints(&format!("{out}_squeeze_axis"), &[2]);
-        y = ctx.op1("squeeze", &out, &[("x", &y), ("axes", &axes)])?;
-    }
+    let y = lowering::batch_norm(ctx, &out, &x, &params)?;
     ctx.set_output(node, 0, y);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Pooling: `MaxPool`, `AveragePool`, `GlobalAveragePool`, `GlobalMaxPool`.
 
 use super::conv::{window, window_params, Window};
-use super::{ConvertFn, Ctx, Node};
+use super::{ConvertFn, Ctx, Emit, Node};
 use crate::ir::ops::window::{axes, output_size, PadType};
 use crate::Error;
 

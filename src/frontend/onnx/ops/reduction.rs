@@ -1,6 +1,6 @@
 //! Reductions (`ReduceMean`, `ReduceSum`, …) and `ArgMax`/`ArgMin`.
 
-use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Node};
+use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Emit, Node};
 use crate::Error;
 
 /// Opset from which each reduction takes `axes` as an input instead of an attribute.

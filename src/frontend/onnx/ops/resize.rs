@@ -3,7 +3,7 @@
 //! `resize_bilinear` with the matching sampling grid. Cubic mode, fractional nearest factors
 //! and coordinate/rounding combinations without an exact Core ML equivalent are unsupported.
 
-use super::{ConvertFn, Ctx, Node};
+use super::{ConvertFn, Ctx, Emit, Node};
 use crate::Error;
 
 /// True when `(coordinate_transformation_mode, nearest_mode)` makes nearest upsampling by a

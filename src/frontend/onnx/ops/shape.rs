@@ -3,7 +3,7 @@
 //! `DepthToSpace`, `SpaceToDepth`.
 
 use super::gather_scatter::wrap_axis_indices;
-use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Node};
+use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Emit, Node};
 use crate::ir::{Dim, SymInt, Tensor, TensorType};
 use crate::Error;
 
@@ -71,7 +71,7 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         ),
         None => {
             let v = ctx.input(node, 1)?;
-            let elems = ctx.b.symbolic_value(&v).map(<[_]>::to_vec).ok_or_else(|| {
+            let elems = ctx.e.b.symbolic_value(&v).map(<[_]>::to_vec).ok_or_else(|| {
                 ctx.unsupported(
                     "the target shape is computed at run time from more than input dimensions; fix the dynamic dimensions with --dim",
                 )
@@ -111,7 +111,7 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
             )))
         }
     };
-    ctx.b.refine_type(
+    ctx.e.b.refine_type(
         &y,
         TensorType {
             dtype: in_ty.dtype,

@@ -2,7 +2,7 @@
 //! computed from a symbolic input dimension (BERT's `position_ids[:, :seq]`, with `seq` read
 //! by `Shape` → `Gather`) becomes a begin/end vector computed at run time.
 
-use super::{axes, ConvertFn, Ctx, Node};
+use super::{axes, ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Dim, SymInt, Tensor, TensorType};
 use crate::Error;
 
@@ -60,7 +60,7 @@ fn bounds_input(ctx: &mut Ctx, node: &Node, i: usize) -> Result<Option<Vec<Bound
         return Ok(None);
     };
     let var = ctx.input(node, i)?;
-    let Some(elems) = ctx.b.symbolic_value(&var).map(<[_]>::to_vec) else {
+    let Some(elems) = ctx.e.b.symbolic_value(&var).map(<[_]>::to_vec) else {
         return Err(ctx.unsupported(format!(
             "input '{name}' must be a constant (or computed from input dimensions only)"
         )));
@@ -193,7 +193,7 @@ fn slice(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let Some(known_end) = known_end else {
         let y = runtime_slice(ctx, &x, &begin, &end, &stride, &out)?;
         let dtype = ctx.ty(&y)?.dtype;
-        ctx.b.refine_type(
+        ctx.e.b.refine_type(
             &y,
             TensorType {
                 dtype,

@@ -1,26 +1,15 @@
 //! `Mean`, `Size`, `CastLike` and `Trilu`.
 
-use super::elementwise::{coerce, scalar_like, to_bfloat16};
-use super::{ConvertFn, Ctx, Node};
+use super::elementwise::{coerce, fold_inputs, scalar_like, to_bfloat16};
+use super::{ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 
 /// `Mean`: the broadcast sum of every input divided by their count.
 fn mean(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let n = node.num_inputs();
-    if n == 0 {
-        return Err(ctx.invalid("needs at least one input"));
-    }
     let out = ctx.out_name(node, 0);
-    let mut acc = ctx.input(node, 0)?;
-    for i in 1..n {
-        let next = ctx.input(node, i)?;
-        acc = ctx.op1(
-            "add",
-            &format!("{out}_partial{i}"),
-            &[("x", &acc), ("y", &next)],
-        )?;
-    }
+    let acc = fold_inputs(ctx, node, "add", &format!("{out}_partial{}", n.max(1) - 1))?;
     let count = ctx.float(&format!("{out}_count"), n as f32);
     let y = ctx.op1("real_div", &out, &[("x", &acc), ("y", &count)])?;
     ctx.set_output(node, 0, y);

@@ -1,6 +1,6 @@
 //! `CumSum` and `TopK`.
 
-use super::{axis, ConvertFn, Ctx, Node};
+use super::{axis, ConvertFn, Ctx, Emit, Node};
 use crate::Error;
 
 /// `CumSum(x, axis)` with `exclusive`/`reverse` → `cumsum`; the axis must be constant.

@@ -3,7 +3,7 @@
 //! in-place forms).
 
 use super::ArgDefault::{Float, None as NoDefault, Str};
-use super::{bind_in_place, op, Call, Ctx, OpEntry};
+use super::{bind_in_place, op, Call, Ctx, Emit, OpEntry};
 use crate::ir::DType;
 use crate::Error;
 
@@ -42,8 +42,8 @@ fn silu(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn clip(ctx: &mut Ctx, call: &Call, lo: f64, hi: f64) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.operand(call, "self", DType::F32)?;
-    let a = ctx.float_const(&format!("{out}_alpha"), lo as f32);
-    let b = ctx.float_const(&format!("{out}_beta"), hi as f32);
+    let a = ctx.float(&format!("{out}_alpha"), lo as f32);
+    let b = ctx.float(&format!("{out}_beta"), hi as f32);
     let y = ctx.op1("clip", &out, &[("x", &x), ("alpha", &a), ("beta", &b)])?;
     bind_in_place(ctx, call, y);
     Ok(())
@@ -55,15 +55,15 @@ fn relu6(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 
 /// `hardtanh(self, min_val=-1, max_val=1)`.
 fn hardtanh(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
-    let lo = ctx.float(call, "min_val")?;
-    let hi = ctx.float(call, "max_val")?;
+    let lo = ctx.float_arg(call, "min_val")?;
+    let hi = ctx.float_arg(call, "max_val")?;
     clip(ctx, call, lo, hi)
 }
 
 /// `sigmoid_hard(x, 1/6, 1/2)`, the gate of hardsigmoid and hardswish.
 fn hard_gate(ctx: &mut Ctx, x: &str, hint: &str) -> Result<String, Error> {
-    let alpha = ctx.float_const(&format!("{hint}_alpha"), 1.0 / 6.0);
-    let beta = ctx.float_const(&format!("{hint}_beta"), 0.5);
+    let alpha = ctx.float(&format!("{hint}_alpha"), 1.0 / 6.0);
+    let beta = ctx.float(&format!("{hint}_beta"), 0.5);
     ctx.op1(
         "sigmoid_hard",
         hint,
@@ -99,7 +99,7 @@ fn gelu(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
             return Err(ctx.unsupported(format!("approximate='{other}' is not supported")))
         }
     };
-    let mode = ctx.string_const(&format!("{out}_mode"), mode);
+    let mode = ctx.string(&format!("{out}_mode"), mode);
     let y = ctx.op1("gelu", &out, &[("x", &x), ("mode", &mode)])?;
     bind_in_place(ctx, call, y);
     Ok(())
@@ -109,8 +109,8 @@ fn gelu(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn with_alpha(ctx: &mut Ctx, call: &Call, mil: &str, arg: &str) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.operand(call, "self", DType::F32)?;
-    let alpha = ctx.float(call, arg)?;
-    let alpha = ctx.float_const(&format!("{out}_alpha"), alpha as f32);
+    let alpha = ctx.float_arg(call, arg)?;
+    let alpha = ctx.float(&format!("{out}_alpha"), alpha as f32);
     let y = ctx.op1(mil, &out, &[("x", &x), ("alpha", &alpha)])?;
     bind_in_place(ctx, call, y);
     Ok(())
@@ -122,7 +122,7 @@ fn leaky_relu(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 
 /// `elu(self, alpha=1, scale=1, input_scale=1)`; only the plain form.
 fn elu(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
-    if ctx.float(call, "scale")? != 1.0 || ctx.float(call, "input_scale")? != 1.0 {
+    if ctx.float_arg(call, "scale")? != 1.0 || ctx.float_arg(call, "input_scale")? != 1.0 {
         return Err(ctx.unsupported("elu with scale or input_scale other than 1 is not supported"));
     }
     with_alpha(ctx, call, "elu", "alpha")
@@ -132,8 +132,8 @@ fn elu(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn softmax(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.operand(call, "self", DType::F32)?;
-    let axis = ctx.int(call, "dim")?;
-    let axis = ctx.int_const(&format!("{out}_axis"), axis);
+    let axis = ctx.int_arg(call, "dim")?;
+    let axis = ctx.int(&format!("{out}_axis"), axis);
     let y = ctx.op1("softmax", &out, &[("x", &x), ("axis", &axis)])?;
     ctx.bind(call, 0, y);
     Ok(())
@@ -143,9 +143,9 @@ fn softmax(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn log_softmax(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.operand(call, "self", DType::F32)?;
-    let axis = ctx.int(call, "dim")?;
-    let axes = ctx.ints_const(&format!("{out}_axes"), &[axis]);
-    let keep = ctx.bool_const(&format!("{out}_keep_dims"), true);
+    let axis = ctx.int_arg(call, "dim")?;
+    let axes = ctx.ints(&format!("{out}_axes"), &[axis]);
+    let keep = ctx.boolean(&format!("{out}_keep_dims"), true);
     let lse = ctx.op1(
         "reduce_log_sum_exp",
         &format!("{out}_lse"),

@@ -4,7 +4,7 @@
 //! so that it becomes one `scaled_dot_product_attention` op at iOS18 like ONNX attention.
 
 use super::ArgDefault::{Bool, Float, None as NoDefault};
-use super::{op, ArgDefault, Call, Ctx, OpEntry};
+use super::{op, ArgDefault, Call, Ctx, Emit, OpEntry};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 
@@ -40,7 +40,7 @@ fn sdpa(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
             let r = (h / kvh) as i64;
             for (i, t) in [&mut k, &mut v].into_iter().enumerate() {
                 let ty = ctx.ty(t)?;
-                let axes = ctx.ints_const(&format!("{out}_kv{i}_axes"), &[(rank - 2) as i64]);
+                let axes = ctx.ints(&format!("{out}_kv{i}_axes"), &[(rank - 2) as i64]);
                 let ex = ctx.op1(
                     "expand_dims",
                     &format!("{out}_kv{i}_grouped"),
@@ -48,7 +48,7 @@ fn sdpa(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
                 )?;
                 let mut reps = vec![1i64; rank + 1];
                 reps[rank - 2] = r;
-                let reps = ctx.ints_const(&format!("{out}_kv{i}_reps"), &reps);
+                let reps = ctx.ints(&format!("{out}_kv{i}_reps"), &reps);
                 let tiled = ctx.op1(
                     "tile",
                     &format!("{out}_kv{i}_tiled"),
@@ -65,7 +65,7 @@ fn sdpa(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
                         "grouped-query attention with several symbolic dims is not supported",
                     ));
                 }
-                let shape = ctx.ints_const(&format!("{out}_kv{i}_shape"), &shape);
+                let shape = ctx.ints(&format!("{out}_kv{i}_shape"), &shape);
                 *t = ctx.op1(
                     "reshape",
                     &format!("{out}_kv{i}_repeated"),
@@ -77,19 +77,19 @@ fn sdpa(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let scale = ctx
         .opt_float(call, "scale")?
         .unwrap_or(1.0 / (e as f64).sqrt());
-    let ty = ctx.bool_const(&format!("{out}_transpose_y"), true);
+    let ty = ctx.boolean(&format!("{out}_transpose_y"), true);
     let scores = ctx.op1(
         "matmul",
         &format!("{out}_scores"),
         &[("x", &q), ("y", &k), ("transpose_y", &ty)],
     )?;
-    let scale_c = ctx.float_const(&format!("{out}_scale"), scale as f32);
+    let scale_c = ctx.float(&format!("{out}_scale"), scale as f32);
     let mut scores = ctx.op1(
         "mul",
         &format!("{out}_scaled_scores"),
         &[("x", &scores), ("y", &scale_c)],
     )?;
-    let neg_inf = ctx.float_const(&format!("{out}_mask_fill"), f32::NEG_INFINITY);
+    let neg_inf = ctx.float(&format!("{out}_mask_fill"), f32::NEG_INFINITY);
     if causal {
         let s_ty = ctx.ty(&scores)?;
         let n = s_ty.rank();
@@ -125,7 +125,7 @@ fn sdpa(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
             )?
         };
     }
-    let axis = ctx.int_const(&format!("{out}_softmax_axis"), -1);
+    let axis = ctx.int(&format!("{out}_softmax_axis"), -1);
     let weights = ctx.op1(
         "softmax",
         &format!("{out}_weights"),

@@ -2,7 +2,8 @@
 //! `conv_transpose*d`, and core ATen's `convolution`.
 
 use super::ArgDefault::{Int, Ints, None as NoDefault, Str};
-use super::{op, ArgDefault, Call, Ctx, OpEntry};
+use super::{op, ArgDefault, Call, Ctx, Emit, OpEntry};
+use crate::frontend::lowering::conv_dilations_groups;
 use crate::Error;
 
 /// A per-spatial-dimension list: a single value stands for all of them (torch `int[2]`).
@@ -35,11 +36,11 @@ fn emit(
         )));
     }
     let spatial = rank - 2;
-    let strides = ctx.ints(call, "stride")?;
+    let strides = ctx.ints_arg(call, "stride")?;
     let strides = spatial_list(ctx, strides, spatial, "stride")?;
-    let dilations = ctx.ints(call, "dilation")?;
+    let dilations = ctx.ints_arg(call, "dilation")?;
     let dilations = spatial_list(ctx, dilations, spatial, "dilation")?;
-    let groups = ctx.int(call, "groups")?;
+    let groups = ctx.int_arg(call, "groups")?;
     let mut params: Vec<(&str, String)> = vec![("x", x.clone()), ("weight", w.clone())];
     if let Some(b) = bias {
         params.push(("bias", b));
@@ -48,13 +49,10 @@ fn emit(
         Ok(pads) => {
             let pads = spatial_list(ctx, pads.clone(), spatial, "padding")?;
             let mil: Vec<i64> = pads.iter().flat_map(|&p| [p, p]).collect();
-            params.push((
-                "pad_type",
-                ctx.string_const(&format!("{out}_pad_type"), "custom"),
-            ));
-            params.push(("pad", ctx.ints_const(&format!("{out}_pad"), &mil)));
+            params.push(("pad_type", ctx.string(&format!("{out}_pad_type"), "custom")));
+            params.push(("pad", ctx.ints(&format!("{out}_pad"), &mil)));
             if transposed {
-                let output_padding = ctx.ints(call, "output_padding")?;
+                let output_padding = ctx.ints_arg(call, "output_padding")?;
                 let output_padding = spatial_list(ctx, output_padding, spatial, "output_padding")?;
                 if output_padding.iter().any(|&p| p != 0) {
                     let x_shape = ctx.shape(&x)?;
@@ -70,27 +68,17 @@ fn emit(
                         .collect();
                     params.push((
                         "output_shape",
-                        ctx.ints_const(&format!("{out}_output_shape"), &sizes),
+                        ctx.ints(&format!("{out}_output_shape"), &sizes),
                     ));
                 }
             }
         }
         Err(pad_type) => {
-            params.push((
-                "pad_type",
-                ctx.string_const(&format!("{out}_pad_type"), pad_type),
-            ));
+            params.push(("pad_type", ctx.string(&format!("{out}_pad_type"), pad_type)));
         }
     }
-    params.push((
-        "strides",
-        ctx.ints_const(&format!("{out}_strides"), &strides),
-    ));
-    params.push((
-        "dilations",
-        ctx.ints_const(&format!("{out}_dilations"), &dilations),
-    ));
-    params.push(("groups", ctx.int_const(&format!("{out}_groups"), groups)));
+    params.push(("strides", ctx.ints(&format!("{out}_strides"), &strides)));
+    params.extend(conv_dilations_groups(ctx, &out, &dilations, groups));
     let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
     let mil = if transposed { "conv_transpose" } else { "conv" };
     let y = ctx.op1(mil, &out, &refs)?;
@@ -105,7 +93,7 @@ fn conv_nd(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         Ok(Some(s)) if s == "valid" => Err("valid"),
         Ok(Some(s)) if s == "same" => Err("same"),
         Ok(Some(s)) => return Err(ctx.unsupported(format!("padding '{s}' is not supported"))),
-        _ => Ok(ctx.ints(call, "padding")?),
+        _ => Ok(ctx.ints_arg(call, "padding")?),
     };
     emit(ctx, call, padding, false)
 }
@@ -113,7 +101,7 @@ fn conv_nd(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 /// `conv_transpose{1,2,3}d.input(input, weight, bias, stride, padding, output_padding,
 /// groups, dilation)`.
 fn conv_transpose_nd(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
-    let padding = ctx.ints(call, "padding")?;
+    let padding = ctx.ints_arg(call, "padding")?;
     emit(ctx, call, Ok(padding), true)
 }
 
@@ -121,7 +109,7 @@ fn conv_transpose_nd(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 /// output_padding, groups)`.
 fn convolution(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let transposed = ctx.flag(call, "transposed")?;
-    let padding = ctx.ints(call, "padding")?;
+    let padding = ctx.ints_arg(call, "padding")?;
     emit(ctx, call, Ok(padding), transposed)
 }
 

@@ -4,7 +4,7 @@
 use super::super::convert::SymVal;
 use super::shape::shape_vector;
 use super::ArgDefault::{Bool, Int, None as NoDefault};
-use super::{op, ArgDefault, Call, Ctx, OpEntry};
+use super::{op, ArgDefault, Call, Ctx, Emit, OpEntry};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 
@@ -71,7 +71,7 @@ fn sizes_of(ctx: &mut Ctx, x: &str, hint: &str) -> Result<Vec<SymVal>, Error> {
                     )?),
                 }
                 .clone();
-                let idx = ctx.int_const(&format!("{hint}_dim{i}_index"), i as i64);
+                let idx = ctx.int(&format!("{hint}_dim{i}_index"), i as i64);
                 SymVal::Var(ctx.op1(
                     "gather",
                     &format!("{hint}_dim{i}"),
@@ -86,7 +86,7 @@ fn sizes_of(ctx: &mut Ctx, x: &str, hint: &str) -> Result<Vec<SymVal>, Error> {
 /// `full(size, fill_value)`.
 fn full(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let sizes = ctx.sym_ints(call, "size")?;
-    let value = ctx.float(call, "fill_value")?;
+    let value = ctx.float_arg(call, "fill_value")?;
     fill_sizes(ctx, call, &sizes, value)
 }
 
@@ -106,7 +106,7 @@ fn like(ctx: &mut Ctx, call: &Call, value: Option<f64>) -> Result<(), Error> {
     let x = ctx.tensor(call, "self")?;
     let value = match value {
         Some(v) => v,
-        None => ctx.float(call, "fill_value")?,
+        None => ctx.float_arg(call, "fill_value")?,
     };
     let hint = ctx.out(call, 0);
     let sizes = sizes_of(ctx, &x, &hint)?;
@@ -130,7 +130,7 @@ fn new_filled(ctx: &mut Ctx, call: &Call, value: Option<f64>) -> Result<(), Erro
     let sizes = ctx.sym_ints(call, "size")?;
     let value = match value {
         Some(v) => v,
-        None => ctx.float(call, "fill_value")?,
+        None => ctx.float_arg(call, "fill_value")?,
     };
     fill_sizes(ctx, call, &sizes, value)
 }
@@ -160,7 +160,7 @@ fn arange(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         match ctx.opt_sym_int(call, name) {
             Ok(Some(SymVal::Var(v))) => Ok(Bound::Var(v)),
             Ok(Some(SymVal::Known(n))) => Ok(Bound::Known(n as f64)),
-            _ => ctx.float(call, name).map(Bound::Known),
+            _ => ctx.float_arg(call, name).map(Bound::Known),
         }
     };
     let start = bound(ctx, "start", 0.0)?;
@@ -289,7 +289,7 @@ fn triangle(ctx: &mut Ctx, call: &Call, upper: bool) -> Result<(), Error> {
     if shape.len() < 2 {
         return Err(ctx.invalid("triu/tril need at least two dims"));
     }
-    let k = ctx.int(call, "diagonal")?;
+    let k = ctx.int_arg(call, "diagonal")?;
     let (rows, cols) = (shape[shape.len() - 2], shape[shape.len() - 1]);
     let mask: Vec<bool> = (0..rows)
         .flat_map(|i| {

@@ -2,7 +2,7 @@
 //! output dtype), comparisons, logic, unary math, `where`, `clamp`.
 
 use super::ArgDefault::{Int, None as NoDefault};
-use super::{bind_in_place, op, Call, Ctx, OpEntry};
+use super::{bind_in_place, op, Call, Ctx, Emit, OpEntry};
 use crate::ir::DType;
 use crate::Error;
 
@@ -236,7 +236,7 @@ fn neg(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn rsqrt(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.operand(call, "self", DType::F32)?;
-    let eps = ctx.float_const(&format!("{out}_epsilon"), 0.0);
+    let eps = ctx.float(&format!("{out}_epsilon"), 0.0);
     let y = ctx.op1("rsqrt", &out, &[("x", &x), ("epsilon", &eps)])?;
     bind_in_place(ctx, call, y);
     Ok(())
@@ -246,7 +246,7 @@ fn rsqrt(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn reciprocal(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.operand(call, "self", DType::F32)?;
-    let one = ctx.float_const(&format!("{out}_one"), 1.0);
+    let one = ctx.float(&format!("{out}_one"), 1.0);
     let y = ctx.op1("real_div", &out, &[("x", &one), ("y", &x)])?;
     bind_in_place(ctx, call, y);
     Ok(())
@@ -302,8 +302,8 @@ fn clamp(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let y = match (scalar(ctx, &lo), scalar(ctx, &hi)) {
         (Some(a), Some(b)) if dtype.is_float() => {
             let (a, b) = (
-                ctx.float_const(&format!("{out}_alpha"), a as f32),
-                ctx.float_const(&format!("{out}_beta"), b as f32),
+                ctx.float(&format!("{out}_alpha"), a as f32),
+                ctx.float(&format!("{out}_beta"), b as f32),
             );
             ctx.op1("clip", &out, &[("x", &x), ("alpha", &a), ("beta", &b)])?
         }
@@ -354,7 +354,7 @@ fn isinf(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.operand(call, "self", DType::F32)?;
     let a = ctx.op1("abs", &format!("{out}_abs"), &[("x", &x)])?;
-    let inf = ctx.float_const(&format!("{out}_inf"), f32::INFINITY);
+    let inf = ctx.float(&format!("{out}_inf"), f32::INFINITY);
     let y = ctx.op1("equal", &out, &[("x", &a), ("y", &inf)])?;
     ctx.bind(call, 0, y);
     Ok(())

@@ -1,7 +1,7 @@
 //! Indexing: `embedding`, `index.Tensor`, `index_select`, `gather`.
 
 use super::ArgDefault::{Bool, Int, None as NoDefault};
-use super::{op, Call, Ctx, OpEntry};
+use super::{op, Call, Ctx, Emit, OpEntry};
 use crate::ir::DType;
 use crate::Error;
 
@@ -14,7 +14,7 @@ fn gather_axis(
     axis: usize,
 ) -> Result<String, Error> {
     let idx = ctx.coerce(indices, DType::I32, &format!("{out}_indices"))?;
-    let axis = ctx.int_const(&format!("{out}_axis"), axis as i64);
+    let axis = ctx.int(&format!("{out}_axis"), axis as i64);
     ctx.op1(
         "gather",
         out,
@@ -36,7 +36,7 @@ fn embedding(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn index_select(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.tensor(call, "self")?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, ctx.rank(&x)?)?;
     let idx = ctx.tensor(call, "index")?;
     let y = gather_axis(ctx, &out, &x, &idx, axis)?;
@@ -91,7 +91,7 @@ fn gather_points(
         idx.push(ctx.coerce(v, DType::I32, &format!("{out}_index{i}"))?);
     }
     // Zeros of the broadcast shape of every index, added to each to broadcast it.
-    let zero = ctx.int_const(&format!("{out}_zero"), 0);
+    let zero = ctx.int(&format!("{out}_zero"), 0);
     let mut zeros = ctx.op1(
         "mul",
         &format!("{out}_zeros0"),
@@ -116,14 +116,14 @@ fn gather_points(
             &format!("{out}_broadcast{i}"),
             &[("x", v), ("y", &zeros)],
         )?;
-        let axes = ctx.ints_const(&format!("{out}_broadcast{i}_axes"), &[-1]);
+        let axes = ctx.ints(&format!("{out}_broadcast{i}_axes"), &[-1]);
         stacked.push(ctx.op1(
             "expand_dims",
             &format!("{out}_point{i}"),
             &[("x", &b), ("axes", &axes)],
         )?);
     }
-    let axis = ctx.int_const(&format!("{out}_points_axis"), -1);
+    let axis = ctx.int(&format!("{out}_points_axis"), -1);
     let refs: Vec<&str> = stacked.iter().map(String::as_str).collect();
     let points = ctx
         .op_lists(
@@ -152,11 +152,11 @@ fn gather_points(
 fn gather(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.tensor(call, "self")?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, ctx.rank(&x)?)?;
     let idx = ctx.tensor(call, "index")?;
     let idx = ctx.coerce(&idx, DType::I32, &format!("{out}_indices"))?;
-    let axis = ctx.int_const(&format!("{out}_axis"), axis as i64);
+    let axis = ctx.int(&format!("{out}_axis"), axis as i64);
     let y = ctx.op1(
         "gather_along_axis",
         &out,
@@ -187,8 +187,8 @@ pub fn scatter_slice(
         let mut stop: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
         begin[axis] = from as i64;
         stop[axis] = to as i64;
-        let b = ctx.ints_const(&format!("{out}_{what}_begin"), &begin);
-        let e = ctx.ints_const(&format!("{out}_{what}_end"), &stop);
+        let b = ctx.ints(&format!("{out}_{what}_begin"), &begin);
+        let e = ctx.ints(&format!("{out}_{what}_end"), &stop);
         ctx.op1(
             "slice_by_index",
             &format!("{out}_{what}"),
@@ -206,7 +206,7 @@ pub fn scatter_slice(
     if parts.len() == 1 {
         return Ok(parts.remove(0));
     }
-    let axis = ctx.int_const(&format!("{out}_axis"), axis as i64);
+    let axis = ctx.int(&format!("{out}_axis"), axis as i64);
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     Ok(ctx
         .op_lists("concat", out, &[("values", refs), ("axis", vec![&axis])])?
@@ -219,9 +219,9 @@ fn slice_scatter(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let base = ctx.tensor(call, "self")?;
     let src = ctx.tensor(call, "src")?;
     let shape = ctx.shape(&base)?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, shape.len())?;
-    if ctx.int(call, "step")? != 1 {
+    if ctx.int_arg(call, "step")? != 1 {
         return Err(ctx.unsupported("slice_scatter with a step other than 1 is not supported"));
     }
     let size = shape[axis] as i64;

@@ -3,7 +3,7 @@
 //! frontend, so the linear fusions see the same ops; anything else is `matmul`.
 
 use super::ArgDefault::{Int, None as NoDefault};
-use super::{op, Call, Ctx, OpEntry};
+use super::{op, Call, Ctx, Emit, OpEntry};
 use crate::ir::{DType, Tensor};
 use crate::Error;
 
@@ -29,7 +29,7 @@ fn linear_to(
         }
         return ctx.op1("linear", out, &params);
     }
-    let ty = ctx.bool_const(&format!("{out}_transpose_y"), true);
+    let ty = ctx.boolean(&format!("{out}_transpose_y"), true);
     let hint = if bias.is_some() {
         format!("{out}_product")
     } else {
@@ -69,8 +69,8 @@ fn addmm(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let bias = ctx.tensor(call, "self")?;
     let a = ctx.tensor(call, "mat1")?;
     let b = ctx.tensor(call, "mat2")?;
-    let beta = ctx.float(call, "beta")?;
-    let alpha = ctx.float(call, "alpha")?;
+    let beta = ctx.float_arg(call, "beta")?;
+    let alpha = ctx.float_arg(call, "alpha")?;
     if alpha == 1.0 {
         if let Some(w) = transposed_weight(ctx, &b, &out) {
             let n = ctx.shape(&w)?[0];
@@ -89,11 +89,11 @@ fn addmm(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     }
     let mut y = ctx.op1("matmul", &format!("{out}_product"), &[("x", &a), ("y", &b)])?;
     if alpha != 1.0 {
-        let c = ctx.float_const(&format!("{out}_alpha"), alpha as f32);
+        let c = ctx.float(&format!("{out}_alpha"), alpha as f32);
         y = ctx.op1("mul", &format!("{out}_scaled"), &[("x", &y), ("y", &c)])?;
     }
     let bias = if beta != 1.0 {
-        let c = ctx.float_const(&format!("{out}_beta"), beta as f32);
+        let c = ctx.float(&format!("{out}_beta"), beta as f32);
         ctx.op1(
             "mul",
             &format!("{out}_scaled_bias"),

@@ -17,6 +17,7 @@ mod shape;
 mod symbolic;
 
 use super::convert::{op_key, Call, Ctx};
+use crate::frontend::emitter::Emit;
 use crate::Error;
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -2,7 +2,8 @@
 //! `layer_norm`, `native_layer_norm` (their statistics outputs are not converted).
 
 use super::ArgDefault::{Bool, Float, None as NoDefault};
-use super::{op, Call, Ctx, OpEntry};
+use super::{op, Call, Ctx, Emit, OpEntry};
+use crate::frontend::lowering::{self, BatchNormParams};
 use crate::Error;
 
 /// Inference batch norm with constant statistics → MIL `batch_norm` (`[N, C]` runs as
@@ -14,7 +15,7 @@ fn batch_norm_core(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let beta = ctx.opt_tensor(call, "bias")?;
     let mean = ctx.tensor(call, "running_mean")?;
     let var = ctx.tensor(call, "running_var")?;
-    let eps = ctx.float(call, "eps")?;
+    let eps = ctx.float_arg(call, "eps")?;
     let constant = [Some(&mean), Some(&var), gamma.as_ref(), beta.as_ref()]
         .into_iter()
         .flatten()
@@ -24,36 +25,14 @@ fn batch_norm_core(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
             ctx.unsupported("batch norm with statistics computed at run time is not supported")
         );
     }
-    let eps = ctx.float_const(&format!("{out}_epsilon"), eps as f32);
-    let flat = ctx.rank(&x)? == 2;
-    let input = if flat {
-        let axes = ctx.ints_const(&format!("{out}_spatial_axis"), &[2]);
-        ctx.op1(
-            "expand_dims",
-            &format!("{out}_spatial"),
-            &[("x", &x), ("axes", &axes)],
-        )?
-    } else {
-        x
+    let params = BatchNormParams {
+        mean: &mean,
+        variance: &var,
+        gamma: gamma.as_deref(),
+        beta: beta.as_deref(),
+        epsilon: eps as f32,
     };
-    let name = if flat {
-        format!("{out}_normalized")
-    } else {
-        out.clone()
-    };
-    let mut params = vec![("x", input.as_str()), ("mean", &mean), ("variance", &var)];
-    if let Some(g) = &gamma {
-        params.push(("gamma", g));
-    }
-    if let Some(b) = &beta {
-        params.push(("beta", b));
-    }
-    params.push(("epsilon", &eps));
-    let mut y = ctx.op1("batch_norm", &name, &params)?;
-    if flat {
-        let axes = ctx.ints_const(&format!("{out}_squeeze_axis"), &[2]);
-        y = ctx.op1("squeeze", &out, &[("x", &y), ("axes", &axes)])?;
-    }
+    let y = lowering::batch_norm(ctx, &out, &x, &params)?;
     ctx.bind(call, 0, y);
     Ok(())
 }
@@ -74,10 +53,10 @@ fn batch_norm(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn layer_norm(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.tensor(call, "input")?;
-    let normalized = ctx.ints(call, "normalized_shape")?;
+    let normalized = ctx.ints_arg(call, "normalized_shape")?;
     let gamma = ctx.opt_tensor(call, "weight")?;
     let beta = ctx.opt_tensor(call, "bias")?;
-    let eps = ctx.float(call, "eps")?;
+    let eps = ctx.float_arg(call, "eps")?;
     let rank = ctx.rank(&x)?;
     if normalized.is_empty() || normalized.len() > rank {
         return Err(ctx.invalid(format!(
@@ -94,8 +73,8 @@ fn layer_norm(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         ctx.const_value(v).is_some()
             && ctx.ty(v).ok().and_then(|t| t.static_shape()).as_deref() == Some(&expected[..])
     });
-    let axes = ctx.ints_const(&format!("{out}_axes"), &axes);
-    let eps = ctx.float_const(&format!("{out}_epsilon"), eps as f32);
+    let axes = ctx.ints(&format!("{out}_axes"), &axes);
+    let eps = ctx.float(&format!("{out}_epsilon"), eps as f32);
     let mut params: Vec<(&str, &str)> = vec![("x", &x), ("axes", &axes)];
     if fused {
         params.extend(affine.iter().map(|(p, v)| (*p, v.as_str())));

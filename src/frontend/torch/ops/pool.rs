@@ -3,7 +3,7 @@
 
 use super::conv::spatial_list;
 use super::ArgDefault::{Bool, Ints, None as NoDefault};
-use super::{op, ArgDefault, Call, Ctx, OpEntry};
+use super::{op, ArgDefault, Call, Ctx, Emit, OpEntry};
 use crate::Error;
 
 /// Shared part of max and average pooling.
@@ -17,16 +17,16 @@ fn pool(ctx: &mut Ctx, call: &Call, mil: &str) -> Result<(), Error> {
         )));
     }
     let spatial = rank - 2;
-    let kernel = ctx.ints(call, "kernel_size")?;
+    let kernel = ctx.ints_arg(call, "kernel_size")?;
     let kernel = spatial_list(ctx, kernel, spatial, "kernel_size")?;
-    let strides = match ctx.ints(call, "stride")? {
+    let strides = match ctx.ints_arg(call, "stride")? {
         s if s.is_empty() => kernel.clone(),
         s => spatial_list(ctx, s, spatial, "stride")?,
     };
-    let pads = ctx.ints(call, "padding")?;
+    let pads = ctx.ints_arg(call, "padding")?;
     let pads = spatial_list(ctx, pads, spatial, "padding")?;
     if mil == "max_pool" {
-        let dilation = ctx.ints(call, "dilation")?;
+        let dilation = ctx.ints_arg(call, "dilation")?;
         if dilation.iter().any(|&d| d != 1) {
             return Err(
                 ctx.unsupported("dilated pooling is not supported (Core ML pooling has none)")
@@ -39,17 +39,11 @@ fn pool(ctx: &mut Ctx, call: &Call, mil: &str) -> Result<(), Error> {
         ("x", x),
         (
             "kernel_sizes",
-            ctx.ints_const(&format!("{out}_kernel_sizes"), &kernel),
+            ctx.ints(&format!("{out}_kernel_sizes"), &kernel),
         ),
-        (
-            "strides",
-            ctx.ints_const(&format!("{out}_strides"), &strides),
-        ),
-        (
-            "pad_type",
-            ctx.string_const(&format!("{out}_pad_type"), "custom"),
-        ),
-        ("pad", ctx.ints_const(&format!("{out}_pad"), &mil_pad)),
+        ("strides", ctx.ints(&format!("{out}_strides"), &strides)),
+        ("pad_type", ctx.string(&format!("{out}_pad_type"), "custom")),
+        ("pad", ctx.ints(&format!("{out}_pad"), &mil_pad)),
     ];
     if mil == "avg_pool" {
         if ctx.opt_int(call, "divisor_override")?.is_some() {
@@ -58,12 +52,12 @@ fn pool(ctx: &mut Ctx, call: &Call, mil: &str) -> Result<(), Error> {
         let exclude = !ctx.flag(call, "count_include_pad")?;
         params.push((
             "exclude_padding_from_average",
-            ctx.bool_const(&format!("{out}_exclude_padding"), exclude),
+            ctx.boolean(&format!("{out}_exclude_padding"), exclude),
         ));
     }
     params.push((
         "ceil_mode",
-        ctx.bool_const(&format!("{out}_ceil_mode"), ceil_mode),
+        ctx.boolean(&format!("{out}_ceil_mode"), ceil_mode),
     ));
     let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
     let y = ctx.op1(mil, &out, &refs)?;
@@ -85,7 +79,7 @@ fn adaptive_avg_pool(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.tensor(call, "self")?;
     let shape = ctx.shape(&x)?;
-    let sizes = ctx.ints(call, "output_size")?;
+    let sizes = ctx.ints_arg(call, "output_size")?;
     let spatial = sizes.len();
     if shape.len() < spatial + 1 {
         return Err(ctx.invalid(format!(
@@ -95,8 +89,8 @@ fn adaptive_avg_pool(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let input = &shape[shape.len() - spatial..];
     if sizes.iter().all(|&s| s == 1) {
         let axes: Vec<i64> = (-(spatial as i64)..0).collect();
-        let axes = ctx.ints_const(&format!("{out}_axes"), &axes);
-        let keep = ctx.bool_const(&format!("{out}_keep_dims"), true);
+        let axes = ctx.ints(&format!("{out}_axes"), &axes);
+        let keep = ctx.boolean(&format!("{out}_keep_dims"), true);
         let y = ctx.op1(
             "reduce_mean",
             &out,
@@ -123,19 +117,13 @@ fn adaptive_avg_pool(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let params = [
         (
             "kernel_sizes",
-            ctx.ints_const(&format!("{out}_kernel_sizes"), &kernel),
+            ctx.ints(&format!("{out}_kernel_sizes"), &kernel),
         ),
-        (
-            "strides",
-            ctx.ints_const(&format!("{out}_strides"), &kernel),
-        ),
-        (
-            "pad_type",
-            ctx.string_const(&format!("{out}_pad_type"), "valid"),
-        ),
+        ("strides", ctx.ints(&format!("{out}_strides"), &kernel)),
+        ("pad_type", ctx.string(&format!("{out}_pad_type"), "valid")),
         (
             "exclude_padding_from_average",
-            ctx.bool_const(&format!("{out}_exclude"), true),
+            ctx.boolean(&format!("{out}_exclude"), true),
         ),
     ];
     let mut refs: Vec<(&str, &str)> = vec![("x", &x)];

@@ -2,14 +2,14 @@
 //! `min.dim`, `cumsum`.
 
 use super::ArgDefault::{Bool, Ints, None as NoDefault};
-use super::{op, ArgDefault, Call, Ctx, OpEntry};
+use super::{op, ArgDefault, Call, Ctx, Emit, OpEntry};
 use crate::ir::DType;
 use crate::Error;
 
 /// The reduced axes of `dim` (all of them when empty or None).
 fn reduced_axes(ctx: &mut Ctx, call: &Call, rank: usize) -> Result<Vec<i64>, Error> {
     let dims = if call.node.inputs.iter().any(|a| a.name == "dim") {
-        ctx.ints(call, "dim")?
+        ctx.ints_arg(call, "dim")?
     } else {
         Vec::new()
     };
@@ -28,8 +28,8 @@ fn reduce(ctx: &mut Ctx, call: &Call, mil: &str) -> Result<(), Error> {
     let x = ctx.operand(call, "self", dtype)?;
     let axes = reduced_axes(ctx, call, ctx.rank(&x)?)?;
     let keep = call.node.inputs.iter().any(|a| a.name == "keepdim") && ctx.flag(call, "keepdim")?;
-    let axes = ctx.ints_const(&format!("{out}_axes"), &axes);
-    let keep = ctx.bool_const(&format!("{out}_keep_dims"), keep);
+    let axes = ctx.ints(&format!("{out}_axes"), &axes);
+    let keep = ctx.boolean(&format!("{out}_keep_dims"), keep);
     let y = ctx.op1(
         mil,
         &out,
@@ -72,14 +72,14 @@ fn any(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     };
     let axes = reduced_axes(ctx, call, ctx.rank(&x)?)?;
     let keep = call.node.inputs.iter().any(|a| a.name == "keepdim") && ctx.flag(call, "keepdim")?;
-    let axes = ctx.ints_const(&format!("{out}_axes"), &axes);
-    let keep = ctx.bool_const(&format!("{out}_keep_dims"), keep);
+    let axes = ctx.ints(&format!("{out}_axes"), &axes);
+    let keep = ctx.boolean(&format!("{out}_keep_dims"), keep);
     let m = ctx.op1(
         "reduce_max",
         &format!("{out}_max"),
         &[("x", &x), ("axes", &axes), ("keep_dims", &keep)],
     )?;
-    let zero = ctx.int_const(&format!("{out}_zero_int"), 0);
+    let zero = ctx.int(&format!("{out}_zero_int"), 0);
     let y = ctx.op1("not_equal", &out, &[("x", &m), ("y", &zero)])?;
     ctx.bind(call, 0, y);
     Ok(())
@@ -93,7 +93,7 @@ fn arg_reduce(ctx: &mut Ctx, call: &Call, mil: &str) -> Result<(), Error> {
     let axis = match ctx.opt_int(call, "dim")? {
         Some(d) => ctx.axis(d, ctx.rank(&x)?)?,
         None => {
-            let shape = ctx.ints_const(&format!("{out}_flat_shape"), &[-1]);
+            let shape = ctx.ints(&format!("{out}_flat_shape"), &[-1]);
             x = ctx.op1(
                 "reshape",
                 &format!("{out}_flat"),
@@ -102,8 +102,8 @@ fn arg_reduce(ctx: &mut Ctx, call: &Call, mil: &str) -> Result<(), Error> {
             0
         }
     };
-    let axis = ctx.int_const(&format!("{out}_axis"), axis as i64);
-    let keep = ctx.bool_const(&format!("{out}_keep_dims"), keep);
+    let axis = ctx.int(&format!("{out}_axis"), axis as i64);
+    let keep = ctx.boolean(&format!("{out}_keep_dims"), keep);
     let y = ctx.op1(
         mil,
         &out,
@@ -125,12 +125,12 @@ fn argmin(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn extreme_dim(ctx: &mut Ctx, call: &Call, value_op: &str, index_op: &str) -> Result<(), Error> {
     let x = ctx.tensor(call, "self")?;
     let rank = ctx.rank(&x)?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, rank)? as i64;
     let keep = ctx.flag(call, "keepdim")?;
     let out = ctx.out(call, 0);
-    let axes = ctx.ints_const(&format!("{out}_axes"), &[axis]);
-    let keep_c = ctx.bool_const(&format!("{out}_keep_dims"), keep);
+    let axes = ctx.ints(&format!("{out}_axes"), &[axis]);
+    let keep_c = ctx.boolean(&format!("{out}_keep_dims"), keep);
     let v = ctx.op1(
         value_op,
         &out,
@@ -139,7 +139,7 @@ fn extreme_dim(ctx: &mut Ctx, call: &Call, value_op: &str, index_op: &str) -> Re
     ctx.bind(call, 0, v);
     if call.output_name(1).is_some() {
         let idx_name = ctx.out(call, 1);
-        let axis_c = ctx.int_const(&format!("{idx_name}_axis"), axis);
+        let axis_c = ctx.int(&format!("{idx_name}_axis"), axis);
         let i = ctx.op1(
             index_op,
             &idx_name,
@@ -163,9 +163,9 @@ fn cumsum(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let dtype = ctx.out_dtype(call, 0)?;
     let x = ctx.operand(call, "self", dtype)?;
-    let axis = ctx.int(call, "dim")?;
+    let axis = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(axis, ctx.rank(&x)?)?;
-    let axis = ctx.int_const(&format!("{out}_axis"), axis as i64);
+    let axis = ctx.int(&format!("{out}_axis"), axis as i64);
     let y = ctx.op1("cumsum", &out, &[("x", &x), ("axis", &axis)])?;
     ctx.bind(call, 0, y);
     Ok(())

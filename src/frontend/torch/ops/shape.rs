@@ -6,7 +6,7 @@
 
 use super::super::convert::{SliceView, SymVal};
 use super::ArgDefault::{Bool, Float, Int, None as NoDefault};
-use super::{op, pass_through, ArgDefault, Call, Ctx, OpEntry};
+use super::{op, pass_through, ArgDefault, Call, Ctx, Emit, OpEntry};
 use crate::ir::{DType, Dim, Tensor};
 use crate::Error;
 
@@ -21,16 +21,16 @@ pub fn shape_vector(ctx: &mut Ctx, sizes: &[SymVal], hint: &str) -> Result<Strin
                 SymVal::Var(_) => 0,
             })
             .collect();
-        return Ok(ctx.ints_const(hint, &known));
+        return Ok(ctx.ints(hint, &known));
     }
     let mut parts = Vec::with_capacity(sizes.len());
     for (i, s) in sizes.iter().enumerate() {
         parts.push(match s {
-            SymVal::Known(n) => ctx.ints_const(&format!("{hint}_{i}"), &[*n]),
+            SymVal::Known(n) => ctx.ints(&format!("{hint}_{i}"), &[*n]),
             SymVal::Var(v) => {
                 let v = ctx.coerce(v, DType::I32, &format!("{hint}_{i}_int"))?;
                 if ctx.rank(&v)? == 0 {
-                    let axes = ctx.ints_const(&format!("{hint}_{i}_axes"), &[0]);
+                    let axes = ctx.ints(&format!("{hint}_{i}_axes"), &[0]);
                     ctx.op1(
                         "expand_dims",
                         &format!("{hint}_{i}"),
@@ -42,7 +42,7 @@ pub fn shape_vector(ctx: &mut Ctx, sizes: &[SymVal], hint: &str) -> Result<Strin
             }
         });
     }
-    let axis = ctx.int_const(&format!("{hint}_axis"), 0);
+    let axis = ctx.int(&format!("{hint}_axis"), 0);
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     ctx.op_lists("concat", hint, &[("values", refs), ("axis", vec![&axis])])
         .map(|mut o| o.remove(0))
@@ -67,7 +67,7 @@ fn reshape_call(
             .iter()
             .map(|d| d.fixed().map_or(-1, |n| n as i64))
             .collect();
-        ctx.ints_const(&format!("{out}_shape"), &dims)
+        ctx.ints(&format!("{out}_shape"), &dims)
     } else {
         let sizes = sizes.ok_or_else(|| {
             ctx.unsupported("a reshape with several symbolic sizes is not supported; fix the dynamic dimensions with --dim")
@@ -107,7 +107,7 @@ fn transpose_to(ctx: &mut Ctx, call: &Call, x: &str, perm: &[i64]) -> Result<(),
         return Ok(());
     }
     let out = ctx.out(call, 0);
-    let perm_c = ctx.ints_const(&format!("{out}_perm"), perm);
+    let perm_c = ctx.ints(&format!("{out}_perm"), perm);
     let y = ctx.op1("transpose", &out, &[("x", x), ("perm", &perm_c)])?;
     ctx.bind(call, 0, y);
     Ok(())
@@ -118,7 +118,7 @@ fn permute(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let x = ctx.tensor(call, "self")?;
     let rank = ctx.rank(&x)?;
     let perm = ctx
-        .ints(call, "dims")?
+        .ints_arg(call, "dims")?
         .iter()
         .map(|&d| ctx.axis(d, rank).map(|a| a as i64))
         .collect::<Result<Vec<_>, _>>()?;
@@ -129,9 +129,9 @@ fn permute(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn transpose(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let x = ctx.tensor(call, "self")?;
     let rank = ctx.rank(&x)?;
-    let a = ctx.int(call, "dim0")?;
+    let a = ctx.int_arg(call, "dim0")?;
     let a = ctx.axis(a, rank)?;
-    let b = ctx.int(call, "dim1")?;
+    let b = ctx.int_arg(call, "dim1")?;
     let b = ctx.axis(b, rank)?;
     let mut perm: Vec<i64> = (0..rank as i64).collect();
     perm.swap(a, b);
@@ -172,7 +172,7 @@ fn expand(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
                 .iter()
                 .map(|d| d.fixed().unwrap_or(1) as i64)
                 .collect();
-            let shape = ctx.ints_const(&format!("{out}_ranked_shape"), &dims);
+            let shape = ctx.ints(&format!("{out}_ranked_shape"), &dims);
             y = ctx.op1(
                 "reshape",
                 &format!("{out}_ranked"),
@@ -185,7 +185,7 @@ fn expand(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
             .map(|(h, &w)| if h.fixed() == Some(w) { 1 } else { w as i64 })
             .collect();
         if reps.iter().any(|&r| r != 1) {
-            let reps_c = ctx.ints_const(&format!("{out}_reps"), &reps);
+            let reps_c = ctx.ints(&format!("{out}_reps"), &reps);
             y = ctx.op1("tile", &out, &[("x", &y), ("reps", &reps_c)])?;
         }
         ctx.bind(call, 0, y);
@@ -201,7 +201,7 @@ fn expand(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
                 Dim::Fixed(n) => SymVal::Known(*n as i64),
                 Dim::Symbol(_) => {
                     let shape = ctx.op1("shape", &format!("{out}_input_shape"), &[("x", &x)])?;
-                    let idx = ctx.int_const(&format!("{out}_dim{i}_index"), (i - offset) as i64);
+                    let idx = ctx.int(&format!("{out}_dim{i}_index"), (i - offset) as i64);
                     SymVal::Var(ctx.op1(
                         "gather",
                         &format!("{out}_dim{i}"),
@@ -246,7 +246,7 @@ fn squeeze(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let ty = ctx.ty(&x)?;
     let rank = ty.rank();
     let listed: Vec<usize> = if call.node.inputs.iter().any(|a| a.name == "dim") {
-        ctx.ints(call, "dim")?
+        ctx.ints_arg(call, "dim")?
             .iter()
             .map(|&d| ctx.axis(d, rank))
             .collect::<Result<_, _>>()?
@@ -262,7 +262,7 @@ fn squeeze(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         ctx.bind(call, 0, x);
         return Ok(());
     }
-    let axes = ctx.ints_const(&format!("{out}_axes"), &axes);
+    let axes = ctx.ints(&format!("{out}_axes"), &axes);
     let y = ctx.op1("squeeze", &out, &[("x", &x), ("axes", &axes)])?;
     ctx.bind(call, 0, y);
     Ok(())
@@ -272,9 +272,9 @@ fn squeeze(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn unsqueeze(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.tensor(call, "self")?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, ctx.rank(&x)? + 1)?;
-    let axes = ctx.ints_const(&format!("{out}_axes"), &[axis as i64]);
+    let axes = ctx.ints(&format!("{out}_axes"), &[axis as i64]);
     let y = ctx.op1("expand_dims", &out, &[("x", &x), ("axes", &axes)])?;
     ctx.bind(call, 0, y);
     Ok(())
@@ -287,7 +287,7 @@ fn cat(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let meta = ctx
         .out_meta(call, 0)
         .ok_or_else(|| ctx.invalid("output 0 has no recorded type"))?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, meta.rank())?;
     let mut parts = Vec::new();
     for (i, v) in ctx.tensors(call, "tensors")?.into_iter().enumerate() {
@@ -301,7 +301,7 @@ fn cat(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         0 => return Err(ctx.unsupported("concatenating only empty tensors is not supported")),
         1 => parts.remove(0),
         _ => {
-            let axis = ctx.int_const(&format!("{out}_axis"), axis as i64);
+            let axis = ctx.int(&format!("{out}_axis"), axis as i64);
             let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
             ctx.op_lists("concat", &out, &[("values", refs), ("axis", vec![&axis])])?
                 .remove(0)
@@ -318,19 +318,19 @@ fn stack(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let meta = ctx
         .out_meta(call, 0)
         .ok_or_else(|| ctx.invalid("output 0 has no recorded type"))?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, meta.rank())? as i64;
     let mut parts = Vec::new();
     for (i, v) in ctx.tensors(call, "tensors")?.into_iter().enumerate() {
         let v = ctx.coerce(&v, dtype, &format!("{out}_part{i}"))?;
-        let axes = ctx.ints_const(&format!("{out}_part{i}_axes"), &[axis]);
+        let axes = ctx.ints(&format!("{out}_part{i}_axes"), &[axis]);
         parts.push(ctx.op1(
             "expand_dims",
             &format!("{out}_part{i}_expanded"),
             &[("x", &v), ("axes", &axes)],
         )?);
     }
-    let axis = ctx.int_const(&format!("{out}_axis"), axis);
+    let axis = ctx.int(&format!("{out}_axis"), axis);
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     let y = ctx
         .op_lists("concat", &out, &[("values", refs), ("axis", vec![&axis])])?
@@ -358,8 +358,8 @@ fn split_into(
     let pieces = if sizes.len() == 1 {
         vec![x.to_string()]
     } else {
-        let sizes_c = ctx.ints_const(&format!("{base}_split_sizes"), sizes);
-        let axis_c = ctx.int_const(&format!("{base}_axis"), axis as i64);
+        let sizes_c = ctx.ints(&format!("{base}_split_sizes"), sizes);
+        let axis_c = ctx.int(&format!("{base}_axis"), axis as i64);
         ctx.op(
             "split",
             &base,
@@ -369,7 +369,7 @@ fn split_into(
     for (piece, name) in pieces.into_iter().zip(names) {
         let Some(name) = name else { continue };
         let piece = if squeeze {
-            let axes = ctx.ints_const(&format!("{name}_axes"), &[axis as i64]);
+            let axes = ctx.ints(&format!("{name}_axes"), &[axis as i64]);
             ctx.op1("squeeze", name, &[("x", &piece), ("axes", &axes)])?
         } else {
             piece
@@ -392,19 +392,19 @@ fn dim_size(ctx: &Ctx, x: &str, axis: usize) -> Result<i64, Error> {
 /// `split_with_sizes(self, split_sizes, dim)`.
 fn split_with_sizes(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let x = ctx.tensor(call, "self")?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, ctx.rank(&x)?)?;
-    let sizes = ctx.ints(call, "split_sizes")?;
+    let sizes = ctx.ints_arg(call, "split_sizes")?;
     split_into(ctx, call, &x, axis, &sizes, false)
 }
 
 /// `split(self, split_size, dim)`: pieces of `split_size`, the last one shorter.
 fn split(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let x = ctx.tensor(call, "self")?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, ctx.rank(&x)?)?;
     let total = dim_size(ctx, &x, axis)?;
-    let size = ctx.int(call, "split_size")?.max(1);
+    let size = ctx.int_arg(call, "split_size")?.max(1);
     let mut sizes = Vec::new();
     let mut left = total;
     while left > 0 {
@@ -417,10 +417,10 @@ fn split(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 /// `chunk(self, chunks, dim)`: pieces of `ceil(n / chunks)`.
 fn chunk(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let x = ctx.tensor(call, "self")?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, ctx.rank(&x)?)?;
     let total = dim_size(ctx, &x, axis)?;
-    let chunks = ctx.int(call, "chunks")?.max(1);
+    let chunks = ctx.int_arg(call, "chunks")?.max(1);
     let size = (total + chunks - 1) / chunks;
     let mut sizes = Vec::new();
     let mut left = total;
@@ -434,7 +434,7 @@ fn chunk(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 /// `unbind(self, dim)`: one piece per index, the axis removed.
 fn unbind(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let x = ctx.tensor(call, "self")?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, ctx.rank(&x)?)?;
     let total = dim_size(ctx, &x, axis)?;
     split_into(ctx, call, &x, axis, &vec![1; total as usize], true)
@@ -485,7 +485,7 @@ fn slice_axis(
     let strides: Vec<i64> = (0..rank)
         .map(|i| if i == axis { step } else { 1 })
         .collect();
-    let stride = ctx.ints_const(&format!("{out}_stride"), &strides);
+    let stride = ctx.ints(&format!("{out}_stride"), &strides);
     let mut params = vec![
         ("x", x),
         ("begin", begin.as_str()),
@@ -514,9 +514,9 @@ fn slice(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.tensor(call, "self")?;
     let ty = ctx.ty(&x)?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, ty.rank())?;
-    let step = ctx.int(call, "step")?;
+    let step = ctx.int_arg(call, "step")?;
     if step < 1 {
         return Err(ctx.invalid(format!("slice step {step} must be positive")));
     }
@@ -575,7 +575,7 @@ fn select(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.tensor(call, "self")?;
     let rank = ctx.rank(&x)?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, rank)?;
     let (start, end) = match ctx.opt_sym_int(call, "index")? {
         Some(SymVal::Known(-1)) => (Bound::Known(-1), Bound::Open),
@@ -595,7 +595,7 @@ fn select(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
 fn repeat(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let mut x = ctx.tensor(call, "self")?;
-    let reps = ctx.ints(call, "repeats")?;
+    let reps = ctx.ints_arg(call, "repeats")?;
     let shape = ctx.shape(&x)?;
     if reps.len() < shape.len() {
         return Err(ctx.invalid(format!(
@@ -606,14 +606,14 @@ fn repeat(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         let dims: Vec<i64> = std::iter::repeat_n(1, reps.len() - shape.len())
             .chain(shape.iter().map(|&d| d as i64))
             .collect();
-        let c = ctx.ints_const(&format!("{out}_ranked_shape"), &dims);
+        let c = ctx.ints(&format!("{out}_ranked_shape"), &dims);
         x = ctx.op1(
             "reshape",
             &format!("{out}_ranked"),
             &[("x", &x), ("shape", &c)],
         )?;
     }
-    let reps_c = ctx.ints_const(&format!("{out}_reps"), &reps);
+    let reps_c = ctx.ints(&format!("{out}_reps"), &reps);
     let y = ctx.op1("tile", &out, &[("x", &x), ("reps", &reps_c)])?;
     ctx.bind(call, 0, y);
     Ok(())
@@ -625,11 +625,11 @@ fn flip(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let x = ctx.tensor(call, "self")?;
     let rank = ctx.rank(&x)?;
     let axes: Vec<i64> = ctx
-        .ints(call, "dims")?
+        .ints_arg(call, "dims")?
         .iter()
         .map(|&d| ctx.axis(d, rank).map(|a| a as i64))
         .collect::<Result<_, _>>()?;
-    let axes = ctx.ints_const(&format!("{out}_axes"), &axes);
+    let axes = ctx.ints(&format!("{out}_axes"), &axes);
     let y = ctx.op1("reverse", &out, &[("x", &x), ("axes", &axes)])?;
     ctx.bind(call, 0, y);
     Ok(())
@@ -640,7 +640,7 @@ fn constant_pad(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.tensor(call, "self")?;
     let rank = ctx.rank(&x)?;
-    let pad = ctx.ints(call, "pad")?;
+    let pad = ctx.ints_arg(call, "pad")?;
     if pad.len() % 2 != 0 || pad.len() / 2 > rank {
         return Err(ctx.invalid(format!("pad {pad:?} does not fit rank {rank}")));
     }
@@ -659,10 +659,10 @@ fn constant_pad(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         ctx.bind(call, 0, x);
         return Ok(());
     }
-    let value = ctx.float(call, "value")?;
+    let value = ctx.float_arg(call, "value")?;
     let dtype = ctx.ty(&x)?.dtype;
-    let pad_c = ctx.ints_const(&format!("{out}_pad"), &mil);
-    let mode = ctx.string_const(&format!("{out}_mode"), "constant");
+    let pad_c = ctx.ints(&format!("{out}_pad"), &mil);
+    let mode = ctx.string(&format!("{out}_mode"), "constant");
     let value = ctx.scalar_const(&format!("{out}_constant_val"), value, dtype);
     let y = ctx.op1(
         "pad",
@@ -684,17 +684,17 @@ fn diff(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let dtype = ctx.out_dtype(call, 0)?;
     let mut x = ctx.tensor(call, "self")?;
-    if ctx.int(call, "n")? != 1 {
+    if ctx.int_arg(call, "n")? != 1 {
         return Err(ctx.unsupported("diff with n other than 1 is not supported"));
     }
     let rank = ctx.rank(&x)?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, rank)?;
     let pre = ctx.opt_tensor(call, "prepend")?;
     let app = ctx.opt_tensor(call, "append")?;
     if pre.is_some() || app.is_some() {
         let parts: Vec<String> = [pre, Some(x.clone()), app].into_iter().flatten().collect();
-        let axis_c = ctx.int_const(&format!("{out}_join_axis"), axis as i64);
+        let axis_c = ctx.int(&format!("{out}_join_axis"), axis as i64);
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         x = ctx
             .op_lists(

@@ -2,7 +2,7 @@
 //! symbolically), Python integer arithmetic on sizes (`_operator.*`), and the assertion
 //! and metadata nodes, which need no ops.
 
-use super::{op, skip, Call, Ctx, OpEntry};
+use super::{op, skip, Call, Ctx, Emit, OpEntry};
 use crate::ir::DType;
 use crate::Error;
 
@@ -11,13 +11,13 @@ fn sym_size(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
     let out = ctx.out(call, 0);
     let x = ctx.tensor(call, "self")?;
     let ty = ctx.ty(&x)?;
-    let dim = ctx.int(call, "dim")?;
+    let dim = ctx.int_arg(call, "dim")?;
     let axis = ctx.axis(dim, ty.rank())?;
     let y = match ty.shape[axis].fixed() {
-        Some(n) => ctx.int_const(&out, n as i64),
+        Some(n) => ctx.int(&out, n as i64),
         None => {
             let shape = ctx.op1("shape", &format!("{out}_shape"), &[("x", &x)])?;
-            let idx = ctx.int_const(&format!("{out}_index"), axis as i64);
+            let idx = ctx.int(&format!("{out}_index"), axis as i64);
             ctx.op1("gather", &out, &[("x", &shape), ("indices", &idx)])?
         }
     };
