@@ -4,25 +4,29 @@
 
 mod activation;
 mod args;
+pub(crate) mod axis;
 pub mod broadcast;
 mod classify;
-mod constexpr;
+mod constexpr_ops;
 pub mod conv;
-pub mod elementwise;
+pub mod elementwise_binary;
+pub(crate) mod gemm;
+pub mod image_resizing;
 pub mod linear;
 mod normalization;
 pub mod pool;
 pub mod reduction;
-pub mod resize;
 mod scatter_gather;
-pub mod shape;
 mod states;
-mod tensor_ops;
+mod tensor_operation;
+pub mod tensor_transformation;
+#[cfg(test)]
+pub(crate) mod testing;
 mod transformers;
 pub mod window;
 
 pub use args::InferArgs;
-pub use constexpr::check_form;
+pub use constexpr_ops::check_form;
 
 use super::{Target, TensorType};
 use crate::interp::KernelFn;
@@ -158,18 +162,18 @@ pub(crate) const fn op(
 
 /// Every op family's definitions.
 const FAMILIES: &[&[OpDef]] = &[
-    elementwise::DEFS,
+    elementwise_binary::DEFS,
     activation::DEFS,
     linear::DEFS,
     conv::DEFS,
     pool::DEFS,
     normalization::DEFS,
     reduction::DEFS,
-    shape::DEFS,
-    resize::DEFS,
+    tensor_transformation::DEFS,
+    image_resizing::DEFS,
     scatter_gather::DEFS,
-    tensor_ops::DEFS,
-    constexpr::DEFS,
+    tensor_operation::DEFS,
+    constexpr_ops::DEFS,
     transformers::DEFS,
     states::DEFS,
     classify::DEFS,
