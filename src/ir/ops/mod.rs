@@ -8,8 +8,10 @@ pub(crate) mod axis;
 pub mod broadcast;
 mod classify;
 mod constexpr_ops;
+mod control_flow;
 pub mod conv;
 pub mod elementwise_binary;
+pub mod elementwise_unary;
 pub(crate) mod gemm;
 pub mod image_resizing;
 pub mod linear;
@@ -163,6 +165,8 @@ pub(crate) const fn op(
 /// Every op family's definitions.
 const FAMILIES: &[&[OpDef]] = &[
     elementwise_binary::DEFS,
+    elementwise_unary::DEFS,
+    control_flow::DEFS,
     activation::DEFS,
     linear::DEFS,
     conv::DEFS,

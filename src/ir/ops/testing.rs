@@ -75,3 +75,21 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: f32) {
         );
     }
 }
+
+/// A float tensor of `shape` holding 0, 1, 2, … in row-major order.
+pub fn iota(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_f32(shape, &(0..n).map(|v| v as f32).collect::<Vec<_>>())
+}
+
+/// Type-checks and runs `op` on inline inputs; its first output must be an fp32 tensor of
+/// `shape` holding `values`.
+pub fn check(op: &str, inputs: &[(&str, Tensor)], shape: &[usize], values: &[f32]) {
+    let ty = infer(op, inputs).unwrap();
+    assert_eq!(
+        ty[0],
+        TensorType::fixed(crate::ir::DType::F32, shape),
+        "{op} type"
+    );
+    assert_eq!(floats(&run(op, inputs, &ty)[0]), values, "{op} values");
+}

@@ -2,7 +2,7 @@
 
 use crate::interp::{KernelArgs, Value};
 use crate::ir::ops::axis::norm_axis;
-use crate::ir::ops::elementwise_binary::kernels::{erf_f64, unary};
+use crate::ir::ops::elementwise_unary::kernels::{erf_f64, unary};
 use ndarray::{ArrayD, Axis};
 use rayon::prelude::*;
 
@@ -84,15 +84,6 @@ pub fn sigmoid_hard(args: &KernelArgs) -> Result<Vec<Value>, String> {
 pub fn scaled_tanh(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let (alpha, beta) = (args.float_or("alpha", 1.0)?, args.float_or("beta", 1.0)?);
     unary(args, |v| alpha * (beta * v).tanh())
-}
-
-/// `clip`: `min(max(x, alpha), beta)`.
-pub fn clip(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let (alpha, beta) = (
-        args.float_or("alpha", f32::MIN)?,
-        args.float_or("beta", f32::MAX)?,
-    );
-    unary(args, |v| v.max(alpha).min(beta))
 }
 
 /// `clamped_relu`: `min(x, beta)` for `x >= 0`, else `min(alpha * x, beta)`.

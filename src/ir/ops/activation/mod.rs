@@ -1,9 +1,9 @@
-//! Activation ops.
+//! Activation ops (MIL's `activation`).
 
 pub mod kernels;
 
 use self::kernels as k;
-use super::elementwise_binary::infer_same;
+use super::elementwise_unary::infer_same;
 use super::{op, InferArgs, OpDef, Param, ParamType};
 use crate::ir::{Dim, TensorType};
 
@@ -86,7 +86,6 @@ pub const DEFS: &[OpDef] = &[
     ),
     op("sigmoid_hard", ALPHA_BETA_OPT, infer_same, k::sigmoid_hard),
     op("scaled_tanh", ALPHA_BETA_OPT, infer_same, k::scaled_tanh),
-    op("clip", ALPHA_BETA, infer_same, k::clip),
     op("clamped_relu", ALPHA_BETA, infer_same, k::clamped_relu),
     op(
         "linear_activation",

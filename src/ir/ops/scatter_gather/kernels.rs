@@ -1,4 +1,4 @@
-//! Kernels of the index-driven ops. Scatters apply updates in index order, so with repeated
+//! Kernels of gathers and scatters. Scatters apply updates in index order, so with repeated
 //! indices `update` keeps the last one.
 
 use crate::interp::per_kind;
@@ -195,57 +195,109 @@ pub fn scatter_nd(args: &KernelArgs) -> Result<Vec<Value>, String> {
     )])
 }
 
-/// `band_part`: keeps the band of the last two dims with `lower` sub- and `upper`
-/// super-diagonals (negative keeps the whole triangle); zeroes the rest.
-pub fn band_part(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let x = args.get("x")?;
-    let (lower, upper) = (args.int_or("lower", 0)?, args.int_or("upper", 0)?);
-    let r = x.shape().len();
-    if r < 2 {
-        return Err(format!("x {:?} must have rank 2 or more", x.shape()));
+fn gather_array<T: Clone>(
+    x: &ArrayD<T>,
+    idx: &ArrayD<i32>,
+    axis: usize,
+    batch: usize,
+) -> Result<ArrayD<T>, String> {
+    let xs = x.shape();
+    let is = idx.shape();
+    if batch > axis || batch > is.len() || xs[..batch] != is[..batch] {
+        return Err(format!(
+            "batch_dims {batch} do not match x {xs:?} and indices {is:?}"
+        ));
     }
-    let keep = |ix: &IxDyn| {
-        let (i, j) = (ix[r - 2] as i64, ix[r - 1] as i64);
-        (lower < 0 || i - j <= lower) && (upper < 0 || j - i <= upper)
-    };
-    fn mask<T: Clone + Default>(a: &ArrayD<T>, keep: impl Fn(&IxDyn) -> bool) -> ArrayD<T> {
-        let mut out = a.clone();
-        for (ix, v) in out.indexed_iter_mut() {
-            if !keep(&ix) {
-                *v = T::default();
+    let b: usize = xs[..batch].iter().product();
+    let pre: usize = xs[batch..axis].iter().product();
+    let n = xs[axis];
+    let post: usize = xs[axis + 1..].iter().product();
+    let per_batch: usize = is[batch..].iter().product();
+    let xv = x.as_standard_layout();
+    let xflat = xv.as_slice().ok_or("x is not contiguous")?;
+    let iv = idx.as_standard_layout();
+    let iflat = iv.as_slice().ok_or("indices are not contiguous")?;
+    let mut out = Vec::with_capacity(b * pre * per_batch * post);
+    for bi in 0..b {
+        for p in 0..pre {
+            for k in 0..per_batch {
+                let j = index(iflat[bi * per_batch + k] as i64, n)?;
+                let base = ((bi * pre + p) * n + j) * post;
+                out.extend_from_slice(&xflat[base..base + post]);
             }
         }
-        out
     }
-    Ok(vec![per_kind!(x, a => mask(a, keep))])
+    let mut shape = xs[..axis].to_vec();
+    shape.extend_from_slice(&is[batch..]);
+    shape.extend_from_slice(&xs[axis + 1..]);
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())
 }
 
-/// `non_zero`: the coordinates of the non-zero elements, one row each, in row-major order.
-pub fn non_zero(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let x = args.get("x")?.to_f32_array()?;
-    let rank = x.ndim();
-    let mut coords = Vec::new();
-    let mut count = 0;
-    for (ix, &v) in x.indexed_iter() {
-        if v != 0.0 {
-            coords.extend(ix.slice().iter().map(|&c| c as i32));
-            count += 1;
+/// `gather` (negative indices count from the end of the axis).
+pub fn gather(args: &KernelArgs) -> Result<Vec<Value>, String> {
+    let x = args.get("x")?;
+    let idx = args.get("indices")?.int()?;
+    let axis = norm_axis(args.int_or("axis", 0)?, x.shape().len())?;
+    let batch = args.int_or("batch_dims", 0)?;
+    let batch = usize::try_from(batch).map_err(|_| format!("batch_dims {batch} is negative"))?;
+    Ok(vec![per_kind!(x, a => gather_array(a, idx, axis, batch)?)])
+}
+
+fn gather_along<T: Clone>(
+    x: &ArrayD<T>,
+    idx: &ArrayD<i32>,
+    axis: usize,
+) -> Result<ArrayD<T>, String> {
+    let n = x.shape()[axis];
+    let mut pos = vec![0usize; x.ndim()];
+    let mut out = Vec::with_capacity(idx.len());
+    for (ix, &i) in idx.indexed_iter() {
+        for (d, p) in pos.iter_mut().enumerate() {
+            *p = if d == axis {
+                index(i as i64, n)?
+            } else {
+                ix[d]
+            };
+        }
+        out.push(
+            x.get(IxDyn(&pos))
+                .ok_or_else(|| format!("index {pos:?} is outside x {:?}", x.shape()))?
+                .clone(),
+        );
+    }
+    ArrayD::from_shape_vec(IxDyn(idx.shape()), out).map_err(|e| e.to_string())
+}
+
+/// `gather_along_axis`: `out[..., i, ...] = x[..., indices[..., i, ...], ...]`.
+pub fn gather_along_axis(args: &KernelArgs) -> Result<Vec<Value>, String> {
+    let x = args.get("x")?;
+    let idx = args.get("indices")?.int()?;
+    if idx.ndim() != x.shape().len() {
+        return Err(format!(
+            "indices {:?} must have the rank of x {:?}",
+            idx.shape(),
+            x.shape()
+        ));
+    }
+    let axis = norm_axis(args.int_or("axis", 0)?, x.shape().len())?;
+    Ok(vec![per_kind!(x, a => gather_along(a, idx, axis)?)])
+}
+
+/// Takes, along each axis, the listed indices.
+pub(crate) fn take<T: Clone>(a: &ArrayD<T>, picks: &[Vec<usize>]) -> ArrayD<T> {
+    let mut out = a.clone();
+    for (axis, idx) in picks.iter().enumerate() {
+        if idx.len() != out.shape()[axis] || idx.iter().enumerate().any(|(i, &j)| i != j) {
+            out = out.select(Axis(axis), idx);
         }
     }
-    Ok(vec![Value::Int(
-        ArrayD::from_shape_vec(IxDyn(&[count, rank]), coords).map_err(|e| e.to_string())?,
-    )])
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::ir::ops::testing::{floats, infer, ints, run};
+    use crate::ir::ops::testing::{check, floats, infer, iota, run, try_run};
     use crate::ir::{DType, Tensor, TensorType};
-
-    fn iota(shape: &[usize]) -> Tensor {
-        let n: usize = shape.iter().product();
-        Tensor::from_f32(shape, &(0..n).map(|v| v as f32).collect::<Vec<_>>())
-    }
 
     #[test]
     fn gather_nd_and_scatter_nd() {
@@ -308,21 +360,52 @@ mod tests {
     }
 
     #[test]
-    fn band_part_and_non_zero() {
-        let x = Tensor::from_f32(&[3, 3], &[1.0; 9]);
-        let inputs = [
-            ("x", x),
-            ("lower", Tensor::scalar_i32(-1)),
-            ("upper", Tensor::scalar_i32(0)),
-        ];
-        let ty = infer("band_part", &inputs).unwrap();
-        assert_eq!(
-            floats(&run("band_part", &inputs, &ty)[0]),
-            vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    fn gather_with_negative_indices_and_batch_dims() {
+        let x = iota(&[3, 2]);
+        let idx = Tensor::from_i32(&[2], &[-1, 0]);
+        check(
+            "gather",
+            &[("x", x.clone()), ("indices", idx.clone())],
+            &[2, 2],
+            &[4.0, 5.0, 0.0, 1.0],
         );
-        let x = Tensor::from_f32(&[2, 2], &[0.0, 3.0, 4.0, 0.0]);
-        let ty = infer("non_zero", &[("x", x.clone())]).unwrap();
-        let out = crate::ir::ops::testing::try_run("non_zero", &[("x", x)], &ty).unwrap();
-        assert_eq!(ints(&out[0]), vec![0, 1, 1, 0]);
+        let idx2 = Tensor::from_i32(&[2, 1], &[1, -2]);
+        check(
+            "gather",
+            &[
+                ("x", x.clone()),
+                ("indices", idx2),
+                ("axis", Tensor::scalar_i32(1)),
+            ],
+            &[3, 2, 1],
+            &[1.0, 0.0, 3.0, 2.0, 5.0, 4.0],
+        );
+        // batch_dims 1: row i takes x[i, idx[i]].
+        let idx3 = Tensor::from_i32(&[3, 1], &[1, 0, 1]);
+        check(
+            "gather",
+            &[
+                ("x", x.clone()),
+                ("indices", idx3),
+                ("axis", Tensor::scalar_i32(1)),
+                ("batch_dims", Tensor::scalar_i32(1)),
+            ],
+            &[3, 1],
+            &[1.0, 2.0, 5.0],
+        );
+        let bad = [("x", x), ("indices", Tensor::from_i32(&[1], &[3]))];
+        assert!(try_run("gather", &bad, &[TensorType::fixed(DType::F32, &[1, 2])]).is_err());
+    }
+
+    #[test]
+    fn gather_along_axis_picks_per_position() {
+        let x = iota(&[2, 3]);
+        let idx = Tensor::from_i32(&[2, 2], &[2, 0, -1, 1]);
+        check(
+            "gather_along_axis",
+            &[("x", x), ("indices", idx), ("axis", Tensor::scalar_i32(1))],
+            &[2, 2],
+            &[2.0, 0.0, 5.0, 4.0],
+        );
     }
 }

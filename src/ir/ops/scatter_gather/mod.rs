@@ -1,11 +1,21 @@
-//! Index-driven ops: `gather_nd`, `scatter`, `scatter_along_axis`, `scatter_nd`,
-//! `band_part`, `non_zero`.
+//! Gathers and scatters (MIL's `scatter_gather`): `gather`, `gather_along_axis`, `gather_nd`,
+//! `scatter`, `scatter_along_axis`, `scatter_nd`.
 
 pub mod kernels;
 
 use self::kernels as k;
 use super::{op, InferArgs, OpDef, Param, ParamType};
-use crate::ir::{DType, Dim, TensorType};
+use crate::ir::{Dim, Target, TensorType};
+
+const X: Param = Param::new("x", ParamType::Any);
+/// An integer parameter whose argument may be computed at run time.
+const fn ints(name: &'static str) -> Param {
+    Param::new(name, ParamType::Int)
+}
+/// A constant integer parameter.
+const fn int_const(name: &'static str) -> Param {
+    Param::new(name, ParamType::Int).constant()
+}
 
 const MODE: Param = Param::new("mode", ParamType::Str).optional().constant();
 const GATHER_ND: &[Param] = &[
@@ -25,12 +35,6 @@ const SCATTER_ND: &[Param] = &[
     Param::new("updates", ParamType::TOrInt),
     MODE,
 ];
-const BAND_PART: &[Param] = &[
-    Param::new("x", ParamType::Any),
-    Param::new("lower", ParamType::Int).optional().constant(),
-    Param::new("upper", ParamType::Int).optional().constant(),
-];
-const NON_ZERO: &[Param] = &[Param::new("x", ParamType::Any)];
 
 /// The scatter modes MIL defines.
 pub const SCATTER_MODES: [&str; 7] = ["update", "add", "sub", "mul", "div", "max", "min"];
@@ -124,24 +128,58 @@ fn infer_scatter_nd(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     Ok(vec![data.clone()])
 }
 
-fn infer_band_part(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let x = a.ty("x")?;
-    if x.rank() < 2 {
-        return Err(format!("x {x} must have rank 2 or more"));
+const GATHER: &[Param] = &[
+    X,
+    ints("indices"),
+    int_const("axis").optional(),
+    int_const("batch_dims").optional().since(Target::IOS16),
+];
+
+const GATHER_ALONG_AXIS: &[Param] = &[X, ints("indices"), int_const("axis").optional()];
+
+fn infer_gather(a: &InferArgs) -> Result<Vec<TensorType>, String> {
+    let (x, idx) = (a.ty("x")?, a.ty("indices")?);
+    let axis = InferArgs::axis(a.int_or("axis", 0)?, x.rank())?;
+    let batch = a.int_or("batch_dims", 0)?;
+    if batch < 0 || batch as usize > axis || batch as usize > idx.rank() {
+        return Err(format!(
+            "batch_dims {batch} must be in [0, min(axis {axis}, rank(indices) {})]",
+            idx.rank()
+        ));
     }
-    Ok(vec![x.clone()])
+    let batch = batch as usize;
+    let mut shape = x.shape[..axis].to_vec();
+    shape.extend(idx.shape[batch..].iter().cloned());
+    shape.extend(x.shape[axis + 1..].iter().cloned());
+    Ok(vec![TensorType {
+        dtype: x.dtype,
+        shape,
+    }])
 }
 
-fn infer_non_zero(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let x = a.ty("x")?;
-    Ok(vec![TensorType {
-        dtype: DType::I32,
-        shape: vec![a.symbol(0), Dim::Fixed(x.rank())],
-    }])
+fn infer_gather_along_axis(a: &InferArgs) -> Result<Vec<TensorType>, String> {
+    let (x, idx) = (a.ty("x")?, a.ty("indices")?);
+    let axis = InferArgs::axis(a.int_or("axis", 0)?, x.rank())?;
+    if idx.rank() != x.rank() {
+        return Err(format!("indices {idx} must have the rank of x {x}"));
+    }
+    for (i, (p, q)) in x.shape.iter().zip(&idx.shape).enumerate() {
+        if i != axis && p.fixed().is_some() && q.fixed().is_some() && p != q {
+            return Err(format!("indices {idx} and x {x} differ in dimension {i}"));
+        }
+    }
+    Ok(vec![idx.with_dtype(x.dtype)])
 }
 
 /// The definitions of this family.
 pub const DEFS: &[OpDef] = &[
+    op("gather", GATHER, infer_gather, k::gather),
+    op(
+        "gather_along_axis",
+        GATHER_ALONG_AXIS,
+        infer_gather_along_axis,
+        k::gather_along_axis,
+    ),
     op("gather_nd", GATHER_ND, infer_gather_nd, k::gather_nd),
     op("scatter", SCATTER, infer_scatter, k::scatter),
     op(
@@ -151,6 +189,4 @@ pub const DEFS: &[OpDef] = &[
         k::scatter_along_axis,
     ),
     op("scatter_nd", SCATTER_ND, infer_scatter_nd, k::scatter_nd),
-    op("band_part", BAND_PART, infer_band_part, k::band_part),
-    op("non_zero", NON_ZERO, infer_non_zero, k::non_zero),
 ];

@@ -1,11 +1,11 @@
-//! Tensor manipulation ops: reshaping, transposing, joining, splitting, indexing, padding and
-//! generating tensors.
+//! Tensor transformations (MIL's `tensor_transformation`): `reshape`, `transpose`, `squeeze`,
+//! `expand_dims`, slicing, `reverse` and the depth/space rearrangements.
 
 pub mod kernels;
 
 use self::kernels as k;
 use super::{op, InferArgs, OpDef, Param, ParamType};
-use crate::ir::{DType, Dim, Target, TensorType};
+use crate::ir::{DType, Dim, TensorType};
 
 const X: Param = Param::new("x", ParamType::Any);
 const fn ints(name: &'static str) -> Param {
@@ -20,33 +20,8 @@ const fn bools(name: &'static str) -> Param {
 
 const RESHAPE: &[Param] = &[X, ints("shape")];
 const TRANSPOSE: &[Param] = &[X, int_const("perm")];
-const CONCAT: &[Param] = &[
-    Param::new("values", ParamType::Any).variadic(),
-    int_const("axis"),
-    Param::new("interleave", ParamType::Bool)
-        .optional()
-        .constant(),
-];
-const STACK: &[Param] = &[
-    Param::new("values", ParamType::Any).variadic(),
-    int_const("axis"),
-];
-const SPLIT: &[Param] = &[
-    X,
-    int_const("num_splits").optional(),
-    int_const("split_sizes").optional(),
-    int_const("axis"),
-];
 const SQUEEZE: &[Param] = &[X, int_const("axes").optional()];
 const EXPAND_DIMS: &[Param] = &[X, int_const("axes")];
-const SHAPE: &[Param] = &[X];
-const GATHER: &[Param] = &[
-    X,
-    ints("indices"),
-    int_const("axis").optional(),
-    int_const("batch_dims").optional().since(Target::IOS16),
-];
-const GATHER_ALONG_AXIS: &[Param] = &[X, ints("indices"), int_const("axis").optional()];
 const SLICE_BY_INDEX: &[Param] = &[
     X,
     ints("begin"),
@@ -57,25 +32,6 @@ const SLICE_BY_INDEX: &[Param] = &[
     bools("squeeze_mask").constant(),
 ];
 const SLICE_BY_SIZE: &[Param] = &[X, ints("begin"), ints("size")];
-const TILE: &[Param] = &[X, ints("reps")];
-const PAD: &[Param] = &[
-    Param::new("x", ParamType::T),
-    ints("pad"),
-    Param::new("mode", ParamType::Str).optional().constant(),
-    Param::new("constant_val", ParamType::T)
-        .optional()
-        .constant(),
-];
-const FILL: &[Param] = &[
-    ints("shape"),
-    Param::new("value", ParamType::Any).optional(),
-];
-const RANGE_1D: &[Param] = &[
-    Param::new("end", ParamType::TOrInt),
-    Param::new("start", ParamType::TOrInt),
-    Param::new("step", ParamType::TOrInt),
-];
-const FLATTEN2D: &[Param] = &[X, int_const("axis").optional()];
 const REVERSE: &[Param] = &[X, int_const("axes").optional()];
 const BLOCK: &[Param] = &[Param::new("x", ParamType::T), int_const("block_size")];
 const PIXEL_SHUFFLE: &[Param] = &[Param::new("x", ParamType::T), int_const("upscale_factor")];
@@ -191,111 +147,6 @@ fn infer_transpose(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }])
 }
 
-/// Sums dims along a joined axis (symbolic when any part is).
-fn sum_dims<'d>(a: &InferArgs, dims: impl Iterator<Item = &'d Dim>, index: usize) -> Dim {
-    let total: Option<usize> = dims.map(Dim::fixed).sum();
-    total.map(Dim::Fixed).unwrap_or_else(|| a.symbol(index))
-}
-
-/// Checks that every input has the dtype and shape of the first, except along `skip`.
-fn check_same_shapes(values: &[&TensorType], skip: Option<usize>) -> Result<(), String> {
-    let first = values.first().ok_or("values is empty")?;
-    for v in values {
-        if v.dtype != first.dtype || v.rank() != first.rank() {
-            return Err(format!("values {first} and {v} differ in dtype or rank"));
-        }
-        for (i, (p, q)) in first.shape.iter().zip(&v.shape).enumerate() {
-            if Some(i) != skip && p.fixed().is_some() && q.fixed().is_some() && p != q {
-                return Err(format!("values {first} and {v} differ in dimension {i}"));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn infer_concat(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let values = a.tys("values");
-    let first = *values.first().ok_or("concat needs at least one value")?;
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, first.rank())?;
-    let interleave = a.bool_or("interleave", false)?;
-    check_same_shapes(&values, if interleave { None } else { Some(axis) })?;
-    let mut shape = first.shape.clone();
-    shape[axis] = sum_dims(a, values.iter().map(|v| &v.shape[axis]), axis);
-    Ok(vec![TensorType {
-        dtype: first.dtype,
-        shape,
-    }])
-}
-
-fn infer_stack(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let values = a.tys("values");
-    let first = *values.first().ok_or("stack needs at least one value")?;
-    check_same_shapes(&values, None)?;
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, first.rank() + 1)?;
-    let mut shape = first.shape.clone();
-    shape.insert(axis, fixed(values.len()));
-    Ok(vec![TensorType {
-        dtype: first.dtype,
-        shape,
-    }])
-}
-
-/// The sizes `split` cuts a dimension of size `dim` into.
-pub fn split_sizes(
-    dim: usize,
-    num_splits: Option<i64>,
-    sizes: Option<&[i64]>,
-) -> Result<Vec<usize>, String> {
-    match (num_splits, sizes) {
-        (_, Some(sizes)) => {
-            if sizes.iter().any(|&s| s < 0) || sizes.iter().sum::<i64>() != dim as i64 {
-                return Err(format!(
-                    "split_sizes {sizes:?} do not add up to the split dimension {dim}"
-                ));
-            }
-            Ok(sizes.iter().map(|&s| s as usize).collect())
-        }
-        (Some(n), None) => {
-            if n <= 0 || dim % n as usize != 0 {
-                return Err(format!(
-                    "num_splits {n} does not divide the split dimension {dim}"
-                ));
-            }
-            Ok(vec![dim / n as usize; n as usize])
-        }
-        (None, None) => Err("split needs num_splits or split_sizes".into()),
-    }
-}
-
-fn infer_split(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let x = a.ty("x")?;
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, x.rank())?;
-    let num = a.opt_ints("num_splits")?.and_then(|v| v.first().copied());
-    let sizes = a.opt_ints("split_sizes")?;
-    let dims: Vec<Dim> = match x.shape[axis].fixed() {
-        Some(d) => split_sizes(d, num, sizes.as_deref())?
-            .into_iter()
-            .map(fixed)
-            .collect(),
-        None => match (&sizes, num) {
-            (Some(s), _) => s.iter().map(|&v| fixed(v.max(0) as usize)).collect(),
-            (None, Some(n)) if n > 0 => (0..n as usize).map(|i| a.symbol(i)).collect(),
-            _ => return Err("split needs a positive num_splits or split_sizes".into()),
-        },
-    };
-    Ok(dims
-        .into_iter()
-        .map(|d| {
-            let mut shape = x.shape.clone();
-            shape[axis] = d;
-            TensorType {
-                dtype: x.dtype,
-                shape,
-            }
-        })
-        .collect())
-}
-
 fn infer_squeeze(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
     let shape = match a.opt_ints("axes")? {
@@ -355,44 +206,6 @@ fn infer_expand_dims(a: &InferArgs) -> Result<Vec<TensorType>, String> {
         dtype: x.dtype,
         shape,
     }])
-}
-
-fn infer_shape(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    Ok(vec![TensorType::fixed(DType::I32, &[a.ty("x")?.rank()])])
-}
-
-fn infer_gather(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let (x, idx) = (a.ty("x")?, a.ty("indices")?);
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, x.rank())?;
-    let batch = a.int_or("batch_dims", 0)?;
-    if batch < 0 || batch as usize > axis || batch as usize > idx.rank() {
-        return Err(format!(
-            "batch_dims {batch} must be in [0, min(axis {axis}, rank(indices) {})]",
-            idx.rank()
-        ));
-    }
-    let batch = batch as usize;
-    let mut shape = x.shape[..axis].to_vec();
-    shape.extend(idx.shape[batch..].iter().cloned());
-    shape.extend(x.shape[axis + 1..].iter().cloned());
-    Ok(vec![TensorType {
-        dtype: x.dtype,
-        shape,
-    }])
-}
-
-fn infer_gather_along_axis(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let (x, idx) = (a.ty("x")?, a.ty("indices")?);
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, x.rank())?;
-    if idx.rank() != x.rank() {
-        return Err(format!("indices {idx} must have the rank of x {x}"));
-    }
-    for (i, (p, q)) in x.shape.iter().zip(&idx.shape).enumerate() {
-        if i != axis && p.fixed().is_some() && q.fixed().is_some() && p != q {
-            return Err(format!("indices {idx} and x {x} differ in dimension {i}"));
-        }
-    }
-    Ok(vec![idx.with_dtype(x.dtype)])
 }
 
 /// One dimension of a NumPy-style slice: start, stride and element count.
@@ -637,142 +450,6 @@ fn infer_slice_by_size(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }])
 }
 
-fn infer_tile(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let x = a.ty("x")?;
-    let shape = match a.known_ints("reps") {
-        Some(reps) => {
-            if reps.len() != x.rank() || reps.iter().any(|&r| !(0..=i32::MAX as i64).contains(&r)) {
-                return Err(format!(
-                    "reps {reps:?} must have one non-negative entry per dim of {x}"
-                ));
-            }
-            x.shape
-                .iter()
-                .zip(&reps)
-                .enumerate()
-                .map(|(i, (d, &r))| match d.fixed() {
-                    Some(n) => fixed(n * r as usize),
-                    None if r == 1 => d.clone(),
-                    None => a.symbol(i),
-                })
-                .collect()
-        }
-        None => (0..x.rank()).map(|i| a.symbol(i)).collect(),
-    };
-    Ok(vec![TensorType {
-        dtype: x.dtype,
-        shape,
-    }])
-}
-
-fn infer_pad(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let x = a.ty("x")?;
-    let mode = a.str_or("mode", "constant")?;
-    if !matches!(mode, "constant" | "reflect" | "replicate") {
-        return Err(format!(
-            "unknown pad mode '{mode}' (expected constant, reflect or replicate)"
-        ));
-    }
-    let shape = match a.known_ints("pad") {
-        Some(pad) => {
-            if pad.len() % 2 != 0
-                || pad.len() / 2 > x.rank()
-                || pad.iter().any(|&p| !(0..=i32::MAX as i64).contains(&p))
-            {
-                return Err(format!("pad {pad:?} must hold a non-negative (begin, end) pair for some of the last dims of {x}"));
-            }
-            let first = x.rank() - pad.len() / 2;
-            x.shape
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    if i < first {
-                        return d.clone();
-                    }
-                    let (b, e) = (
-                        pad[2 * (i - first)] as usize,
-                        pad[2 * (i - first) + 1] as usize,
-                    );
-                    match d.fixed() {
-                        Some(n) => fixed(n + b + e),
-                        None if b + e == 0 => d.clone(),
-                        None => a.symbol(i),
-                    }
-                })
-                .collect()
-        }
-        None => (0..x.rank()).map(|i| a.symbol(i)).collect(),
-    };
-    Ok(vec![TensorType {
-        dtype: x.dtype,
-        shape,
-    }])
-}
-
-fn infer_fill(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let dtype = a.opt_ty("value").map(|t| t.dtype).unwrap_or(DType::F32);
-    let shape = match a.known_ints("shape") {
-        Some(s) if s.iter().all(|&d| d >= 0) => s.iter().map(|&d| fixed(d as usize)).collect(),
-        Some(s) => return Err(format!("shape {s:?} has negative sizes")),
-        None => match a.ty("shape")?.shape.as_slice() {
-            [Dim::Fixed(n)] => (0..*n).map(|i| a.symbol(i)).collect(),
-            _ => return Err("shape must be a rank-1 tensor of known length".into()),
-        },
-    };
-    Ok(vec![TensorType { dtype, shape }])
-}
-
-/// Number of elements of `range_1d(end, start, step)`.
-pub fn range_len(start: f64, end: f64, step: f64) -> Result<usize, String> {
-    if step == 0.0 {
-        return Err("range step must not be 0".into());
-    }
-    let len = ((end - start) / step).ceil().max(0.0);
-    if !len.is_finite() || len > i32::MAX as f64 {
-        return Err(format!("range from {start} to {end} by {step} is too long"));
-    }
-    Ok(len as usize)
-}
-
-fn infer_range_1d(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let dtype = a.ty("start")?.dtype;
-    let scalar = |name: &str| a.value(name).and_then(|t| t.scalar_f64());
-    let len = match (scalar("start"), scalar("end"), scalar("step")) {
-        (Some(s), Some(e), Some(st)) => fixed(range_len(s, e, st)?),
-        _ => a.symbol(0),
-    };
-    Ok(vec![TensorType {
-        dtype,
-        shape: vec![len],
-    }])
-}
-
-fn product(a: &InferArgs, dims: &[Dim], index: usize) -> Dim {
-    dims.iter()
-        .map(Dim::fixed)
-        .product::<Option<usize>>()
-        .map(Dim::Fixed)
-        .unwrap_or_else(|| a.symbol(index))
-}
-
-fn infer_flatten2d(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let x = a.ty("x")?;
-    let axis = a.int_or("axis", 1)?;
-    let r = x.rank() as i64;
-    if axis < -r || axis > r {
-        return Err(format!("axis {axis} out of range for rank {r}"));
-    }
-    let axis = if axis < 0 { axis + r } else { axis } as usize;
-    let shape = vec![
-        product(a, &x.shape[..axis], 0),
-        product(a, &x.shape[axis..], 1),
-    ];
-    Ok(vec![TensorType {
-        dtype: x.dtype,
-        shape,
-    }])
-}
-
 fn infer_reverse(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
     if let Some(axes) = a.opt_ints("axes")? {
@@ -834,23 +511,12 @@ fn infer_pixel_shuffle(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 pub const DEFS: &[OpDef] = &[
     op("reshape", RESHAPE, infer_reshape, k::reshape),
     op("transpose", TRANSPOSE, infer_transpose, k::transpose),
-    op("concat", CONCAT, infer_concat, k::concat),
-    op("stack", STACK, infer_stack, k::stack),
-    op("split", SPLIT, infer_split, k::split),
     op("squeeze", SQUEEZE, infer_squeeze, k::squeeze),
     op(
         "expand_dims",
         EXPAND_DIMS,
         infer_expand_dims,
         k::expand_dims,
-    ),
-    op("shape", SHAPE, infer_shape, k::shape),
-    op("gather", GATHER, infer_gather, k::gather),
-    op(
-        "gather_along_axis",
-        GATHER_ALONG_AXIS,
-        infer_gather_along_axis,
-        k::gather_along_axis,
     ),
     op(
         "slice_by_index",
@@ -864,11 +530,6 @@ pub const DEFS: &[OpDef] = &[
         infer_slice_by_size,
         k::slice_by_size,
     ),
-    op("tile", TILE, infer_tile, k::tile),
-    op("pad", PAD, infer_pad, k::pad),
-    op("fill", FILL, infer_fill, k::fill),
-    op("range_1d", RANGE_1D, infer_range_1d, k::range_1d),
-    op("flatten2d", FLATTEN2D, infer_flatten2d, k::flatten2d),
     op("reverse", REVERSE, infer_reverse, k::reverse),
     op(
         "depth_to_space",
