@@ -102,6 +102,7 @@ fn eval_borrowed<'v>(
         args.insert(name, vec![value]);
     }
     let args = KernelArgs {
+        def,
         op,
         args,
         outputs: declared,

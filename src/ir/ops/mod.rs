@@ -4,7 +4,7 @@
 
 mod activation;
 mod args;
-pub(crate) mod axis;
+pub mod axis;
 pub mod broadcast;
 mod classify;
 mod constexpr_ops;
@@ -12,6 +12,7 @@ mod control_flow;
 pub mod conv;
 pub mod elementwise_binary;
 pub mod elementwise_unary;
+mod facts;
 pub(crate) mod gemm;
 pub mod image_resizing;
 pub mod linear;
@@ -27,11 +28,15 @@ pub(crate) mod testing;
 mod transformers;
 pub mod window;
 
-pub use args::InferArgs;
+pub use args::{InferArgs, OpArgs, StrEnum};
 pub use constexpr_ops::check_form;
+
+pub use facts::{output_then_input, ChannelAxes, NormRole, Precision, Square, WeightAxesFn};
 
 use super::{Target, TensorType};
 use crate::interp::KernelFn;
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Which element types a parameter accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +80,24 @@ pub struct Param {
     /// First target whose opset has this parameter (later than the op's own for parameters
     /// added by a newer opset, e.g. `gather.batch_dims`).
     pub since: Target,
+    /// The value an absent optional parameter reads as (MIL's default), when it has one that
+    /// does not depend on other arguments.
+    pub default: Option<ParamDefault>,
+}
+
+/// The default value of an optional parameter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParamDefault {
+    /// An integer scalar.
+    Int(i64),
+    /// An integer list.
+    Ints(&'static [i64]),
+    /// A float scalar.
+    Float(f64),
+    /// A bool scalar.
+    Bool(bool),
+    /// A string scalar.
+    Str(&'static str),
 }
 
 impl Param {
@@ -87,6 +110,7 @@ impl Param {
             variadic: false,
             constant: false,
             since: Target::IOS15,
+            default: None,
         }
     }
 
@@ -109,6 +133,35 @@ impl Param {
             constant: true,
             ..self
         }
+    }
+
+    /// The same parameter, optional, reading as `default` when absent.
+    pub const fn default(self, default: ParamDefault) -> Param {
+        Param {
+            required: false,
+            default: Some(default),
+            ..self
+        }
+    }
+
+    /// The same parameter, optional, defaulting to integer `v`.
+    pub const fn default_int(self, v: i64) -> Param {
+        self.default(ParamDefault::Int(v))
+    }
+
+    /// The same parameter, optional, defaulting to float `v`.
+    pub const fn default_float(self, v: f64) -> Param {
+        self.default(ParamDefault::Float(v))
+    }
+
+    /// The same parameter, optional, defaulting to bool `v`.
+    pub const fn default_bool(self, v: bool) -> Param {
+        self.default(ParamDefault::Bool(v))
+    }
+
+    /// The same parameter, optional, defaulting to string `v`.
+    pub const fn default_str(self, v: &'static str) -> Param {
+        self.default(ParamDefault::Str(v))
     }
 
     /// The same parameter, variadic.
@@ -137,6 +190,12 @@ pub struct OpDef {
     pub infer: InferFn,
     /// Reference interpreter kernel.
     pub kernel: KernelFn,
+    /// Channel axes of a weight bound to one of its parameters (weight compression).
+    pub weight_axes: WeightAxesFn,
+    /// How the fp16 pass treats it.
+    pub precision: Precision,
+    /// The part it can play in a LayerNorm/RMSNorm (mixed precision's `layer-norm` pattern).
+    pub norm: NormRole,
 }
 
 impl OpDef {
@@ -144,9 +203,34 @@ impl OpDef {
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
     }
+
+    /// The same op, first available at target `since`.
+    pub const fn since(self, since: Target) -> OpDef {
+        OpDef { since, ..self }
+    }
+
+    /// The same op, laying out the channels of its weights as `weight_axes` says.
+    pub const fn weight_axes(self, weight_axes: WeightAxesFn) -> OpDef {
+        OpDef {
+            weight_axes,
+            ..self
+        }
+    }
+
+    /// The same op, treated by the fp16 pass as `precision` says.
+    pub const fn precision(self, precision: Precision) -> OpDef {
+        OpDef { precision, ..self }
+    }
+
+    /// The same op, playing part `norm` in a LayerNorm/RMSNorm.
+    pub const fn norm(self, norm: NormRole) -> OpDef {
+        OpDef { norm, ..self }
+    }
 }
 
-/// An iOS15 op definition (the common case).
+/// An iOS15 op definition with the usual facts: weights with output channels on axis 0 and
+/// input channels on axis 1, precision chosen by the fp16 pass, no part in a norm. The
+/// builder methods of [`OpDef`] change these.
 pub(crate) const fn op(
     name: &'static str,
     params: &'static [Param],
@@ -159,6 +243,9 @@ pub(crate) const fn op(
         params,
         infer,
         kernel,
+        weight_axes: output_then_input,
+        precision: Precision::Chosen,
+        norm: NormRole::NONE,
     }
 }
 
@@ -185,10 +272,11 @@ const FAMILIES: &[&[OpDef]] = &[
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
 pub fn lookup(op_type: &str) -> Option<&'static OpDef> {
-    FAMILIES
-        .iter()
-        .flat_map(|family| family.iter())
-        .find(|def| def.name == op_type)
+    static BY_NAME: OnceLock<HashMap<&'static str, &'static OpDef>> = OnceLock::new();
+    BY_NAME
+        .get_or_init(|| all().map(|def| (def.name, def)).collect())
+        .get(op_type)
+        .copied()
 }
 
 /// Every registered op, in family order.

@@ -4,6 +4,7 @@
 use super::activation::normalize;
 use super::elementwise::scalar_like;
 use super::{ConvertFn, Ctx, Node};
+use crate::ir::ops::axis::norm_axis;
 use crate::Error;
 
 /// `Selu(x) = gamma * elu(x, alpha)` (defaults are the ONNX constants).
@@ -112,14 +113,11 @@ fn mish(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 /// One-hot of the first maximum along `axis`: `one_hot(reduce_argmax(x), size of axis)`.
 fn hardmax_along(ctx: &mut Ctx, x: &str, axis: i64, hint: &str) -> Result<String, Error> {
     let ty = ctx.ty(x)?;
-    let rank = ty.rank() as i64;
-    let a = if axis < 0 { axis + rank } else { axis };
-    let depth = usize::try_from(a)
+    let (a, depth) = norm_axis(axis, ty.rank())
         .ok()
-        .and_then(|a| ty.shape.get(a))
-        .and_then(|d| d.fixed())
+        .and_then(|a| Some((a, ty.shape.get(a)?.fixed()?)))
         .ok_or_else(|| ctx.unsupported(format!("needs a static size along axis {axis}")))?;
-    let axis_c = ctx.int(&format!("{hint}_axis"), a);
+    let axis_c = ctx.int(&format!("{hint}_axis"), a as i64);
     let arg = ctx.op1(
         "reduce_argmax",
         &format!("{hint}_argmax"),

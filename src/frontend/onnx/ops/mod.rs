@@ -21,6 +21,7 @@ mod tensor_ops;
 
 use super::convert::Ctx;
 use super::node::Node;
+use crate::ir::ops::axis::norm_axis;
 use crate::Error;
 
 /// Converts one node: reads its inputs from the context, adds ops, binds its outputs.
@@ -69,15 +70,8 @@ pub fn op_types() -> Vec<&'static str> {
 
 /// Normalises a possibly negative ONNX axis for a tensor of `rank`.
 pub fn axis(ctx: &Ctx, axis: i64, rank: usize) -> Result<usize, Error> {
-    let r = rank as i64;
-    if axis < -r || axis >= r {
-        return Err(ctx.invalid(format!("axis {axis} is out of range for rank {rank}")));
-    }
-    Ok(if axis < 0 {
-        (axis + r) as usize
-    } else {
-        axis as usize
-    })
+    norm_axis(axis, rank)
+        .map_err(|_| ctx.invalid(format!("axis {axis} is out of range for rank {rank}")))
 }
 
 /// Normalises a list of axes; duplicates are an error.

@@ -1,8 +1,9 @@
 //! Kernels of activation ops.
 
+use super::{softmax_axis, GeluMode};
 use crate::interp::{KernelArgs, Value};
-use crate::ir::ops::axis::norm_axis;
 use crate::ir::ops::elementwise_unary::kernels::{erf_f64, unary};
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, Axis};
 use rayon::prelude::*;
 
@@ -58,40 +59,37 @@ pub fn softsign(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `elu`: `x` if positive, else `alpha * (exp(x) - 1)`; alpha 1 by default.
 pub fn elu(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let alpha = args.float_or("alpha", 1.0)?;
+    let alpha = args.float("alpha")? as f32;
     unary(args, |v| if v > 0.0 { v } else { alpha * v.exp_m1() })
 }
 
 /// `leaky_relu`: `x` if positive, else `alpha * x`; alpha 0.01 by default.
 pub fn leaky_relu(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let alpha = args.float_or("alpha", 0.01)?;
+    let alpha = args.float("alpha")? as f32;
     unary(args, |v| if v >= 0.0 { v } else { alpha * v })
 }
 
 /// `thresholded_relu`: `x` if `x >= alpha`, else 0; alpha 1 by default.
 pub fn thresholded_relu(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let alpha = args.float_or("alpha", 1.0)?;
+    let alpha = args.float("alpha")? as f32;
     unary(args, |v| if v >= alpha { v } else { 0.0 })
 }
 
 /// `sigmoid_hard`: `clip(alpha * x + beta, 0, 1)`; alpha 0.2 and beta 0.5 by default.
 pub fn sigmoid_hard(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let (alpha, beta) = (args.float_or("alpha", 0.2)?, args.float_or("beta", 0.5)?);
+    let (alpha, beta) = (args.float("alpha")? as f32, args.float("beta")? as f32);
     unary(args, |v| (alpha * v + beta).clamp(0.0, 1.0))
 }
 
 /// `scaled_tanh`: `alpha * tanh(beta * x)`; both 1 by default.
 pub fn scaled_tanh(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let (alpha, beta) = (args.float_or("alpha", 1.0)?, args.float_or("beta", 1.0)?);
+    let (alpha, beta) = (args.float("alpha")? as f32, args.float("beta")? as f32);
     unary(args, |v| alpha * (beta * v).tanh())
 }
 
 /// `clamped_relu`: `min(x, beta)` for `x >= 0`, else `min(alpha * x, beta)`.
 pub fn clamped_relu(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let (alpha, beta) = (
-        args.float_or("alpha", 0.0)?,
-        args.float_or("beta", f32::MAX)?,
-    );
+    let (alpha, beta) = (args.float("alpha")? as f32, args.float("beta")? as f32);
     unary(args, |v| {
         if v >= 0.0 {
             v.min(beta)
@@ -103,7 +101,7 @@ pub fn clamped_relu(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `linear_activation`: `alpha * x + beta`; beta 0 by default.
 pub fn linear_activation(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let (alpha, beta) = (args.float_or("alpha", 1.0)?, args.float_or("beta", 0.0)?);
+    let (alpha, beta) = (args.float("alpha")? as f32, args.float("beta")? as f32);
     unary(args, |v| alpha * v + beta)
 }
 
@@ -159,23 +157,22 @@ pub fn softplus_parametric(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `gelu` in its three modes.
 pub fn gelu(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    match args.str_or("mode", "EXACT")? {
-        "EXACT" => unary(args, |v| {
+    match GeluMode::of(args)? {
+        GeluMode::Exact => unary(args, |v| {
             (0.5 * v as f64 * (1.0 + erf_f64(v as f64 / std::f64::consts::SQRT_2))) as f32
         }),
-        "TANH_APPROXIMATION" => unary(args, |v| {
+        GeluMode::TanhApproximation => unary(args, |v| {
             let c = (2.0 / std::f32::consts::PI).sqrt();
             0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh())
         }),
-        "SIGMOID_APPROXIMATION" => unary(args, |v| v * sigmoid_f(1.702 * v)),
-        other => Err(format!("unknown gelu mode '{other}'")),
+        GeluMode::SigmoidApproximation => unary(args, |v| v * sigmoid_f(1.702 * v)),
     }
 }
 
 /// `softmax` along `axis` (default -1), subtracting the maximum for stability.
 pub fn softmax(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let mut x = args.get("x")?.to_f32_array()?;
-    let axis = norm_axis(args.int_or("axis", -1)?, x.ndim())?;
+    let axis = softmax_axis(args, x.ndim())?;
     let n = x.shape()[axis];
     let last = axis + 1 == x.ndim();
     match x.as_slice_mut() {

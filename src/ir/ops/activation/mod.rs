@@ -3,8 +3,9 @@
 pub mod kernels;
 
 use self::kernels as k;
+use super::axis::norm_axis;
 use super::elementwise_unary::infer_same;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::{op, InferArgs, OpArgs, OpDef, Param, ParamType, StrEnum};
 use crate::ir::{Dim, TensorType};
 
 const X: Param = Param::new("x", ParamType::T);
@@ -12,14 +13,67 @@ const UNARY: &[Param] = &[X];
 const fn scalar(name: &'static str) -> Param {
     Param::new(name, ParamType::T).constant()
 }
-const ALPHA_OPT: &[Param] = &[X, scalar("alpha").optional()];
+const ELU: &[Param] = &[X, scalar("alpha").default_float(1.0)];
+const LEAKY_RELU: &[Param] = &[X, scalar("alpha").default_float(0.01)];
+const THRESHOLDED_RELU: &[Param] = &[X, scalar("alpha").default_float(1.0)];
+const SIGMOID_HARD: &[Param] = &[
+    X,
+    scalar("alpha").default_float(0.2),
+    scalar("beta").default_float(0.5),
+];
+const SCALED_TANH: &[Param] = &[
+    X,
+    scalar("alpha").default_float(1.0),
+    scalar("beta").default_float(1.0),
+];
 const ALPHA_BETA: &[Param] = &[X, scalar("alpha"), scalar("beta")];
-const ALPHA_BETA_OPT: &[Param] = &[X, scalar("alpha").optional(), scalar("beta").optional()];
-const LINEAR_ACTIVATION: &[Param] = &[X, scalar("alpha"), scalar("beta").optional()];
+const LINEAR_ACTIVATION: &[Param] = &[X, scalar("alpha"), scalar("beta").default_float(0.0)];
 const PER_CHANNEL_ALPHA: &[Param] = &[X, scalar("alpha")];
 const PER_CHANNEL_ALPHA_BETA: &[Param] = &[X, scalar("alpha"), scalar("beta")];
-const GELU: &[Param] = &[X, Param::new("mode", ParamType::Str).optional().constant()];
-const SOFTMAX: &[Param] = &[X, Param::new("axis", ParamType::Int).optional().constant()];
+const GELU: &[Param] = &[
+    X,
+    Param::new("mode", ParamType::Str)
+        .constant()
+        .default_str("EXACT"),
+];
+const SOFTMAX: &[Param] = &[
+    X,
+    Param::new("axis", ParamType::Int)
+        .constant()
+        .default_int(-1),
+];
+
+/// How `gelu` computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeluMode {
+    /// `0.5 x (1 + erf(x / sqrt 2))`.
+    Exact,
+    /// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`.
+    TanhApproximation,
+    /// `x sigmoid(1.702 x)`.
+    SigmoidApproximation,
+}
+
+impl StrEnum for GeluMode {
+    const WHAT: &'static str = "gelu mode";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("EXACT", GeluMode::Exact),
+        ("TANH_APPROXIMATION", GeluMode::TanhApproximation),
+        ("SIGMOID_APPROXIMATION", GeluMode::SigmoidApproximation),
+    ];
+}
+
+impl GeluMode {
+    /// The `mode` of a `gelu` op.
+    pub fn of<'a>(a: &impl OpArgs<'a>) -> Result<GeluMode, String> {
+        GeluMode::parse(a.str("mode")?)
+    }
+}
+
+/// The softmax axis of a `softmax` op on a tensor of `rank`.
+pub fn softmax_axis<'a>(a: &impl OpArgs<'a>, rank: usize) -> Result<usize, String> {
+    norm_axis(a.int("axis")?, rank)
+}
 
 /// Checks that per-channel parameters have one value per channel (dim 1) of `x`.
 fn infer_per_channel(a: &InferArgs, params: &[&str]) -> Result<Vec<TensorType>, String> {
@@ -52,19 +106,13 @@ fn infer_softplus_parametric(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 }
 
 fn infer_gelu(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let mode = a.str_or("mode", "EXACT")?;
-    if !matches!(
-        mode,
-        "EXACT" | "TANH_APPROXIMATION" | "SIGMOID_APPROXIMATION"
-    ) {
-        return Err(format!("unknown gelu mode '{mode}'"));
-    }
+    GeluMode::of(a)?;
     infer_same(a)
 }
 
 fn infer_softmax(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    InferArgs::axis(a.int_or("axis", -1)?, x.rank())?;
+    softmax_axis(a, x.rank())?;
     Ok(vec![x.clone()])
 }
 
@@ -76,16 +124,16 @@ pub const DEFS: &[OpDef] = &[
     op("silu", UNARY, infer_same, k::silu),
     op("softplus", UNARY, infer_same, k::softplus),
     op("softsign", UNARY, infer_same, k::softsign),
-    op("elu", ALPHA_OPT, infer_same, k::elu),
-    op("leaky_relu", ALPHA_OPT, infer_same, k::leaky_relu),
+    op("elu", ELU, infer_same, k::elu),
+    op("leaky_relu", LEAKY_RELU, infer_same, k::leaky_relu),
     op(
         "thresholded_relu",
-        ALPHA_OPT,
+        THRESHOLDED_RELU,
         infer_same,
         k::thresholded_relu,
     ),
-    op("sigmoid_hard", ALPHA_BETA_OPT, infer_same, k::sigmoid_hard),
-    op("scaled_tanh", ALPHA_BETA_OPT, infer_same, k::scaled_tanh),
+    op("sigmoid_hard", SIGMOID_HARD, infer_same, k::sigmoid_hard),
+    op("scaled_tanh", SCALED_TANH, infer_same, k::scaled_tanh),
     op("clamped_relu", ALPHA_BETA, infer_same, k::clamped_relu),
     op(
         "linear_activation",

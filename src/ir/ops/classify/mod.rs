@@ -9,7 +9,7 @@
 pub mod kernels;
 
 use self::kernels as k;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::{op, InferArgs, OpDef, Param, ParamType, Precision};
 use crate::ir::{DType, TensorType};
 
 const PARAMS: &[Param] = &[
@@ -49,4 +49,5 @@ fn infer(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 }
 
 /// The classifier op.
-pub const DEFS: &[OpDef] = &[op("classify", PARAMS, infer, k::classify)];
+pub const DEFS: &[OpDef] = &[op("classify", PARAMS, infer, k::classify)
+    .precision(Precision::Fp32("classify takes fp32 probabilities"))];

@@ -3,6 +3,7 @@
 use crate::interp::{KernelArgs, Value};
 use crate::ir::bits::unpack_bits;
 use crate::ir::ops::axis::norm_axis;
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
@@ -113,7 +114,7 @@ fn unpack(packed: &Value, bits: usize, count: usize) -> Result<Vec<u8>, String> 
 pub fn affine_dequantize(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let q = args.get("quantized_data")?;
     let shape = q.shape().to_vec();
-    let axis = norm_axis(args.int_or("axis", 0)?, shape.len())?;
+    let axis = norm_axis(args.int("axis")?, shape.len())?;
     let scale = args.get("scale")?.to_f32_array()?;
     let zp = args.get("zero_point")?.to_f32_array()?;
     let q = q.to_f32_array()?;

@@ -10,7 +10,8 @@
 pub mod kernels;
 
 use self::kernels as k;
-use super::{InferArgs, OpDef, Param, ParamType};
+use super::axis::norm_axis;
+use super::{InferArgs, OpArgs, OpDef, Param, ParamType};
 use crate::ir::{DType, Operation, Target, Tensor, TensorType};
 
 /// A parameter of a constexpr op: any dtype (checked by the type rule), and not marked
@@ -123,7 +124,7 @@ fn infer_affine(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     if shape.is_empty() {
         return Err("quantized_data must have rank 1 or more".into());
     }
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, shape.len())?;
+    let axis = norm_axis(a.int("axis")?, shape.len())?;
     per_axis(a, "scale", shape[axis])?;
     per_axis(a, "zero_point", shape[axis])?;
     Ok(vec![TensorType::fixed(dst, &shape)])
@@ -166,7 +167,7 @@ fn lut_output(
         (None, _) => return Err(format!("lut vectors of {vector} need a vector_axis")),
         (Some(v), _) => {
             let axis = v.scalar_i64().ok_or("vector_axis must be a scalar")?;
-            let axis = InferArgs::axis(axis, rank)?;
+            let axis = norm_axis(axis, rank)?;
             out[axis] *= vector;
         }
     }
@@ -263,7 +264,7 @@ fn infer_sparse_to_dense(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 
 fn infer_cast(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     dtype_in(a, "source_val", &[DType::F16])?;
-    let to = a.str_or("output_dtype", "")?;
+    let to = a.str("output_dtype")?;
     if to != "fp32" {
         return Err(format!("output_dtype must be \"fp32\", got \"{to}\""));
     }
@@ -382,13 +383,7 @@ const fn def(
     infer: super::InferFn,
     kernel: crate::interp::KernelFn,
 ) -> OpDef {
-    OpDef {
-        name,
-        since,
-        params,
-        infer,
-        kernel,
-    }
+    super::op(name, params, infer, kernel).since(since)
 }
 
 /// The definitions of this family.

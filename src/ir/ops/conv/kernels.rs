@@ -5,8 +5,9 @@
 //! way whatever the thread count, so results do not depend on it.
 
 use crate::interp::{KernelArgs, Value};
-use crate::ir::ops::conv::{conv_attrs, conv_transpose_size, transposed_extent, ConvAttrs};
+use crate::ir::ops::conv::{conv_attrs, conv_transpose_size, transposed_extent};
 use crate::ir::ops::window::{output_size, PadType};
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, ArrayView2, IxDyn};
 use rayon::prelude::*;
 
@@ -105,17 +106,6 @@ impl Geometry {
     }
 }
 
-fn attrs(args: &KernelArgs, kernel: &[usize]) -> Result<ConvAttrs, String> {
-    conv_attrs(
-        kernel,
-        args.opt_ints("strides"),
-        args.opt_ints("dilations"),
-        args.opt_ints("pad"),
-        args.str_or("pad_type", "valid")?,
-        args.int_or("groups", 1)?,
-    )
-}
-
 fn bias(args: &KernelArgs, channels: usize) -> Result<Vec<f32>, String> {
     match args.opt("bias") {
         None => Ok(vec![0.0; channels]),
@@ -139,7 +129,7 @@ pub fn conv(args: &KernelArgs) -> Result<Vec<Value>, String> {
             "x {xs:?} must have rank 3 to 5 and weight {ws:?} the same rank"
         ));
     }
-    let a = attrs(args, &ws[2..])?;
+    let a = conv_attrs(args, &ws[2..])?;
     let g = a.groups;
     let (n, c, co, cg) = (xs[0], xs[1], ws[0], ws[1]);
     if c != cg * g || co % g != 0 {
@@ -236,7 +226,7 @@ pub fn conv_transpose(args: &KernelArgs) -> Result<Vec<Value>, String> {
             "x {xs:?} must have rank 3 to 5 and weight {ws:?} the same rank"
         ));
     }
-    let a = attrs(args, &ws[2..])?;
+    let a = conv_attrs(args, &ws[2..])?;
     let groups = a.groups;
     let (n, c) = (xs[0], xs[1]);
     if ws[0] != c || c % groups != 0 {
@@ -248,7 +238,7 @@ pub fn conv_transpose(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let (cg, cog) = (c / groups, ws[1]);
     let co = cog * groups;
     let spatial = xs.len() - 2;
-    let requested = args.opt_ints("output_shape").map(|v| {
+    let requested = args.opt_ints("output_shape")?.map(|v| {
         if v.len() == spatial + 2 {
             v[2..].to_vec()
         } else {

@@ -4,7 +4,7 @@ pub mod kernels;
 
 use self::kernels as k;
 use super::window::{axes, output_dims, Axis1, PadType};
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::{op, ChannelAxes, InferArgs, OpArgs, OpDef, Param, ParamType};
 use crate::ir::{Dim, TensorType};
 
 /// An optional constant integer (list) parameter.
@@ -12,15 +12,21 @@ const fn int_list(name: &'static str) -> Param {
     Param::new(name, ParamType::Int).optional().constant()
 }
 
+const PAD_TYPE: Param = Param::new("pad_type", ParamType::Str)
+    .constant()
+    .default_str("valid");
+const GROUPS: Param = Param::new("groups", ParamType::Int)
+    .constant()
+    .default_int(1);
 const CONV: &[Param] = &[
     Param::new("x", ParamType::T),
     Param::new("weight", ParamType::T),
     Param::new("bias", ParamType::T).optional(),
     int_list("strides"),
-    Param::new("pad_type", ParamType::Str).optional().constant(),
+    PAD_TYPE,
     int_list("pad"),
     int_list("dilations"),
-    int_list("groups"),
+    GROUPS,
 ];
 const CONV_TRANSPOSE: &[Param] = &[
     Param::new("x", ParamType::T),
@@ -28,10 +34,10 @@ const CONV_TRANSPOSE: &[Param] = &[
     Param::new("bias", ParamType::T).optional(),
     int_list("pad"),
     int_list("output_shape"),
-    Param::new("pad_type", ParamType::Str).optional().constant(),
+    PAD_TYPE,
     int_list("strides"),
     int_list("dilations"),
-    int_list("groups"),
+    GROUPS,
 ];
 
 /// The resolved attributes of a convolution with `n` spatial dims.
@@ -45,18 +51,18 @@ pub struct ConvAttrs {
     pub groups: usize,
 }
 
-/// Reads conv attributes from parameter lookups (shared by the type rule and the kernel),
-/// filling MIL defaults: strides and dilations 1, pad_type "valid", pad 0, groups 1.
-pub fn conv_attrs(
-    kernel: &[usize],
-    strides: Option<Vec<i64>>,
-    dilations: Option<Vec<i64>>,
-    pad: Option<Vec<i64>>,
-    pad_type: &str,
-    groups: i64,
-) -> Result<ConvAttrs, String> {
+/// Reads the attributes of a conv whose weight has spatial `kernel` sizes (the type rule and
+/// the kernel both call this). Strides and dilations default to 1 and pad to 0 per spatial
+/// dim; pad_type and groups default on their parameter specs.
+pub fn conv_attrs<'a>(a: &impl OpArgs<'a>, kernel: &[usize]) -> Result<ConvAttrs, String> {
     let n = kernel.len();
-    let pad_type = PadType::parse(pad_type)?;
+    let (strides, dilations, pad) = (
+        a.opt_ints("strides")?,
+        a.opt_ints("dilations")?,
+        a.opt_ints("pad")?,
+    );
+    let groups = a.int("groups")?;
+    let pad_type = PadType::parse(a.str("pad_type")?)?;
     let kernel: Vec<i64> = kernel.iter().map(|&k| k as i64).collect();
     let pad = match pad_type {
         PadType::Custom => pad.unwrap_or_else(|| vec![0; 2 * n]),
@@ -99,17 +105,6 @@ fn conv_operands<'a>(
     Ok((x, w, kernel))
 }
 
-fn attrs_of(a: &InferArgs, kernel: &[usize]) -> Result<ConvAttrs, String> {
-    conv_attrs(
-        kernel,
-        a.opt_ints("strides")?,
-        a.opt_ints("dilations")?,
-        a.opt_ints("pad")?,
-        a.str_or("pad_type", "valid")?,
-        a.int_or("groups", 1)?,
-    )
-}
-
 fn check_bias(a: &InferArgs, out_channels: &Dim) -> Result<(), String> {
     if let Some(b) = a.opt_ty("bias") {
         let ok = b.rank() == 1
@@ -126,7 +121,7 @@ fn check_bias(a: &InferArgs, out_channels: &Dim) -> Result<(), String> {
 
 fn infer_conv(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let (x, w, kernel) = conv_operands(a)?;
-    let attrs = attrs_of(a, &kernel)?;
+    let attrs = conv_attrs(a, &kernel)?;
     let g = attrs.groups;
     if let (Some(c), Some(wc)) = (x.shape[1].fixed(), w.shape[1].fixed()) {
         if c != wc * g {
@@ -191,7 +186,7 @@ pub fn conv_transpose_size(input: usize, axis: Axis1, pad_type: PadType) -> Resu
 
 fn infer_conv_transpose(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let (x, w, kernel) = conv_operands(a)?;
-    let attrs = attrs_of(a, &kernel)?;
+    let attrs = conv_attrs(a, &kernel)?;
     let g = attrs.groups;
     if let (Some(c), Some(wc)) = (x.shape[1].fixed(), w.shape[0].fixed()) {
         if c != wc {
@@ -231,6 +226,15 @@ fn infer_conv_transpose(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }])
 }
 
+/// A `conv_transpose` weight is `[C_in, C_out / groups, kernel…]`: input channels on axis 0,
+/// output channels on axis 1.
+fn input_then_output(_param: &str, _rank: usize, _flag: &dyn Fn(&str) -> bool) -> ChannelAxes {
+    ChannelAxes {
+        output: 1,
+        input: 0,
+    }
+}
+
 /// The definitions of this family.
 pub const DEFS: &[OpDef] = &[
     op("conv", CONV, infer_conv, k::conv),
@@ -239,5 +243,6 @@ pub const DEFS: &[OpDef] = &[
         CONV_TRANSPOSE,
         infer_conv_transpose,
         k::conv_transpose,
-    ),
+    )
+    .weight_axes(input_then_output),
 ];

@@ -1,11 +1,11 @@
-//! Elementwise ops: broadcasting binary arithmetic, comparisons and logic, unary math,
-//! `select`, `identity` and `cast`.
+//! Elementwise binary ops (MIL's `elementwise_binary`): broadcasting arithmetic, comparisons
+//! and logic.
 
 pub mod kernels;
 
 use self::kernels as k;
 use super::broadcast::broadcast_shapes;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::{op, InferArgs, NormRole, OpDef, Param, ParamType, Square};
 use crate::ir::{DType, TensorType};
 
 const BINARY: &[Param] = &[
@@ -45,14 +45,28 @@ fn infer_compare(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }])
 }
 
+/// The norm part of `add`, `sub`, `real_div` and `maximum`: a step with a constant between a
+/// variance and its root (adding epsilon, scaling).
+const STEP: NormRole = NormRole {
+    step: true,
+    ..NormRole::NONE
+};
+
 /// The definitions of this family.
 pub const DEFS: &[OpDef] = &[
-    op("add", BINARY, infer_binary, k::add),
-    op("sub", BINARY, infer_binary, k::sub),
-    op("mul", BINARY, infer_binary, k::mul),
-    op("real_div", BINARY, infer_binary, k::real_div),
-    op("pow", BINARY, infer_binary, k::pow),
-    op("maximum", BINARY, infer_binary, k::maximum),
+    op("add", BINARY, infer_binary, k::add).norm(STEP),
+    op("sub", BINARY, infer_binary, k::sub).norm(STEP),
+    op("mul", BINARY, infer_binary, k::mul).norm(NormRole {
+        square: Some(Square::BySelf),
+        step: true,
+        ..NormRole::NONE
+    }),
+    op("real_div", BINARY, infer_binary, k::real_div).norm(STEP),
+    op("pow", BINARY, infer_binary, k::pow).norm(NormRole {
+        square: Some(Square::ByTwo),
+        ..NormRole::NONE
+    }),
+    op("maximum", BINARY, infer_binary, k::maximum).norm(STEP),
     op("minimum", BINARY, infer_binary, k::minimum),
     op("floor_div", BINARY, infer_binary, k::floor_div),
     op("mod", BINARY, infer_binary, k::modulo),

@@ -3,6 +3,7 @@
 use crate::interp::{KernelArgs, Value};
 use crate::ir::ops::elementwise_binary::kernels::PARALLEL_ELEMENTS;
 use crate::ir::ops::elementwise_unary::cast_target;
+use crate::ir::ops::OpArgs;
 use crate::ir::DType;
 use half::f16;
 use ndarray::Zip;
@@ -79,7 +80,7 @@ pub fn sqrt(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `rsqrt`: `1 / sqrt(x + epsilon)`, epsilon 1e-12 by default.
 pub fn rsqrt(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let eps = args.float_or("epsilon", 1e-12)?;
+    let eps = args.float("epsilon")? as f32;
     unary(args, |v| 1.0 / (v + eps).sqrt())
 }
 
@@ -95,7 +96,7 @@ pub fn exp2(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `log`: `ln(x + epsilon)`, epsilon 1e-45 by default.
 pub fn log(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let eps = args.float_or("epsilon", 1e-45)?;
+    let eps = args.float("epsilon")? as f32;
     unary(args, |v| (v + eps).ln())
 }
 
@@ -156,7 +157,7 @@ pub fn erf(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `inverse`: `1 / (x + epsilon)`, epsilon 1e-4 by default.
 pub fn inverse(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let eps = args.float_or("epsilon", 1e-4)?;
+    let eps = args.float("epsilon")? as f32;
     unary(args, |v| 1.0 / (v + eps))
 }
 
@@ -167,8 +168,8 @@ pub fn square(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `threshold`: `max(x, alpha)`.
 pub fn threshold(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let alpha = args.float_or("alpha", 0.0)?;
-    let int_alpha = args.int_or("alpha", 0)? as i32;
+    let alpha = args.float("alpha")? as f32;
+    let int_alpha = args.int("alpha")? as i32;
     unary_with_int(args, |v| v.max(alpha), |v| v.max(int_alpha))
 }
 
@@ -176,7 +177,7 @@ pub fn threshold(args: &KernelArgs) -> Result<Vec<Value>, String> {
 /// for non-zero.
 pub fn cast(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
-    let dtype = cast_target(args.str_or("dtype", "")?)?;
+    let dtype = cast_target(args.str("dtype")?)?;
     let out = match dtype {
         DType::Bool => Value::Bool(x.to_f32_array()?.mapv(|v| v != 0.0)),
         DType::F16 => Value::Float(x.to_f32_array()?.mapv(|v| f16::from_f32(v).to_f32())),
@@ -214,10 +215,7 @@ mod cmath {
 
 /// `clip`: `min(max(x, alpha), beta)`.
 pub fn clip(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let (alpha, beta) = (
-        args.float_or("alpha", f32::MIN)?,
-        args.float_or("beta", f32::MAX)?,
-    );
+    let (alpha, beta) = (args.float("alpha")? as f32, args.float("beta")? as f32);
     unary(args, |v| v.max(alpha).min(beta))
 }
 

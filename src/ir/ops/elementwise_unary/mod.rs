@@ -4,15 +4,23 @@
 pub mod kernels;
 
 use self::kernels as k;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::{op, InferArgs, NormRole, OpArgs, OpDef, Param, ParamType, Precision, Square};
 use crate::ir::{DType, TensorType};
 
 const UNARY: &[Param] = &[Param::new("x", ParamType::T)];
 
-const UNARY_EPS: &[Param] = &[
-    Param::new("x", ParamType::T),
-    Param::new("epsilon", ParamType::T).optional().constant(),
-];
+/// A unary op with an `epsilon` added to its input first, defaulting to `default`.
+const fn with_epsilon(default: f64) -> [Param; 2] {
+    [
+        Param::new("x", ParamType::T),
+        Param::new("epsilon", ParamType::T)
+            .constant()
+            .default_float(default),
+    ]
+}
+const RSQRT: &[Param] = &with_epsilon(1e-12);
+const LOG: &[Param] = &with_epsilon(1e-45);
+const INVERSE: &[Param] = &with_epsilon(1e-4);
 
 const LOGICAL_NOT: &[Param] = &[Param::new("x", ParamType::Bool)];
 
@@ -56,9 +64,15 @@ fn infer_cast(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     if x.dtype == DType::String {
         return Err("cannot cast a string tensor".into());
     }
-    let dtype = cast_target(a.str_or("dtype", "")?)?;
+    let dtype = cast_target(a.str("dtype")?)?;
     Ok(vec![x.with_dtype(dtype)])
 }
+
+/// The norm part of `sqrt` and `rsqrt`: the root ending a variance chain.
+const ROOT: NormRole = NormRole {
+    root: true,
+    ..NormRole::NONE
+};
 
 /// The definitions of this family.
 pub const DEFS: &[OpDef] = &[
@@ -68,11 +82,11 @@ pub const DEFS: &[OpDef] = &[
     op("floor", UNARY, infer_same, k::floor),
     op("round", UNARY, infer_same, k::round),
     op("sign", UNARY_WITH_INT, infer_same, k::sign),
-    op("sqrt", UNARY, infer_same, k::sqrt),
-    op("rsqrt", UNARY_EPS, infer_same, k::rsqrt),
+    op("sqrt", UNARY, infer_same, k::sqrt).norm(ROOT),
+    op("rsqrt", RSQRT, infer_same, k::rsqrt).norm(ROOT),
     op("exp", UNARY, infer_same, k::exp),
     op("exp2", UNARY_WITH_INT, infer_same, k::exp2),
-    op("log", UNARY_EPS, infer_same, k::log),
+    op("log", LOG, infer_same, k::log),
     op("sin", UNARY, infer_same, k::sin),
     op("cos", UNARY, infer_same, k::cos),
     op("tan", UNARY, infer_same, k::tan),
@@ -84,9 +98,12 @@ pub const DEFS: &[OpDef] = &[
     op("atanh", UNARY, infer_same, k::atanh),
     op("tanh", UNARY, infer_same, k::tanh),
     op("erf", UNARY, infer_same, k::erf),
-    op("inverse", UNARY_EPS, infer_same, k::inverse),
-    op("square", UNARY_WITH_INT, infer_same, k::square),
+    op("inverse", INVERSE, infer_same, k::inverse),
+    op("square", UNARY_WITH_INT, infer_same, k::square).norm(NormRole {
+        square: Some(Square::Always),
+        ..NormRole::NONE
+    }),
     op("threshold", THRESHOLD, infer_same, k::threshold),
     op("clip", CLIP, infer_same, k::clip),
-    op("cast", CAST, infer_cast, k::cast),
+    op("cast", CAST, infer_cast, k::cast).precision(Precision::Kept),
 ];

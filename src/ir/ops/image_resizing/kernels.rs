@@ -2,7 +2,8 @@
 //! nearest or by linear interpolation, separably over the last two dims.
 
 use crate::interp::{KernelArgs, Value};
-use crate::ir::ops::image_resizing::scaled_size;
+use crate::ir::ops::image_resizing::{scale_factors, scaled_size, target_size};
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, IxDyn};
 
 /// One output position: the two input neighbours and the weight of the second.
@@ -74,29 +75,18 @@ fn spatial(x: &ArrayD<f32>) -> Result<(usize, usize), String> {
     Ok((s[s.len() - 2], s[s.len() - 1]))
 }
 
-fn factors(args: &KernelArgs) -> Result<(f64, f64), String> {
-    Ok((
-        args.float_or("scale_factor_height", 1.0)? as f64,
-        args.float_or("scale_factor_width", 1.0)? as f64,
-    ))
-}
-
 fn targets(args: &KernelArgs) -> Result<(usize, usize), String> {
-    let get = |name: &str| {
-        let v = args.int_or(name, 1)?;
-        usize::try_from(v)
-            .ok()
-            .filter(|&v| v > 0)
-            .ok_or_else(|| format!("{name} must be positive, got {v}"))
-    };
-    Ok((get("target_size_height")?, get("target_size_width")?))
+    Ok((
+        target_size(args, "target_size_height")?,
+        target_size(args, "target_size_width")?,
+    ))
 }
 
 /// `upsample_nearest_neighbor`: output `i` reads input `floor(i / scale)`.
 pub fn upsample_nearest_neighbor(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
     let (h, w) = spatial(&x)?;
-    let (sh, sw) = factors(args)?;
+    let (sh, sw) = scale_factors(args)?;
     let rows = nearest(h, scaled_size(h, sh)?, 1.0 / sh)?;
     let cols = nearest(w, scaled_size(w, sw)?, 1.0 / sw)?;
     Ok(vec![Value::Float(resample(&x, &rows, &cols)?)])
@@ -132,8 +122,8 @@ fn upsample_grid(n_in: usize, n_out: usize, align_corners: bool) -> Result<Vec<T
 pub fn upsample_bilinear(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
     let (h, w) = spatial(&x)?;
-    let (sh, sw) = factors(args)?;
-    let align = args.bool_or("align_corners", true)?;
+    let (sh, sw) = scale_factors(args)?;
+    let align = args.bool("align_corners")?;
     let rows = upsample_grid(h, scaled_size(h, sh)?, align)?;
     let cols = upsample_grid(w, scaled_size(w, sw)?, align)?;
     Ok(vec![Value::Float(resample(&x, &rows, &cols)?)])
@@ -168,7 +158,7 @@ pub fn resize_bilinear(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
     let (h, w) = spatial(&x)?;
     let (th, tw) = targets(args)?;
-    let mode = args.str_or("sampling_mode", "DEFAULT")?;
+    let mode = args.str("sampling_mode")?;
     let rows = resize_grid(h, th, mode)?;
     let cols = resize_grid(w, tw, mode)?;
     Ok(vec![Value::Float(resample(&x, &rows, &cols)?)])

@@ -4,12 +4,14 @@
 pub mod kernels;
 
 use self::kernels as k;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::{op, InferArgs, OpArgs, OpDef, Param, ParamType};
 use crate::ir::{Dim, TensorType};
 
 const X: Param = Param::new("x", ParamType::T);
 const fn scale(name: &'static str) -> Param {
-    Param::new(name, ParamType::Setting).optional().constant()
+    Param::new(name, ParamType::Setting)
+        .constant()
+        .default_float(1.0)
 }
 const fn size(name: &'static str) -> Param {
     Param::new(name, ParamType::Int).constant()
@@ -21,16 +23,16 @@ const UPSAMPLE_BILINEAR: &[Param] = &[
     scale("scale_factor_height"),
     scale("scale_factor_width"),
     Param::new("align_corners", ParamType::Bool)
-        .optional()
-        .constant(),
+        .constant()
+        .default_bool(true),
 ];
 const RESIZE_BILINEAR: &[Param] = &[
     X,
-    size("target_size_height").optional(),
-    size("target_size_width").optional(),
+    size("target_size_height").default_int(1),
+    size("target_size_width").default_int(1),
     Param::new("sampling_mode", ParamType::Str)
-        .optional()
-        .constant(),
+        .constant()
+        .default_str("DEFAULT"),
 ];
 
 /// The sampling modes of `resize_bilinear`.
@@ -74,10 +76,7 @@ fn with_spatial(
 
 fn infer_upsample(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let r = a.ty("x")?.rank();
-    let (sh, sw) = (
-        a.float_or("scale_factor_height", 1.0)?,
-        a.float_or("scale_factor_width", 1.0)?,
-    );
+    let (sh, sw) = scale_factors(a)?;
     let dim = |d: &Dim, s: f64, i: usize| match d.fixed() {
         Some(n) => scaled_size(n, s).map(Dim::Fixed),
         None => Ok(a.symbol(i)),
@@ -89,12 +88,25 @@ fn infer_upsample(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     )
 }
 
+/// The `scale_factor_height` and `scale_factor_width` of an upsample op.
+pub fn scale_factors<'a>(a: &impl OpArgs<'a>) -> Result<(f64, f64), String> {
+    Ok((
+        a.float("scale_factor_height")?,
+        a.float("scale_factor_width")?,
+    ))
+}
+
+/// Target size parameter `name` of a resize op, which must be positive.
+pub fn target_size<'a>(a: &impl OpArgs<'a>, name: &str) -> Result<usize, String> {
+    let v = a.int(name)?;
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{name} must be positive, got {v}"))
+}
+
 fn target(a: &InferArgs, name: &str) -> Result<Dim, String> {
-    let v = a.int_or(name, 1)?;
-    if v < 1 {
-        return Err(format!("{name} must be positive, got {v}"));
-    }
-    Ok(Dim::Fixed(v as usize))
+    target_size(a, name).map(Dim::Fixed)
 }
 
 fn infer_resize_nn(a: &InferArgs) -> Result<Vec<TensorType>, String> {
@@ -106,7 +118,7 @@ fn infer_resize_nn(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 }
 
 fn infer_resize_bilinear(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    let mode = a.str_or("sampling_mode", "DEFAULT")?;
+    let mode = a.str("sampling_mode")?;
     if !SAMPLING_MODES.contains(&mode) {
         return Err(format!(
             "unknown sampling_mode '{mode}' (expected one of {SAMPLING_MODES:?})"

@@ -3,6 +3,7 @@
 use crate::interp::{KernelArgs, Value};
 use crate::ir::ops::elementwise_binary::kernels::broadcast_shape;
 use crate::ir::ops::gemm::{gemm, gemm_into};
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, IxDyn};
 use rayon::prelude::*;
 
@@ -49,10 +50,7 @@ pub fn linear(args: &KernelArgs) -> Result<Vec<Value>, String> {
 pub fn matmul(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.floats()?;
     let y = args.get("y")?.floats()?;
-    let (tx, ty) = (
-        args.bool_or("transpose_x", false)?,
-        args.bool_or("transpose_y", false)?,
-    );
+    let (tx, ty) = (args.bool("transpose_x")?, args.bool("transpose_y")?);
     let (x_vec, y_vec) = (x.ndim() == 1, y.ndim() == 1);
     if x.ndim() == 0 || y.ndim() == 0 {
         return Err("matmul operands must have rank ≥ 1".into());

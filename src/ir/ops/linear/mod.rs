@@ -4,7 +4,7 @@ pub mod kernels;
 
 use self::kernels as k;
 use super::broadcast::broadcast_shapes;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::{op, ChannelAxes, InferArgs, OpArgs, OpDef, Param, ParamType};
 use crate::ir::{Dim, TensorType};
 
 const LINEAR: &[Param] = &[
@@ -16,11 +16,11 @@ const MATMUL: &[Param] = &[
     Param::new("x", ParamType::TOrInt),
     Param::new("y", ParamType::TOrInt),
     Param::new("transpose_x", ParamType::Bool)
-        .optional()
-        .constant(),
+        .constant()
+        .default_bool(false),
     Param::new("transpose_y", ParamType::Bool)
-        .optional()
-        .constant(),
+        .constant()
+        .default_bool(false),
 ];
 
 /// True when two dims may be equal (either is symbolic, or both are the same size).
@@ -96,8 +96,8 @@ fn infer_matmul(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let shape = matmul_shape(
         &x.shape,
         &y.shape,
-        a.bool_or("transpose_x", false)?,
-        a.bool_or("transpose_y", false)?,
+        a.bool("transpose_x")?,
+        a.bool("transpose_y")?,
     )?;
     Ok(vec![TensorType {
         dtype: x.dtype,
@@ -105,10 +105,22 @@ fn infer_matmul(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }])
 }
 
+/// Channel axes of a constant `matmul` operand: of `y` (`[…, K, N]`, or `[…, N, K]` with
+/// `transpose_y`) the outputs are N and the inputs K; of `x` (`[…, M, K]`, or `[…, K, M]` with
+/// `transpose_x`) the outputs are M and the inputs K.
+fn matmul_weight_axes(param: &str, rank: usize, flag: &dyn Fn(&str) -> bool) -> ChannelAxes {
+    let (last, second_last) = (rank - 1, rank - 2);
+    let (output, input) = match (param, flag("transpose_x"), flag("transpose_y")) {
+        ("y", _, true) | ("x", false, _) => (second_last, last),
+        _ => (last, second_last),
+    };
+    ChannelAxes { output, input }
+}
+
 /// The definitions of this family.
 pub const DEFS: &[OpDef] = &[
     op("linear", LINEAR, infer_linear, k::linear),
-    op("matmul", MATMUL, infer_matmul, k::matmul),
+    op("matmul", MATMUL, infer_matmul, k::matmul).weight_axes(matmul_weight_axes),
 ];
 
 #[cfg(test)]

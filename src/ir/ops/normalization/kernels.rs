@@ -2,6 +2,7 @@
 
 use crate::interp::{KernelArgs, Value};
 use crate::ir::ops::axis::norm_axes;
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, Axis, IxDyn};
 
 /// Per-channel parameter `name` as `channels` values, or `default` everywhere when absent.
@@ -41,7 +42,7 @@ fn per_channel(mut x: ArrayD<f32>, f: impl Fn(f32, usize) -> f32) -> Result<Arra
 pub fn batch_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
     let c = *x.shape().get(1).ok_or("x has no channel axis")?;
-    let eps = args.float_or("epsilon", 1e-5)?;
+    let eps = args.float("epsilon")? as f32;
     let mean = channel_param(args, "mean", c, 0.0)?;
     let var = channel_param(args, "variance", c, 1.0)?;
     let gamma = channel_param(args, "gamma", c, 1.0)?;
@@ -69,7 +70,7 @@ pub fn instance_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
     let shape = x.shape().to_vec();
     let c = *shape.get(1).ok_or("x has no channel axis")?;
-    let eps = args.float_or("epsilon", 1e-5)?;
+    let eps = args.float("epsilon")? as f32;
     let gamma = channel_param(args, "gamma", c, 1.0)?;
     let beta = channel_param(args, "beta", c, 0.0)?;
     let plane: usize = shape[2..].iter().product();
@@ -87,12 +88,12 @@ pub fn layer_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.floats()?;
     let shape = x.shape().to_vec();
     let rank = shape.len();
-    let mut axes = match args.opt_ints("axes") {
+    let mut axes = match args.opt_ints("axes")? {
         Some(a) => norm_axes(&a, rank)?,
         None => (0..rank).collect(),
     };
     axes.sort_unstable();
-    let eps = args.float_or("epsilon", 1e-5)?;
+    let eps = args.float("epsilon")? as f32;
     // Move the normalized axes last, normalize rows, move them back.
     let kept: Vec<usize> = (0..rank).filter(|i| !axes.contains(i)).collect();
     let perm: Vec<usize> = kept.iter().chain(&axes).copied().collect();
@@ -131,7 +132,7 @@ pub fn l2_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
     if shape.len() < 3 {
         return Err(format!("x {shape:?} must have rank 3 or more"));
     }
-    let eps = args.float_or("epsilon", 1e-6)?;
+    let eps = args.float("epsilon")? as f32;
     let n: usize = shape[shape.len() - 3..].iter().product();
     let mut data: Vec<f32> = x.as_standard_layout().iter().copied().collect();
     for row in data.chunks_exact_mut(n.max(1)) {
@@ -147,7 +148,7 @@ pub fn l2_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
 /// neighbouring channels (`(size-1)/2` before, the rest after).
 pub fn local_response_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
-    let size = args.int_or("size", 0)?;
+    let size = args.int("size")?;
     if size < 1 || x.ndim() < 2 {
         return Err(format!(
             "size {size} must be positive and x {:?} must have a channel axis",
@@ -155,9 +156,9 @@ pub fn local_response_norm(args: &KernelArgs) -> Result<Vec<Value>, String> {
         ));
     }
     let (alpha, beta, k) = (
-        args.float_or("alpha", 1e-4)?,
-        args.float_or("beta", 0.75)?,
-        args.float_or("k", 1.0)?,
+        args.float("alpha")? as f32,
+        args.float("beta")? as f32,
+        args.float("k")? as f32,
     );
     let size = size as usize;
     let c = x.shape()[1];

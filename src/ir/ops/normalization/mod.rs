@@ -4,39 +4,49 @@
 pub mod kernels;
 
 use self::kernels as k;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::axis::norm_axis;
+use super::{op, InferArgs, NormRole, OpArgs, OpDef, Param, ParamType};
 use crate::ir::{Dim, TensorType};
 
 const X: Param = Param::new("x", ParamType::T);
-const EPS: Param = Param::new("epsilon", ParamType::T).optional().constant();
+/// `epsilon`, defaulting to `default`.
+const fn epsilon(default: f64) -> Param {
+    Param::new("epsilon", ParamType::T)
+        .constant()
+        .default_float(default)
+}
 const BATCH_NORM: &[Param] = &[
     X,
     Param::new("mean", ParamType::T).constant(),
     Param::new("variance", ParamType::T).constant(),
     Param::new("gamma", ParamType::T).optional().constant(),
     Param::new("beta", ParamType::T).optional().constant(),
-    EPS,
+    epsilon(1e-5),
 ];
 const INSTANCE_NORM: &[Param] = &[
     X,
     Param::new("gamma", ParamType::T).optional().constant(),
     Param::new("beta", ParamType::T).optional().constant(),
-    EPS,
+    epsilon(1e-5),
 ];
 const LAYER_NORM: &[Param] = &[
     X,
     Param::new("axes", ParamType::Int).optional().constant(),
     Param::new("gamma", ParamType::T).optional().constant(),
     Param::new("beta", ParamType::T).optional().constant(),
-    EPS,
+    epsilon(1e-5),
 ];
-const L2_NORM: &[Param] = &[X, EPS];
+const L2_NORM: &[Param] = &[X, epsilon(1e-6)];
 const LRN: &[Param] = &[
     X,
     Param::new("size", ParamType::Int).constant(),
-    Param::new("alpha", ParamType::T).optional().constant(),
-    Param::new("beta", ParamType::T).optional().constant(),
-    Param::new("k", ParamType::T).optional().constant(),
+    Param::new("alpha", ParamType::T)
+        .constant()
+        .default_float(1e-4),
+    Param::new("beta", ParamType::T)
+        .constant()
+        .default_float(0.75),
+    Param::new("k", ParamType::T).constant().default_float(1.0),
 ];
 
 /// Checks that per-channel parameter `name` (if present) is `[channels]`.
@@ -86,7 +96,7 @@ fn infer_layer_norm(a: &InferArgs) -> Result<Vec<TensorType>, String> {
         .unwrap_or_else(|| (0..x.rank() as i64).collect());
     let axes = axes
         .iter()
-        .map(|&ax| InferArgs::axis(ax, x.rank()))
+        .map(|&ax| norm_axis(ax, x.rank()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sorted = axes.clone();
     sorted.sort_unstable();
@@ -124,7 +134,7 @@ fn infer_l2_norm(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 
 fn infer_lrn(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    if !(3..=4).contains(&x.rank()) || a.int_or("size", 0)? < 1 {
+    if !(3..=4).contains(&x.rank()) || a.int("size")? < 1 {
         return Err(format!(
             "x {x} must have rank 3 or 4 and size must be positive"
         ));
@@ -141,7 +151,10 @@ pub const DEFS: &[OpDef] = &[
         infer_instance_norm,
         k::instance_norm,
     ),
-    op("layer_norm", LAYER_NORM, infer_layer_norm, k::layer_norm),
+    op("layer_norm", LAYER_NORM, infer_layer_norm, k::layer_norm).norm(NormRole {
+        fused: true,
+        ..NormRole::NONE
+    }),
     op("l2_norm", L2_NORM, infer_l2_norm, k::l2_norm),
     op(
         "local_response_norm",

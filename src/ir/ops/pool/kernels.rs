@@ -4,6 +4,7 @@
 use crate::interp::{KernelArgs, Value};
 use crate::ir::ops::conv::kernels::Geometry;
 use crate::ir::ops::pool::pool_attrs;
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
@@ -21,14 +22,7 @@ fn pool(args: &KernelArgs, reduce: Reduce) -> Result<Vec<Value>, String> {
     if !(3..=5).contains(&xs.len()) {
         return Err(format!("x {xs:?} must have rank 3 to 5 ([N, C, spatial…])"));
     }
-    let attrs = pool_attrs(
-        xs.len() - 2,
-        &args.ints("kernel_sizes")?,
-        args.opt_ints("strides"),
-        args.str_or("pad_type", "valid")?,
-        args.opt_ints("pad"),
-        args.bool_or("ceil_mode", false)?,
-    )?;
+    let attrs = pool_attrs(args, xs.len() - 2)?;
     let geo = Geometry::forward(&xs[2..], &attrs.axes, attrs.pad_type, attrs.ceil_mode)?;
     let iprod: usize = geo.input.iter().product();
     let oprod: usize = geo.output.iter().product();
@@ -111,7 +105,7 @@ pub fn max_pool(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `avg_pool`.
 pub fn avg_pool(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let exclude_padding = args.bool_or("exclude_padding_from_average", false)?;
+    let exclude_padding = args.bool("exclude_padding_from_average")?;
     pool(args, Reduce::Average { exclude_padding })
 }
 

@@ -4,7 +4,7 @@ pub mod kernels;
 
 use self::kernels as k;
 use super::window::{axes, output_dims, Axis1, PadType};
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::{op, InferArgs, OpArgs, OpDef, Param, ParamType};
 use crate::ir::TensorType;
 
 const X: Param = Param::new("x", ParamType::T);
@@ -13,11 +13,11 @@ const STRIDES: Param = Param::new("strides", ParamType::Int).optional().constant
 const PAD_TYPE: Param = Param::new("pad_type", ParamType::Str).constant();
 const PAD: Param = Param::new("pad", ParamType::Int).optional().constant();
 const CEIL: Param = Param::new("ceil_mode", ParamType::Bool)
-    .optional()
-    .constant();
+    .constant()
+    .default_bool(false);
 const EXCLUDE: Param = Param::new("exclude_padding_from_average", ParamType::Bool)
-    .optional()
-    .constant();
+    .constant()
+    .default_bool(false);
 
 const MAX_POOL: &[Param] = &[X, KERNEL, STRIDES, PAD_TYPE, PAD, CEIL];
 const AVG_POOL: &[Param] = &[X, KERNEL, STRIDES, PAD_TYPE, PAD, EXCLUDE, CEIL];
@@ -34,17 +34,15 @@ pub struct PoolAttrs {
     pub ceil_mode: bool,
 }
 
-/// Builds pool attributes from the raw parameter values (MIL defaults: strides 1, pad_type
-/// "valid", pad 0, ceil_mode false). `ceil_mode` only applies to valid and custom padding.
-pub fn pool_attrs(
-    spatial: usize,
-    kernel: &[i64],
-    strides: Option<Vec<i64>>,
-    pad_type: &str,
-    pad: Option<Vec<i64>>,
-    ceil_mode: bool,
-) -> Result<PoolAttrs, String> {
-    let pad_type = PadType::parse(pad_type)?;
+/// Reads the attributes of a pool with `spatial` dims (the type rule and the kernel both call
+/// this). Strides default to 1 and pad to 0 per spatial dim; `ceil_mode` only applies to
+/// valid and custom padding.
+pub fn pool_attrs<'a>(a: &impl OpArgs<'a>, spatial: usize) -> Result<PoolAttrs, String> {
+    let kernel = &a.ints("kernel_sizes")?;
+    let strides = a.opt_ints("strides")?;
+    let pad = a.opt_ints("pad")?;
+    let ceil_mode = a.bool("ceil_mode")?;
+    let pad_type = PadType::parse(a.str("pad_type")?)?;
     let pad = match pad_type {
         PadType::Custom => pad.unwrap_or_else(|| vec![0; 2 * spatial]),
         _ => vec![0; 2 * spatial],
@@ -95,20 +93,13 @@ fn infer_pool_max_rank(a: &InferArgs, max_rank: usize) -> Result<Vec<TensorType>
             "x {x} must have rank 3 to {max_rank} ([N, C, spatial…])"
         ));
     }
-    let pad_type = a.str_or("pad_type", "valid")?;
+    let pad_type = a.str("pad_type")?;
     let pad = a.opt_ints("pad")?;
-    let ceil_mode = a.bool_or("ceil_mode", false)?;
+    let ceil_mode = a.bool("ceil_mode")?;
     if ceil_mode {
         check_ceil_mode(x.rank() - 2, pad_type, pad.as_deref())?;
     }
-    let attrs = pool_attrs(
-        x.rank() - 2,
-        &a.ints("kernel_sizes")?,
-        a.opt_ints("strides")?,
-        pad_type,
-        pad,
-        ceil_mode,
-    )?;
+    let attrs = pool_attrs(a, x.rank() - 2)?;
     let mut shape = x.shape[..2].to_vec();
     shape.extend(output_dims(
         &x.shape[2..],

@@ -2,6 +2,7 @@
 
 use crate::interp::{KernelArgs, Value};
 use crate::ir::ops::axis::{norm_axes, norm_axis};
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, IxDyn};
 
 /// Rows of `x` with `axes` moved last: (data, row length, output shape).
@@ -29,11 +30,11 @@ fn rows(x: &ArrayD<f32>, axes: &[usize], keep_dims: bool) -> (Vec<f32>, usize, V
 /// Folds every row of the reduced axes with `f`.
 fn reduce(args: &KernelArgs, f: impl Fn(&[f32]) -> f32) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
-    let axes = match args.opt_ints("axes") {
+    let axes = match args.opt_ints("axes")? {
         Some(a) => norm_axes(&a, x.ndim())?,
         None => (0..x.ndim()).collect(),
     };
-    let (data, n, shape) = rows(&x, &axes, args.bool_or("keep_dims", false)?);
+    let (data, n, shape) = rows(&x, &axes, args.bool("keep_dims")?);
     let out: Vec<f32> = if n == 0 {
         vec![f(&[]); shape.iter().product()]
     } else {
@@ -119,8 +120,8 @@ pub fn reduce_log_sum_exp(args: &KernelArgs) -> Result<Vec<Value>, String> {
 /// Index of the first extreme element along `axis` (int32).
 fn arg_reduce(args: &KernelArgs, better: impl Fn(f32, f32) -> bool) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
-    let axis = norm_axis(args.int_or("axis", -1)?, x.ndim())?;
-    let (data, n, shape) = rows(&x, &[axis], args.bool_or("keep_dims", false)?);
+    let axis = norm_axis(args.int("axis")?, x.ndim())?;
+    let (data, n, shape) = rows(&x, &[axis], args.bool("keep_dims")?);
     let out: Vec<i32> = data
         .chunks_exact(n.max(1))
         .map(|r| {

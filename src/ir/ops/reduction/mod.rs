@@ -3,22 +3,24 @@
 pub mod kernels;
 
 use self::kernels as k;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::axis::norm_axis;
+use super::{op, InferArgs, NormRole, OpArgs, OpDef, Param, ParamType};
 use crate::ir::{DType, Dim, TensorType};
 
+const KEEP_DIMS: Param = Param::new("keep_dims", ParamType::Bool)
+    .constant()
+    .default_bool(false);
 const REDUCE: &[Param] = &[
     Param::new("x", ParamType::TOrInt),
     Param::new("axes", ParamType::Int).optional().constant(),
-    Param::new("keep_dims", ParamType::Bool)
-        .optional()
-        .constant(),
+    KEEP_DIMS,
 ];
 const ARG_REDUCE: &[Param] = &[
     Param::new("x", ParamType::TOrInt),
-    Param::new("axis", ParamType::Int).optional().constant(),
-    Param::new("keep_dims", ParamType::Bool)
-        .optional()
-        .constant(),
+    Param::new("axis", ParamType::Int)
+        .constant()
+        .default_int(-1),
+    KEEP_DIMS,
 ];
 
 /// The shape left after reducing `axes` of `shape` (all axes when `axes` is None).
@@ -30,7 +32,7 @@ pub fn reduced_shape(
     let axes: Vec<usize> = match axes {
         Some(axes) => axes
             .iter()
-            .map(|&a| InferArgs::axis(a, shape.len()))
+            .map(|&a| norm_axis(a, shape.len()))
             .collect::<Result<_, _>>()?,
         None => (0..shape.len()).collect(),
     };
@@ -50,7 +52,7 @@ fn infer_reduce(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let shape = reduced_shape(
         &x.shape,
         a.opt_ints("axes")?.as_deref(),
-        a.bool_or("keep_dims", false)?,
+        a.bool("keep_dims")?,
     )?;
     Ok(vec![TensorType {
         dtype: x.dtype,
@@ -60,18 +62,24 @@ fn infer_reduce(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 
 fn infer_arg_reduce(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    let axis = a.int_or("axis", -1)?;
-    let shape = reduced_shape(&x.shape, Some(&[axis]), a.bool_or("keep_dims", false)?)?;
+    let axis = a.int("axis")?;
+    let shape = reduced_shape(&x.shape, Some(&[axis]), a.bool("keep_dims")?)?;
     Ok(vec![TensorType {
         dtype: DType::I32,
         shape,
     }])
 }
 
+/// The norm part of `reduce_mean` and `reduce_sum`: a norm's mean or variance.
+const MEAN_OR_SUM: NormRole = NormRole {
+    reduce: true,
+    ..NormRole::NONE
+};
+
 /// The definitions of this family.
 pub const DEFS: &[OpDef] = &[
-    op("reduce_mean", REDUCE, infer_reduce, k::reduce_mean),
-    op("reduce_sum", REDUCE, infer_reduce, k::reduce_sum),
+    op("reduce_mean", REDUCE, infer_reduce, k::reduce_mean).norm(MEAN_OR_SUM),
+    op("reduce_sum", REDUCE, infer_reduce, k::reduce_sum).norm(MEAN_OR_SUM),
     op("reduce_max", REDUCE, infer_reduce, k::reduce_max),
     op("reduce_min", REDUCE, infer_reduce, k::reduce_min),
     op("reduce_prod", REDUCE, infer_reduce, k::reduce_prod),

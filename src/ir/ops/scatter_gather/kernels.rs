@@ -1,9 +1,11 @@
 //! Kernels of gathers and scatters. Scatters apply updates in index order, so with repeated
 //! indices `update` keeps the last one.
 
+use super::ScatterMode;
 use crate::interp::per_kind;
 use crate::interp::{KernelArgs, Value};
 use crate::ir::ops::axis::norm_axis;
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, Axis, Dimension, IxDyn};
 
 /// Resolves a possibly negative index into a dimension of size `n`.
@@ -16,17 +18,16 @@ fn index(i: i64, n: usize) -> Result<usize, String> {
 }
 
 /// Combines an existing value with an update.
-fn combine(mode: &str) -> Result<fn(f32, f32) -> f32, String> {
-    Ok(match mode {
-        "update" => |_, u| u,
-        "add" => |d, u| d + u,
-        "sub" => |d, u| d - u,
-        "mul" => |d, u| d * u,
-        "div" => |d, u| d / u,
-        "max" => f32::max,
-        "min" => f32::min,
-        other => return Err(format!("unknown scatter mode '{other}'")),
-    })
+fn combine(mode: ScatterMode) -> fn(f32, f32) -> f32 {
+    match mode {
+        ScatterMode::Update => |_, u| u,
+        ScatterMode::Add => |d, u| d + u,
+        ScatterMode::Sub => |d, u| d - u,
+        ScatterMode::Mul => |d, u| d * u,
+        ScatterMode::Div => |d, u| d / u,
+        ScatterMode::Max => f32::max,
+        ScatterMode::Min => f32::min,
+    }
 }
 
 /// Row-major strides of `shape`.
@@ -88,7 +89,7 @@ fn scatter_inputs<'a>(args: &'a KernelArgs) -> Result<ScatterInputs<'a>, String>
         data: args.get("data")?.to_f32_array()?,
         indices: args.get("indices")?.int()?,
         updates: args.get("updates")?.to_f32_array()?,
-        combine: combine(args.str_or("mode", "add")?)?,
+        combine: combine(ScatterMode::of(args)?),
     })
 }
 
@@ -100,7 +101,7 @@ pub fn scatter(args: &KernelArgs) -> Result<Vec<Value>, String> {
         updates: upd,
         combine: f,
     } = scatter_inputs(args)?;
-    let axis = norm_axis(args.int_or("axis", 0)?, data.ndim())?;
+    let axis = norm_axis(args.int("axis")?, data.ndim())?;
     if idx.ndim() != 1 || upd.ndim() != data.ndim() || upd.shape()[axis] != idx.len() {
         return Err(format!(
             "indices {:?} and updates {:?} do not fit data {:?}",
@@ -134,7 +135,7 @@ pub fn scatter_along_axis(args: &KernelArgs) -> Result<Vec<Value>, String> {
         updates: upd,
         combine: f,
     } = scatter_inputs(args)?;
-    let axis = norm_axis(args.int_or("axis", 0)?, data.ndim())?;
+    let axis = norm_axis(args.int("axis")?, data.ndim())?;
     if idx.shape() != upd.shape() || idx.ndim() != data.ndim() {
         return Err(format!(
             "indices {:?} and updates {:?} do not fit data {:?}",
@@ -237,8 +238,8 @@ fn gather_array<T: Clone>(
 pub fn gather(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
     let idx = args.get("indices")?.int()?;
-    let axis = norm_axis(args.int_or("axis", 0)?, x.shape().len())?;
-    let batch = args.int_or("batch_dims", 0)?;
+    let axis = norm_axis(args.int("axis")?, x.shape().len())?;
+    let batch = args.int("batch_dims")?;
     let batch = usize::try_from(batch).map_err(|_| format!("batch_dims {batch} is negative"))?;
     Ok(vec![per_kind!(x, a => gather_array(a, idx, axis, batch)?)])
 }
@@ -279,7 +280,7 @@ pub fn gather_along_axis(args: &KernelArgs) -> Result<Vec<Value>, String> {
             x.shape()
         ));
     }
-    let axis = norm_axis(args.int_or("axis", 0)?, x.shape().len())?;
+    let axis = norm_axis(args.int("axis")?, x.shape().len())?;
     Ok(vec![per_kind!(x, a => gather_along(a, idx, axis)?)])
 }
 

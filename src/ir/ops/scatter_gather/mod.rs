@@ -4,20 +4,15 @@
 pub mod kernels;
 
 use self::kernels as k;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::axis::norm_axis;
+use super::{op, InferArgs, OpArgs, OpDef, Param, ParamType, StrEnum};
 use crate::ir::{Dim, Target, TensorType};
 
 const X: Param = Param::new("x", ParamType::Any);
-/// An integer parameter whose argument may be computed at run time.
-const fn ints(name: &'static str) -> Param {
-    Param::new(name, ParamType::Int)
-}
-/// A constant integer parameter.
-const fn int_const(name: &'static str) -> Param {
-    Param::new(name, ParamType::Int).constant()
-}
-
-const MODE: Param = Param::new("mode", ParamType::Str).optional().constant();
+const MODE: Param = Param::new("mode", ParamType::Str)
+    .constant()
+    .default_str("add");
+const AXIS: Param = Param::new("axis", ParamType::Int).constant().default_int(0);
 const GATHER_ND: &[Param] = &[
     Param::new("x", ParamType::Any),
     Param::new("indices", ParamType::Int),
@@ -26,7 +21,7 @@ const SCATTER: &[Param] = &[
     Param::new("data", ParamType::TOrInt),
     Param::new("indices", ParamType::Int),
     Param::new("updates", ParamType::TOrInt),
-    Param::new("axis", ParamType::Int).optional().constant(),
+    AXIS,
     MODE,
 ];
 const SCATTER_ND: &[Param] = &[
@@ -36,24 +31,50 @@ const SCATTER_ND: &[Param] = &[
     MODE,
 ];
 
-/// The scatter modes MIL defines.
-pub const SCATTER_MODES: [&str; 7] = ["update", "add", "sub", "mul", "div", "max", "min"];
+/// How a scatter op combines an existing value with an update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScatterMode {
+    /// The update replaces the value.
+    Update,
+    /// Value + update.
+    Add,
+    /// Value - update.
+    Sub,
+    /// Value * update.
+    Mul,
+    /// Value / update.
+    Div,
+    /// The larger of the two.
+    Max,
+    /// The smaller of the two.
+    Min,
+}
+
+impl StrEnum for ScatterMode {
+    const WHAT: &'static str = "scatter mode";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("update", ScatterMode::Update),
+        ("add", ScatterMode::Add),
+        ("sub", ScatterMode::Sub),
+        ("mul", ScatterMode::Mul),
+        ("div", ScatterMode::Div),
+        ("max", ScatterMode::Max),
+        ("min", ScatterMode::Min),
+    ];
+}
+
+impl ScatterMode {
+    /// The `mode` of a scatter op.
+    pub fn of<'a>(a: &impl OpArgs<'a>) -> Result<ScatterMode, String> {
+        ScatterMode::parse(a.str("mode")?)
+    }
+}
 
 fn compatible(a: &[Dim], b: &[Dim]) -> bool {
     a.len() == b.len()
         && a.iter()
             .zip(b)
             .all(|(p, q)| p.fixed().zip(q.fixed()).is_none_or(|(u, v)| u == v))
-}
-
-fn check_mode(a: &InferArgs) -> Result<(), String> {
-    let mode = a.str_or("mode", "add")?;
-    if !SCATTER_MODES.contains(&mode) {
-        return Err(format!(
-            "unknown scatter mode '{mode}' (expected one of {SCATTER_MODES:?})"
-        ));
-    }
-    Ok(())
 }
 
 /// The depth `K` of an N-d index tensor (its last dim), which must be known and ≤ `rank`.
@@ -78,9 +99,9 @@ fn infer_gather_nd(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 }
 
 fn infer_scatter(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    check_mode(a)?;
+    ScatterMode::of(a)?;
     let (data, idx, upd) = (a.ty("data")?, a.ty("indices")?, a.ty("updates")?);
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, data.rank())?;
+    let axis = norm_axis(a.int("axis")?, data.rank())?;
     if idx.rank() != 1 {
         return Err(format!("indices {idx} must have rank 1"));
     }
@@ -99,9 +120,9 @@ fn infer_scatter(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 }
 
 fn infer_scatter_along_axis(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    check_mode(a)?;
+    ScatterMode::of(a)?;
     let (data, idx, upd) = (a.ty("data")?, a.ty("indices")?, a.ty("updates")?);
-    InferArgs::axis(a.int_or("axis", 0)?, data.rank())?;
+    norm_axis(a.int("axis")?, data.rank())?;
     if idx.rank() != data.rank() || !compatible(&idx.shape, &upd.shape) {
         return Err(format!(
             "indices {idx} and updates {upd} must have the same shape and the rank of data {data}"
@@ -111,7 +132,7 @@ fn infer_scatter_along_axis(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 }
 
 fn infer_scatter_nd(a: &InferArgs) -> Result<Vec<TensorType>, String> {
-    check_mode(a)?;
+    ScatterMode::of(a)?;
     let (data, idx, upd) = (a.ty("data")?, a.ty("indices")?, a.ty("updates")?);
     let depth = index_depth(idx, data.rank())?;
     let mut want = idx.shape[..idx.rank() - 1].to_vec();
@@ -130,17 +151,20 @@ fn infer_scatter_nd(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 
 const GATHER: &[Param] = &[
     X,
-    ints("indices"),
-    int_const("axis").optional(),
-    int_const("batch_dims").optional().since(Target::IOS16),
+    Param::new("indices", ParamType::Int),
+    AXIS,
+    Param::new("batch_dims", ParamType::Int)
+        .constant()
+        .default_int(0)
+        .since(Target::IOS16),
 ];
 
-const GATHER_ALONG_AXIS: &[Param] = &[X, ints("indices"), int_const("axis").optional()];
+const GATHER_ALONG_AXIS: &[Param] = &[X, Param::new("indices", ParamType::Int), AXIS];
 
 fn infer_gather(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let (x, idx) = (a.ty("x")?, a.ty("indices")?);
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, x.rank())?;
-    let batch = a.int_or("batch_dims", 0)?;
+    let axis = norm_axis(a.int("axis")?, x.rank())?;
+    let batch = a.int("batch_dims")?;
     if batch < 0 || batch as usize > axis || batch as usize > idx.rank() {
         return Err(format!(
             "batch_dims {batch} must be in [0, min(axis {axis}, rank(indices) {})]",
@@ -159,7 +183,7 @@ fn infer_gather(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 
 fn infer_gather_along_axis(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let (x, idx) = (a.ty("x")?, a.ty("indices")?);
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, x.rank())?;
+    let axis = norm_axis(a.int("axis")?, x.rank())?;
     if idx.rank() != x.rank() {
         return Err(format!("indices {idx} must have the rank of x {x}"));
     }

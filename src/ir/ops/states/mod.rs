@@ -9,7 +9,7 @@
 pub mod kernels;
 
 use self::kernels as k;
-use super::{InferArgs, OpDef, Param, ParamType};
+use super::{op, InferArgs, OpDef, Param, ParamType, Precision};
 use crate::ir::{Target, TensorType};
 
 const READ: &[Param] = &[Param::new("input", ParamType::State)];
@@ -37,18 +37,10 @@ fn infer_write(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 
 /// The state ops.
 pub const DEFS: &[OpDef] = &[
-    OpDef {
-        name: "read_state",
-        since: Target::IOS18,
-        params: READ,
-        infer: infer_read,
-        kernel: k::read_state,
-    },
-    OpDef {
-        name: "write_state",
-        since: Target::IOS18,
-        params: WRITE,
-        infer: infer_write,
-        kernel: k::write_state,
-    },
+    op("read_state", READ, infer_read, k::read_state)
+        .since(Target::IOS18)
+        .precision(Precision::Kept),
+    op("write_state", WRITE, infer_write, k::write_state)
+        .since(Target::IOS18)
+        .precision(Precision::Kept),
 ];

@@ -1,20 +1,22 @@
 //! Kernels of tensor operations.
 
+use super::{pad_pairs, PadAttrs, PadMode};
 use crate::interp::per_kind;
 use crate::interp::{KernelArgs, Value};
 use crate::ir::ops::axis::norm_axis;
 use crate::ir::ops::scatter_gather::kernels::take;
 use crate::ir::ops::tensor_operation::{range_len, split_sizes};
 use crate::ir::ops::tensor_transformation::kernels::reshaped;
+use crate::ir::ops::OpArgs;
 use ndarray::{concatenate, stack as nd_stack, ArrayD, ArrayViewD, Axis, Dimension, IxDyn, Slice};
 use std::cmp::Ordering;
 
 /// `cumsum` along `axis` (default 0), optionally exclusive and/or from the end.
 pub fn cumsum(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
-    let axis = norm_axis(args.int_or("axis", 0)?, x.shape().len())?;
-    let exclusive = args.bool_or("exclusive", false)?;
-    let reverse = args.bool_or("reverse", false)?;
+    let axis = norm_axis(args.int("axis")?, x.shape().len())?;
+    let exclusive = args.bool("exclusive")?;
+    let reverse = args.bool("reverse")?;
     fn scan<T: Copy + std::ops::Add<Output = T> + Default>(
         a: &ArrayD<T>,
         axis: usize,
@@ -83,21 +85,21 @@ fn sorted(x: &ArrayD<f32>, axis: usize, k: usize, ascending: bool) -> (ArrayD<f3
 pub fn topk(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
     let xf = x.to_f32_array()?;
-    let axis = norm_axis(args.int_or("axis", -1)?, xf.ndim())?;
-    let k = args.int_or("k", 1)?;
+    let axis = norm_axis(args.int("axis")?, xf.ndim())?;
+    let k = args.int("k")?;
     if k < 1 || k as usize > xf.shape()[axis] {
         return Err(format!("k = {k} must be in [1, {}]", xf.shape()[axis]));
     }
-    let (values, indices) = sorted(&xf, axis, k as usize, args.bool_or("ascending", false)?);
+    let (values, indices) = sorted(&xf, axis, k as usize, args.bool("ascending")?);
     Ok(vec![Value::Float(values), Value::Int(indices)])
 }
 
 /// `argsort`: indices that sort each lane along `axis` (descending unless `ascending`).
 pub fn argsort(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
-    let axis = norm_axis(args.int_or("axis", -1)?, x.ndim())?;
+    let axis = norm_axis(args.int("axis")?, x.ndim())?;
     let n = x.shape()[axis];
-    let (_, indices) = sorted(&x, axis, n, args.bool_or("ascending", false)?);
+    let (_, indices) = sorted(&x, axis, n, args.bool("ascending")?);
     Ok(vec![Value::Int(indices)])
 }
 
@@ -106,10 +108,10 @@ pub fn argsort(args: &KernelArgs) -> Result<Vec<Value>, String> {
 /// count from the end).
 pub fn one_hot(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let idx = args.get("indices")?.int()?;
-    let depth = args.int_or("one_hot_vector_size", 0)?;
+    let depth = args.int("one_hot_vector_size")?;
     let depth =
         usize::try_from(depth).map_err(|_| format!("one_hot_vector_size {depth} is negative"))?;
-    let axis = norm_axis(args.int_or("axis", -1)?, idx.ndim() + 1)?;
+    let axis = norm_axis(args.int("axis")?, idx.ndim() + 1)?;
     let on = args
         .opt("on_value")
         .cloned()
@@ -252,8 +254,8 @@ pub fn concat(args: &KernelArgs) -> Result<Vec<Value>, String> {
         .ok_or("concat needs at least one value")?
         .shape()
         .len();
-    let axis = norm_axis(args.int_or("axis", 0)?, rank)?;
-    let interleave = args.bool_or("interleave", false)?;
+    let axis = norm_axis(args.int("axis")?, rank)?;
+    let interleave = args.bool("interleave")?;
     Ok(vec![
         per_kind_list!(values, views => concat_views(&views, axis, interleave)?),
     ])
@@ -267,7 +269,7 @@ pub fn stack(args: &KernelArgs) -> Result<Vec<Value>, String> {
         .ok_or("stack needs at least one value")?
         .shape()
         .len();
-    let axis = norm_axis(args.int_or("axis", 0)?, rank + 1)?;
+    let axis = norm_axis(args.int("axis")?, rank + 1)?;
     Ok(vec![
         per_kind_list!(values, views => nd_stack(Axis(axis), &views).map_err(|e| format!("cannot stack: {e}"))?),
     ])
@@ -276,12 +278,14 @@ pub fn stack(args: &KernelArgs) -> Result<Vec<Value>, String> {
 /// `split`.
 pub fn split(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
-    let axis = norm_axis(args.int_or("axis", 0)?, x.shape().len())?;
-    let num = args.opt_ints("num_splits").and_then(|v| v.first().copied());
+    let axis = norm_axis(args.int("axis")?, x.shape().len())?;
+    let num = args
+        .opt_ints("num_splits")?
+        .and_then(|v| v.first().copied());
     let sizes = split_sizes(
         x.shape()[axis],
         num,
-        args.opt_ints("split_sizes").as_deref(),
+        args.opt_ints("split_sizes")?.as_deref(),
     )?;
     let mut start = 0;
     let mut outs = Vec::with_capacity(sizes.len());
@@ -322,21 +326,21 @@ pub fn tile(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// Source index of padded position `i` in a dimension of size `n` with begin padding `b`;
 /// `None` for constant padding.
-fn pad_source(i: usize, b: usize, n: usize, mode: &str) -> Option<usize> {
+fn pad_source(i: usize, b: usize, n: usize, mode: PadMode) -> Option<usize> {
     let j = i as i64 - b as i64;
     let n = n as i64;
     if (0..n).contains(&j) {
         return Some(j as usize);
     }
     match mode {
-        "replicate" => Some(j.clamp(0, n - 1) as usize),
-        "reflect" if n > 1 => {
+        PadMode::Replicate => Some(j.clamp(0, n - 1) as usize),
+        PadMode::Reflect if n > 1 => {
             let period = 2 * (n - 1);
             let m = j.rem_euclid(period);
             Some(if m < n { m } else { period - m } as usize)
         }
-        "reflect" => Some(0),
-        _ => None,
+        PadMode::Reflect => Some(0),
+        PadMode::Constant => None,
     }
 }
 
@@ -345,35 +349,18 @@ fn pad_source(i: usize, b: usize, n: usize, mode: &str) -> Option<usize> {
 pub fn pad(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?.to_f32_array()?;
     let pad = args.ints("pad")?;
-    let mode = args.str_or("mode", "constant")?;
-    let value = args.float_or("constant_val", 0.0)?;
+    let attrs = PadAttrs::parse(args)?;
+    let (mode, value) = (attrs.mode, attrs.constant_val as f32);
     let rank = x.ndim();
-    if pad.len() % 2 != 0
-        || pad.len() / 2 > rank
-        || pad.iter().any(|&p| !(0..=i32::MAX as i64).contains(&p))
-    {
-        return Err(format!("pad {pad:?} does not fit rank {rank}"));
-    }
-    let first = rank - pad.len() / 2;
-    let pads: Vec<(usize, usize)> = (0..rank)
-        .map(|i| {
-            if i < first {
-                (0, 0)
-            } else {
-                (
-                    pad[2 * (i - first)] as usize,
-                    pad[2 * (i - first) + 1] as usize,
-                )
-            }
-        })
-        .collect();
+    let pads = pad_pairs(&pad, rank)?;
     // Reflect needs more source elements than padding; replicate and reflect need a source.
     let unpaddable = |n: usize, (b, e): (usize, usize)| {
-        (b, e) != (0, 0) && (n == 0 || (mode == "reflect" && (b >= n || e >= n)))
+        (b, e) != (0, 0) && (n == 0 || (mode == PadMode::Reflect && (b >= n || e >= n)))
     };
-    if mode != "constant" && x.shape().iter().zip(&pads).any(|(&n, &p)| unpaddable(n, p)) {
+    if mode != PadMode::Constant && x.shape().iter().zip(&pads).any(|(&n, &p)| unpaddable(n, p)) {
         return Err(format!(
-            "{mode} padding {pad:?} does not fit the dims of {:?}",
+            "{} padding {pad:?} does not fit the dims of {:?}",
+            args.str("mode")?,
             x.shape()
         ));
     }
@@ -455,7 +442,7 @@ pub fn range_1d(args: &KernelArgs) -> Result<Vec<Value>, String> {
 pub fn flatten2d(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
     let shape = x.shape();
-    let axis = args.int_or("axis", 1)?;
+    let axis = args.int("axis")?;
     let r = shape.len() as i64;
     if axis < -r || axis > r {
         return Err(format!("axis {axis} out of range for rank {r}"));
@@ -472,7 +459,7 @@ pub fn flatten2d(args: &KernelArgs) -> Result<Vec<Value>, String> {
 /// super-diagonals (negative keeps the whole triangle); zeroes the rest.
 pub fn band_part(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
-    let (lower, upper) = (args.int_or("lower", 0)?, args.int_or("upper", 0)?);
+    let (lower, upper) = (args.int("lower")?, args.int("upper")?);
     let r = x.shape().len();
     if r < 2 {
         return Err(format!("x {:?} must have rank 2 or more", x.shape()));

@@ -6,8 +6,9 @@
 pub mod kernels;
 
 use self::kernels as k;
+use super::axis::norm_axis;
 use super::elementwise_unary::infer_same;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::{op, InferArgs, OpArgs, OpDef, Param, ParamType, Precision, StrEnum};
 use crate::ir::{DType, Dim, TensorType};
 
 const X: Param = Param::new("x", ParamType::Any);
@@ -19,34 +20,34 @@ const fn ints(name: &'static str) -> Param {
 const fn int_const(name: &'static str) -> Param {
     Param::new(name, ParamType::Int).constant()
 }
+/// A constant bool parameter defaulting to false.
+const fn flag(name: &'static str) -> Param {
+    Param::new(name, ParamType::Bool)
+        .constant()
+        .default_bool(false)
+}
 
 const CUMSUM: &[Param] = &[
     Param::new("x", ParamType::TOrInt),
-    Param::new("axis", ParamType::Int).optional().constant(),
-    Param::new("exclusive", ParamType::Bool)
-        .optional()
-        .constant(),
-    Param::new("reverse", ParamType::Bool).optional().constant(),
+    int_const("axis").default_int(0),
+    flag("exclusive"),
+    flag("reverse"),
 ];
 const TOPK: &[Param] = &[
     Param::new("x", ParamType::TOrInt),
-    Param::new("k", ParamType::Int).optional().constant(),
-    Param::new("axis", ParamType::Int).optional().constant(),
-    Param::new("ascending", ParamType::Bool)
-        .optional()
-        .constant(),
+    int_const("k").default_int(1),
+    int_const("axis").default_int(-1),
+    flag("ascending"),
 ];
 const ARGSORT: &[Param] = &[
     Param::new("x", ParamType::TOrInt),
-    Param::new("axis", ParamType::Int).optional().constant(),
-    Param::new("ascending", ParamType::Bool)
-        .optional()
-        .constant(),
+    int_const("axis").default_int(-1),
+    flag("ascending"),
 ];
 const ONE_HOT: &[Param] = &[
     Param::new("indices", ParamType::Int),
     Param::new("one_hot_vector_size", ParamType::Int),
-    Param::new("axis", ParamType::Int).optional().constant(),
+    int_const("axis").default_int(-1),
     Param::new("on_value", ParamType::Any).optional().constant(),
     Param::new("off_value", ParamType::Any)
         .optional()
@@ -55,14 +56,14 @@ const ONE_HOT: &[Param] = &[
 
 fn infer_cumsum(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    InferArgs::axis(a.int_or("axis", 0)?, x.rank())?;
+    norm_axis(a.int("axis")?, x.rank())?;
     Ok(vec![x.clone()])
 }
 
 fn infer_topk(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    let axis = InferArgs::axis(a.int_or("axis", -1)?, x.rank())?;
-    let k = a.int_or("k", 1)?;
+    let axis = norm_axis(a.int("axis")?, x.rank())?;
+    let k = a.int("k")?;
     if k < 1 || x.shape[axis].fixed().is_some_and(|n| k as usize > n) {
         return Err(format!("k = {k} must be in [1, {}]", x.shape[axis]));
     }
@@ -82,13 +83,13 @@ fn infer_topk(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 
 fn infer_argsort(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    InferArgs::axis(a.int_or("axis", -1)?, x.rank())?;
+    norm_axis(a.int("axis")?, x.rank())?;
     Ok(vec![x.with_dtype(DType::I32)])
 }
 
 fn infer_one_hot(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let idx = a.ty("indices")?;
-    let axis = InferArgs::axis(a.int_or("axis", -1)?, idx.rank() + 1)?;
+    let axis = norm_axis(a.int("axis")?, idx.rank() + 1)?;
     let depth = match a.value("one_hot_vector_size").and_then(|t| t.scalar_i64()) {
         Some(d) if d >= 0 => Dim::Fixed(d as usize),
         Some(d) => return Err(format!("one_hot_vector_size {d} is negative")),
@@ -107,9 +108,7 @@ fn infer_one_hot(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 const CONCAT: &[Param] = &[
     Param::new("values", ParamType::Any).variadic(),
     int_const("axis"),
-    Param::new("interleave", ParamType::Bool)
-        .optional()
-        .constant(),
+    flag("interleave"),
 ];
 
 const STACK: &[Param] = &[
@@ -131,11 +130,78 @@ const TILE: &[Param] = &[X, ints("reps")];
 const PAD: &[Param] = &[
     Param::new("x", ParamType::T),
     ints("pad"),
-    Param::new("mode", ParamType::Str).optional().constant(),
+    Param::new("mode", ParamType::Str)
+        .constant()
+        .default_str("constant"),
     Param::new("constant_val", ParamType::T)
-        .optional()
-        .constant(),
+        .constant()
+        .default_float(0.0),
 ];
+
+/// How `pad` fills the padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PadMode {
+    /// With `constant_val`.
+    Constant,
+    /// Mirrored about the edge element (the edge not repeated).
+    Reflect,
+    /// Repeating the edge element.
+    Replicate,
+}
+
+impl StrEnum for PadMode {
+    const WHAT: &'static str = "pad mode";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("constant", PadMode::Constant),
+        ("reflect", PadMode::Reflect),
+        ("replicate", PadMode::Replicate),
+    ];
+}
+
+/// The attributes of a `pad` op (its `pad` amounts are data, read separately).
+#[derive(Clone, Copy, Debug)]
+pub struct PadAttrs {
+    /// Padding mode.
+    pub mode: PadMode,
+    /// Value of constant padding.
+    pub constant_val: f64,
+}
+
+impl PadAttrs {
+    /// Reads the attributes of a `pad` op.
+    pub fn parse<'a>(a: &impl OpArgs<'a>) -> Result<PadAttrs, String> {
+        Ok(PadAttrs {
+            mode: PadMode::parse(a.str("mode")?)?,
+            constant_val: a.float("constant_val")?,
+        })
+    }
+}
+
+/// The (begin, end) padding of each of `rank` dims from `pad`, which holds pairs for the last
+/// `len(pad) / 2` dims.
+pub fn pad_pairs(pad: &[i64], rank: usize) -> Result<Vec<(usize, usize)>, String> {
+    if pad.len() % 2 != 0
+        || pad.len() / 2 > rank
+        || pad.iter().any(|&p| !(0..=i32::MAX as i64).contains(&p))
+    {
+        return Err(format!(
+            "pad {pad:?} must hold non-negative (begin, end) pairs for some of the last of {rank} dims"
+        ));
+    }
+    let first = rank - pad.len() / 2;
+    Ok((0..rank)
+        .map(|i| {
+            if i < first {
+                (0, 0)
+            } else {
+                (
+                    pad[2 * (i - first)] as usize,
+                    pad[2 * (i - first) + 1] as usize,
+                )
+            }
+        })
+        .collect())
+}
 
 const FILL: &[Param] = &[
     ints("shape"),
@@ -148,11 +214,11 @@ const RANGE_1D: &[Param] = &[
     Param::new("step", ParamType::TOrInt),
 ];
 
-const FLATTEN2D: &[Param] = &[X, int_const("axis").optional()];
+const FLATTEN2D: &[Param] = &[X, int_const("axis").default_int(1)];
 const BAND_PART: &[Param] = &[
     Param::new("x", ParamType::Any),
-    Param::new("lower", ParamType::Int).optional().constant(),
-    Param::new("upper", ParamType::Int).optional().constant(),
+    int_const("lower").default_int(-1),
+    int_const("upper").default_int(-1),
 ];
 
 const NON_ZERO: &[Param] = &[Param::new("x", ParamType::Any)];
@@ -183,8 +249,8 @@ fn check_same_shapes(values: &[&TensorType], skip: Option<usize>) -> Result<(), 
 fn infer_concat(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let values = a.tys("values");
     let first = *values.first().ok_or("concat needs at least one value")?;
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, first.rank())?;
-    let interleave = a.bool_or("interleave", false)?;
+    let axis = norm_axis(a.int("axis")?, first.rank())?;
+    let interleave = a.bool("interleave")?;
     check_same_shapes(&values, if interleave { None } else { Some(axis) })?;
     let mut shape = first.shape.clone();
     shape[axis] = sum_dims(a, values.iter().map(|v| &v.shape[axis]), axis);
@@ -198,7 +264,7 @@ fn infer_stack(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let values = a.tys("values");
     let first = *values.first().ok_or("stack needs at least one value")?;
     check_same_shapes(&values, None)?;
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, first.rank() + 1)?;
+    let axis = norm_axis(a.int("axis")?, first.rank() + 1)?;
     let mut shape = first.shape.clone();
     shape.insert(axis, Dim::Fixed(values.len()));
     Ok(vec![TensorType {
@@ -236,7 +302,7 @@ pub fn split_sizes(
 
 fn infer_split(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    let axis = InferArgs::axis(a.int_or("axis", 0)?, x.rank())?;
+    let axis = norm_axis(a.int("axis")?, x.rank())?;
     let num = a.opt_ints("num_splits")?.and_then(|v| v.first().copied());
     let sizes = a.opt_ints("split_sizes")?;
     let dims: Vec<Dim> = match x.shape[axis].fixed() {
@@ -297,37 +363,18 @@ fn infer_tile(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 
 fn infer_pad(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    let mode = a.str_or("mode", "constant")?;
-    if !matches!(mode, "constant" | "reflect" | "replicate") {
-        return Err(format!(
-            "unknown pad mode '{mode}' (expected constant, reflect or replicate)"
-        ));
-    }
+    PadAttrs::parse(a)?;
     let shape = match a.known_ints("pad") {
         Some(pad) => {
-            if pad.len() % 2 != 0
-                || pad.len() / 2 > x.rank()
-                || pad.iter().any(|&p| !(0..=i32::MAX as i64).contains(&p))
-            {
-                return Err(format!("pad {pad:?} must hold a non-negative (begin, end) pair for some of the last dims of {x}"));
-            }
-            let first = x.rank() - pad.len() / 2;
+            let pairs = pad_pairs(&pad, x.rank())?;
             x.shape
                 .iter()
+                .zip(pairs)
                 .enumerate()
-                .map(|(i, d)| {
-                    if i < first {
-                        return d.clone();
-                    }
-                    let (b, e) = (
-                        pad[2 * (i - first)] as usize,
-                        pad[2 * (i - first) + 1] as usize,
-                    );
-                    match d.fixed() {
-                        Some(n) => Dim::Fixed(n + b + e),
-                        None if b + e == 0 => d.clone(),
-                        None => a.symbol(i),
-                    }
+                .map(|(i, (d, (b, e)))| match d.fixed() {
+                    Some(n) => Dim::Fixed(n + b + e),
+                    None if b + e == 0 => d.clone(),
+                    None => a.symbol(i),
                 })
                 .collect()
         }
@@ -387,7 +434,7 @@ fn product(a: &InferArgs, dims: &[Dim], index: usize) -> Dim {
 
 fn infer_flatten2d(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    let axis = a.int_or("axis", 1)?;
+    let axis = a.int("axis")?;
     let r = x.rank() as i64;
     if axis < -r || axis > r {
         return Err(format!("axis {axis} out of range for rank {r}"));
@@ -424,7 +471,7 @@ pub const DEFS: &[OpDef] = &[
     op("concat", CONCAT, infer_concat, k::concat),
     op("stack", STACK, infer_stack, k::stack),
     op("split", SPLIT, infer_split, k::split),
-    op("shape", SHAPE, infer_shape, k::shape),
+    op("shape", SHAPE, infer_shape, k::shape).precision(Precision::Kept),
     op("tile", TILE, infer_tile, k::tile),
     op("pad", PAD, infer_pad, k::pad),
     op("fill", FILL, infer_fill, k::fill),

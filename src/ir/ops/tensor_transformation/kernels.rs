@@ -5,6 +5,7 @@ use crate::interp::{KernelArgs, Value};
 use crate::ir::ops::axis::norm_axes;
 use crate::ir::ops::scatter_gather::kernels::take;
 use crate::ir::ops::tensor_transformation::{expand_positions, permutation, SliceSpec};
+use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, IxDyn};
 
 /// `x` with its elements laid out again in row-major order under `shape`.
@@ -65,7 +66,7 @@ pub fn transpose(args: &KernelArgs) -> Result<Vec<Value>, String> {
 pub fn squeeze(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
     let shape = x.shape();
-    let axes = match args.opt_ints("axes") {
+    let axes = match args.opt_ints("axes")? {
         Some(axes) => norm_axes(&axes, shape.len())?,
         None => (0..shape.len()).filter(|&i| shape[i] == 1).collect(),
     };
@@ -93,12 +94,14 @@ pub fn expand_dims(args: &KernelArgs) -> Result<Vec<Value>, String> {
 pub fn slice_by_index(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
     let shape = x.shape().to_vec();
-    let masks = ["begin_mask", "end_mask", "squeeze_mask"].map(|m| args.opt_ints(m));
+    let [begin_mask, end_mask, squeeze_mask] =
+        ["begin_mask", "end_mask", "squeeze_mask"].map(|m| args.opt_ints(m));
+    let masks = [begin_mask?, end_mask?, squeeze_mask?];
     let spec = SliceSpec::new(
         shape.len(),
         args.ints("begin")?,
         args.ints("end")?,
-        args.opt_ints("stride"),
+        args.opt_ints("stride")?,
         masks,
     )?;
     let mut picks = Vec::with_capacity(shape.len());
@@ -153,7 +156,7 @@ pub fn slice_by_size(args: &KernelArgs) -> Result<Vec<Value>, String> {
 pub fn reverse(args: &KernelArgs) -> Result<Vec<Value>, String> {
     let x = args.get("x")?;
     let rank = x.shape().len();
-    let axes = match args.opt_ints("axes") {
+    let axes = match args.opt_ints("axes")? {
         Some(axes) => norm_axes(&axes, rank)?,
         None => (0..rank).collect(),
     };
@@ -194,7 +197,7 @@ fn block_arg(
     name: &str,
     x: &ArrayD<f32>,
 ) -> Result<(usize, [usize; 4]), String> {
-    let b = args.int_or(name, 0)?;
+    let b = args.int(name)?;
     if b < 1 || x.ndim() != 4 {
         return Err(format!(
             "{name} must be positive and x of rank 4, got {b} and {:?}",

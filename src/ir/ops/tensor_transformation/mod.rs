@@ -4,7 +4,8 @@
 pub mod kernels;
 
 use self::kernels as k;
-use super::{op, InferArgs, OpDef, Param, ParamType};
+use super::axis::norm_axis;
+use super::{op, InferArgs, OpArgs, OpDef, Param, ParamType};
 use crate::ir::{DType, Dim, TensorType};
 
 const X: Param = Param::new("x", ParamType::Any);
@@ -127,7 +128,7 @@ pub fn permutation(perm: &[i64], rank: usize) -> Result<Vec<usize>, String> {
     }
     let perm = perm
         .iter()
-        .map(|&p| InferArgs::axis(p, rank))
+        .map(|&p| norm_axis(p, rank))
         .collect::<Result<Vec<_>, _>>()?;
     let mut seen = vec![false; rank];
     for &p in &perm {
@@ -153,7 +154,7 @@ fn infer_squeeze(a: &InferArgs) -> Result<Vec<TensorType>, String> {
         Some(axes) => {
             let axes = axes
                 .iter()
-                .map(|&ax| InferArgs::axis(ax, x.rank()))
+                .map(|&ax| norm_axis(ax, x.rank()))
                 .collect::<Result<Vec<_>, _>>()?;
             for &ax in &axes {
                 if x.shape[ax].fixed().is_some_and(|d| d != 1) {
@@ -187,7 +188,7 @@ pub fn expand_positions(axes: &[i64], rank: usize) -> Result<Vec<usize>, String>
     let out_rank = rank + axes.len();
     let mut pos = axes
         .iter()
-        .map(|&ax| InferArgs::axis(ax, out_rank))
+        .map(|&ax| norm_axis(ax, out_rank))
         .collect::<Result<Vec<_>, _>>()?;
     pos.sort_unstable();
     if pos.windows(2).any(|w| w[0] == w[1]) {
@@ -454,7 +455,7 @@ fn infer_reverse(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
     if let Some(axes) = a.opt_ints("axes")? {
         for ax in axes {
-            InferArgs::axis(ax, x.rank())?;
+            norm_axis(ax, x.rank())?;
         }
     }
     Ok(vec![x.clone()])
@@ -464,7 +465,7 @@ fn infer_reverse(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 /// dims by `s_num / s_den`.
 fn infer_block(a: &InferArgs, param: &str, to_depth: bool) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    let b = a.int_or(param, 0)?;
+    let b = a.int(param)?;
     if x.rank() != 4 || b < 1 {
         return Err(format!(
             "x must have rank 4 and {param} must be positive, got {x} and {b}"

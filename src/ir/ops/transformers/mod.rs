@@ -4,7 +4,7 @@ pub mod kernels;
 
 use self::kernels as k;
 use super::broadcast::broadcast_shapes;
-use super::{InferArgs, OpDef, Param, ParamType};
+use super::{op, InferArgs, OpDef, Param, ParamType};
 use crate::ir::{DType, Dim, Target, TensorType};
 
 const SDPA: &[Param] = &[
@@ -81,10 +81,10 @@ fn infer_sdpa(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 }
 
 /// The definitions of this family.
-pub const DEFS: &[OpDef] = &[OpDef {
-    name: "scaled_dot_product_attention",
-    since: Target::IOS18,
-    params: SDPA,
-    infer: infer_sdpa,
-    kernel: k::scaled_dot_product_attention,
-}];
+pub const DEFS: &[OpDef] = &[op(
+    "scaled_dot_product_attention",
+    SDPA,
+    infer_sdpa,
+    k::scaled_dot_product_attention,
+)
+.since(Target::IOS18)];
