@@ -2,7 +2,7 @@
 //! family; `supported_op_types` and the unsupported-operator check read this table.
 
 mod activation;
-mod activation_extra;
+mod composite_activation;
 mod constant;
 mod conv;
 mod einsum;
@@ -16,7 +16,6 @@ mod reduction;
 mod resize;
 mod shape;
 mod slice;
-mod tensor_extra;
 mod tensor_ops;
 
 use super::convert::Ctx;
@@ -30,7 +29,7 @@ pub type ConvertFn = fn(&mut Ctx, &Node) -> Result<(), Error>;
 /// Every converter, by ONNX op type (default domain).
 const TABLE: &[&[(&str, ConvertFn)]] = &[
     activation::CONVERTERS,
-    activation_extra::CONVERTERS,
+    composite_activation::CONVERTERS,
     constant::CONVERTERS,
     conv::CONVERTERS,
     einsum::CONVERTERS,
@@ -44,7 +43,6 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     resize::CONVERTERS,
     shape::CONVERTERS,
     slice::CONVERTERS,
-    tensor_extra::CONVERTERS,
     tensor_ops::CONVERTERS,
 ];
 
