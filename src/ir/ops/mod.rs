@@ -1,6 +1,9 @@
-//! The op registry: one [`OpDef`] per MIL op, holding its parameters, the first target that
-//! has it, its type-inference rule and its interpreter kernel. The validator, the frontends,
-//! the interpreter and the coverage docs all read this one table.
+//! The op registry: one [`OpDef`] per MIL op, holding its parameters (with their defaults),
+//! the first target that has it, its type-inference rule, its interpreter kernel and the
+//! per-op facts the passes read (`facts.rs`). One folder per op family, named after
+//! coremltools' MIL opset files: `mod.rs` defines the family's ops, `kernels.rs` holds their
+//! kernels. The validator, the frontends, the interpreter, the passes and the coverage docs all
+//! read this one table.
 
 mod activation;
 mod args;
