@@ -460,6 +460,68 @@ mod tests {
         validate_program(&program).unwrap();
     }
 
+    /// A declared default must be a value the parameter accepts: a string for a `Str`
+    /// parameter, an integer for an `Int` one, and so on (a mismatch would only show when
+    /// the parameter is absent).
+    #[test]
+    fn parameter_defaults_fit_their_types() {
+        for def in all() {
+            for p in def.params {
+                let Some(d) = p.default else { continue };
+                let fits = matches!(
+                    (p.ty, d),
+                    (ParamType::Str, ParamDefault::Str(_))
+                        | (ParamType::Int, ParamDefault::Int(_) | ParamDefault::Ints(_))
+                        | (ParamType::Bool, ParamDefault::Bool(_))
+                        | (ParamType::T | ParamType::Setting, ParamDefault::Float(_))
+                );
+                assert!(
+                    fits,
+                    "{}.{}: default {d:?} for a {:?} parameter",
+                    def.name, p.name, p.ty
+                );
+                assert!(
+                    !p.required,
+                    "{}.{} has a default but is required",
+                    def.name, p.name
+                );
+            }
+        }
+    }
+
+    /// The facts the passes used to keep in their own tables: fp16 leaves `cast`, `shape` and
+    /// the state ops alone and keeps `classify` in fp32; a `conv_transpose` weight has its
+    /// output channels on axis 1; a constant `matmul` operand's channels follow its transpose
+    /// flag; the norm pattern's squaring, reduce, step and root ops.
+    #[test]
+    fn per_op_facts_are_on_the_definitions() {
+        let def = |name: &str| lookup(name).unwrap_or_else(|| panic!("{name} is registered"));
+        for name in ["cast", "shape", "read_state", "write_state"] {
+            assert_eq!(def(name).precision, Precision::Kept, "{name}");
+        }
+        assert!(matches!(def("classify").precision, Precision::Fp32(_)));
+        assert_eq!(def("relu").precision, Precision::Chosen);
+        let no = |_: &str| false;
+        let yes = |_: &str| true;
+        let axes = |output, input| ChannelAxes { output, input };
+        assert_eq!((def("conv").weight_axes)("weight", 4, &no), axes(0, 1));
+        assert_eq!(
+            (def("conv_transpose").weight_axes)("weight", 4, &no),
+            axes(1, 0)
+        );
+        assert_eq!((def("matmul").weight_axes)("y", 3, &no), axes(2, 1));
+        assert_eq!((def("matmul").weight_axes)("y", 3, &yes), axes(1, 2));
+        assert_eq!((def("matmul").weight_axes)("x", 2, &no), axes(0, 1));
+        assert_eq!((def("matmul").weight_axes)("x", 2, &yes), axes(1, 0));
+        assert!(def("layer_norm").norm.fused);
+        assert_eq!(def("pow").norm.square, Some(Square::ByTwo));
+        assert_eq!(def("mul").norm.square, Some(Square::BySelf));
+        assert!(def("mul").norm.step && def("add").norm.step && !def("pow").norm.step);
+        assert!(def("reduce_mean").norm.reduce && !def("reduce_max").norm.reduce);
+        assert!(def("rsqrt").norm.root && def("sqrt").norm.root && !def("exp").norm.root);
+        assert!(lookup("no_such_op").is_none());
+    }
+
     #[test]
     fn parameter_names_are_unique_per_op() {
         for def in all() {
