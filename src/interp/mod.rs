@@ -2,10 +2,10 @@
 //! ndarray, one op at a time, using each op's registered kernel.
 
 mod kernel;
-pub mod kernels;
 mod value;
 
 pub use kernel::{KernelArgs, KernelFn};
+pub(crate) use value::per_kind;
 pub use value::Value;
 
 use crate::ir::{ops, Argument, DType, Function, Operation, TensorType};
@@ -102,6 +102,7 @@ fn eval_borrowed<'v>(
         args.insert(name, vec![value]);
     }
     let args = KernelArgs {
+        def,
         op,
         args,
         outputs: declared,

@@ -202,6 +202,20 @@ pub fn round_array_to_f16(a: &mut ArrayD<f32>) {
     }
 }
 
+/// Applies a generic array expression to whichever element kind `$v` holds, keeping the kind:
+/// `per_kind!(value, a => f(a)?)`.
+macro_rules! per_kind {
+    ($v:expr, $a:ident => $body:expr) => {
+        match $v {
+            $crate::interp::Value::Float($a) => $crate::interp::Value::Float($body),
+            $crate::interp::Value::Int($a) => $crate::interp::Value::Int($body),
+            $crate::interp::Value::Bool($a) => $crate::interp::Value::Bool($body),
+            $crate::interp::Value::Str($a) => $crate::interp::Value::Str($body),
+        }
+    };
+}
+pub(crate) use per_kind;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 use super::{DType, TensorType};
 use bytes::Bytes;
 use half::f16;
-use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 use std::sync::{Arc, OnceLock};
 

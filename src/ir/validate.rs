@@ -108,6 +108,7 @@ pub fn infer_op<'a>(
         }
     }
     (def.infer)(&InferArgs {
+        def,
         op_name: &op.name,
         args,
     })

@@ -10,7 +10,7 @@
 //! reads its converted copy is dropped as soon as the last use is rebound, so a model's fp32
 //! and fp16 weights are not all held at once.
 
-use crate::ir::ops::{self, ParamType};
+use crate::ir::ops::{self, ParamType, Precision};
 use crate::ir::{Argument, DType, NameTable, Operation, Program, Tensor, TensorType, Var};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -19,13 +19,6 @@ use std::collections::{HashMap, HashSet};
 
 /// Elements per parallel task when converting a constant to fp16.
 const CONVERT_TASK: usize = 1 << 16;
-
-/// Op types that never change precision: they move between dtypes themselves or have no
-/// float arithmetic of their own (states are fp16 whatever the compute precision).
-const NEVER_FP16: &[&str] = &["const", "cast", "shape", "read_state", "write_state"];
-
-/// Ops that always compute in fp32, with the reason reported.
-const ALWAYS_FP32: &[(&str, &str)] = &[("classify", "classify takes fp32 probabilities")];
 
 /// What the fp16 pass did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -78,10 +71,13 @@ pub fn to_fp16(
 
         for mut op in std::mem::take(&mut function.block.operations) {
             let is_float = |v: &str| types.get(v).is_some_and(|t| t.dtype.is_float());
-            let always = ALWAYS_FP32.iter().find(|(t, _)| *t == op.op_type);
+            let always = match ops::lookup(&op.op_type).map(|def| def.precision) {
+                Some(Precision::Fp32(reason)) => Some(reason),
+                _ => None,
+            };
             let decision = if !decides_precision(&op, is_float) {
                 None
-            } else if let Some((_, reason)) = always {
+            } else if let Some(reason) = always {
                 Some(Err(reason.to_string()))
             } else if let Some(reason) = keep_fp32(&op) {
                 Some(Err(reason))
@@ -146,12 +142,14 @@ pub fn to_fp16(
     report
 }
 
-/// True when the fp16 pass chooses this op's compute precision: it is not a `const`, `cast`,
-/// `shape` or state op, and it reads or produces a float tensor (`is_float` tells an input
+/// True when the fp16 pass chooses this op's compute precision: it is not a `const` or an op
+/// whose definition keeps its precision (`cast`, `shape`, state ops; states are fp16 whatever
+/// the compute precision), and it reads or produces a float tensor (`is_float` tells an input
 /// variable's kind).
 pub fn decides_precision(op: &Operation, is_float: impl Fn(&str) -> bool) -> bool {
-    !NEVER_FP16.contains(&op.op_type.as_str())
-        && (op.outputs.iter().any(|o| o.ty.dtype.is_float()) || op.input_vars().any(is_float))
+    let kept = op.op_type == "const"
+        || ops::lookup(&op.op_type).is_some_and(|def| def.precision == Precision::Kept);
+    !kept && (op.outputs.iter().any(|o| o.ty.dtype.is_float()) || op.input_vars().any(is_float))
 }
 
 /// How many op arguments read each variable, plus one for each function output.

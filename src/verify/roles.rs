@@ -2,6 +2,7 @@
 //! program, so that random verification inputs stay in the model's domain (token ids below the
 //! vocabulary size, attention masks of zeros and ones).
 
+use crate::ir::ops::axis::norm_axis;
 use crate::ir::{Argument, DType, Function, Operation};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -199,7 +200,7 @@ fn integer_uses(
 fn indexed_rows(function: &Function, op: &Operation) -> Option<usize> {
     let table = op.input("x")?.first()?.var()?;
     let shape = &function.var_type(table)?.shape;
-    let rank = shape.len() as i64;
+    let rank = shape.len();
     let dims: Vec<usize> = if op.op_type == "gather_nd" {
         // The last indices dimension counts how many leading dimensions each index selects.
         let indices = op.input("indices")?.first()?.var()?;
@@ -214,8 +215,7 @@ fn indexed_rows(function: &Function, op: &Operation) -> Option<usize> {
             None => 0,
             Some(arg) => const_int(function, arg)?,
         };
-        let axis = if axis < 0 { axis + rank } else { axis };
-        vec![shape.get(usize::try_from(axis).ok()?)?.fixed()?]
+        vec![shape[norm_axis(axis, rank).ok()?].fixed()?]
     };
     dims.into_iter().min().filter(|&rows| rows > 0)
 }

@@ -1510,8 +1510,57 @@ fn mod_with_fmod_takes_the_sign_of_the_dividend() {
     let (shape, v) = run_f32(&m, &[(&[4], x), (&[4], &[3.0, -3.0, 3.0, 2.0])]);
     assert_eq!((shape, v), (vec![4], vec![-1.0, 1.0, 0.0, 1.5]));
 }
+
+/// A float attribute.
+fn float_attr(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f: v,
+        ..Default::default()
+    }
+}
+
+/// Runs a one-input, one-node model on `x` of `shape`.
+fn run_unary(op: &str, attrs: Vec<AttributeProto>, shape: &[usize], x: &[f32]) -> Vec<f32> {
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let m = model(
+        18,
+        vec![node(op, "n", &["x"], &["y"], attrs)],
+        vec![fixed("x", &dims)],
+        &["y"],
+        vec![],
+    );
+    run_f32(&m, &[(shape, x)]).1
+}
+
+/// Asserts two float slices agree to a relative 1e-5.
+fn assert_near(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+            "{got:?} vs {want:?}"
+        );
+    }
+}
+
+/// An int64 scalar initializer.
+fn init_i64_scalar(name: &str, v: i64) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![v],
+        ..Default::default()
+    }
+}
+
+mod composite_activation;
+mod einsum;
+mod elementwise;
 mod exporter_idioms;
-mod new_ops;
+mod group_norm;
+mod tensor_ops;
 
 #[test]
 fn integer_div_truncates_toward_zero_like_onnx() {

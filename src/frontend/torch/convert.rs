@@ -9,6 +9,7 @@ use super::schema::{
 use super::TorchOptions;
 use crate::frontend::emitter::{Emit, Emitter};
 use crate::frontend::input_shapes::{self, Declared, DimSize, NamedDim};
+use crate::ir::ops::axis::norm_axis;
 use crate::ir::{sanitize_name, Builder, DType, Dim, Program, ShapeSet, Tensor, TensorType, Var};
 use crate::Error;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -409,11 +410,8 @@ impl<'p> Ctx<'p> {
 
     /// Normalises a possibly negative axis for a tensor of `rank`.
     pub fn axis(&self, axis: i64, rank: usize) -> Result<usize, Error> {
-        let r = rank as i64;
-        if axis < -r || axis >= r.max(1) {
-            return Err(self.invalid(format!("dim {axis} is out of range for rank {rank}")));
-        }
-        Ok(if axis < 0 { axis + r } else { axis } as usize)
+        norm_axis(axis, rank.max(1))
+            .map_err(|_| self.invalid(format!("dim {axis} is out of range for rank {rank}")))
     }
 
     /// Checks the type the builder gave output `i` against the one torch recorded, and

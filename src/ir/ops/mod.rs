@@ -1,31 +1,45 @@
-//! The op registry: one [`OpDef`] per MIL op, holding its parameters, the first target that
-//! has it, its type-inference rule and its interpreter kernel. The validator, the frontends,
-//! the interpreter and the coverage docs all read this one table.
+//! The op registry: one [`OpDef`] per MIL op, holding its parameters (with their defaults),
+//! the first target that has it, its type-inference rule, its interpreter kernel and the
+//! per-op facts the passes read (`facts.rs`). One folder per op family, named after
+//! coremltools' MIL opset files: `mod.rs` defines the family's ops, `kernels.rs` holds their
+//! kernels. The validator, the frontends, the interpreter, the passes and the coverage docs all
+//! read this one table.
 
 mod activation;
 mod args;
+pub mod axis;
 pub mod broadcast;
 mod classify;
-mod constexpr;
+mod constexpr_ops;
+mod control_flow;
 pub mod conv;
-pub mod elementwise;
+pub mod elementwise_binary;
+pub mod elementwise_unary;
+mod facts;
+pub(crate) mod gemm;
+pub mod image_resizing;
 pub mod linear;
 mod normalization;
 pub mod pool;
 pub mod reduction;
-pub mod resize;
 mod scatter_gather;
-pub mod shape;
 mod states;
-mod tensor_ops;
+mod tensor_operation;
+pub mod tensor_transformation;
+#[cfg(test)]
+pub(crate) mod testing;
 mod transformers;
 pub mod window;
 
-pub use args::InferArgs;
-pub use constexpr::check_form;
+pub use args::{InferArgs, OpArgs, StrEnum};
+pub use constexpr_ops::check_form;
+
+pub use facts::{output_then_input, ChannelAxes, NormRole, Precision, Square, WeightAxesFn};
 
 use super::{Target, TensorType};
 use crate::interp::KernelFn;
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Which element types a parameter accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +83,24 @@ pub struct Param {
     /// First target whose opset has this parameter (later than the op's own for parameters
     /// added by a newer opset, e.g. `gather.batch_dims`).
     pub since: Target,
+    /// The value an absent optional parameter reads as (MIL's default), when it has one that
+    /// does not depend on other arguments.
+    pub default: Option<ParamDefault>,
+}
+
+/// The default value of an optional parameter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ParamDefault {
+    /// An integer scalar.
+    Int(i64),
+    /// An integer list.
+    Ints(&'static [i64]),
+    /// A float scalar.
+    Float(f64),
+    /// A bool scalar.
+    Bool(bool),
+    /// A string scalar.
+    Str(&'static str),
 }
 
 impl Param {
@@ -81,6 +113,7 @@ impl Param {
             variadic: false,
             constant: false,
             since: Target::IOS15,
+            default: None,
         }
     }
 
@@ -103,6 +136,35 @@ impl Param {
             constant: true,
             ..self
         }
+    }
+
+    /// The same parameter, optional, reading as `default` when absent.
+    pub const fn default(self, default: ParamDefault) -> Param {
+        Param {
+            required: false,
+            default: Some(default),
+            ..self
+        }
+    }
+
+    /// The same parameter, optional, defaulting to integer `v`.
+    pub const fn default_int(self, v: i64) -> Param {
+        self.default(ParamDefault::Int(v))
+    }
+
+    /// The same parameter, optional, defaulting to float `v`.
+    pub const fn default_float(self, v: f64) -> Param {
+        self.default(ParamDefault::Float(v))
+    }
+
+    /// The same parameter, optional, defaulting to bool `v`.
+    pub const fn default_bool(self, v: bool) -> Param {
+        self.default(ParamDefault::Bool(v))
+    }
+
+    /// The same parameter, optional, defaulting to string `v`.
+    pub const fn default_str(self, v: &'static str) -> Param {
+        self.default(ParamDefault::Str(v))
     }
 
     /// The same parameter, variadic.
@@ -131,6 +193,12 @@ pub struct OpDef {
     pub infer: InferFn,
     /// Reference interpreter kernel.
     pub kernel: KernelFn,
+    /// Channel axes of a weight bound to one of its parameters (weight compression).
+    pub weight_axes: WeightAxesFn,
+    /// How the fp16 pass treats it.
+    pub precision: Precision,
+    /// The part it can play in a LayerNorm/RMSNorm (mixed precision's `layer-norm` pattern).
+    pub norm: NormRole,
 }
 
 impl OpDef {
@@ -138,9 +206,34 @@ impl OpDef {
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
     }
+
+    /// The same op, first available at target `since`.
+    pub const fn since(self, since: Target) -> OpDef {
+        OpDef { since, ..self }
+    }
+
+    /// The same op, laying out the channels of its weights as `weight_axes` says.
+    pub const fn weight_axes(self, weight_axes: WeightAxesFn) -> OpDef {
+        OpDef {
+            weight_axes,
+            ..self
+        }
+    }
+
+    /// The same op, treated by the fp16 pass as `precision` says.
+    pub const fn precision(self, precision: Precision) -> OpDef {
+        OpDef { precision, ..self }
+    }
+
+    /// The same op, playing part `norm` in a LayerNorm/RMSNorm.
+    pub const fn norm(self, norm: NormRole) -> OpDef {
+        OpDef { norm, ..self }
+    }
 }
 
-/// An iOS15 op definition (the common case).
+/// An iOS15 op definition with the usual facts: weights with output channels on axis 0 and
+/// input channels on axis 1, precision chosen by the fp16 pass, no part in a norm. The
+/// builder methods of [`OpDef`] change these.
 pub(crate) const fn op(
     name: &'static str,
     params: &'static [Param],
@@ -153,23 +246,28 @@ pub(crate) const fn op(
         params,
         infer,
         kernel,
+        weight_axes: output_then_input,
+        precision: Precision::Chosen,
+        norm: NormRole::NONE,
     }
 }
 
 /// Every op family's definitions.
 const FAMILIES: &[&[OpDef]] = &[
-    elementwise::DEFS,
+    elementwise_binary::DEFS,
+    elementwise_unary::DEFS,
+    control_flow::DEFS,
     activation::DEFS,
     linear::DEFS,
     conv::DEFS,
     pool::DEFS,
     normalization::DEFS,
     reduction::DEFS,
-    shape::DEFS,
-    resize::DEFS,
+    tensor_transformation::DEFS,
+    image_resizing::DEFS,
     scatter_gather::DEFS,
-    tensor_ops::DEFS,
-    constexpr::DEFS,
+    tensor_operation::DEFS,
+    constexpr_ops::DEFS,
     transformers::DEFS,
     states::DEFS,
     classify::DEFS,
@@ -177,10 +275,11 @@ const FAMILIES: &[&[OpDef]] = &[
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
 pub fn lookup(op_type: &str) -> Option<&'static OpDef> {
-    FAMILIES
-        .iter()
-        .flat_map(|family| family.iter())
-        .find(|def| def.name == op_type)
+    static BY_NAME: OnceLock<HashMap<&'static str, &'static OpDef>> = OnceLock::new();
+    BY_NAME
+        .get_or_init(|| all().map(|def| (def.name, def)).collect())
+        .get(op_type)
+        .copied()
 }
 
 /// Every registered op, in family order.
@@ -349,6 +448,68 @@ mod tests {
         assert!(e.message.contains("batch_dims"), "{e}");
         program.target = Target::IOS16;
         validate_program(&program).unwrap();
+    }
+
+    /// A declared default must be a value the parameter accepts: a string for a `Str`
+    /// parameter, an integer for an `Int` one, and so on (a mismatch would only show when
+    /// the parameter is absent).
+    #[test]
+    fn parameter_defaults_fit_their_types() {
+        for def in all() {
+            for p in def.params {
+                let Some(d) = p.default else { continue };
+                let fits = matches!(
+                    (p.ty, d),
+                    (ParamType::Str, ParamDefault::Str(_))
+                        | (ParamType::Int, ParamDefault::Int(_) | ParamDefault::Ints(_))
+                        | (ParamType::Bool, ParamDefault::Bool(_))
+                        | (ParamType::T | ParamType::Setting, ParamDefault::Float(_))
+                );
+                assert!(
+                    fits,
+                    "{}.{}: default {d:?} for a {:?} parameter",
+                    def.name, p.name, p.ty
+                );
+                assert!(
+                    !p.required,
+                    "{}.{} has a default but is required",
+                    def.name, p.name
+                );
+            }
+        }
+    }
+
+    /// The facts the passes used to keep in their own tables: fp16 leaves `cast`, `shape` and
+    /// the state ops alone and keeps `classify` in fp32; a `conv_transpose` weight has its
+    /// output channels on axis 1; a constant `matmul` operand's channels follow its transpose
+    /// flag; the norm pattern's squaring, reduce, step and root ops.
+    #[test]
+    fn per_op_facts_are_on_the_definitions() {
+        let def = |name: &str| lookup(name).unwrap_or_else(|| panic!("{name} is registered"));
+        for name in ["cast", "shape", "read_state", "write_state"] {
+            assert_eq!(def(name).precision, Precision::Kept, "{name}");
+        }
+        assert!(matches!(def("classify").precision, Precision::Fp32(_)));
+        assert_eq!(def("relu").precision, Precision::Chosen);
+        let no = |_: &str| false;
+        let yes = |_: &str| true;
+        let axes = |output, input| ChannelAxes { output, input };
+        assert_eq!((def("conv").weight_axes)("weight", 4, &no), axes(0, 1));
+        assert_eq!(
+            (def("conv_transpose").weight_axes)("weight", 4, &no),
+            axes(1, 0)
+        );
+        assert_eq!((def("matmul").weight_axes)("y", 3, &no), axes(2, 1));
+        assert_eq!((def("matmul").weight_axes)("y", 3, &yes), axes(1, 2));
+        assert_eq!((def("matmul").weight_axes)("x", 2, &no), axes(0, 1));
+        assert_eq!((def("matmul").weight_axes)("x", 2, &yes), axes(1, 0));
+        assert!(def("layer_norm").norm.fused);
+        assert_eq!(def("pow").norm.square, Some(Square::ByTwo));
+        assert_eq!(def("mul").norm.square, Some(Square::BySelf));
+        assert!(def("mul").norm.step && def("add").norm.step && !def("pow").norm.step);
+        assert!(def("reduce_mean").norm.reduce && !def("reduce_max").norm.reduce);
+        assert!(def("rsqrt").norm.root && def("sqrt").norm.root && !def("exp").norm.root);
+        assert!(lookup("no_such_op").is_none());
     }
 
     #[test]

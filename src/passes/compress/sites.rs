@@ -1,6 +1,8 @@
 //! Finding the weights a compression pass may replace, and the channel axes their consumers
 //! imply (coremltools' `select_input_output_channel_axis`, docs/format.md §5).
 
+pub use crate::ir::ops::ChannelAxes;
+use crate::ir::ops::{self, output_then_input, WeightAxesFn};
 use crate::ir::{Argument, DType, Function, Operation, Tensor};
 use std::collections::HashMap;
 
@@ -15,15 +17,6 @@ pub struct Consumer {
     pub param: String,
     /// The source-model node the op came from.
     pub origin: Option<String>,
-}
-
-/// Output- and input-channel axes of a weight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChannelAxes {
-    /// Output-channel axis.
-    pub output: usize,
-    /// Input-channel axis.
-    pub input: usize,
 }
 
 /// A float constant of rank ≥ 2 whose consumers are all ordinary (non-constexpr) ops.
@@ -104,13 +97,11 @@ pub fn find_sites(function: &Function) -> Vec<WeightSite> {
             continue;
         };
         let rank = value.shape().len();
-        let axes = agree(users.iter().map(|c| {
-            axes_for(
-                c,
-                rank,
-                transpose_flags(by_name.get(c.name.as_str()), &consts),
-            )
-        }));
+        let axes = agree(
+            users
+                .iter()
+                .map(|c| axes_for(c, rank, by_name.get(c.name.as_str()), &consts)),
+        );
         let conv_groups = users
             .iter()
             .filter_map(|c| scalar_param(by_name.get(c.name.as_str()), "groups", &consts))
@@ -142,45 +133,18 @@ fn scalar_param(
     }
 }
 
-/// The `transpose_x` and `transpose_y` flags of a consumer op, read from constants.
-fn transpose_flags(op: Option<&&Operation>, consts: &HashMap<&str, &Tensor>) -> (bool, bool) {
-    let flag = |param: &str| scalar_param(op, param, consts).is_some_and(|v| v != 0);
-    (flag("transpose_x"), flag("transpose_y"))
-}
-
-/// Channel axes for a weight of `rank` bound to `consumer`.
+/// Channel axes for a weight of `rank` bound to `consumer` (`op`), as the consumer's op
+/// definition lays them out.
 fn axes_for(
     consumer: &Consumer,
     rank: usize,
-    (transpose_x, transpose_y): (bool, bool),
+    op: Option<&&Operation>,
+    consts: &HashMap<&str, &Tensor>,
 ) -> ChannelAxes {
-    let from_end = |k: usize| rank - k;
-    match (consumer.op_type.as_str(), consumer.param.as_str()) {
-        ("conv_transpose", _) => ChannelAxes {
-            output: 1,
-            input: 0,
-        },
-        ("matmul", "y") if transpose_y => ChannelAxes {
-            output: from_end(2),
-            input: from_end(1),
-        },
-        ("matmul", "y") => ChannelAxes {
-            output: from_end(1),
-            input: from_end(2),
-        },
-        ("matmul", "x") if transpose_x => ChannelAxes {
-            output: from_end(1),
-            input: from_end(2),
-        },
-        ("matmul", "x") => ChannelAxes {
-            output: from_end(2),
-            input: from_end(1),
-        },
-        _ => ChannelAxes {
-            output: 0,
-            input: 1,
-        },
-    }
+    let flag = |param: &str| scalar_param(op, param, consts).is_some_and(|v| v != 0);
+    let axes: WeightAxesFn =
+        ops::lookup(&consumer.op_type).map_or(output_then_input, |def| def.weight_axes);
+    axes(&consumer.param, rank, &flag)
 }
 
 /// The common value of all items, or `None` if they differ or there are none.

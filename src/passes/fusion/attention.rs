@@ -20,7 +20,7 @@
 //! scores after (no exporter produces such rows except for all-padding inputs).
 
 use crate::interp::{eval_op, Value};
-use crate::ir::ops::InferArgs;
+use crate::ir::ops::axis::norm_axis;
 use crate::ir::{
     infer_op, Argument, DType, Function, NameTable, Operation, Target, Tensor, TensorType, Var,
 };
@@ -304,7 +304,7 @@ impl<'a> Graph<'a> {
             None => -1,
             Some(_) => self.const_arg(softmax, "axis")?.scalar_i64()?,
         };
-        if rank < 2 || InferArgs::axis(axis, rank).ok()? != rank - 1 {
+        if rank < 2 || norm_axis(axis, rank).ok()? != rank - 1 {
             return None;
         }
         let probs = softmax.outputs[0].name.as_str();

@@ -4,6 +4,7 @@
 //! the axis. TorchScript exports of `nn.MultiheadAttention` select Q, K and V this way.
 
 use super::graph::{arg, new_const, new_op, Graph};
+use crate::ir::ops::axis::norm_axis;
 use crate::ir::{Argument, Dim, Function, NameTable, Operation, Target, Tensor, Var};
 use std::collections::BTreeMap;
 
@@ -148,7 +149,7 @@ fn gather_piece(g: &Graph, op: &Operation) -> Option<(usize, usize, usize, bool)
         Some(_) => ints(g, op, "axis")?.first().copied()?,
         None => 0,
     };
-    let axis = normalize(axis, dims.len())?;
+    let axis = norm_axis(axis, dims.len()).ok()?;
     let n = dims[axis].fixed()? as i64;
     if !index.shape().is_empty() || batch_dims != [0] {
         return None;
@@ -215,12 +216,6 @@ fn slice_piece(g: &Graph, op: &Operation) -> Option<(usize, usize, usize, bool)>
     }
     let (axis, b, e, sq) = taken?;
     (e <= dims[axis].fixed()?).then_some((axis, b, e, sq))
-}
-
-/// `axis` in `0..rank`.
-fn normalize(axis: i64, rank: usize) -> Option<usize> {
-    let a = if axis < 0 { axis + rank as i64 } else { axis };
-    (0..rank as i64).contains(&a).then_some(a as usize)
 }
 
 /// A slice bound in `0..=n` (negative counts from the end; past the end clamps).

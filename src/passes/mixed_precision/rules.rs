@@ -3,6 +3,7 @@
 
 use super::precision_ops;
 use crate::ir::glob;
+use crate::ir::ops::{self, NormRole, Square};
 use crate::ir::{Argument, Function, Operation};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -145,7 +146,7 @@ pub fn norm_regions(function: &Function) -> Vec<Vec<String>> {
     };
     let mut regions = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        if op.op_type == "layer_norm" {
+        if role(op).fused {
             regions.push(vec![op.name.clone()]);
             continue;
         }
@@ -161,20 +162,12 @@ pub fn norm_regions(function: &Function) -> Vec<Vec<String>> {
             let mut cur = reduce;
             for _ in 0..=MAX_NORM_GAP {
                 let next = users(cur);
-                if let Some(&root) = next
-                    .iter()
-                    .find(|&&n| matches!(ops[n].op_type.as_str(), "sqrt" | "rsqrt"))
-                {
+                if let Some(&root) = next.iter().find(|&&n| role(&ops[n]).root) {
                     end = Some(root);
                     break;
                 }
                 match next {
-                    [only]
-                        if matches!(
-                            ops[*only].op_type.as_str(),
-                            "add" | "sub" | "mul" | "real_div" | "maximum"
-                        ) && ops[*only].input_vars().any(is_const) =>
-                    {
+                    [only] if role(&ops[*only]).step && ops[*only].input_vars().any(is_const) => {
                         chain.push(*only);
                         cur = *only;
                     }
@@ -196,11 +189,18 @@ pub fn norm_regions(function: &Function) -> Vec<Vec<String>> {
     regions
 }
 
-/// True for `pow(x, 2)`, `square(x)` and `mul(x, x)`.
+/// The part `op` can play in a norm, from its op definition.
+fn role(op: &Operation) -> NormRole {
+    ops::lookup(&op.op_type).map_or(NormRole::NONE, |def| def.norm)
+}
+
+/// True when `op` squares its input: `square(x)`, `pow(x, 2)`, `mul(x, x)` (as its op
+/// definition's [`Square`] form says).
 fn is_square(op: &Operation, producer: &HashMap<&str, usize>, ops: &[Operation]) -> bool {
-    match op.op_type.as_str() {
-        "square" => true,
-        "pow" => op
+    match role(op).square {
+        None => false,
+        Some(Square::Always) => true,
+        Some(Square::ByTwo) => op
             .input("y")
             .and_then(|a| a.first())
             .and_then(|a| match a {
@@ -210,7 +210,7 @@ fn is_square(op: &Operation, producer: &HashMap<&str, usize>, ops: &[Operation])
                     .and_then(|&i| ops[i].const_value().cloned()),
             })
             .is_some_and(|t| t.len() == 1 && t.to_f32_vec() == [2.0]),
-        "mul" => {
+        Some(Square::BySelf) => {
             let x = op
                 .input("x")
                 .and_then(|a| a.first())
@@ -221,12 +221,12 @@ fn is_square(op: &Operation, producer: &HashMap<&str, usize>, ops: &[Operation])
                 .and_then(Argument::var);
             x.is_some() && x == y
         }
-        _ => false,
     }
 }
 
+/// True for a reduction giving a norm's mean or variance.
 fn is_reduce(op: &Operation) -> bool {
-    matches!(op.op_type.as_str(), "reduce_mean" | "reduce_sum")
+    role(op).reduce
 }
 
 /// For a square of `sub(x, m)` where `m` is a reduce of `x` (a LayerNorm's centring), the

@@ -1,5 +1,5 @@
 //! Elementwise ops: arithmetic, comparisons, logic, unary math, `IsNaN`/`IsInf`, `Where`,
-//! `Cast`, variadic `Sum`/`Max`/`Min`.
+//! `Cast`, `CastLike`, variadic `Sum`/`Max`/`Min`/`Mean`.
 
 use super::super::tensor::ir_dtype;
 use super::shape::broadcast_to;
@@ -374,6 +374,31 @@ pub fn to_bfloat16(ctx: &mut Ctx, x: &str, out: &str) -> Result<String, Error> {
     Ok(ctx.constant(out, Tensor::from_f32(value.shape(), &rounded)))
 }
 
+/// `Mean`: the broadcast sum of every input divided by their count.
+fn mean(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let n = node.num_inputs();
+    let out = ctx.out_name(node, 0);
+    let acc = fold_inputs(ctx, node, "add", &format!("{out}_partial{}", n.max(1) - 1))?;
+    let count = ctx.float(&format!("{out}_count"), n as f32);
+    let y = ctx.op1("real_div", &out, &[("x", &acc), ("y", &count)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `CastLike(x, like)`: `Cast` to the IR type of `like` (to BFLOAT16 as `Cast` does).
+fn cast_like(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let (x, like) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+    if ctx.is_bfloat16(node, 1) {
+        let y = to_bfloat16(ctx, &x, &ctx.out_name(node, 0))?;
+        ctx.set_output(node, 0, y);
+        return Ok(());
+    }
+    let dtype = ctx.ty(&like)?.dtype;
+    let y = coerce(ctx, &x, dtype, &ctx.out_name(node, 0))?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// This family's converters.
 pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("Abs", abs),
@@ -419,4 +444,6 @@ pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("Tanh", tanh),
     ("Where", where_),
     ("Xor", xor),
+    ("Mean", mean),
+    ("CastLike", cast_like),
 ];

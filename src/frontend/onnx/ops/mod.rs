@@ -14,7 +14,7 @@ macro_rules! unary {
 }
 
 mod activation;
-mod activation_extra;
+mod composite_activation;
 mod constant;
 mod conv;
 mod einsum;
@@ -28,12 +28,12 @@ mod reduction;
 mod resize;
 mod shape;
 mod slice;
-mod tensor_extra;
 mod tensor_ops;
 
 use super::convert::Ctx;
 use super::node::Node;
 use crate::frontend::emitter::Emit;
+use crate::ir::ops::axis::norm_axis;
 use crate::Error;
 
 /// Converts one node: reads its inputs from the context, adds ops, binds its outputs.
@@ -42,7 +42,7 @@ pub type ConvertFn = fn(&mut Ctx, &Node) -> Result<(), Error>;
 /// Every converter, by ONNX op type (default domain).
 const TABLE: &[&[(&str, ConvertFn)]] = &[
     activation::CONVERTERS,
-    activation_extra::CONVERTERS,
+    composite_activation::CONVERTERS,
     constant::CONVERTERS,
     conv::CONVERTERS,
     einsum::CONVERTERS,
@@ -56,7 +56,6 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     resize::CONVERTERS,
     shape::CONVERTERS,
     slice::CONVERTERS,
-    tensor_extra::CONVERTERS,
     tensor_ops::CONVERTERS,
 ];
 
@@ -82,15 +81,8 @@ pub fn op_types() -> Vec<&'static str> {
 
 /// Normalises a possibly negative ONNX axis for a tensor of `rank`.
 pub fn axis(ctx: &Ctx, axis: i64, rank: usize) -> Result<usize, Error> {
-    let r = rank as i64;
-    if axis < -r || axis >= r {
-        return Err(ctx.invalid(format!("axis {axis} is out of range for rank {rank}")));
-    }
-    Ok(if axis < 0 {
-        (axis + r) as usize
-    } else {
-        axis as usize
-    })
+    norm_axis(axis, rank)
+        .map_err(|_| ctx.invalid(format!("axis {axis} is out of range for rank {rank}")))
 }
 
 /// Normalises a list of axes; duplicates are an error.

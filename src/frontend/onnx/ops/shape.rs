@@ -1,6 +1,6 @@
 //! Tensor manipulation: `Reshape`, `Flatten`, `Transpose`, `Concat`, `Squeeze`,
 //! `Unsqueeze`, `Shape`, `Gather`, `Expand`, `Tile`, `Split`, `Pad`,
-//! `DepthToSpace`, `SpaceToDepth`.
+//! `DepthToSpace`, `SpaceToDepth`, `Size`.
 
 use super::gather_scatter::wrap_axis_indices;
 use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Emit, Node};
@@ -607,6 +607,20 @@ fn space_to_depth(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     depth_space(ctx, node, "space_to_depth")
 }
 
+/// `Size`: the element count of a statically shaped input, as a constant.
+fn size(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let count = ctx
+        .shape(&x)?
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|c| i32::try_from(c).ok())
+        .ok_or_else(|| ctx.unsupported("the element count does not fit in int32"))?;
+    let y = ctx.constant(&ctx.out_name(node, 0), Tensor::scalar_i32(count));
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// This family's converters.
 pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("Concat", concat),
@@ -623,6 +637,7 @@ pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("Tile", tile),
     ("Transpose", transpose),
     ("Unsqueeze", unsqueeze),
+    ("Size", size),
 ];
 
 #[cfg(test)]

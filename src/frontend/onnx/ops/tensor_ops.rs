@@ -1,6 +1,8 @@
-//! `CumSum` and `TopK`.
+//! `CumSum`, `TopK` and `Trilu`.
 
+use super::elementwise::{coerce, scalar_like};
 use super::{axis, ConvertFn, Ctx, Emit, Node};
+use crate::ir::{DType, Tensor};
 use crate::Error;
 
 /// `CumSum(x, axis)` with `exclusive`/`reverse` → `cumsum`; the axis must be constant.
@@ -68,5 +70,58 @@ fn topk(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
+/// `col - row` for every element of a `rows` × `cols` matrix (row-major).
+fn diagonal_offsets(rows: usize, cols: usize) -> Vec<i32> {
+    (0..rows)
+        .flat_map(|r| (0..cols).map(move |c| c as i32 - r as i32))
+        .collect()
+}
+
+/// `Trilu`: keeps the elements whose diagonal offset `col - row` is `>= k` (upper) or `<= k`
+/// (lower) and zeroes the rest, with a constant offset matrix over the last two (static)
+/// dimensions compared to `k` (default 0; a run-time `k` works too) and a `select`.
+fn trilu(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let upper = ctx.attr(node.int_or("upper", 1))? != 0;
+    let ty = ctx.ty(&x)?;
+    let rank = ty.rank();
+    if rank < 2 {
+        return Err(ctx.invalid(format!("input must have rank 2 or more, got {rank}")));
+    }
+    let (rows, cols) = match (ty.shape[rank - 2].fixed(), ty.shape[rank - 1].fixed()) {
+        (Some(r), Some(c)) if i32::try_from(r.max(c)).is_ok() => (r, c),
+        _ => return Err(ctx.unsupported(format!("needs static matrix dimensions, got {ty}"))),
+    };
+    let k = match ctx.opt_input(node, 1)? {
+        Some(k) => coerce(ctx, &k, DType::I32, &format!("{out}_k"))?,
+        None => ctx.int(&format!("{out}_k"), 0),
+    };
+    let offsets = Tensor::from_i32(&[rows, cols], &diagonal_offsets(rows, cols));
+    let offsets = ctx.constant(&format!("{out}_offsets"), offsets);
+    let compare = if upper { "greater_equal" } else { "less_equal" };
+    let keep = ctx.op1(
+        compare,
+        &format!("{out}_keep"),
+        &[("x", &offsets), ("y", &k)],
+    )?;
+    let zero = scalar_like(ctx, &format!("{out}_zero"), ty.dtype, 0.0);
+    let y = ctx.op1("select", &out, &[("cond", &keep), ("a", &x), ("b", &zero)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// This family's converters.
-pub const CONVERTERS: &[(&str, ConvertFn)] = &[("CumSum", cumsum), ("TopK", topk)];
+pub const CONVERTERS: &[(&str, ConvertFn)] =
+    &[("CumSum", cumsum), ("TopK", topk), ("Trilu", trilu)];
+
+#[cfg(test)]
+mod tests {
+    use super::diagonal_offsets;
+
+    #[test]
+    fn diagonal_offsets_are_col_minus_row() {
+        assert_eq!(diagonal_offsets(2, 3), vec![0, 1, 2, -1, 0, 1]);
+        assert_eq!(diagonal_offsets(3, 1), vec![0, -1, -2]);
+    }
+}
