@@ -4,7 +4,8 @@
 #   1. installs the pinned Python tools (coremltools 9.0) into .venv,
 #   2. fetches the ONNX backend node tests (scripts/onnx-node-tests.sh) for
 #      tests/onnx_node_conformance.rs,
-#   3. runs the Rust tests (unit tests, CLI tests, conversions checked against the ONNX Runtime
+#   3. runs the Rust tests (unit tests, CLI tests, the fuzz smoke run of tests/fuzz_smoke.rs
+#      (docs/fuzzing.md), conversions checked against the ONNX Runtime
 #      outputs saved with the fixtures),
 #   4. checks every package those tests wrote (under target/test-packages) with coremltools:
 #      it must load, its program must parse, and its declared I/O types must match; packages

@@ -718,3 +718,57 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;
 }
+
+/// Inputs the fuzz run found a bug with (`fixtures/bad/fuzz/`, see docs/fuzzing.md): the
+/// file, the command run on it (`IN` is the file, `OUT` an output path), the exit code (0:
+/// it must succeed) and what the one-line error must mention.
+const FUZZ_FOUND: &[(&str, &[&str], i32, &[&str])] = &[
+    (
+        // A torch.export archive whose recorded output shape contradicts its graph was an
+        // internal error (exit 1).
+        "pt2_recorded_shape_conflict.pt2",
+        &["convert", "IN", "-o", "OUT", "--no-verify"],
+        4,
+        &["aten.add.Tensor", "but the archive records"],
+    ),
+    (
+        // An initializer with raw data whose dims multiply past usize / element size (2^63
+        // elements of 4 bytes) overflowed the byte count (a panic in debug builds).
+        "onnx_initializer_size_overflow.onnx",
+        &["convert", "IN", "-o", "OUT", "--no-verify"],
+        4,
+        &["tensor 'axes'", "too large"],
+    ),
+    (
+        // The same model in `inspect`, whose summary multiplied and summed without saturating.
+        "onnx_initializer_size_overflow.onnx",
+        &["inspect", "IN", "--json"],
+        0,
+        &[],
+    ),
+];
+
+#[test]
+fn inputs_found_by_fuzzing_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, args, code, needles) in FUZZ_FOUND {
+        let input = fixture(&format!("bad/fuzz/{file}"));
+        let out = dir.path().join("out.mlpackage");
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| match *a {
+                "IN" => s(&input),
+                "OUT" => s(&out),
+                a => a,
+            })
+            .collect();
+        if *code == 0 {
+            let o = mlpack(&args);
+            assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+            continue;
+        }
+        let line = fails_with(&args, *code, needles);
+        assert!(line.contains(file), "{line}");
+        assert!(!out.exists(), "{file}: output written");
+    }
+}

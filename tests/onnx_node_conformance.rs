@@ -876,6 +876,72 @@ fn onnx_backend_node_tests() {
         report.display(),
         regressions.join("\n")
     );
+    let uncovered = converter_coverage(&results, &read_exemptions());
+    assert!(
+        uncovered.is_empty(),
+        "every ONNX converter needs a passing node-suite case or an entry with a reason in \
+         tests/onnx-node-exempt.txt:\n{}",
+        uncovered.join("\n")
+    );
+}
+
+/// The converters the node suite may leave without a passing case, with the reason
+/// (`tests/onnx-node-exempt.txt`: `OpType: reason` lines, `#` comments).
+fn read_exemptions() -> BTreeMap<String, String> {
+    let path = manifest_dir().join("tests").join("onnx-node-exempt.txt");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| match line.split_once(':') {
+            Some((op, reason)) if !reason.trim().is_empty() => {
+                (op.trim().to_string(), reason.trim().to_string())
+            }
+            _ => panic!("{}: '{line}' is not 'OpType: reason'", path.display()),
+        })
+        .collect()
+}
+
+/// Problems with the converters' node-suite coverage: a converter with no passing case and
+/// no exemption, an exemption for an op that is not a converter, or for one that passes now.
+fn converter_coverage(results: &[CaseResult], exempt: &BTreeMap<String, String>) -> Vec<String> {
+    let passing: BTreeSet<&str> = results
+        .iter()
+        .filter(|r| r.status == Status::Pass)
+        .map(|r| r.op.as_str())
+        .collect();
+    let converters = onnx::supported_op_types();
+    let mut problems = Vec::new();
+    for op in &converters {
+        match (passing.contains(op), exempt.contains_key(*op)) {
+            (false, false) => {
+                let cases: Vec<String> = results
+                    .iter()
+                    .filter(|r| r.op == *op)
+                    .take(3)
+                    .map(|r| format!("{} {:?}: {}", r.case, r.status, r.message))
+                    .collect();
+                problems.push(format!(
+                    "{op}: no passing case, no exemption ({})",
+                    if cases.is_empty() {
+                        "the suite has no case for it".to_string()
+                    } else {
+                        cases.join("; ")
+                    }
+                ));
+            }
+            (true, true) => problems.push(format!(
+                "{op}: exempt but passes now; remove it from tests/onnx-node-exempt.txt"
+            )),
+            _ => {}
+        }
+    }
+    for op in exempt.keys() {
+        if !converters.contains(&op.as_str()) {
+            problems.push(format!("{op}: exempt but not a converter"));
+        }
+    }
+    problems
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -157,7 +157,7 @@ pub fn summarize(path: &Path) -> Result<OnnxSummary, Error> {
             .dims
             .iter()
             .fold(1u64, |acc, &d| acc.saturating_mul(d.max(0) as u64));
-        let computed = elem_size(t.data_type).map_or(0, |s| s as u64 * elements);
+        let computed = elem_size(t.data_type).map_or(0, |s| elements.saturating_mul(s as u64));
         let (bytes, storage) = match external_ref(t, path)? {
             Some(r) => (
                 r.length.unwrap_or(computed),
@@ -169,8 +169,8 @@ pub fn summarize(path: &Path) -> Result<OnnxSummary, Error> {
             None if !t.raw_data.is_empty() => (t.raw_data.len() as u64, Storage::Embedded),
             None => (computed, Storage::Embedded),
         };
-        parameters += elements;
-        initializer_bytes += bytes;
+        parameters = parameters.saturating_add(elements);
+        initializer_bytes = initializer_bytes.saturating_add(bytes);
         initializers.push(InitializerSummary {
             name: t.name.clone(),
             dims: t.dims.clone(),

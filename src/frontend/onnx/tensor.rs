@@ -90,11 +90,13 @@ pub fn to_ir_tensor(
         let size = elem_size(t.data_type).ok_or_else(|| {
             unsupported(format!("{} tensors are not supported", dtype.as_str_name()))
         })?;
-        if raw.len() != count * size {
+        let needed = count
+            .checked_mul(size)
+            .ok_or_else(|| invalid(format!("dimensions {:?} are too large", t.dims)))?;
+        if raw.len() != needed {
             return Err(invalid(format!(
-                "{} tensor of shape {shape:?} needs {} bytes, has {}",
+                "{} tensor of shape {shape:?} needs {needed} bytes, has {}",
                 dtype.as_str_name(),
-                count * size,
                 raw.len()
             )));
         }

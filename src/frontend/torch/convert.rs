@@ -415,7 +415,8 @@ impl<'p> Ctx<'p> {
     }
 
     /// Checks the type the builder gave output `i` against the one torch recorded, and
-    /// names symbolic dimensions after torch's symbols.
+    /// names symbolic dimensions after torch's symbols. A conflict is invalid input: the
+    /// archive's metadata disagrees with its graph (as in a corrupted archive).
     fn check_output(&mut self, call: &Call, i: usize) -> Result<(), Error> {
         let Some(name) = call.output_name(i) else {
             return Ok(());
@@ -425,9 +426,8 @@ impl<'p> Ctx<'p> {
         };
         let ty = self.ty(&var)?;
         if ty.rank() != meta.rank() {
-            return Err(Error::Internal(format!(
-                "{}: output '{name}' has type {ty}, torch records {meta}",
-                self.e.current
+            return Err(self.invalid(format!(
+                "output '{name}' has type {ty}, but the archive records {meta}"
             )));
         }
         let conflict = ty
@@ -436,9 +436,8 @@ impl<'p> Ctx<'p> {
             .zip(&meta.shape)
             .any(|(a, b)| matches!((a.fixed(), b.fixed()), (Some(x), Some(y)) if x != y));
         if conflict {
-            return Err(Error::Internal(format!(
-                "{}: output '{name}' has type {ty}, torch records {meta}",
-                self.e.current
+            return Err(self.invalid(format!(
+                "output '{name}' has type {ty}, but the archive records {meta}"
             )));
         }
         if ty.shape != meta.shape && ty.shape.iter().any(|d| d.fixed().is_none()) {
