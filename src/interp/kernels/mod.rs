@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod linear;
 pub mod normalization;
 pub mod pool;
+pub mod quantization;
 pub mod reduction;
 pub mod resize;
 pub mod scatter_gather;

@@ -12,6 +12,7 @@ pub mod elementwise;
 pub mod linear;
 mod normalization;
 pub mod pool;
+mod quantization;
 pub mod reduction;
 pub mod resize;
 mod scatter_gather;
@@ -173,6 +174,7 @@ const FAMILIES: &[&[OpDef]] = &[
     transformers::DEFS,
     states::DEFS,
     classify::DEFS,
+    quantization::DEFS,
 ];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.
