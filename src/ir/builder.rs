@@ -199,6 +199,40 @@ impl Builder {
         Ok(out_names)
     }
 
+    /// Adds a ready-made op (e.g. a constexpr op holding its values inline) after checking it
+    /// against its type rule; its output names must come from [`Builder::fresh_name`].
+    pub fn push(&mut self, mut op: Operation) -> Result<(), BuildError> {
+        let fail = |message: String| BuildError {
+            op: op.name.clone(),
+            op_type: op.op_type.clone(),
+            message,
+        };
+        let out_types =
+            infer_op(&op, &|v| self.types.get(v).map(|t| (t, self.consts.get(v)))).map_err(fail)?;
+        let declared: Vec<&TensorType> = op.outputs.iter().map(|o| &o.ty).collect();
+        if declared != out_types.iter().collect::<Vec<_>>() {
+            return Err(fail(format!(
+                "declared outputs {declared:?} differ from the inferred {out_types:?}"
+            )));
+        }
+        for out in &op.outputs {
+            self.names.reserve(&out.name);
+            self.types.insert(out.name.clone(), out.ty.clone());
+        }
+        op.origin = self.origin.clone();
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// The type of the op producing variable `name` (None for function inputs).
+    pub fn producer_type(&self, name: &str) -> Option<&str> {
+        self.ops
+            .iter()
+            .rev()
+            .find(|op| op.outputs.iter().any(|o| o.name == name))
+            .map(|op| op.op_type.as_str())
+    }
+
     /// [`Builder::op`] for an op with exactly one output.
     pub fn op1(
         &mut self,

@@ -87,6 +87,9 @@ pub fn to_fp16(
             match decision {
                 Some(Ok(())) => {
                     rewriter.retarget_inputs(&mut op, &types, &mut consts, DType::F16);
+                    if op.op_type.starts_with("constexpr_") {
+                        retype_inline_floats(&mut op, DType::F16);
+                    }
                     for out in &mut op.outputs {
                         if out.ty.dtype == DType::F32 {
                             out.ty.dtype = DType::F16;
@@ -140,6 +143,25 @@ pub fn to_fp16(
             .collect();
     }
     report
+}
+
+/// Converts the float values a constexpr op holds inline (its scales) to `dtype`, which its
+/// output then has: a pre-quantized model's weights are constexpr ops before this pass.
+fn retype_inline_floats(op: &mut Operation, dtype: DType) {
+    let inline = op.attributes.values_mut().chain(
+        op.inputs
+            .iter_mut()
+            .flat_map(|(_, args)| args.iter_mut())
+            .filter_map(|a| match a {
+                Argument::Value(t) => Some(t),
+                Argument::Var(_) => None,
+            }),
+    );
+    for t in inline {
+        if t.dtype().is_float() && t.dtype() != dtype {
+            *t = t.cast(dtype);
+        }
+    }
 }
 
 /// True when the fp16 pass chooses this op's compute precision: it is not a `const` or an op

@@ -134,18 +134,24 @@ pub struct ConvertReport {
 }
 
 /// Warnings about the source at `path` of `program` that the conversion went on despite: an
-/// ONNX opset newer than the newest supported.
+/// ONNX opset newer than the newest supported, and what the ONNX frontend noted (e.g.
+/// quantized weights kept as floats).
 pub fn source_warnings(program: &Program, path: &Path) -> Vec<String> {
     if !matches!(ModelKind::of(path), Ok(ModelKind::Onnx)) {
         return Vec::new();
     }
-    program
+    let opset = program
         .metadata
         .get(onnx::OPSET_METADATA_KEY)
         .and_then(|v| v.parse().ok())
-        .and_then(|opset| onnx::opset_warning(opset, path))
+        .and_then(|opset| onnx::opset_warning(opset, path));
+    let noted = program
+        .metadata
+        .get(onnx::WARNINGS_METADATA_KEY)
         .into_iter()
-        .collect()
+        .flat_map(|notes| notes.split("; "))
+        .map(|note| format!("{}: {note}", path.display()));
+    opset.into_iter().chain(noted).collect()
 }
 
 /// Checks the output path before any work: it must end in `.mlpackage`, not exist unless

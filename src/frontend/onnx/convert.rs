@@ -8,11 +8,11 @@ use crate::frontend::emitter::{Emit, Emitter};
 use crate::frontend::input_shapes;
 use crate::ir::{
     element_count, sanitize_name, Builder, DType, Dim, Function, NameTable, Program, ShapeSet,
-    Tensor, TensorType, Var,
+    Target, Tensor, TensorType, Var,
 };
 use crate::proto::onnx::{
     tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto,
-    TensorProto, ValueInfoProto,
+    NodeProto, TensorProto, ValueInfoProto,
 };
 use crate::Error;
 use bytes::Bytes;
@@ -57,6 +57,12 @@ pub struct Ctx<'m> {
     limits: BTreeMap<String, (usize, String)>,
     /// Graph inputs and initializers declared BFLOAT16 (the IR holds them as fp32).
     bfloat16: HashSet<&'m str>,
+    /// Deployment target of the program being built.
+    pub target: Target,
+    /// The graph being converted.
+    graph: &'m GraphProto,
+    /// What the conversion went on despite, with how many nodes each applies to.
+    warnings: BTreeMap<String, usize>,
 }
 
 impl Emit for Ctx<'_> {
@@ -150,10 +156,62 @@ impl<'m> Ctx<'m> {
         to_ir_tensor(t, &self.e.path, &mut self.data)
     }
 
+    /// The ONNX element type of input `i` of `node` as the model declares it: an initializer's or
+    /// `Constant`'s data type, or a graph input's, output's or `value_info`'s declared type.
+    pub fn elem_type(&self, node: &Node, i: usize) -> Option<DataType> {
+        let name = node.input_name(i)?;
+        let declared = |v: &ValueInfoProto| match v.r#type.as_ref()?.value.as_ref()? {
+            type_proto::Value::TensorType(t) => Some(t.elem_type),
+            _ => None,
+        };
+        let g = self.graph;
+        let elem = if let Some(t) = self.initializers.get(name) {
+            Some(t.data_type)
+        } else if let Some(v) = g
+            .input
+            .iter()
+            .chain(&g.value_info)
+            .chain(&g.output)
+            .find(|v| v.name == name)
+        {
+            declared(v)
+        } else {
+            g.node
+                .iter()
+                .find(|n| n.op_type == "Constant" && n.output.first().is_some_and(|o| o == name))
+                .and_then(|n| n.attribute.iter().find(|a| a.name == "value"))
+                .and_then(|a| a.t.as_ref())
+                .map(|t| t.data_type)
+        };
+        elem.and_then(|e| DataType::try_from(e).ok())
+    }
+
+    /// The nodes reading ONNX tensor `name`, and whether the graph returns it.
+    pub fn consumers(&self, name: &str) -> (Vec<&'m NodeProto>, bool) {
+        let nodes = self
+            .graph
+            .node
+            .iter()
+            .filter(|n| n.input.iter().any(|i| i == name))
+            .collect();
+        (nodes, self.graph.output.iter().any(|o| o.name == name))
+    }
+
+    /// Records a warning about the conversion (the same text from several nodes is counted).
+    pub fn warn(&mut self, message: impl Into<String>) {
+        *self.warnings.entry(message.into()).or_default() += 1;
+    }
+
     /// True when input `i` of `node` is a graph input or initializer declared BFLOAT16.
     pub fn is_bfloat16(&self, node: &Node, i: usize) -> bool {
         node.input_name(i)
             .is_some_and(|name| self.bfloat16.contains(name))
+    }
+
+    /// The dimensions of `ty`; Unsupported when one is symbolic.
+    pub fn shape_of(&self, ty: &TensorType) -> Result<Vec<usize>, Error> {
+        ty.static_shape()
+            .ok_or_else(|| self.unsupported(format!("needs a static shape, got {ty}")))
     }
 
     /// The name for the op producing output `i` of `node`: the ONNX tensor name.
@@ -240,7 +298,7 @@ fn check_supported(graph: &GraphProto, path: &Path) -> Result<(), Error> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for proto in &graph.node {
         let default_domain = proto.domain.is_empty() || proto.domain == "ai.onnx";
-        if default_domain && ops::converter(&proto.op_type).is_some() {
+        if ops::converter_in(&proto.domain, &proto.op_type).is_some() {
             continue;
         }
         let key = if default_domain {
@@ -582,6 +640,9 @@ pub fn convert(
                     .map(|t| t.name.as_str()),
             )
             .collect(),
+        target: options.target,
+        graph,
+        warnings: BTreeMap::new(),
     };
     for name in &bool_inputs {
         let var = ctx.values[name].clone();
@@ -592,7 +653,7 @@ pub fn convert(
         let node = Node::new(proto);
         ctx.e.current = format!("node '{}' ({})", node.label, node.op_type());
         ctx.e.b.origin = Some(node.label.clone());
-        let convert = ops::converter(node.op_type())
+        let convert = ops::converter_in(&proto.domain, node.op_type())
             .ok_or_else(|| Error::Internal(format!("no converter for {}", node.op_type())))?;
         convert(&mut ctx, &node)?;
     }
@@ -640,6 +701,14 @@ pub fn convert(
     if !limited.1.is_empty() {
         metadata.insert(LIMITS_METADATA_KEY.to_string(), limited.1.join("; "));
     }
+    if !ctx.warnings.is_empty() {
+        let notes: Vec<String> = ctx
+            .warnings
+            .iter()
+            .map(|(w, n)| format!("{w} ({n} node{})", if *n == 1 { "" } else { "s" }))
+            .collect();
+        metadata.insert(WARNINGS_METADATA_KEY.to_string(), notes.join("; "));
+    }
     Ok(Program {
         target: options.target,
         functions: vec![function],
@@ -650,6 +719,10 @@ pub fn convert(
 
 /// Metadata key of the default-domain opset the source model imports.
 pub const OPSET_METADATA_KEY: &str = "mlpack.onnx_opset";
+
+/// Metadata key of the warnings the conversion went on despite (see [`Ctx::warn`]), joined
+/// with `"; "`.
+pub const WARNINGS_METADATA_KEY: &str = "mlpack.onnx_warnings";
 
 /// Metadata key of the notes on flexible sizes the model limits (see [`Ctx::limit_dim`]).
 pub const LIMITS_METADATA_KEY: &str = "mlpack.flexible_limits";

@@ -15,7 +15,9 @@ pub mod tensor;
 mod tests;
 
 pub use crate::frontend::input_shapes::{DimSize, InputShape, NamedDim, ShapeSpec};
-pub use convert::{opset_warning, LIMITS_METADATA_KEY, MAX_OPSET, OPSET_METADATA_KEY};
+pub use convert::{
+    opset_warning, LIMITS_METADATA_KEY, MAX_OPSET, OPSET_METADATA_KEY, WARNINGS_METADATA_KEY,
+};
 pub use reader::external_locations;
 pub use summary::{
     summarize, DimSummary, InitializerSummary, OnnxSummary, OpsetImport, Storage, Totals,

@@ -86,6 +86,24 @@ pub fn to_ir_tensor(
         None if !t.raw_data.is_empty() => Some(t.raw_data.clone()),
         None => None,
     };
+    if matches!(dtype, DataType::Int4 | DataType::Uint4) {
+        let packed: Vec<u8> = match &raw {
+            Some(raw) => raw.to_vec(),
+            None => t.int32_data.iter().map(|&v| v as u8).collect(),
+        };
+        if packed.len() != count.div_ceil(2) {
+            return Err(invalid(format!(
+                "{} tensor of shape {shape:?} needs {} packed bytes, has {}",
+                dtype.as_str_name(),
+                count.div_ceil(2),
+                packed.len()
+            )));
+        }
+        return Ok(Tensor::from_i32(
+            &shape,
+            &unpack_int4(&packed, count, dtype == DataType::Int4),
+        ));
+    }
     if let Some(raw) = &raw {
         let size = elem_size(t.data_type).ok_or_else(|| {
             unsupported(format!("{} tensors are not supported", dtype.as_str_name()))
@@ -191,6 +209,21 @@ pub fn to_ir_tensor(
     Ok(tensor)
 }
 
+/// The `count` 4-bit values packed two per byte (the first in the low nibble), sign-extended
+/// when `signed`.
+fn unpack_int4(packed: &[u8], count: usize, signed: bool) -> Vec<i32> {
+    (0..count)
+        .map(|i| {
+            let nibble = (packed[i / 2] >> (4 * (i % 2))) & 0x0f;
+            if signed {
+                i32::from(((nibble << 4) as i8) >> 4)
+            } else {
+                i32::from(nibble)
+            }
+        })
+        .collect()
+}
+
 fn le8(c: &[u8]) -> [u8; 8] {
     let mut a = [0u8; 8];
     a.copy_from_slice(c);
@@ -287,6 +320,16 @@ mod tests {
         let mut b = tensor(DataType::Bool, &[2]);
         b.int32_data = vec![1, 0];
         assert_eq!(convert(&b).unwrap().dtype(), DType::Bool);
+    }
+
+    #[test]
+    fn int4_unpacks_low_nibble_first() {
+        let mut t = tensor(DataType::Int4, &[3]);
+        t.raw_data = Bytes::from(vec![0x8f, 0x07]);
+        assert_eq!(convert(&t).unwrap().to_i64_vec(), vec![-1, -8, 7]);
+        let mut u = tensor(DataType::Uint4, &[3]);
+        u.raw_data = Bytes::from(vec![0x8f, 0x07]);
+        assert_eq!(convert(&u).unwrap().to_i64_vec(), vec![15, 8, 7]);
     }
 
     #[test]

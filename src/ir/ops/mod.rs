@@ -21,6 +21,7 @@ pub mod image_resizing;
 pub mod linear;
 mod normalization;
 pub mod pool;
+mod quantization_ops;
 pub mod reduction;
 mod scatter_gather;
 mod states;
@@ -271,6 +272,7 @@ const FAMILIES: &[&[OpDef]] = &[
     transformers::DEFS,
     states::DEFS,
     classify::DEFS,
+    quantization_ops::DEFS,
 ];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.

@@ -64,6 +64,37 @@ pub fn emit(
     Ok(chain.ops)
 }
 
+/// The op that rebuilds weight `name` (of `shape`, float type `dtype`) from integers that are
+/// already quantized (e.g. read from a pre-quantized ONNX model): `constexpr_affine_dequantize`
+/// before iOS18 (8-bit, per tensor or per channel only), `constexpr_blockwise_shift_scale`
+/// from iOS18 on.
+pub fn emit_quantized(
+    q: QuantData,
+    name: &str,
+    shape: &[usize],
+    dtype: DType,
+    target: Target,
+) -> Result<Vec<Operation>, String> {
+    // A plain quantized weight has no intermediate values, so its chain needs no names.
+    let names = ChainNames {
+        lut: String::new(),
+        mask: String::new(),
+        nonzero: String::new(),
+    };
+    let mut chain = Chain {
+        ops: Vec::new(),
+        types: BTreeMap::new(),
+        ios18: target >= Target::IOS18,
+        names: &names,
+    };
+    if chain.ios18 {
+        chain.quant_ios18(q, name, shape, dtype)?;
+    } else {
+        chain.quant_ios16(q, name, shape, dtype)?;
+    }
+    Ok(chain.ops)
+}
+
 /// Ops under construction plus the types of the variables they produce.
 struct Chain<'a> {
     ops: Vec<Operation>,
@@ -147,33 +178,7 @@ impl Chain<'_> {
                     ],
                 )
             }
-            (None, Body::Quant(q)) if q.fits_ios16() => {
-                let (scale_shape, axis) = ios16_param_shape(&q.quantized.param_shape)?;
-                let zero_points = q
-                    .quantized
-                    .zero_points
-                    .clone()
-                    .unwrap_or_else(|| vec![0; q.quantized.scales.len()]);
-                self.push(
-                    "constexpr_affine_dequantize",
-                    &[w.name],
-                    vec![
-                        (
-                            "zero_point",
-                            Param::Value(int_params(q.dtype, &scale_shape, &zero_points)),
-                        ),
-                        (
-                            "quantized_data",
-                            Param::Value(int_tensor(q.dtype, w.shape, q.quantized.values)),
-                        ),
-                        (
-                            "scale",
-                            Param::Value(float_tensor(&scale_shape, &q.quantized.scales, w.dtype)),
-                        ),
-                        ("axis", Param::Value(Tensor::scalar_i32(axis))),
-                    ],
-                )
-            }
+            (None, Body::Quant(q)) => self.quant_ios16(q, w.name, w.shape, w.dtype),
             _ => Err("this compression needs target iOS18 or later".into()),
         }
     }
@@ -219,14 +224,7 @@ impl Chain<'_> {
                     }
                 }
             }
-            (None, Body::Quant(q)) => {
-                let mut params = q.scale_and_offset(w.dtype);
-                params.push((
-                    "data",
-                    Param::Value(int_tensor(q.dtype, w.shape, q.quantized.values)),
-                ));
-                self.push("constexpr_blockwise_shift_scale", &[w.name], params)
-            }
+            (None, Body::Quant(q)) => self.quant_ios18(q, w.name, w.shape, w.dtype),
             (Some(mask), Body::Quant(q)) => {
                 let kept = gather(&q.quantized.values, &mask);
                 let mut params = q.scale_and_offset(w.dtype);
@@ -238,6 +236,60 @@ impl Chain<'_> {
                 self.sparse_pair("constexpr_sparse_blockwise_shift_scale", w.name, params)
             }
         }
+    }
+
+    /// `constexpr_affine_dequantize` of 8-bit integers, per tensor or per channel.
+    fn quant_ios16(
+        &mut self,
+        q: QuantData,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<(), String> {
+        if !q.fits_ios16() {
+            return Err("this quantization needs target iOS18 or later".into());
+        }
+        let (scale_shape, axis) = ios16_param_shape(&q.quantized.param_shape)?;
+        let zero_points = q
+            .quantized
+            .zero_points
+            .clone()
+            .unwrap_or_else(|| vec![0; q.quantized.scales.len()]);
+        self.push(
+            "constexpr_affine_dequantize",
+            &[name],
+            vec![
+                (
+                    "zero_point",
+                    Param::Value(int_params(q.dtype, &scale_shape, &zero_points)),
+                ),
+                (
+                    "quantized_data",
+                    Param::Value(int_tensor(q.dtype, shape, q.quantized.values)),
+                ),
+                (
+                    "scale",
+                    Param::Value(float_tensor(&scale_shape, &q.quantized.scales, dtype)),
+                ),
+                ("axis", Param::Value(Tensor::scalar_i32(axis))),
+            ],
+        )
+    }
+
+    /// `constexpr_blockwise_shift_scale` of 4- or 8-bit integers with any block shape.
+    fn quant_ios18(
+        &mut self,
+        q: QuantData,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<(), String> {
+        let mut params = q.scale_and_offset(dtype);
+        params.push((
+            "data",
+            Param::Value(int_tensor(q.dtype, shape, q.quantized.values)),
+        ));
+        self.push("constexpr_blockwise_shift_scale", &[name], params)
     }
 
     /// `constexpr_sparse_to_dense` of the kept elements of `source` (stored as they are):

@@ -43,6 +43,26 @@ thread_local! {
 /// A weight to compress: where it is, its spec, and the names its op chain may use.
 type Job = (WeightSite, CompressionSpec, ChainNames);
 
+/// The constexpr op that rebuilds fp32 weight `name` of `shape` from integers that are already
+/// quantized (a pre-quantized model's weights): `constexpr_affine_dequantize` for targets
+/// before iOS18 (8-bit, per tensor or per channel only; anything else is an error),
+/// `constexpr_blockwise_shift_scale` from iOS18 on.
+pub fn prequantized_weight_ops(
+    name: &str,
+    dtype: crate::compress::quantize::QuantDtype,
+    quantized: crate::compress::quantize::Quantized,
+    shape: &[usize],
+    target: crate::ir::Target,
+) -> Result<Vec<Operation>, String> {
+    emit::emit_quantized(
+        encode::QuantData { dtype, quantized },
+        name,
+        shape,
+        DType::F32,
+        target,
+    )
+}
+
 /// coremltools' default: weights with at most this many elements stay uncompressed.
 pub const DEFAULT_WEIGHT_THRESHOLD: usize = 2048;
 

@@ -77,7 +77,22 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let (x, w) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
     let bias = ctx.opt_input(node, 2)?;
     let out = ctx.out_name(node, 0);
-    let rank = ctx.rank(&x)?;
+    let y = conv_with(ctx, node, &x, &w, bias.as_deref(), &out)?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// The MIL `conv` of `x` and `w` (plus `bias`) with the window attributes of `node` (a `Conv`
+/// or one of its quantized forms), named after `out`.
+pub fn conv_with(
+    ctx: &mut Ctx,
+    node: &Node,
+    x: &str,
+    w: &str,
+    bias: Option<&str>,
+    out: &str,
+) -> Result<String, Error> {
+    let rank = ctx.rank(x)?;
     if !(3..=5).contains(&rank) {
         return Err(ctx.unsupported(format!(
             "only 1-D to 3-D convolutions are supported, input has rank {rank}"
@@ -94,16 +109,14 @@ fn conv(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         )));
     }
     let groups = ctx.attr(node.int_or("group", 1))?;
-    let mut params = vec![("x", x), ("weight", w)];
+    let mut params = vec![("x", x.to_string()), ("weight", w.to_string())];
     if let Some(b) = bias {
-        params.push(("bias", b));
+        params.push(("bias", b.to_string()));
     }
-    params.extend(window_params(ctx, &out, &win));
-    params.extend(conv_dilations_groups(ctx, &out, &dilations, groups));
+    params.extend(window_params(ctx, out, &win));
+    params.extend(conv_dilations_groups(ctx, out, &dilations, groups));
     let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
-    let y = ctx.op1("conv", &out, &refs)?;
-    ctx.set_output(node, 0, y);
-    Ok(())
+    ctx.op1("conv", out, &refs)
 }
 
 /// `ConvTranspose(X, W, B?)` → `conv_transpose` (weight layout `[C_in, C_out/groups, K…]`

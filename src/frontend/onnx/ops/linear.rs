@@ -1,5 +1,5 @@
-//! `MatMul` and `Gemm`: `linear` when the right operand is a constant matrix, `matmul`
-//! otherwise.
+//! `MatMul` and `Gemm`: `linear` when the right operand is a constant matrix (or, for `Gemm`
+//! with `transB`, a constexpr-rebuilt one), `matmul` otherwise.
 
 use super::{ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Tensor};
@@ -57,10 +57,26 @@ fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         .filter(|b| b.shape().len() == 2);
     let c_const = ctx.try_const_input(node, 2)?;
     let c_given = node.input_name(2).is_some();
-    if let (false, true, Some(b)) = (trans_a, alpha == 1.0, &b_const) {
-        let b = b.cast(DType::F32);
-        let weight = if trans_b { b } else { b.transposed_matrix() };
-        let n = weight.shape()[0];
+    let weight = match (trans_a, alpha == 1.0, &b_const) {
+        (false, true, Some(b)) => {
+            let b = b.cast(DType::F32);
+            let weight = if trans_b { b } else { b.transposed_matrix() };
+            Some(ctx.constant(&format!("{out}_weight"), weight))
+        }
+        // A weight rebuilt at load time (a pre-quantized model's) already laid out [N, K].
+        (false, true, None) if trans_b => {
+            let b = ctx.input(node, 1)?;
+            let decompressed = ctx
+                .e
+                .b
+                .producer_type(&b)
+                .is_some_and(|t| t.starts_with("constexpr_"));
+            (decompressed && ctx.rank(&b)? == 2).then_some(b)
+        }
+        _ => None,
+    };
+    if let Some(weight) = weight {
+        let n = ctx.shape(&weight)?[0];
         let bias = match &c_const {
             Some(c) if c.len() == n && c.shape().iter().rev().skip(1).all(|&d| d == 1) => {
                 Some(c.to_f32_vec().iter().map(|v| v * beta).collect::<Vec<_>>())
@@ -69,7 +85,6 @@ fn gemm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
             None if !c_given => None,
             _ => return gemm_general(ctx, node, &out, alpha, beta, trans_a, trans_b),
         };
-        let weight = ctx.constant(&format!("{out}_weight"), weight);
         let y = match bias {
             Some(bias) => {
                 let bias = ctx.constant(&format!("{out}_bias"), Tensor::from_f32(&[n], &bias));

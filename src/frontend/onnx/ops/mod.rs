@@ -24,6 +24,7 @@ mod group_norm;
 mod linear;
 mod normalization;
 mod pool;
+mod quantization;
 mod reduction;
 mod resize;
 mod shape;
@@ -52,6 +53,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     linear::CONVERTERS,
     normalization::CONVERTERS,
     pool::CONVERTERS,
+    quantization::CONVERTERS,
     reduction::CONVERTERS,
     resize::CONVERTERS,
     shape::CONVERTERS,
@@ -66,6 +68,19 @@ pub fn converter(op_type: &str) -> Option<ConvertFn> {
         .flat_map(|family| family.iter())
         .find(|(name, _)| *name == op_type)
         .map(|(_, f)| *f)
+}
+
+/// The converter for op type `op_type` of ONNX domain `domain` (`""`/`ai.onnx`, or
+/// onnxruntime's `com.microsoft` contrib ops).
+pub fn converter_in(domain: &str, op_type: &str) -> Option<ConvertFn> {
+    match domain {
+        "" | "ai.onnx" => converter(op_type),
+        "com.microsoft" => quantization::MICROSOFT_CONVERTERS
+            .iter()
+            .find(|(name, _)| *name == op_type)
+            .map(|(_, f)| *f),
+        _ => None,
+    }
 }
 
 /// Every converted op type, sorted.
