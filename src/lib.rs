@@ -19,6 +19,7 @@ pub mod passes;
 pub mod pipeline;
 pub mod proto;
 pub mod temp_paths;
+pub mod util;
 pub mod verify;
 
 pub use error::{Error, ExitCode};

@@ -7,6 +7,7 @@
 //! parallel loop works on fixed-size chunks whose partial results are combined in chunk order,
 //! so the result does not depend on the number of threads.
 
+use crate::util::rng::SplitMix64;
 use rayon::prelude::*;
 
 use super::{check_finite, CompressError};
@@ -201,7 +202,7 @@ fn reorder_rows(centroids: &[f32], dim: usize, rank: &[u8]) -> Vec<f32> {
 /// at most `k` distinct vectors (then merging duplicates is cheap and exact).
 fn cluster_large(points: &[f32], dim: usize, k: usize) -> Option<VectorClustering> {
     let count = points.len() / dim;
-    let mut rng = SplitMix64(SEED);
+    let mut rng = SplitMix64::new(SEED);
     let mut drawn: Vec<usize> = (0..SAMPLE)
         .map(|_| (rng.next_u64() % count as u64) as usize)
         .collect();
@@ -398,7 +399,7 @@ fn best_of_restarts<const D: usize>(data: &WeightedPoints, k: usize) -> Solution
     let solutions: Vec<Solution> = (0..RESTARTS)
         .into_par_iter()
         .map(|restart| {
-            let mut rng = SplitMix64(SEED ^ restart.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rng = SplitMix64::new(SEED ^ restart.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let seeds = seed_plus_plus::<D>(data, k, &mut rng);
             lloyd::<D>(data, seeds)
         })
@@ -417,28 +418,10 @@ fn best_of_restarts<const D: usize>(data: &WeightedPoints, k: usize) -> Solution
     })
 }
 
-/// SplitMix64: a tiny, well-mixed 64-bit generator (fixed seed ⇒ reproducible sampling).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
-
 /// Draw an index with probability proportional to `mass(i)`, given per-chunk mass totals.
 fn sample(rng: &mut SplitMix64, totals: &[f64], mass: impl Fn(usize) -> f64, len: usize) -> usize {
     let total: f64 = totals.iter().sum();
-    let target = rng.next_f64() * total;
+    let target = rng.next_unit() * total;
     let mut before = 0.0;
     for (c, &chunk_total) in totals.iter().enumerate() {
         if target < before + chunk_total {
@@ -702,11 +685,11 @@ mod tests {
 
     /// `count` vectors of standard normal values (Box–Muller), rounded to f16.
     fn gaussian_f16(count: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut rng = SplitMix64(seed);
+        let mut rng = SplitMix64::new(seed);
         (0..count * dim)
             .map(|_| {
-                let u = 1.0 - rng.next_f64();
-                let v = rng.next_f64();
+                let u = 1.0 - rng.next_unit();
+                let v = rng.next_unit();
                 let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
                 half::f16::from_f64(z).to_f32()
             })
@@ -789,7 +772,7 @@ mod tests {
     /// Lloyd from `k` distinct random points, as a simple independent reference.
     fn random_init_lloyd(points: &[f32], dim: usize, k: usize, seed: u64) -> f64 {
         let n = points.len() / dim;
-        let mut rng = SplitMix64(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut chosen: Vec<usize> = Vec::new();
         while chosen.len() < k {
             let i = (rng.next_u64() % n as u64) as usize;

@@ -100,11 +100,10 @@ impl Builder {
     /// Adds a `const` op and returns its variable name.
     pub fn constant(&mut self, hint: &str, value: Tensor) -> String {
         let name = self.names.fresh(hint);
-        let mut op = Operation::constant(name.clone(), value.clone());
-        op.origin = self.origin.clone();
         self.types.insert(name.clone(), value.ty());
-        self.consts.insert(name.clone(), value);
+        let op = Operation::constant_from(name.clone(), value.clone(), self.origin.clone());
         self.ops.push(op);
+        self.consts.insert(name.clone(), value);
         name
     }
 

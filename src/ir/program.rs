@@ -72,6 +72,18 @@ impl Operation {
         }
     }
 
+    /// [`Operation::constant`] recording source node `origin`.
+    pub fn constant_from(
+        name: impl Into<String>,
+        value: Tensor,
+        origin: Option<String>,
+    ) -> Operation {
+        Operation {
+            origin,
+            ..Operation::constant(name, value)
+        }
+    }
+
     /// The value of a `const` op.
     pub fn const_value(&self) -> Option<&Tensor> {
         if self.op_type == "const" {

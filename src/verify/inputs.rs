@@ -4,6 +4,7 @@
 use super::roles::{input_roles, InputRole, Role};
 use crate::interp::Value;
 use crate::ir::{DType, Dim, Function};
+use crate::util::rng::SplitMix64;
 use crate::{npy, Error};
 use ndarray::{ArrayD, IxDyn};
 use std::collections::BTreeMap;
@@ -23,36 +24,6 @@ pub struct InputRange {
     pub lo: f64,
     /// Upper bound.
     pub hi: f64,
-}
-
-/// SplitMix64: a tiny generator whose output depends only on the seed, on every machine.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator starting from `seed`.
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform float in `[0, 1)` with 53 random bits.
-    pub fn next_unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A uniform integer in `[0, n)` (`n` > 0), by multiply-shift.
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
-    }
 }
 
 /// The function's input signature, e.g. `x: fp32 [1,3,224,224], ids: int32 [1,8]`.

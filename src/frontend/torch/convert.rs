@@ -48,6 +48,15 @@ pub enum SymVal {
 }
 
 impl<'n> Call<'n> {
+    /// The torch name of argument `name` when it is a tensor.
+    pub fn tensor_name(&self, name: &str) -> Option<String> {
+        let arg = self.node.inputs.iter().find(|a| a.name == name)?;
+        match &arg.arg {
+            Argument::AsTensor(t) => Some(t.name.clone()),
+            _ => None,
+        }
+    }
+
     fn arg(&self, name: &str) -> Arg<'n> {
         if let Some(a) = self.node.inputs.iter().find(|a| a.name == name) {
             return Arg::Given(&a.arg);

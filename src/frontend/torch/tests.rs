@@ -69,6 +69,36 @@ fn node(target: &str, inputs: Value, out: &str) -> Value {
            "metadata": {}, "name": out})
 }
 
+/// A node calling `target` on tensor `input` (its `self` argument), with output `out`.
+fn unary(target: &str, input: &str, out: &str) -> Value {
+    node(
+        target,
+        json!([{"name": "self", "arg": {"as_tensor": {"name": input}}}]),
+        out,
+    )
+}
+
+/// A node calling `target` on tensors `input` and `other`, with output `out`.
+fn binary(target: &str, input: &str, other: &str, out: &str) -> Value {
+    node(
+        target,
+        json!([{"name": "self", "arg": {"as_tensor": {"name": input}}},
+               {"name": "other", "arg": {"as_tensor": {"name": other}}}]),
+        out,
+    )
+}
+
+/// A program with no nodes returning its input `x` (shape `[2]`) as it is.
+fn identity_program() -> Value {
+    program(
+        &[],
+        json!([]),
+        "x",
+        json!({"x": meta(&[json!(2)])}),
+        json!({}),
+    )
+}
+
 fn convert(text: &str, tensors: &HashMap<String, Tensor>) -> Result<Program, Error> {
     convert_program(text, tensors, Path::new("m.pt2"), &TorchOptions::default())
 }
@@ -144,12 +174,7 @@ fn non_finite_floats_are_accepted_as_tokens_and_strings() {
                    {"name": "fill_value", "arg": {"as_float": "FILL"}}]),
             "full",
         );
-        let add = node(
-            "torch.ops.aten.add.Tensor",
-            json!([{"name": "self", "arg": {"as_tensor": {"name": "x"}}},
-                   {"name": "other", "arg": {"as_tensor": {"name": "full"}}}]),
-            "add",
-        );
+        let add = binary("torch.ops.aten.add.Tensor", "x", "full", "add");
         let text = program(
             &[],
             json!([full, add]),
@@ -176,26 +201,10 @@ fn non_finite_floats_are_accepted_as_tokens_and_strings() {
 #[test]
 fn unsupported_targets_are_listed_at_once_before_any_work() {
     let nodes = json!([
-        node(
-            "torch.ops.aten.foo.default",
-            json!([{"name": "self", "arg": {"as_tensor": {"name": "x"}}}]),
-            "a"
-        ),
-        node(
-            "torch.ops.aten.relu.default",
-            json!([{"name": "self", "arg": {"as_tensor": {"name": "a"}}}]),
-            "b"
-        ),
-        node(
-            "torch.ops.aten.foo.default",
-            json!([{"name": "self", "arg": {"as_tensor": {"name": "b"}}}]),
-            "c"
-        ),
-        node(
-            "torch.ops.aten.bar.Tensor",
-            json!([{"name": "self", "arg": {"as_tensor": {"name": "c"}}}]),
-            "d"
-        ),
+        unary("torch.ops.aten.foo.default", "x", "a"),
+        unary("torch.ops.aten.relu.default", "a", "b"),
+        unary("torch.ops.aten.foo.default", "b", "c"),
+        unary("torch.ops.aten.bar.Tensor", "c", "d"),
     ]);
     // The weight is missing too: the listing comes first.
     let text = program(
@@ -216,13 +225,7 @@ fn unsupported_targets_are_listed_at_once_before_any_work() {
 
 #[test]
 fn a_schema_from_the_future_is_invalid_input() {
-    let mut p = program(
-        &[],
-        json!([]),
-        "x",
-        json!({"x": meta(&[json!(2)])}),
-        json!({}),
-    );
+    let mut p = identity_program();
     p["schema_version"] = json!({"major": 10, "minor": 0});
     let e = convert(&p.to_string(), &HashMap::new()).unwrap_err();
     assert_eq!(e.exit_code(), ExitCode::InvalidInput);
@@ -236,12 +239,7 @@ fn a_schema_from_the_future_is_invalid_input() {
 
 #[test]
 fn a_missing_weight_is_invalid_input_naming_it() {
-    let relu = node(
-        "torch.ops.aten.add.Tensor",
-        json!([{"name": "self", "arg": {"as_tensor": {"name": "x"}}},
-               {"name": "other", "arg": {"as_tensor": {"name": "p_b"}}}]),
-        "add",
-    );
+    let relu = binary("torch.ops.aten.add.Tensor", "x", "p_b", "add");
     let text = program(
         &[("p_b", "layer.bias")],
         json!([relu]),
@@ -257,11 +255,7 @@ fn a_missing_weight_is_invalid_input_naming_it() {
 
 /// `relu(x)` with `x` of shape `[1, s0]`.
 fn symbolic_program(range: Value) -> String {
-    let relu = node(
-        "torch.ops.aten.relu.default",
-        json!([{"name": "self", "arg": {"as_tensor": {"name": "x"}}}]),
-        "relu",
-    );
+    let relu = unary("torch.ops.aten.relu.default", "x", "relu");
     program(
         &[],
         json!([relu]),
@@ -322,13 +316,7 @@ fn symbolic_sizes_become_flexible_dims_from_the_range_constraints() {
 
 #[test]
 fn user_input_mutation_is_refused() {
-    let mut p = program(
-        &[],
-        json!([]),
-        "x",
-        json!({"x": meta(&[json!(2)])}),
-        json!({}),
-    );
+    let mut p = identity_program();
     p["graph_module"]["signature"]["output_specs"] = json!([{"user_input_mutation": {
         "arg": {"name": "x"}, "user_input_name": "x"}}]);
     let e = convert(&p.to_string(), &HashMap::new()).unwrap_err();

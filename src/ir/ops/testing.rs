@@ -25,33 +25,13 @@ pub fn try_run(
     inputs: &[(&str, Tensor)],
     out: &[TensorType],
 ) -> Result<Vec<Value>, String> {
-    let op = Operation {
-        op_type: op_type.into(),
-        name: "t".into(),
-        inputs: inputs
-            .iter()
-            .map(|(p, t)| (p.to_string(), vec![Argument::Value(t.clone())]))
-            .collect(),
-        outputs: Vec::new(),
-        attributes: Default::default(),
-        origin: None,
-    };
+    let op = inline_op(op_type, inputs);
     eval_op(&op, &|_| None, out)
 }
 
 /// Type-checks op `op_type` on inline constant inputs through the registry.
 pub fn infer(op_type: &str, inputs: &[(&str, Tensor)]) -> Result<Vec<TensorType>, String> {
-    let op = Operation {
-        op_type: op_type.into(),
-        name: "t".into(),
-        inputs: inputs
-            .iter()
-            .map(|(p, t)| (p.to_string(), vec![Argument::Value(t.clone())]))
-            .collect(),
-        outputs: Vec::new(),
-        attributes: Default::default(),
-        origin: None,
-    };
+    let op = inline_op(op_type, inputs);
     crate::ir::infer_op(&op, &|_| None)
 }
 
@@ -92,4 +72,19 @@ pub fn check(op: &str, inputs: &[(&str, Tensor)], shape: &[usize], values: &[f32
         "{op} type"
     );
     assert_eq!(floats(&run(op, inputs, &ty)[0]), values, "{op} values");
+}
+
+/// Op `op_type` named `t` whose inputs are the inline constants `inputs`.
+fn inline_op(op_type: &str, inputs: &[(&str, Tensor)]) -> Operation {
+    Operation {
+        op_type: op_type.into(),
+        name: "t".into(),
+        inputs: inputs
+            .iter()
+            .map(|(p, t)| (p.to_string(), vec![Argument::Value(t.clone())]))
+            .collect(),
+        outputs: Vec::new(),
+        attributes: Default::default(),
+        origin: None,
+    }
 }

@@ -44,22 +44,12 @@ pub fn emit(
     target: Target,
     names: &ChainNames,
 ) -> Result<Vec<Operation>, String> {
-    let mut chain = Chain {
-        ops: Vec::new(),
-        types: BTreeMap::new(),
-        ios18: target >= Target::IOS18,
-        names,
-    };
-    let weight = Weight {
-        source,
-        name,
-        shape,
-        dtype,
-    };
+    let mut chain = Chain::new(target, names);
+    let weight = Weight { name, shape, dtype };
     if chain.ios18 {
-        chain.emit_ios18(encoded, &weight)?;
+        chain.emit_ios18(encoded, source, &weight)?;
     } else {
-        chain.emit_ios16(encoded, &weight)?;
+        chain.emit_ios16(encoded, source, &weight)?;
     }
     Ok(chain.ops)
 }
@@ -81,16 +71,12 @@ pub fn emit_quantized(
         mask: String::new(),
         nonzero: String::new(),
     };
-    let mut chain = Chain {
-        ops: Vec::new(),
-        types: BTreeMap::new(),
-        ios18: target >= Target::IOS18,
-        names: &names,
-    };
+    let mut chain = Chain::new(target, &names);
+    let weight = Weight { name, shape, dtype };
     if chain.ios18 {
-        chain.quant_ios18(q, name, shape, dtype)?;
+        chain.quant_ios18(q, &weight)?;
     } else {
-        chain.quant_ios16(q, name, shape, dtype)?;
+        chain.quant_ios16(q, &weight)?;
     }
     Ok(chain.ops)
 }
@@ -103,10 +89,9 @@ struct Chain<'a> {
     names: &'a ChainNames,
 }
 
-/// The weight being replaced: its values, variable name, shape and float type.
+/// The weight being replaced: its variable name, shape and float type.
 #[derive(Clone, Copy)]
 struct Weight<'w> {
-    source: &'w Tensor,
     name: &'w str,
     shape: &'w [usize],
     dtype: DType,
@@ -118,7 +103,17 @@ enum Param {
     Var(String),
 }
 
-impl Chain<'_> {
+impl<'a> Chain<'a> {
+    /// An empty chain for `target`, naming intermediate values with `names`.
+    fn new(target: Target, names: &'a ChainNames) -> Chain<'a> {
+        Chain {
+            ops: Vec::new(),
+            types: BTreeMap::new(),
+            ios18: target >= Target::IOS18,
+            names,
+        }
+    }
+
     /// Appends op `op_type` with `params`; its outputs are `outputs` (first = op name).
     fn push(
         &mut self,
@@ -153,9 +148,9 @@ impl Chain<'_> {
         Ok(())
     }
 
-    fn emit_ios16(&mut self, encoded: Encoded, w: &Weight) -> Result<(), String> {
+    fn emit_ios16(&mut self, encoded: Encoded, source: &Tensor, w: &Weight) -> Result<(), String> {
         match (encoded.mask, encoded.body) {
-            (Some(mask), Body::Pruned) => self.pruned(w.source, mask, w.name, w.shape),
+            (Some(mask), Body::Pruned) => self.pruned(source, mask, w.name, w.shape),
             (None, Body::Palette(p)) if p.is_plain_per_tensor() => {
                 let packed = pack_bits(&p.indices, p.nbits as usize);
                 self.push(
@@ -178,14 +173,14 @@ impl Chain<'_> {
                     ],
                 )
             }
-            (None, Body::Quant(q)) => self.quant_ios16(q, w.name, w.shape, w.dtype),
+            (None, Body::Quant(q)) => self.quant_ios16(q, w),
             _ => Err("this compression needs target iOS18 or later".into()),
         }
     }
 
-    fn emit_ios18(&mut self, encoded: Encoded, w: &Weight) -> Result<(), String> {
+    fn emit_ios18(&mut self, encoded: Encoded, source: &Tensor, w: &Weight) -> Result<(), String> {
         match (encoded.mask, encoded.body) {
-            (Some(mask), Body::Pruned) => self.pruned(w.source, mask, w.name, w.shape),
+            (Some(mask), Body::Pruned) => self.pruned(source, mask, w.name, w.shape),
             (None, Body::Pruned) => Err("nothing to compress".into()),
             (mask, Body::Palette(p)) => {
                 let lut = self.lut_param(&p, w.dtype)?;
@@ -224,7 +219,7 @@ impl Chain<'_> {
                     }
                 }
             }
-            (None, Body::Quant(q)) => self.quant_ios18(q, w.name, w.shape, w.dtype),
+            (None, Body::Quant(q)) => self.quant_ios18(q, w),
             (Some(mask), Body::Quant(q)) => {
                 let kept = gather(&q.quantized.values, &mask);
                 let mut params = q.scale_and_offset(w.dtype);
@@ -239,13 +234,7 @@ impl Chain<'_> {
     }
 
     /// `constexpr_affine_dequantize` of 8-bit integers, per tensor or per channel.
-    fn quant_ios16(
-        &mut self,
-        q: QuantData,
-        name: &str,
-        shape: &[usize],
-        dtype: DType,
-    ) -> Result<(), String> {
+    fn quant_ios16(&mut self, q: QuantData, w: &Weight) -> Result<(), String> {
         if !q.fits_ios16() {
             return Err("this quantization needs target iOS18 or later".into());
         }
@@ -257,7 +246,7 @@ impl Chain<'_> {
             .unwrap_or_else(|| vec![0; q.quantized.scales.len()]);
         self.push(
             "constexpr_affine_dequantize",
-            &[name],
+            &[w.name],
             vec![
                 (
                     "zero_point",
@@ -265,11 +254,11 @@ impl Chain<'_> {
                 ),
                 (
                     "quantized_data",
-                    Param::Value(int_tensor(q.dtype, shape, q.quantized.values)),
+                    Param::Value(int_tensor(q.dtype, w.shape, q.quantized.values)),
                 ),
                 (
                     "scale",
-                    Param::Value(float_tensor(&scale_shape, &q.quantized.scales, dtype)),
+                    Param::Value(float_tensor(&scale_shape, &q.quantized.scales, w.dtype)),
                 ),
                 ("axis", Param::Value(Tensor::scalar_i32(axis))),
             ],
@@ -277,19 +266,13 @@ impl Chain<'_> {
     }
 
     /// `constexpr_blockwise_shift_scale` of 4- or 8-bit integers with any block shape.
-    fn quant_ios18(
-        &mut self,
-        q: QuantData,
-        name: &str,
-        shape: &[usize],
-        dtype: DType,
-    ) -> Result<(), String> {
-        let mut params = q.scale_and_offset(dtype);
+    fn quant_ios18(&mut self, q: QuantData, w: &Weight) -> Result<(), String> {
+        let mut params = q.scale_and_offset(w.dtype);
         params.push((
             "data",
-            Param::Value(int_tensor(q.dtype, shape, q.quantized.values)),
+            Param::Value(int_tensor(q.dtype, w.shape, q.quantized.values)),
         ));
-        self.push("constexpr_blockwise_shift_scale", &[name], params)
+        self.push("constexpr_blockwise_shift_scale", &[w.name], params)
     }
 
     /// `constexpr_sparse_to_dense` of the kept elements of `source` (stored as they are):

@@ -368,11 +368,13 @@ struct Emitter<'a> {
 impl Emitter<'_> {
     fn constant(&mut self, hint: &str, value: Tensor) -> String {
         let name = self.names.fresh(hint);
-        let mut op = Operation::constant(name.clone(), value.clone());
-        op.origin = self.origin.clone();
+        self.ops.push(Operation::constant_from(
+            name.clone(),
+            value.clone(),
+            self.origin.clone(),
+        ));
         self.types.insert(name.clone(), value.ty());
         self.consts.insert(name.clone(), value);
-        self.ops.push(op);
         name
     }
 

@@ -8,9 +8,9 @@
 //! 1e-4 of their exact values.
 
 use super::graph::{
-    arg, close, new_const, new_op, operands, other_operand, out, replace, split_scalar, Graph,
+    arg, close, new_const, new_op, operands, other_operand, out, split_scalar, Graph, Rewrite,
 };
-use crate::ir::{Function, NameTable, Target, Tensor};
+use crate::ir::{NameTable, Tensor};
 use std::f64::consts::{FRAC_1_SQRT_2, PI, SQRT_2};
 
 /// The coefficient of x³ in the tanh approximation.
@@ -24,17 +24,14 @@ struct Match<'a> {
     root: usize,
 }
 
-/// Fuses the first GELU whose intermediate values nothing else reads.
-pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
-    let g = Graph::new(function);
-    let Some(m) = g.first(match_at) else {
-        return false;
-    };
+/// The GELU whose final `mul` is op `i`, fused into one `gelu` op, when its intermediate
+/// values nothing else reads.
+pub fn plan(g: &Graph, i: usize, names: &mut NameTable) -> Option<Rewrite> {
+    let m = match_at(g, i)?;
     let root = g.op(m.root);
     let origin = g.op(m.anchor).origin.clone();
-    let mut names = NameTable::of_function(function);
     let (mode_op, mode) = new_const(
-        &mut names,
+        names,
         &format!("{}_mode", root.name),
         Tensor::scalar_string(m.mode),
         origin.clone(),
@@ -46,9 +43,10 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
         root.outputs.clone(),
         origin,
     );
-    let root = m.root;
-    replace(function, root, vec![mode_op, gelu]);
-    true
+    Some(Rewrite {
+        root: m.root,
+        ops: vec![mode_op, gelu],
+    })
 }
 
 fn match_at<'a>(g: &Graph<'a>, i: usize) -> Option<Match<'a>> {

@@ -194,6 +194,34 @@ pub fn close(value: f64, expected: f64) -> bool {
     (value - expected).abs() <= 1e-4 * expected.abs()
 }
 
+/// A planned rewrite: op `root` (and the ops only it reads) replaced by `ops`.
+pub struct Rewrite {
+    /// Index of the op whose output the new ops produce.
+    pub root: usize,
+    /// The replacement ops, the one producing the root's output last.
+    pub ops: Vec<Operation>,
+}
+
+/// Applies the first rewrite `plan` finds, trying every op index in program order (fresh
+/// names come from one table of `function`'s names); false when there is none.
+pub fn fuse_first(
+    function: &mut Function,
+    plan: impl Fn(&Graph, usize, &mut NameTable) -> Option<Rewrite>,
+) -> bool {
+    let rewrite = {
+        let g = Graph::new(function);
+        let mut names = NameTable::of_function(function);
+        g.first(|g, i| plan(g, i, &mut names))
+    };
+    match rewrite {
+        Some(r) => {
+            replace(function, r.root, r.ops);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Replaces op `root` with `ops` (which end with the op producing `root`'s outputs under the
 /// same names), leaving the pattern's other ops for dead-code removal.
 pub fn replace(function: &mut Function, root: usize, ops: Vec<Operation>) {

@@ -6,9 +6,9 @@
 //! stay separate ops after the fused norm. RMSNorm (no mean subtraction) is left decomposed.
 
 use super::graph::{
-    arg, new_const, new_op, operands, other_operand, out, replace, split_scalar, Graph,
+    arg, new_const, new_op, operands, other_operand, out, split_scalar, Graph, Rewrite,
 };
-use crate::ir::{Argument, Dim, Function, NameTable, Operation, Target, Tensor};
+use crate::ir::{Argument, Dim, NameTable, Operation, Tensor};
 
 /// A matched LayerNorm.
 struct Match<'a> {
@@ -21,20 +21,17 @@ struct Match<'a> {
     root: usize,
 }
 
-/// Fuses the first decomposed LayerNorm whose intermediate values nothing else reads.
-pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
-    let g = Graph::new(function);
-    let Some(m) = g.first(match_at) else {
-        return false;
-    };
+/// The decomposed LayerNorm ending at op `i`, fused into one `layer_norm` op, when its
+/// intermediate values nothing else reads.
+pub fn plan(g: &Graph, i: usize, names: &mut NameTable) -> Option<Rewrite> {
+    let m = match_at(g, i)?;
     let root = g.op(m.root);
     let dtype = root.outputs[0].ty.dtype;
     let origin = g.op(m.mean).origin.clone();
     let mut consts: Vec<Operation> = Vec::new();
-    let mut names = NameTable::of_function(function);
     let mut constant = |param: &str, value: Tensor| {
         let (op, name) = new_const(
-            &mut names,
+            names,
             &format!("{}_{param}", root.name),
             value,
             origin.clone(),
@@ -61,10 +58,11 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
         root.outputs.clone(),
         origin,
     );
-    let root = m.root;
     consts.push(norm);
-    replace(function, root, consts);
-    true
+    Some(Rewrite {
+        root: m.root,
+        ops: consts,
+    })
 }
 
 /// The axes of a `reduce_mean` with `keep_dims` true, normalized to `0..rank`.

@@ -4,8 +4,8 @@
 //! bias it already had). MIL `linear` takes inputs of rank 1 to 3, so a `matmul` on a
 //! higher-rank input stays.
 
-use super::graph::{arg, new_const, new_op, other_operand, out, replace, Graph};
-use crate::ir::{Function, NameTable, Operation, Target, Tensor};
+use super::graph::{arg, new_const, new_op, other_operand, out, Graph, Rewrite};
+use crate::ir::{NameTable, Operation, Tensor};
 
 /// Largest input rank MIL `linear` accepts.
 const MAX_RANK: usize = 3;
@@ -23,19 +23,15 @@ struct Match<'a> {
     root: usize,
 }
 
-/// Fuses the first `matmul` with a constant matrix, or the first `linear` followed by a
-/// constant bias `add`.
-pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
-    let g = Graph::new(function);
-    let Some(m) = g.first(match_at) else {
-        return false;
-    };
+/// The `matmul` with a constant matrix at op `i`, or the `linear` there followed by a constant
+/// bias `add`, fused into one `linear` op.
+pub fn plan(g: &Graph, i: usize, names: &mut NameTable) -> Option<Rewrite> {
+    let m = match_at(g, i)?;
     let root = g.op(m.root);
     let anchor = g.op(m.anchor);
     let origin = anchor.origin.clone();
     let dtype = root.outputs[0].ty.dtype;
     let mut ops: Vec<Operation> = Vec::new();
-    let mut names = NameTable::of_function(function);
     let weight = match m.weight_var {
         Some(w) => w.to_string(),
         None => {
@@ -45,7 +41,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
                 m.weight.clone()
             };
             let (op, name) = new_const(
-                &mut names,
+                names,
                 &format!("{}_weight", anchor.name),
                 value,
                 origin.clone(),
@@ -65,7 +61,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
         }
         let value = Tensor::from_f32(&[n], &sum).cast(dtype);
         let (op, name) = new_const(
-            &mut names,
+            names,
             &format!("{}_bias", anchor.name),
             value,
             origin.clone(),
@@ -81,9 +77,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
         root.outputs.clone(),
         origin,
     ));
-    let root = m.root;
-    replace(function, root, ops);
-    true
+    Some(Rewrite { root: m.root, ops })
 }
 
 /// The value of constant boolean parameter `param` (false when absent).
@@ -163,7 +157,7 @@ fn match_at<'a>(g: &Graph<'a>, i: usize) -> Option<Match<'a>> {
 mod tests {
     use super::super::testing::{fuse_checked, op_types};
     use super::*;
-    use crate::ir::{Builder, DType, TensorType, Var};
+    use crate::ir::{Builder, DType, Target, TensorType, Var};
 
     fn weights(shape: &[usize]) -> Tensor {
         let n: usize = shape.iter().product();

@@ -81,7 +81,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fuse_checked, op_types};
+    use super::super::testing::{fuse_checked, guarded_matmul, op_types};
     use crate::ir::{Builder, DType, Target, Tensor, TensorType, Var};
 
     #[test]
@@ -130,16 +130,7 @@ mod tests {
             .unwrap();
         let none = b.op1("logical_not", "none", &[("x", &[&any])]).unwrap();
         let zeros = b.constant("zeros", Tensor::from_f32(&[2, 3, 4], &[0.0; 24]));
-        let guarded = b
-            .op1(
-                "select",
-                "guarded",
-                &[("cond", &[&none]), ("a", &[&zeros]), ("b", &[&p])],
-            )
-            .unwrap();
-        let y = b
-            .op1("matmul", "y", &[("x", &[&guarded]), ("y", &["v"])])
-            .unwrap();
+        let y = guarded_matmul(&mut b, &none, &zeros, &p);
         let p = fuse_checked(
             b.finish(vec![y]),
             Target::IOS15,

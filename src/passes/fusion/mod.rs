@@ -66,15 +66,15 @@ pub const PASSES: &[Pass] = &[
     },
     Pass {
         kind: "gelu",
-        fuse_one: gelu::fuse_one,
+        fuse_one: |function, _| graph::fuse_first(function, gelu::plan),
     },
     Pass {
         kind: "layer_norm",
-        fuse_one: layer_norm::fuse_one,
+        fuse_one: |function, _| graph::fuse_first(function, layer_norm::plan),
     },
     Pass {
         kind: "linear",
-        fuse_one: linear::fuse_one,
+        fuse_one: |function, _| graph::fuse_first(function, linear::plan),
     },
     Pass {
         kind: "split",
@@ -185,7 +185,7 @@ pub(crate) mod testing {
 
     use super::*;
     use crate::interp::{run, RunOptions, Value};
-    use crate::ir::validate_program;
+    use crate::ir::{validate_program, Builder};
     use std::collections::BTreeMap;
 
     /// Deterministic inputs in [-3, 3) for every input of `function` (symbolic dims as 2).
@@ -212,12 +212,7 @@ pub(crate) mod testing {
     /// Fuses `function` (at `target`), checks the report's counts, that the result validates,
     /// and that it computes the original's outputs (max error ≤ 1e-5 × scale); returns it.
     pub fn fuse_checked(function: Function, target: Target, expected: &[(&str, usize)]) -> Program {
-        let original = Program {
-            target,
-            functions: vec![function],
-            metadata: Default::default(),
-            description: Default::default(),
-        };
+        let original = Program::new(target, vec![function]);
         validate_program(&original).unwrap();
         let mut fused = original.clone();
         let report = fuse(&mut fused);
@@ -248,6 +243,15 @@ pub(crate) mod testing {
             );
         }
         fused
+    }
+
+    /// `select(cond, fill, probs)` multiplied by `v` as `y`: attention probabilities behind a
+    /// guard that replaces some of them by `fill`.
+    pub fn guarded_matmul(b: &mut Builder, cond: &str, fill: &str, probs: &str) -> String {
+        let inputs = [("cond", &[cond][..]), ("a", &[fill]), ("b", &[probs])];
+        let guarded = b.op1("select", "guarded", &inputs).unwrap();
+        b.op1("matmul", "y", &[("x", &[&guarded]), ("y", &["v"])])
+            .unwrap()
     }
 
     /// The op types of `program`'s main function other than `const`, in order.

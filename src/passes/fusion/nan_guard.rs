@@ -95,7 +95,7 @@ pub fn fuse_one(function: &mut Function, _target: Target) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fuse_checked, op_types};
+    use super::super::testing::{fuse_checked, guarded_matmul, op_types};
     use crate::ir::{Builder, DType, Target, Tensor, TensorType, Var};
 
     #[test]
@@ -112,16 +112,7 @@ mod tests {
             .op1("not_equal", "nan", &[("x", &[&p]), ("y", &[&p])])
             .unwrap();
         let zero = b.constant("zero", Tensor::from_f32(&[], &[0.0]));
-        let guarded = b
-            .op1(
-                "select",
-                "guarded",
-                &[("cond", &[&nan]), ("a", &[&zero]), ("b", &[&p])],
-            )
-            .unwrap();
-        let y = b
-            .op1("matmul", "y", &[("x", &[&guarded]), ("y", &["v"])])
-            .unwrap();
+        let y = guarded_matmul(&mut b, &nan, &zero, &p);
         let p = fuse_checked(
             b.finish(vec![y]),
             Target::IOS15,

@@ -47,14 +47,19 @@ mod tests {
     use super::super::testing::{fuse_checked, op_types};
     use crate::ir::{Builder, DType, Target, Tensor, TensorType, Var};
 
-    #[test]
-    fn squeeze_expand_dims_and_reshape_chains_become_one_reshape() {
+    /// A builder whose `[3, 1, 4]` input `x` is squeezed (axis 1, the constant `axes`) into `s`.
+    fn squeezed_input() -> (Builder, String, String) {
         let x = Var::new("x", TensorType::fixed(DType::F32, &[3, 1, 4]));
         let mut b = Builder::new("main", vec![x]);
         let axes = b.constant("axes", Tensor::vec_i32(&[1]));
-        let s = b
-            .op1("squeeze", "s", &[("x", &["x"]), ("axes", &[&axes])])
-            .unwrap();
+        let inputs = [("x", &["x"][..]), ("axes", &[&axes])];
+        let s = b.op1("squeeze", "s", &inputs).unwrap();
+        (b, axes, s)
+    }
+
+    #[test]
+    fn squeeze_expand_dims_and_reshape_chains_become_one_reshape() {
+        let (mut b, axes, s) = squeezed_input();
         let e = b
             .op1("expand_dims", "e", &[("x", &[&s]), ("axes", &[&axes])])
             .unwrap();
@@ -74,12 +79,7 @@ mod tests {
 
     #[test]
     fn leaves_shared_intermediates_and_reshapes_copying_a_dim() {
-        let x = Var::new("x", TensorType::fixed(DType::F32, &[3, 1, 4]));
-        let mut b = Builder::new("main", vec![x]);
-        let axes = b.constant("axes", Tensor::vec_i32(&[1]));
-        let s = b
-            .op1("squeeze", "s", &[("x", &["x"]), ("axes", &[&axes])])
-            .unwrap();
+        let (mut b, axes, s) = squeezed_input();
         let shape = b.constant("shape", Tensor::vec_i32(&[12]));
         let r = b
             .op1("reshape", "r", &[("x", &[&s]), ("shape", &[&shape])])

@@ -43,12 +43,11 @@ pub fn dtypes(function: &Function) -> HashMap<&str, DType> {
 /// The ops of `function` whose precision the fp16 pass chooses, with their indices.
 fn precision_ops(function: &Function) -> impl Iterator<Item = (usize, &Operation)> {
     let types = dtypes(function);
+    let is_float = move |v: &str| types.get(v).is_some_and(|d| d.is_float());
     function
         .block
         .operations
         .iter()
         .enumerate()
-        .filter(move |(_, op)| {
-            decides_precision(op, |v| types.get(v).is_some_and(|d| d.is_float()))
-        })
+        .filter(move |(_, op)| decides_precision(op, &is_float))
 }

@@ -233,20 +233,6 @@ fn float_zero_points(p: &Params) -> Option<Vec<f32>> {
         .map(|z| z.iter().map(|&v| v as f32).collect())
 }
 
-/// `clip(round(x / scale) + zero_point)` to `qtype`'s range, as int32; `x` is fp32 of type
-/// `x_ty`.
-fn quantize_math(
-    ctx: &mut Ctx,
-    x: &str,
-    x_ty: &TensorType,
-    p: &Params,
-    qtype: QType,
-    out: &str,
-) -> Result<String, Error> {
-    let q = quantize_float(ctx, x, x_ty, p, qtype, out)?;
-    ctx.cast(&q, DType::I32, out)
-}
-
 /// `clip(round(x / scale) + zero_point)` to `qtype`'s range, kept in fp32 (integral values).
 fn quantize_float(
     ctx: &mut Ctx,
@@ -608,7 +594,8 @@ fn quantize_linear(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     } else {
         x = ctx.cast(&x, DType::F32, &format!("{out}_float"))?;
     }
-    let y = quantize_math(ctx, &x, &x_ty.with_dtype(DType::F32), &p, qtype, &out)?;
+    let q = quantize_float(ctx, &x, &x_ty.with_dtype(DType::F32), &p, qtype, &out)?;
+    let y = ctx.cast(&q, DType::I32, &out)?;
     ctx.set_output(node, 0, y);
     Ok(())
 }
@@ -763,22 +750,30 @@ fn channel_shape(c: usize, rank: usize, weight: bool) -> Vec<usize> {
     s
 }
 
+/// The centered operands of an integer convolution: `node`'s inputs `x` and `w` (at the first
+/// two `inputs` positions) minus their zero points (at the last two, per tensor, or per output
+/// channel for the weight), with the weight's shape.
+fn centered_conv_inputs(
+    ctx: &mut Ctx,
+    node: &Node,
+    inputs: [usize; 4],
+    out: &str,
+) -> Result<(String, String, Vec<usize>), Error> {
+    let [x, w, x_zero, w_zero] = inputs;
+    let (x, w) = (ctx.input(node, x)?, ctx.input(node, w)?);
+    let w_shape = ctx.shape(&w)?;
+    let rank = w_shape.len();
+    let xc = centered(ctx, node, &x, x_zero, &|c| vec![c], &format!("{out}_x"))?;
+    let per_channel = |c| channel_shape(c, rank, true);
+    let wc = centered(ctx, node, &w, w_zero, &per_channel, &format!("{out}_w"))?;
+    Ok((xc, wc, w_shape))
+}
+
 /// `ConvInteger(x, w, x_zero_point?, w_zero_point?)`: the convolution of the centered
 /// integers in fp32, as int32.
 fn conv_integer(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let out = ctx.out_name(node, 0);
-    let (x, w) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
-    let w_shape = ctx.shape(&w)?;
-    let rank = w_shape.len();
-    let xc = centered(ctx, node, &x, 2, &|c| vec![c], &format!("{out}_x"))?;
-    let wc = centered(
-        ctx,
-        node,
-        &w,
-        3,
-        &|c| channel_shape(c, rank, true),
-        &format!("{out}_w"),
-    )?;
+    let (xc, wc, w_shape) = centered_conv_inputs(ctx, node, [0, 1, 2, 3], &out)?;
     check_exact_sum(ctx, Some(w_shape[1..].iter().product()));
     let y = conv_with(ctx, node, &xc, &wc, None, &format!("{out}_float"))?;
     let y = ctx.cast(&y, DType::I32, &out)?;
@@ -927,18 +922,7 @@ fn qlinear_matmul(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
 /// requantized per output channel with `x_scale * w_scale / y_scale`.
 fn qlinear_conv(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let out = ctx.out_name(node, 0);
-    let (x, w) = (ctx.input(node, 0)?, ctx.input(node, 3)?);
-    let w_shape = ctx.shape(&w)?;
-    let rank = w_shape.len();
-    let xc = centered(ctx, node, &x, 2, &|c| vec![c], &format!("{out}_x"))?;
-    let wc = centered(
-        ctx,
-        node,
-        &w,
-        5,
-        &|c| channel_shape(c, rank, true),
-        &format!("{out}_w"),
-    )?;
+    let (xc, wc, w_shape) = centered_conv_inputs(ctx, node, [0, 3, 2, 5], &out)?;
     let bias = match ctx.opt_input(node, 8)? {
         Some(b) => Some(ctx.cast(&b, DType::F32, &format!("{out}_bias"))?),
         None => None,
@@ -949,7 +933,7 @@ fn qlinear_conv(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         ctx,
         node,
         [1, 4, 6],
-        &|c| channel_shape(c, rank, false),
+        &|c| channel_shape(c, w_shape.len(), false),
         &out,
     )?;
     let y = requantize(ctx, node, &acc, &factor, Overflow::Saturate, &out)?;

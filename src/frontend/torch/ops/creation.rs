@@ -252,15 +252,7 @@ fn copy_(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
         ctx.op1("add", &out, &[("x", &base), ("y", &src)])?
     };
     // A write into a slice writes into the sliced value, and on through slices of slices.
-    let mut written = call
-        .node
-        .inputs
-        .iter()
-        .find(|a| a.name == "self")
-        .and_then(|a| match &a.arg {
-            super::schema::Argument::AsTensor(t) => Some(t.name.clone()),
-            _ => None,
-        });
+    let mut written = call.tensor_name("self");
     let mut value = y.clone();
     while let Some(view) = written.as_deref().and_then(|t| ctx.view(t)) {
         let base = ctx.value(&view.base)?;

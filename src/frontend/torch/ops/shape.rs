@@ -540,15 +540,7 @@ fn slice(ctx: &mut Ctx, call: &Call) -> Result<(), Error> {
             Bound::Known(n) => Some((*n).min(size)),
             Bound::Var(_) => None,
         };
-        let base = call
-            .node
-            .inputs
-            .iter()
-            .find(|a| a.name == "self")
-            .and_then(|a| match &a.arg {
-                super::schema::Argument::AsTensor(t) => Some(t.name.clone()),
-                _ => None,
-            });
+        let base = call.tensor_name("self");
         if let (Some(s), Some(e), Some(base)) = (norm(&start, 0), norm(&end, size), base) {
             ctx.record_view(
                 name,

@@ -5,7 +5,7 @@
 //! way whatever the thread count, so results do not depend on it.
 
 use crate::interp::{KernelArgs, Value};
-use crate::ir::ops::conv::{conv_attrs, conv_transpose_size, transposed_extent};
+use crate::ir::ops::conv::{conv_attrs, conv_transpose_size, transposed_extent, ConvAttrs};
 use crate::ir::ops::window::{output_size, PadType};
 use crate::ir::ops::OpArgs;
 use ndarray::{ArrayD, ArrayView2, IxDyn};
@@ -119,17 +119,25 @@ fn bias(args: &KernelArgs, channels: usize) -> Result<Vec<f32>, String> {
     }
 }
 
-/// `conv`.
-pub fn conv(args: &KernelArgs) -> Result<Vec<Value>, String> {
+/// The input, the weight (ranks 3 to 5, equal) and the attributes of a `conv` or
+/// `conv_transpose`.
+fn conv_operands(args: &KernelArgs) -> Result<(ArrayD<f32>, ArrayD<f32>, ConvAttrs), String> {
     let x = args.get("x")?.to_f32_array()?;
     let w = args.get("weight")?.to_f32_array()?;
-    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    let (xs, ws) = (x.shape(), w.shape());
     if !(3..=5).contains(&xs.len()) || ws.len() != xs.len() {
         return Err(format!(
             "x {xs:?} must have rank 3 to 5 and weight {ws:?} the same rank"
         ));
     }
     let a = conv_attrs(args, &ws[2..])?;
+    Ok((x, w, a))
+}
+
+/// `conv`.
+pub fn conv(args: &KernelArgs) -> Result<Vec<Value>, String> {
+    let (x, w, a) = conv_operands(args)?;
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
     let g = a.groups;
     let (n, c, co, cg) = (xs[0], xs[1], ws[0], ws[1]);
     if c != cg * g || co % g != 0 {
@@ -218,15 +226,8 @@ fn conv_forward(
 /// `conv_transpose`: the gradient of `conv` with respect to its input; weight is
 /// [c_in, c_out/groups, k…].
 pub fn conv_transpose(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let x = args.get("x")?.to_f32_array()?;
-    let w = args.get("weight")?.to_f32_array()?;
+    let (x, w, a) = conv_operands(args)?;
     let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
-    if !(3..=5).contains(&xs.len()) || ws.len() != xs.len() {
-        return Err(format!(
-            "x {xs:?} must have rank 3 to 5 and weight {ws:?} the same rank"
-        ));
-    }
-    let a = conv_attrs(args, &ws[2..])?;
     let groups = a.groups;
     let (n, c) = (xs[0], xs[1]);
     if ws[0] != c || c % groups != 0 {

@@ -106,34 +106,25 @@ pub fn pow(args: &KernelArgs) -> Result<Vec<Value>, String> {
     })
 }
 
+/// `f` made to return NaN when either operand is NaN (as MIL's `maximum`/`minimum` do).
+fn nan_propagating(f: fn(f32, f32) -> f32) -> impl Fn(f32, f32) -> f32 + Sync + Send {
+    move |a, b| {
+        if a.is_nan() || b.is_nan() {
+            f32::NAN
+        } else {
+            f(a, b)
+        }
+    }
+}
+
 /// `maximum`.
 pub fn maximum(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    binary(
-        args,
-        |a, b| {
-            if a.is_nan() || b.is_nan() {
-                f32::NAN
-            } else {
-                a.max(b)
-            }
-        },
-        i32::max,
-    )
+    binary(args, nan_propagating(f32::max), i32::max)
 }
 
 /// `minimum`.
 pub fn minimum(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    binary(
-        args,
-        |a, b| {
-            if a.is_nan() || b.is_nan() {
-                f32::NAN
-            } else {
-                a.min(b)
-            }
-        },
-        i32::min,
-    )
+    binary(args, nan_propagating(f32::min), i32::min)
 }
 
 /// Integer division rounding toward negative infinity (0 for a zero divisor).

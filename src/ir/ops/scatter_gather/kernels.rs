@@ -77,38 +77,38 @@ pub fn gather_nd(args: &KernelArgs) -> Result<Vec<Value>, String> {
 }
 
 /// The operands of a scatter: data and updates as floats, indices, and the combining rule.
-struct ScatterInputs<'a> {
-    data: ArrayD<f32>,
-    indices: &'a ArrayD<i32>,
-    updates: ArrayD<f32>,
-    combine: fn(f32, f32) -> f32,
-}
+type ScatterInputs<'a> = (
+    ArrayD<f32>,
+    &'a ArrayD<i32>,
+    ArrayD<f32>,
+    fn(f32, f32) -> f32,
+);
 
 fn scatter_inputs<'a>(args: &'a KernelArgs) -> Result<ScatterInputs<'a>, String> {
-    Ok(ScatterInputs {
-        data: args.get("data")?.to_f32_array()?,
-        indices: args.get("indices")?.int()?,
-        updates: args.get("updates")?.to_f32_array()?,
-        combine: combine(ScatterMode::of(args)?),
-    })
+    Ok((
+        args.get("data")?.to_f32_array()?,
+        args.get("indices")?.int()?,
+        args.get("updates")?.to_f32_array()?,
+        combine(ScatterMode::of(args)?),
+    ))
+}
+
+/// The error for indices and updates whose shapes do not fit the data.
+fn misfit(indices: &ArrayD<i32>, updates: &ArrayD<f32>, data: &ArrayD<f32>) -> String {
+    format!(
+        "indices {:?} and updates {:?} do not fit data {:?}",
+        indices.shape(),
+        updates.shape(),
+        data.shape()
+    )
 }
 
 /// `scatter`: `data[…, indices[i], …] ⊕= updates[…, i, …]` along `axis`.
 pub fn scatter(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let ScatterInputs {
-        mut data,
-        indices: idx,
-        updates: upd,
-        combine: f,
-    } = scatter_inputs(args)?;
+    let (mut data, idx, upd, f) = scatter_inputs(args)?;
     let axis = norm_axis(args.int("axis")?, data.ndim())?;
     if idx.ndim() != 1 || upd.ndim() != data.ndim() || upd.shape()[axis] != idx.len() {
-        return Err(format!(
-            "indices {:?} and updates {:?} do not fit data {:?}",
-            idx.shape(),
-            upd.shape(),
-            data.shape()
-        ));
+        return Err(misfit(idx, &upd, &data));
     }
     let n = data.shape()[axis];
     for (i, &j) in idx.iter().enumerate() {
@@ -129,20 +129,10 @@ pub fn scatter(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `scatter_along_axis`: `data[…, indices[p], …] ⊕= updates[p]` for every position `p`.
 pub fn scatter_along_axis(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let ScatterInputs {
-        mut data,
-        indices: idx,
-        updates: upd,
-        combine: f,
-    } = scatter_inputs(args)?;
+    let (mut data, idx, upd, f) = scatter_inputs(args)?;
     let axis = norm_axis(args.int("axis")?, data.ndim())?;
     if idx.shape() != upd.shape() || idx.ndim() != data.ndim() {
-        return Err(format!(
-            "indices {:?} and updates {:?} do not fit data {:?}",
-            idx.shape(),
-            upd.shape(),
-            data.shape()
-        ));
+        return Err(misfit(idx, &upd, &data));
     }
     let n = data.shape()[axis];
     for ((pos, &i), &u) in idx.indexed_iter().zip(upd.iter()) {
@@ -158,12 +148,7 @@ pub fn scatter_along_axis(args: &KernelArgs) -> Result<Vec<Value>, String> {
 
 /// `scatter_nd`: `data[indices[i…, :], …] ⊕= updates[i…, …]`.
 pub fn scatter_nd(args: &KernelArgs) -> Result<Vec<Value>, String> {
-    let ScatterInputs {
-        data,
-        indices: idx,
-        updates: upd,
-        combine: f,
-    } = scatter_inputs(args)?;
+    let (data, idx, upd, f) = scatter_inputs(args)?;
     let k = *idx.shape().last().ok_or("indices must have rank ≥ 1")?;
     let ds = data.shape().to_vec();
     if k == 0 || k > ds.len() {

@@ -98,6 +98,18 @@ fn infer_gather_nd(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }])
 }
 
+/// Fails unless the updates `upd` have shape `want` (symbolic dims match anything).
+fn check_updates(upd: &TensorType, want: Vec<Dim>) -> Result<(), String> {
+    if compatible(&upd.shape, &want) {
+        return Ok(());
+    }
+    let want = TensorType {
+        dtype: upd.dtype,
+        shape: want,
+    };
+    Err(format!("updates {upd} must have shape {want}"))
+}
+
 fn infer_scatter(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     ScatterMode::of(a)?;
     let (data, idx, upd) = (a.ty("data")?, a.ty("indices")?, a.ty("updates")?);
@@ -107,15 +119,7 @@ fn infer_scatter(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     }
     let mut want = data.shape.clone();
     want[axis] = idx.shape[0].clone();
-    if !compatible(&upd.shape, &want) {
-        return Err(format!(
-            "updates {upd} must have shape {}",
-            TensorType {
-                dtype: upd.dtype,
-                shape: want
-            }
-        ));
-    }
+    check_updates(upd, want)?;
     Ok(vec![data.clone()])
 }
 
@@ -137,15 +141,7 @@ fn infer_scatter_nd(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let depth = index_depth(idx, data.rank())?;
     let mut want = idx.shape[..idx.rank() - 1].to_vec();
     want.extend(data.shape[depth..].iter().cloned());
-    if !compatible(&upd.shape, &want) {
-        return Err(format!(
-            "updates {upd} must have shape {}",
-            TensorType {
-                dtype: upd.dtype,
-                shape: want
-            }
-        ));
-    }
+    check_updates(upd, want)?;
     Ok(vec![data.clone()])
 }
 

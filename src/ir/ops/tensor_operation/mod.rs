@@ -335,55 +335,61 @@ fn infer_shape(a: &InferArgs) -> Result<Vec<TensorType>, String> {
 
 fn infer_tile(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
-    let shape = match a.known_ints("reps") {
+    let per_dim = match a.known_ints("reps") {
         Some(reps) => {
             if reps.len() != x.rank() || reps.iter().any(|&r| !(0..=i32::MAX as i64).contains(&r)) {
                 return Err(format!(
                     "reps {reps:?} must have one non-negative entry per dim of {x}"
                 ));
             }
-            x.shape
-                .iter()
-                .zip(&reps)
-                .enumerate()
-                .map(|(i, (d, &r))| match d.fixed() {
-                    Some(n) => Dim::Fixed(n * r as usize),
-                    None if r == 1 => d.clone(),
-                    None => a.symbol(i),
-                })
-                .collect()
+            Some(reps.iter().map(|&r| (r as usize, 0)).collect())
         }
-        None => (0..x.rank()).map(|i| a.symbol(i)).collect(),
+        None => None,
     };
-    Ok(vec![TensorType {
-        dtype: x.dtype,
-        shape,
-    }])
+    Ok(vec![scaled_and_grown(a, x, per_dim)])
 }
 
 fn infer_pad(a: &InferArgs) -> Result<Vec<TensorType>, String> {
     let x = a.ty("x")?;
     PadAttrs::parse(a)?;
-    let shape = match a.known_ints("pad") {
-        Some(pad) => {
-            let pairs = pad_pairs(&pad, x.rank())?;
-            x.shape
-                .iter()
-                .zip(pairs)
-                .enumerate()
-                .map(|(i, (d, (b, e)))| match d.fixed() {
-                    Some(n) => Dim::Fixed(n + b + e),
-                    None if b + e == 0 => d.clone(),
-                    None => a.symbol(i),
-                })
-                .collect()
-        }
+    let per_dim = match a.known_ints("pad") {
+        Some(pad) => Some(
+            pad_pairs(&pad, x.rank())?
+                .into_iter()
+                .map(|(b, e)| (1, b + e))
+                .collect(),
+        ),
+        None => None,
+    };
+    Ok(vec![scaled_and_grown(a, x, per_dim)])
+}
+
+/// `x`'s type with each dim `d` becoming `d · m + k` for its `(m, k)` in `per_dim`; a
+/// symbolic dim stays itself when `(m, k)` is `(1, 0)` and becomes a fresh symbol otherwise,
+/// and every dim is a fresh symbol when `per_dim` is unknown.
+fn scaled_and_grown(
+    a: &InferArgs,
+    x: &TensorType,
+    per_dim: Option<Vec<(usize, usize)>>,
+) -> TensorType {
+    let shape = match per_dim {
+        Some(per_dim) => x
+            .shape
+            .iter()
+            .zip(per_dim)
+            .enumerate()
+            .map(|(i, (d, (m, k)))| match d.fixed() {
+                Some(n) => Dim::Fixed(n * m + k),
+                None if (m, k) == (1, 0) => d.clone(),
+                None => a.symbol(i),
+            })
+            .collect(),
         None => (0..x.rank()).map(|i| a.symbol(i)).collect(),
     };
-    Ok(vec![TensorType {
+    TensorType {
         dtype: x.dtype,
         shape,
-    }])
+    }
 }
 
 fn infer_fill(a: &InferArgs) -> Result<Vec<TensorType>, String> {
