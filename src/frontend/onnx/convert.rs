@@ -301,11 +301,14 @@ fn check_supported(graph: &GraphProto, path: &Path) -> Result<(), Error> {
         if ops::converter_in(&proto.domain, &proto.op_type).is_some() {
             continue;
         }
-        let key = if default_domain {
+        let mut key = if default_domain {
             proto.op_type.clone()
         } else {
             format!("{} [{}]", proto.op_type, proto.domain)
         };
+        if let Some(reason) = not_for_inference(&proto.domain, &proto.op_type) {
+            key = format!("{key} ({reason})");
+        }
         let label = Node::new(proto).label;
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, names)) => names.push(label),
@@ -319,6 +322,19 @@ fn check_supported(graph: &GraphProto, path: &Path) -> Result<(), Error> {
         path: path.to_path_buf(),
         message: crate::frontend::unsupported_listing(&groups),
     })
+}
+
+/// Why an op has no Core ML conversion by design: training ops and losses compute gradients,
+/// optimizer steps or losses, not a model's inference outputs.
+fn not_for_inference(domain: &str, op_type: &str) -> Option<&'static str> {
+    const LOSSES: &[&str] = &["NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"];
+    if domain == "ai.onnx.preview.training" {
+        Some("a training op, not an inference op")
+    } else if (domain.is_empty() || domain == "ai.onnx") && LOSSES.contains(&op_type) {
+        Some("a training loss, not an inference op")
+    } else {
+        None
+    }
 }
 
 /// The declared element type and dims of a graph input (None: no declared shape).
@@ -587,8 +603,8 @@ pub fn convert(
         .graph
         .as_ref()
         .ok_or_else(|| Error::invalid(path, "the model has no graph"))?;
-    let opset = default_opset(model, path)?;
     check_supported(graph, path)?;
+    let opset = default_opset(model, path)?;
     check_single_producers(graph, path)?;
     let (mut inputs, input_shapes) = function_inputs(graph, options, path)?;
     // Core ML model inputs and outputs cannot be bool (coremltools declares them fp32 and casts

@@ -3,6 +3,8 @@
 use super::conv::{window, window_params, Window};
 use super::{ConvertFn, Ctx, Emit, Node};
 use crate::ir::ops::window::{axes, output_size, PadType};
+use crate::ir::DType;
+use crate::proto::onnx::tensor_proto::DataType;
 use crate::Error;
 
 /// Shared part of `MaxPool` and `AveragePool`; `extra` adds op-specific parameters.
@@ -20,6 +22,28 @@ fn pool(
             "only 1-D to 3-D pooling is supported, input has rank {rank}"
         )));
     }
+    // Core ML pools floats only. 8- and 16-bit integers are exact in fp32 (and a maximum
+    // of them stays one of them), so their max pool runs on fp32 and casts back.
+    let integral = ctx.ty(&x)?.dtype == DType::I32;
+    if integral {
+        let narrow = [
+            DataType::Int8,
+            DataType::Uint8,
+            DataType::Int16,
+            DataType::Uint16,
+        ];
+        if mil != "max_pool" || !narrow.iter().any(|&t| ctx.elem_type(node, 0) == Some(t)) {
+            return Err(ctx.unsupported(
+                "integer pooling is supported for max pooling of 8- and 16-bit integers only",
+            ));
+        }
+    }
+    let (x, pooled) = if integral {
+        let x = ctx.cast(&x, DType::F32, &format!("{out}_float"))?;
+        (x, format!("{out}_pooled"))
+    } else {
+        (x, out.clone())
+    };
     let spatial = rank - 2;
     let kernel = ctx
         .attr(node.ints("kernel_shape"))?
@@ -55,7 +79,10 @@ fn pool(
         ctx.boolean(&format!("{out}_ceil_mode"), ceil_mode),
     ));
     let refs: Vec<(&str, &str)> = params.iter().map(|(p, v)| (*p, v.as_str())).collect();
-    let y = ctx.op1(mil, &out, &refs)?;
+    let mut y = ctx.op1(mil, &pooled, &refs)?;
+    if integral {
+        y = ctx.cast(&y, DType::I32, &out)?;
+    }
     ctx.set_output(node, 0, y);
     Ok(())
 }

@@ -482,21 +482,40 @@ fn split(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     };
     if sizes.len() != parts
         || sizes.iter().sum::<i64>() != shape[a] as i64
-        || sizes.iter().any(|&s| s <= 0)
+        || sizes.iter().any(|&s| s < 0)
     {
         return Err(ctx.invalid(format!(
             "split sizes {sizes:?} do not divide axis {a} of size {} into {parts} parts",
             shape[a]
         )));
     }
-    let sizes_c = ctx.ints(&format!("{out}_split_sizes"), &sizes);
+    // Empty parts are empty constants (carried until a concat drops them); the rest split.
+    let dtype = ctx.ty(&x)?.dtype;
+    let mut kept = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        if size > 0 {
+            kept.push(i);
+            continue;
+        }
+        let mut empty_shape = shape.clone();
+        empty_shape[a] = 0;
+        let var = ctx.empty(&ctx.out_name(node, i), dtype, &empty_shape)?;
+        ctx.set_output(node, i, var);
+    }
+    if let [only] = kept[..] {
+        let var = ctx.op1("identity", &ctx.out_name(node, only), &[("x", &x)])?;
+        ctx.set_output(node, only, var);
+        return Ok(());
+    }
+    let kept_sizes: Vec<i64> = kept.iter().map(|&i| sizes[i]).collect();
+    let sizes_c = ctx.ints(&format!("{out}_split_sizes"), &kept_sizes);
     let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
     let outs = ctx.op(
         "split",
         &out,
         &[("x", &x), ("split_sizes", &sizes_c), ("axis", &axis_c)],
     )?;
-    for (i, var) in outs.into_iter().enumerate() {
+    for (i, var) in kept.into_iter().zip(outs) {
         ctx.set_output(node, i, var);
     }
     Ok(())
