@@ -255,10 +255,9 @@ fn to_value(t: &TestTensor) -> CaseResultOr<Value> {
         Elements::Float(v) => {
             ArrayD::from_shape_vec(shape, v.iter().map(|&x| x as f32).collect()).map(Value::Float)
         }
-        // Core ML has no bool model inputs: the converter declares them fp32 (0 or 1).
+        // Core ML has no bool model inputs: the converter declares them int32 (0 or 1).
         Elements::Bool(v) => {
-            ArrayD::from_shape_vec(shape, v.iter().map(|&b| b as u8 as f32).collect())
-                .map(Value::Float)
+            ArrayD::from_shape_vec(shape, v.iter().map(|&b| b as i32).collect()).map(Value::Int)
         }
         Elements::Int(v) => {
             let mut ints = Vec::with_capacity(v.len());
@@ -344,9 +343,9 @@ fn compare(name: &str, actual: &Value, expected: &TestTensor) -> Result<(), Stri
                 }
             }
         }
-        // Bool outputs come back as fp32 0/1 (Core ML has no bool model outputs).
-        (Value::Float(a), Elements::Bool(_)) if a.iter().all(|&x| x == 0.0 || x == 1.0) => {
-            let a = a.mapv(|x| x == 1.0);
+        // Bool outputs come back as int32 0/1 (Core ML has no bool model outputs).
+        (Value::Int(a), Elements::Bool(_)) if a.iter().all(|&x| x == 0 || x == 1) => {
+            let a = a.mapv(|x| x == 1);
             compare(name, &Value::Bool(a), expected)
         }
         (Value::Bool(a), Elements::Bool(e)) => {
@@ -706,13 +705,49 @@ fn count(results: &[CaseResult], status: Status) -> usize {
     results.iter().filter(|r| r.status == status).count()
 }
 
+/// Element types with no Core ML counterpart, as the converter names them in refusals.
+const TYPES_CORE_ML_LACKS: &[&str] = &["FLOAT8", "FLOAT4", "INT4", "STRING", "COMPLEX"];
+
+/// Whether a case is outside what a Core ML conversion can apply to: refused because it needs
+/// an element type Core ML has no type for, or because it is a training op (not inference).
+fn inapplicable(r: &CaseResult) -> bool {
+    r.status == Status::Unsupported
+        && (TYPES_CORE_ML_LACKS
+            .iter()
+            .any(|t| r.message.contains(&format!("element type {t}")))
+            || r.message.contains("not an inference op"))
+}
+
+/// Per-op counts of inapplicable cases (see [`inapplicable`]).
+fn per_op_inapplicable(results: &[CaseResult]) -> BTreeMap<&str, usize> {
+    let mut table: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in results.iter().filter(|r| inapplicable(r)) {
+        *table.entry(r.op.as_str()).or_default() += 1;
+    }
+    table
+}
+
 /// The Markdown coverage table.
 fn coverage_markdown(results: &[CaseResult]) -> String {
     let table = per_op(results);
+    let na = per_op_inapplicable(results);
     let all_passing = table
         .values()
         .filter(|r| r[0] == r.iter().sum::<usize>())
         .count();
+    // Op types with at least one applicable case, and those whose applicable cases all pass.
+    let applicable: Vec<(&str, usize, usize)> = table
+        .iter()
+        .map(|(op, r)| {
+            (
+                *op,
+                r[0],
+                r.iter().sum::<usize>() - na.get(op).unwrap_or(&0),
+            )
+        })
+        .filter(|&(_, _, n)| n > 0)
+        .collect();
+    let all_applicable_passing = applicable.iter().filter(|&&(_, p, n)| p == n).count();
     let most = table
         .values()
         .filter(|r| 2 * r[0] >= r.iter().sum::<usize>())
@@ -743,6 +778,14 @@ fn coverage_markdown(results: &[CaseResult]) -> String {
     );
     let _ = writeln!(
         md,
+        "- op types with every applicable case passing: **{all_applicable_passing} / {}** \
+         (not applicable: the {} cases refused for an element type Core ML has no type for — \
+         float8, float4, int4, string, complex — or as training ops; column `n/a`)",
+        applicable.len(),
+        na.values().sum::<usize>()
+    );
+    let _ = writeln!(
+        md,
         "- op types with most (≥ half) cases passing: **{most} / {}**\n",
         table.len()
     );
@@ -754,10 +797,14 @@ fn coverage_markdown(results: &[CaseResult]) -> String {
          int64 values beyond int32, …) as unsupported; `failed` means a wrong result or any \
          other error. Per-case messages are in `target/onnx-node-report.json`.\n"
     );
-    let _ = writeln!(md, "| op type | passed | failed | unsupported | total |");
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| op type | passed | failed | unsupported | of which n/a | total |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
     for (op, [p, f, u]) in &table {
-        let _ = writeln!(md, "| {op} | {p} | {f} | {u} | {} |", p + f + u);
+        let n = na.get(op).unwrap_or(&0);
+        let _ = writeln!(md, "| {op} | {p} | {f} | {u} | {n} | {} |", p + f + u);
     }
     md
 }
@@ -1094,4 +1141,31 @@ fn tensor_protos_decode_from_raw_and_typed_fields() {
         decode_tensor(&strings.encode_to_vec()),
         Err(Outcome::Unsupported(_))
     ));
+}
+
+#[test]
+fn only_types_core_ml_lacks_and_training_ops_are_not_applicable() {
+    let case = |status, message: &str| CaseResult {
+        case: "test_x".into(),
+        op: "X".into(),
+        status,
+        message: message.into(),
+    };
+    let lacking = "input 'x' has element type FLOAT8E4M3FN";
+    assert!(inapplicable(&case(Status::Unsupported, lacking)));
+    assert!(inapplicable(&case(
+        Status::Unsupported,
+        "unsupported operators: Adam (a training op, not an inference op) ×1 (n)"
+    )));
+    // A refusal Core ML could lift (a run-time input, a dynamic shape) stays applicable, and
+    // so does a wrong result, whatever its message says.
+    assert!(!inapplicable(&case(
+        Status::Unsupported,
+        "input 'axes' must be a constant"
+    )));
+    assert!(!inapplicable(&case(
+        Status::Unsupported,
+        "input 'x' has element type INT64"
+    )));
+    assert!(!inapplicable(&case(Status::Fail, lacking)));
 }

@@ -6,6 +6,12 @@ pub mod lowering;
 pub mod onnx;
 pub mod torch;
 
+/// The feature type of a bool model input or output. Core ML has no bool features, so, as
+/// coremltools does for types Core ML lacks, such an input is an int32 feature (0 or 1; any
+/// non-zero value reads as true) cast to bool right after the input, and a bool output is cast
+/// to int32 (0 or 1) before it. See docs/io-types.md.
+pub const BOOL_FEATURE: crate::ir::DType = crate::ir::DType::I32;
+
 /// Node names shown per operator in [`unsupported_listing`]; the rest are counted.
 const SHOWN_NODES: usize = 8;
 

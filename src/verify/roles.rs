@@ -169,6 +169,11 @@ fn integer_uses(
                 }
                 continue;
             }
+            // An integer cast to bool is a bool feature (see `frontend::BOOL_FEATURE`): 0 or 1.
+            if op_type == "cast" && op.outputs.iter().any(|o| o.ty.dtype == DType::Bool) {
+                uses.arithmetic = true;
+                continue;
+            }
             // `mod(indices, size)` is how the ONNX frontend wraps run-time indices before an
             // indexing op (negative ones count from the end); valid indices pass unchanged.
             if op_type == "mod" && param == "x" {

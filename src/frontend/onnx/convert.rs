@@ -5,7 +5,7 @@ use super::reader::ExternalData;
 use super::tensor::{elem_type_name, ir_dtype, to_ir_tensor};
 use super::{ops, OnnxOptions};
 use crate::frontend::emitter::{Emit, Emitter};
-use crate::frontend::input_shapes;
+use crate::frontend::{input_shapes, BOOL_FEATURE};
 use crate::ir::{
     element_count, sanitize_name, Builder, DType, Dim, Function, NameTable, Program, ShapeSet,
     Target, Tensor, TensorType, Var,
@@ -607,13 +607,12 @@ pub fn convert(
     let opset = default_opset(model, path)?;
     check_single_producers(graph, path)?;
     let (mut inputs, input_shapes) = function_inputs(graph, options, path)?;
-    // Core ML model inputs and outputs cannot be bool (coremltools declares them fp32 and casts
-    // at both ends); bool inputs get a cast right after the input, bool outputs one before it.
+    // Bool inputs and outputs are int32 features, cast at both ends (see `BOOL_FEATURE`).
     let bool_inputs: Vec<String> = inputs
         .iter_mut()
         .filter(|(_, v)| v.ty.dtype == DType::Bool)
         .map(|(onnx, v)| {
-            v.ty = v.ty.with_dtype(DType::F32);
+            v.ty = v.ty.with_dtype(BOOL_FEATURE);
             onnx.clone()
         })
         .collect();
@@ -688,7 +687,7 @@ pub fn convert(
         }
         let mut var = ctx.resolve(&out.name)?;
         if ctx.ty(&var)?.dtype == DType::Bool {
-            var = ctx.cast(&var, DType::F32, &desired)?;
+            var = ctx.cast(&var, BOOL_FEATURE, &desired)?;
         }
         let reused = outputs.iter().any(|(_, v)| *v == var);
         if input_vars.contains(&var) || ctx.const_value(&var).is_some() || reused {

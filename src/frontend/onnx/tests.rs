@@ -1601,3 +1601,44 @@ fn cast_to_float16_keeps_the_rounding() {
     let (_, v) = run_f32(&m, &[(&[3], &[1.0 + 2f32.powi(-12), 65520.0, 0.1])]);
     assert_eq!(v, vec![1.0, f32::INFINITY, 0.099975586]);
 }
+
+#[test]
+fn bool_inputs_and_outputs_are_int32_features_drawn_as_masks() {
+    use crate::interp::{run, RunOptions, Value};
+    use crate::verify::roles::{input_roles, Role};
+    let bools = |name| value(name, DataType::Bool, &[D::N(4)]);
+    let m = model(
+        13,
+        vec![node("Xor", "xor", &["a", "b"], &["y"], vec![])],
+        vec![bools("a"), bools("b")],
+        &["y"],
+        vec![],
+    );
+    let p = load_ok(&m);
+    crate::ir::validate_program(&p).unwrap();
+    let f = p.main();
+    let feature_types: Vec<DType> = f
+        .inputs
+        .iter()
+        .map(|v| v.ty.dtype)
+        .chain(f.outputs().iter().map(|o| o.ty.dtype))
+        .collect();
+    assert_eq!(feature_types, vec![DType::I32; 3]);
+    let roles: Vec<Role> = input_roles(f, &Default::default())
+        .into_iter()
+        .map(|r| r.role)
+        .collect();
+    assert_eq!(roles, vec![Role::Mask, Role::Mask]);
+    // Non-zero reads as true, as a cast to bool does.
+    let ints = |v: Vec<i32>| Value::Int(ndarray::ArrayD::from_shape_vec(vec![4], v).unwrap());
+    let values = [
+        ("a".to_string(), ints(vec![0, 1, 0, 7])),
+        ("b".to_string(), ints(vec![0, 0, 1, 1])),
+    ]
+    .into();
+    let outs = run(f, &values, RunOptions::default()).unwrap();
+    match &outs[0].1 {
+        Value::Int(y) => assert_eq!(y.iter().copied().collect::<Vec<_>>(), vec![0, 1, 1, 0]),
+        other => panic!("expected an int32 output, got {other:?}"),
+    }
+}

@@ -9,6 +9,7 @@ use super::schema::{
 use super::TorchOptions;
 use crate::frontend::emitter::{Emit, Emitter};
 use crate::frontend::input_shapes::{self, Declared, DimSize, NamedDim};
+use crate::frontend::BOOL_FEATURE;
 use crate::ir::ops::axis::norm_axis;
 use crate::ir::{sanitize_name, Builder, DType, Dim, Program, ShapeSet, Tensor, TensorType, Var};
 use crate::Error;
@@ -886,12 +887,12 @@ pub fn convert(
         })?;
         weights.insert(&arg.name, (state_name, tensor));
     }
-    // Core ML model inputs cannot be bool: such inputs are fp32 and cast at the start.
+    // Bool inputs and outputs are int32 features, cast at both ends (see `BOOL_FEATURE`).
     let bool_inputs: Vec<String> = inputs
         .iter_mut()
         .filter(|v| v.ty.dtype == DType::Bool)
         .map(|v| {
-            v.ty = v.ty.with_dtype(DType::F32);
+            v.ty = v.ty.with_dtype(BOOL_FEATURE);
             v.name.clone()
         })
         .collect();
@@ -968,7 +969,7 @@ pub fn convert(
         };
         let mut var = ctx.value(torch_name)?;
         if ctx.ty(&var)?.dtype == DType::Bool {
-            var = ctx.coerce(&var, DType::F32, &desired)?;
+            var = ctx.coerce(&var, BOOL_FEATURE, &desired)?;
         }
         let needs_copy = var != desired
             && (input_names.contains(&var) || ctx.const_value(&var).is_some() || state);

@@ -115,7 +115,7 @@ fn a_concat_of_empty_inputs_is_empty() {
     assert_eq!(param(f, ops(f)[0], "shape").to_i64_vec(), vec![4, 6]);
 }
 
-/// Runs `op` on one input and returns its bool result, which the model returns as fp32 0/1
+/// Runs `op` on one input and returns its bool result, which the model returns as int32 0/1
 /// (Core ML has no bool outputs).
 fn predicate(op: &str, attrs: Vec<AttributeProto>, x: &[f32]) -> Vec<i64> {
     use crate::interp::{run, RunOptions, Value};
@@ -133,8 +133,8 @@ fn predicate(op: &str, attrs: Vec<AttributeProto>, x: &[f32]) -> Vec<i64> {
     let values = [(f.inputs[0].name.clone(), Value::Float(array))].into();
     let outs = run(f, &values, RunOptions::default()).unwrap();
     match &outs[0].1 {
-        Value::Float(b) => b.iter().map(|&v| v as i64).collect(),
-        other => panic!("expected an fp32 output, got {other:?}"),
+        Value::Int(b) => b.iter().map(|&v| v as i64).collect(),
+        other => panic!("expected an int32 output, got {other:?}"),
     }
 }
 
