@@ -30,6 +30,7 @@ mod resize;
 mod shape;
 mod slice;
 mod tensor_ops;
+mod transformers;
 
 use super::convert::Ctx;
 use super::node::Node;
@@ -59,6 +60,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     shape::CONVERTERS,
     slice::CONVERTERS,
     tensor_ops::CONVERTERS,
+    transformers::CONVERTERS,
 ];
 
 /// The converter for ONNX op type `op_type`.

@@ -1,5 +1,5 @@
 //! Normalisation: `BatchNormalization` (inference), `InstanceNormalization`,
-//! `LayerNormalization`.
+//! `LayerNormalization`, `RMSNormalization`.
 
 use super::{axis, ConvertFn, Ctx, Emit, Node};
 use crate::frontend::lowering::{self, BatchNormParams};
@@ -266,9 +266,45 @@ fn layer_norm_statistics(
     Ok(())
 }
 
+/// `RMSNormalization` (opset 23): `y = x · rsqrt(mean(x², axes axis…rank−1) + epsilon) · scale`,
+/// computed in fp32 (the spec's default `stash_type`), as `mul`, `reduce_mean`, `rsqrt` and two
+/// `mul`s (MIL has no RMS norm op).
+fn rms_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let scale = ctx.input(node, 1)?;
+    let out = ctx.out_name(node, 0);
+    let rank = ctx.rank(&x)?;
+    let first = axis(ctx, ctx.attr(node.int_or("axis", -1))?, rank)?;
+    let eps = ctx.attr(node.float_or("epsilon", 1e-5))?;
+    let axes: Vec<i64> = (first as i64..rank as i64).collect();
+    let axes = ctx.ints(&format!("{out}_axes"), &axes);
+    let keep = ctx.boolean(&format!("{out}_keep_dims"), true);
+    let squared = ctx.op1("mul", &format!("{out}_squared"), &[("x", &x), ("y", &x)])?;
+    let mean = ctx.op1(
+        "reduce_mean",
+        &format!("{out}_mean_square"),
+        &[("x", &squared), ("axes", &axes), ("keep_dims", &keep)],
+    )?;
+    let eps = ctx.float(&format!("{out}_epsilon"), eps);
+    let inv = ctx.op1(
+        "rsqrt",
+        &format!("{out}_inv_rms"),
+        &[("x", &mean), ("epsilon", &eps)],
+    )?;
+    let normed = ctx.op1(
+        "mul",
+        &format!("{out}_normalized"),
+        &[("x", &x), ("y", &inv)],
+    )?;
+    let y = ctx.op1("mul", &out, &[("x", &normed), ("y", &scale)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// This family's converters.
 pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("BatchNormalization", batch_norm),
     ("InstanceNormalization", instance_norm),
     ("LayerNormalization", layer_norm),
+    ("RMSNormalization", rms_norm),
 ];
