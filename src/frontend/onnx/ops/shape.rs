@@ -71,11 +71,18 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         ),
         None => {
             let v = ctx.input(node, 1)?;
-            let elems = ctx.e.b.symbolic_value(&v).map(<[_]>::to_vec).ok_or_else(|| {
-                ctx.unsupported(
-                    "the target shape is computed at run time from more than input dimensions; fix the dynamic dimensions with --dim",
-                )
-            })?;
+            let elems = ctx
+                .e
+                .b
+                .symbolic_value(&v)
+                .map(<[_]>::to_vec)
+                .ok_or_else(|| {
+                    ctx.needs_constant(
+                        node,
+                        1,
+                        " (or computed from input dimensions only, which --dim fixes)",
+                    )
+                })?;
             (elems, Some(v))
         }
     };
