@@ -507,11 +507,12 @@ fn convert_case(
                 return fail(format!("convert: '{name}' is not a graph input"));
             };
             let value = to_value(&inputs[i])?;
-            let dtype = match &value {
-                Value::Float(_) => DType::F32,
-                Value::Int(_) => DType::I32,
-                Value::Bool(_) => DType::Bool,
-                Value::Str(_) => return unsupported(format!("input '{name}' holds strings")),
+            // A bool input is fed as fp32 0/1 (see to_value); frozen, it keeps its type.
+            let dtype = match (&inputs[i].elements, &value) {
+                (Elements::Bool(_), _) | (_, Value::Bool(_)) => DType::Bool,
+                (_, Value::Float(_)) => DType::F32,
+                (_, Value::Int(_)) => DType::I32,
+                (_, Value::Str(_)) => return unsupported(format!("input '{name}' holds strings")),
             };
             values.push(FrozenInput {
                 name: name.clone(),

@@ -58,7 +58,7 @@ impl ConvertOptions {
 /// How the source model's inputs are pinned: shapes for inputs with dynamic dimensions
 /// (fixed, ranged or enumerated, per input with `--input-shape` or per named dimension with
 /// `--dim`), and ONNX inputs bound to constants (`--freeze`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct InputShapes {
     /// Whole shapes by input name.
     pub inputs: Vec<InputShape>,

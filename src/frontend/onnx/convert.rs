@@ -595,7 +595,7 @@ fn frozen_inputs(
                 && dims
                     .iter()
                     .zip(shape)
-                    .all(|(d, &n)| d.as_ref().map_or(true, |&d| d == n));
+                    .all(|(d, &n)| !matches!(d, Ok(d) if *d != n));
             if !fits {
                 return Err(usage(format!(
                     "the value has shape {shape:?} but input '{}' is declared {}",

@@ -47,7 +47,7 @@ pub struct OnnxOptions {
 
 /// A graph input bound to a constant (`--freeze NAME=FILE.npy`), so that what it feeds folds
 /// like an initializer would: shape inputs such as axes, pads, shapes, scales or `k`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FrozenInput {
     /// The ONNX input name, or its sanitised form.
     pub name: String,
