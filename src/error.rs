@@ -39,6 +39,18 @@ pub enum Error {
         /// What is unsupported.
         message: String,
     },
+    /// A converter needs constant a value the model computes at run time (an axes, pads or
+    /// shape input…); `inputs` are the graph inputs it is computed from, which binding to
+    /// constants (`--freeze`) makes it one. Exit code as [`Error::Unsupported`].
+    #[error("{path}: {message}")]
+    NeedsConstant {
+        /// The model file.
+        path: PathBuf,
+        /// Which node needs which input constant.
+        message: String,
+        /// The graph inputs the value is computed from (not empty).
+        inputs: Vec<String>,
+    },
     /// The input is malformed or inconsistent.
     #[error("{path}: {message}")]
     Invalid {
@@ -84,7 +96,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::Usage,
-            Error::Unsupported { .. } => ExitCode::Unsupported,
+            Error::Unsupported { .. } | Error::NeedsConstant { .. } => ExitCode::Unsupported,
             Error::Invalid { .. } => ExitCode::InvalidInput,
             Error::Io { .. } => ExitCode::Io,
             Error::Internal(_) => ExitCode::Internal,

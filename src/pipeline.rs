@@ -28,8 +28,8 @@ pub use diff::{
     WeightDesc, WeightRow, WeightTotals, WeightsDiff,
 };
 pub use inspect::{
-    inspect, inspect_function, ChainSummary, ChunkSummary, FunctionInfo, InspectReport, IoInfo,
-    OpInfo, PackageSummary, WeightInfo,
+    coverage, inspect, inspect_function, ChainSummary, ChunkSummary, FunctionInfo, InspectReport,
+    IoInfo, OpInfo, PackageSummary, WeightInfo,
 };
 pub use lint::{
     lint, lint_subject, Finding, Hit, LintOptions, LintReport, Rule, Severity, Subject, RULES,

@@ -249,6 +249,84 @@ fn inspect_describes_onnx_and_packages_as_json() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("func main("));
 }
 
+#[test]
+fn inspect_coverage_names_the_nodes_that_would_not_convert_and_why() {
+    let bad = fixture("bad/unsupported_ops/model.onnx");
+    let o = mlpack(&["inspect", bad.to_str().unwrap(), "--coverage", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["total"].as_u64(), v["convertible"].as_u64()),
+        (Some(3), Some(0)),
+        "{v}"
+    );
+    let rows: Vec<(&str, &str, &str)> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            assert_eq!(n["convertible"], false, "{n}");
+            (
+                n["name"].as_str().unwrap(),
+                n["refusal"].as_str().unwrap(),
+                n["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "NonMaxSuppression -> sel_a",
+                "unsupported_op",
+                "no converter for NonMaxSuppression"
+            ),
+            (
+                "NonMaxSuppression -> sel_b",
+                "unsupported_op",
+                "no converter for NonMaxSuppression"
+            ),
+            (
+                "Foo -> foo",
+                "unsupported_op",
+                "no converter for Foo [com.example]"
+            ),
+        ]
+    );
+    let o = mlpack(&["inspect", bad.to_str().unwrap(), "--coverage"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(table.contains("0 of 3 nodes convert"), "{table}");
+    assert!(
+        table.lines().any(|l| l.contains("Foo -> foo")
+            && l.contains("Foo [com.example]")
+            && l.contains("no ")
+            && l.contains("unsupported op: no converter for Foo [com.example]")),
+        "{table}"
+    );
+
+    let good = small_model();
+    let o = mlpack(&["inspect", good.to_str().unwrap(), "--coverage", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let nodes = v["nodes"].as_array().unwrap();
+    assert!(!nodes.is_empty());
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["convertible"] == true && n.get("reason").is_none()),
+        "{v}"
+    );
+    assert_eq!(v["convertible"], v["total"]);
+
+    let o = mlpack(&[
+        "inspect",
+        fixture("pt2/mobilenet_v3/model.pt2").to_str().unwrap(),
+        "--coverage",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(error_line(&o).contains("--coverage"));
+}
+
 /// Every file of a package, by relative path, with its bytes.
 fn package_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();

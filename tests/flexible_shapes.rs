@@ -49,6 +49,7 @@ fn convert(fx: &Fixture, dim: &str, out: &Path) -> Result<(), Error> {
         input_shapes: InputShapes {
             inputs: Vec::new(),
             dims: vec![dim.parse::<NamedDim>().unwrap()],
+            frozen: Vec::new(),
         },
         force: true,
         states: Vec::new(),

@@ -66,6 +66,7 @@ fn input_shapes(fx: &Fixture) -> InputShapes {
             .map(|flag| flag.parse().expect("an --input-shape flag"))
             .collect(),
         dims: Vec::new(),
+        frozen: Vec::new(),
     }
 }
 

@@ -11,6 +11,11 @@
 //!   type mlpack does not represent (strings, complex, float8/float4, 4-bit ints, sequences,
 //!   maps, optionals, integers outside the int32 range Core ML computes in).
 //!
+//! When the frontend refuses a case because a value it needs constant is computed from graph
+//! inputs ([`Error::NeedsConstant`], e.g. the `axes` of `ReduceSum` fed at run time), exactly
+//! those inputs are bound to their test data (`--freeze`) and the case is converted again; the
+//! report lists them under `frozen`.
+//!
 //! Tolerance (the suite's own): |actual − expected| ≤ 1e-7 + 1e-3·|expected| for floats, after
 //! rounding our fp32 value to the expected element type (fp16/bf16 outputs are what a Core ML
 //! model declaring those types returns); NaN matches NaN. Integers and bools must be equal.
@@ -19,9 +24,9 @@
 //! `tests/onnx-node-passing.txt` still passes, and with `MLPACK_WRITE_COVERAGE=1` rewrites that
 //! list and `docs/onnx-op-coverage.md`.
 
-use mlpack::frontend::onnx::{self, InputShape, OnnxOptions};
+use mlpack::frontend::onnx::{self, FrozenInput, InputShape, OnnxOptions};
 use mlpack::interp::{self, RunOptions, Value};
-use mlpack::ir::{sanitize_name, validate_program, Target};
+use mlpack::ir::{sanitize_name, validate_program, DType, Program, Target};
 use mlpack::proto::onnx::{tensor_proto::DataType, type_proto, ModelProto, TensorProto};
 use mlpack::{backend, passes, Error};
 use ndarray::{ArrayD, IxDyn};
@@ -62,6 +67,9 @@ struct CaseResult {
     op: String,
     status: Status,
     message: String,
+    /// Graph inputs bound to their test data because the converter needs them constant.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    frozen: Vec<String>,
 }
 
 /// Why a case did not pass.
@@ -447,14 +455,81 @@ fn read_tensors(dir: &Path, prefix: &str) -> CaseResultOr<Vec<TestTensor>> {
 /// message leaves out the (temporary) path.
 fn outcome_of(stage: &str, e: Error) -> Outcome {
     match e {
-        Error::Unsupported { message, .. } => Outcome::Unsupported(message),
+        Error::Unsupported { message, .. } | Error::NeedsConstant { message, .. } => {
+            Outcome::Unsupported(message)
+        }
         Error::Invalid { message, .. } => Outcome::Fail(format!("{stage}: {message}")),
         other => Outcome::Fail(format!("{stage}: {other}")),
     }
 }
 
-/// Runs one case through the pipeline; Ok when every output matches.
-fn run_case(case_dir: &Path, model: &ModelProto, scratch: &Path) -> CaseResultOr<()> {
+/// Converts the case's model at the test data's shapes (`graph_inputs` fed `inputs`). When the
+/// frontend needs constant a value computed from graph inputs, those inputs are frozen to their
+/// test data (recorded in `frozen`) and the model converted again, until it converts or the
+/// refusal names no input not frozen yet.
+fn convert_case(
+    model_path: &Path,
+    graph_inputs: &[&str],
+    inputs: &[TestTensor],
+    frozen: &mut Vec<String>,
+) -> CaseResultOr<Program> {
+    let mut values: Vec<FrozenInput> = Vec::new();
+    loop {
+        let options = OnnxOptions {
+            input_shapes: graph_inputs
+                .iter()
+                .zip(inputs)
+                .filter(|(n, _)| !frozen.iter().any(|f| f == *n))
+                .map(|(n, t)| InputShape::fixed(n, &t.shape))
+                .collect(),
+            dims: Vec::new(),
+            frozen: values.clone(),
+            target: Target::IOS18,
+        };
+        let needed = match onnx::load(model_path, &options) {
+            Ok(program) => return Ok(program),
+            Err(Error::NeedsConstant {
+                inputs: needed,
+                message,
+                ..
+            }) => {
+                let new: Vec<String> = needed.into_iter().filter(|n| !frozen.contains(n)).collect();
+                if new.is_empty() {
+                    return unsupported(message);
+                }
+                new
+            }
+            Err(e) => return Err(outcome_of("convert", e)),
+        };
+        for name in needed {
+            let Some(i) = graph_inputs.iter().position(|n| *n == name) else {
+                return fail(format!("convert: '{name}' is not a graph input"));
+            };
+            let value = to_value(&inputs[i])?;
+            // A bool input is fed as fp32 0/1 (see to_value); frozen, it keeps its type.
+            let dtype = match (&inputs[i].elements, &value) {
+                (Elements::Bool(_), _) | (_, Value::Bool(_)) => DType::Bool,
+                (_, Value::Float(_)) => DType::F32,
+                (_, Value::Int(_)) => DType::I32,
+                (_, Value::Str(_)) => return unsupported(format!("input '{name}' holds strings")),
+            };
+            values.push(FrozenInput {
+                name: name.clone(),
+                value: value.to_tensor(dtype),
+            });
+            frozen.push(name);
+        }
+    }
+}
+
+/// Runs one case through the pipeline; Ok when every output matches. The graph inputs bound
+/// to constants on the way are pushed onto `frozen`.
+fn run_case(
+    case_dir: &Path,
+    model: &ModelProto,
+    scratch: &Path,
+    frozen: &mut Vec<String>,
+) -> CaseResultOr<()> {
     check_io_types(model)?;
     let graph = model
         .graph
@@ -489,17 +564,7 @@ fn run_case(case_dir: &Path, model: &ModelProto, scratch: &Path) -> CaseResultOr
             inputs.len()
         ));
     }
-    let options = OnnxOptions {
-        input_shapes: graph_inputs
-            .iter()
-            .zip(&inputs)
-            .map(|(n, t)| InputShape::fixed(n, &t.shape))
-            .collect(),
-        dims: Vec::new(),
-        target: Target::IOS18,
-    };
-    let mut program =
-        onnx::load(&case_dir.join("model.onnx"), &options).map_err(|e| outcome_of("convert", e))?;
+    let mut program = convert_case(&case_dir.join("model.onnx"), &graph_inputs, &inputs, frozen)?;
     passes::cleanup(&mut program).map_err(|e| Outcome::Fail(format!("cleanup: {e}")))?;
     validate_program(&program).map_err(|e| Outcome::Fail(format!("validate: {e}")))?;
     let package = scratch.join("model.mlpackage");
@@ -509,6 +574,9 @@ fn run_case(case_dir: &Path, model: &ModelProto, scratch: &Path) -> CaseResultOr
 
     let mut values = BTreeMap::new();
     for (i, (onnx_name, tensor)) in graph_inputs.iter().zip(&inputs).enumerate() {
+        if frozen.iter().any(|f| f == onnx_name) {
+            continue;
+        }
         let wanted = sanitize_name(onnx_name);
         let var = main
             .inputs
@@ -575,8 +643,24 @@ fn keep_package(case: &str, scratch: &Path) {
     fs::rename(scratch.join("model.mlpackage"), &kept).expect("keep the package");
 }
 
-/// Runs one case, catching panics, and classifies it.
-fn evaluate(case: &str, model: Option<&ModelProto>, scratch_root: &Path) -> (Status, String) {
+/// Runs one case, catching panics, and classifies it; also returns the graph inputs frozen.
+fn evaluate(
+    case: &str,
+    model: Option<&ModelProto>,
+    scratch_root: &Path,
+) -> (Status, String, Vec<String>) {
+    let mut frozen = Vec::new();
+    let (status, message) = classify(case, model, scratch_root, &mut frozen);
+    (status, message, frozen)
+}
+
+/// [`evaluate`] with the frozen inputs pushed onto `frozen`.
+fn classify(
+    case: &str,
+    model: Option<&ModelProto>,
+    scratch_root: &Path,
+    frozen: &mut Vec<String>,
+) -> (Status, String) {
     if let Some((_, reason)) = SKIPPED.iter().find(|(name, _)| *name == case) {
         return (Status::Unsupported, format!("skipped: {reason}"));
     }
@@ -594,7 +678,7 @@ fn evaluate(case: &str, model: Option<&ModelProto>, scratch_root: &Path) -> (Sta
         );
     }
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        run_case(&suite_dir().join(case), model, &scratch)
+        run_case(&suite_dir().join(case), model, &scratch, frozen)
     }));
     if matches!(outcome, Ok(Ok(()))) && COREMLTOOLS_CHECKED.contains(&case) {
         keep_package(case, &scratch);
@@ -795,7 +879,10 @@ fn coverage_markdown(results: &[CaseResult]) -> String {
          function bodies, a few composite tests) to the op they test, by name. `unsupported` \
          means the converter reported the op or a value type (strings, sequences, float8, \
          int64 values beyond int32, …) as unsupported; `failed` means a wrong result or any \
-         other error. Per-case messages are in `target/onnx-node-report.json`.\n"
+         other error. A case whose converter needs constant a value computed from graph \
+         inputs (axes, pads, shapes, scales, `k`…) is converted again with exactly those \
+         inputs bound to their test data, as `--freeze NAME=FILE.npy` does; the report lists \
+         them per case (`frozen`). Per-case messages are in `target/onnx-node-report.json`.\n"
     );
     let _ = writeln!(
         md,
@@ -867,7 +954,7 @@ fn onnx_backend_node_tests() {
     let scratch = tempfile::tempdir().expect("create a temporary directory");
     let quiet_hook = panic::take_hook();
     panic::set_hook(Box::new(|_| {}));
-    let outcomes: Vec<(Status, String)> = models
+    let outcomes: Vec<(Status, String, Vec<String>)> = models
         .par_iter()
         .map(|(case, model)| evaluate(case, model.as_ref(), scratch.path()))
         .collect();
@@ -877,11 +964,12 @@ fn onnx_backend_node_tests() {
         .iter()
         .zip(ops)
         .zip(outcomes)
-        .map(|(((case, _), op), (status, message))| CaseResult {
+        .map(|(((case, _), op), (status, message, frozen))| CaseResult {
             case: case.clone(),
             op,
             status,
             message,
+            frozen,
         })
         .collect();
 

@@ -362,6 +362,7 @@ fn onnx_and_pt2_packages_agree() {
                 .map(|f| f.parse().unwrap())
                 .collect(),
             dims: Vec::new(),
+            frozen: Vec::new(),
         };
         let packages: Vec<PathBuf> = ["onnx", "pt2"]
             .iter()

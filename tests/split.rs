@@ -221,6 +221,7 @@ fn flexible_chain_matches_the_package_at_every_length() {
         input_shapes: InputShapes {
             inputs: Vec::new(),
             dims: vec!["seq=1..64".parse::<NamedDim>().unwrap()],
+            frozen: Vec::new(),
         },
         force: false,
         verify: None,

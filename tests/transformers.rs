@@ -192,6 +192,7 @@ fn check_flexible(case: &str) {
         input_shapes: InputShapes {
             inputs: Vec::new(),
             dims: vec!["seq=1..512".parse().unwrap()],
+            frozen: Vec::new(),
         },
         force: false,
         states: Vec::new(),

@@ -233,7 +233,7 @@ impl CommonArgs {
             target,
             precision: self.precision.precision,
             mixed: self.precision.mixed(&self.verify.input_ranges),
-            input_shapes: self.shapes.input_shapes(),
+            input_shapes: self.shapes.input_shapes()?,
             recipe,
             recipe_path,
             strict: self.strict,

@@ -4,12 +4,14 @@ use super::describe_args::DescribeArgs;
 use super::precision::{print_fp32_ops, PrecisionArgs};
 use super::progress::Progress;
 use super::verify_args::VerifyArgs;
-use super::{check_report, print_json, print_warnings, write_report};
-use crate::frontend::onnx::{InputShape, NamedDim};
-use crate::ir::Target;
+use super::{check_report, print_json, print_warnings, split_assignment, write_report};
+use crate::frontend::onnx::{FrozenInput, InputShape, NamedDim};
+use crate::interp::Value;
+use crate::ir::{DType, Target};
 use crate::passes::states::StatePair;
 use crate::pipeline::{self, ConvertOptions, FunctionSpec, InputShapes, MultifunctionReport};
 use crate::Error;
+use crate::{input_file, npy};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -73,7 +75,8 @@ fn parse_state(text: &str) -> Result<StatePair, String> {
     }
 }
 
-/// `--input-shape` and `--dim`: sizes for ONNX inputs with dynamic dimensions.
+/// `--input-shape`, `--dim` and `--freeze`: sizes for inputs with dynamic dimensions, and
+/// ONNX inputs bound to constants.
 #[derive(Debug, Args)]
 pub(super) struct ShapeArgs {
     /// Shape of an ONNX input with dynamic dimensions, fixed (1,3,224,224), with ranges
@@ -84,16 +87,62 @@ pub(super) struct ShapeArgs {
     /// (1..512; LO.. is unbounded) or enumerated ('16|64|128') (repeatable).
     #[arg(long = "dim", value_name = "NAME=SIZE")]
     dims: Vec<NamedDim>,
+    #[command(flatten)]
+    freeze: FreezeArgs,
 }
 
 impl ShapeArgs {
-    /// The library form.
-    pub(super) fn input_shapes(&self) -> InputShapes {
-        InputShapes {
+    /// The library form (reads the `--freeze` files).
+    pub(super) fn input_shapes(&self) -> Result<InputShapes, Error> {
+        Ok(InputShapes {
             inputs: self.input_shapes.clone(),
             dims: self.dims.clone(),
-        }
+            frozen: self.freeze.frozen()?,
+        })
     }
+}
+
+/// `--freeze NAME=FILE.npy`: ONNX graph inputs bound to constants before conversion.
+#[derive(Debug, Args)]
+pub(super) struct FreezeArgs {
+    /// Bind ONNX graph input NAME to the array in FILE.npy before converting, so what it feeds
+    /// (axes, pads, shapes, scales, k, repeats…) folds to constants; the package has no such
+    /// input (repeatable).
+    #[arg(long = "freeze", value_name = "NAME=FILE.npy", value_parser = parse_freeze)]
+    freeze: Vec<(String, PathBuf)>,
+}
+
+impl FreezeArgs {
+    /// The frozen inputs, their files read: an unreadable file is an I/O error, one that is not
+    /// a numeric `.npy` array invalid input, a name given twice a usage error.
+    pub(super) fn frozen(&self) -> Result<Vec<FrozenInput>, Error> {
+        let mut frozen: Vec<FrozenInput> = Vec::with_capacity(self.freeze.len());
+        for (name, file) in &self.freeze {
+            if frozen.iter().any(|f| f.name == *name) {
+                return Err(Error::Usage(format!("--freeze {name}: given twice")));
+            }
+            let bytes = input_file::read(file).map_err(|e| input_file::error(file, e))?;
+            let invalid = |m: String| Error::invalid(file, format!("--freeze {name}: {m}"));
+            let value = npy::parse(&bytes).map_err(|e| invalid(e.to_string()))?;
+            let dtype = match &value {
+                Value::Float(_) => DType::F32,
+                Value::Int(_) => DType::I32,
+                Value::Bool(_) => DType::Bool,
+                Value::Str(_) => return Err(invalid("not a numeric or bool array".into())),
+            };
+            frozen.push(FrozenInput {
+                name: name.clone(),
+                value: value.to_tensor(dtype),
+            });
+        }
+        Ok(frozen)
+    }
+}
+
+/// Parses `--freeze NAME=FILE.npy`.
+fn parse_freeze(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, file) = split_assignment(text)?;
+    Ok((name, PathBuf::from(file)))
 }
 
 impl ConvertArgs {
@@ -110,7 +159,7 @@ impl ConvertArgs {
             precision: self.precision.precision,
             mixed: self.precision.mixed(&self.verify.input_ranges),
             target,
-            input_shapes: self.shapes.input_shapes(),
+            input_shapes: self.shapes.input_shapes()?,
             force: self.force,
             verify: self.verify.settings(Default::default(), None),
             states: self.states.clone(),

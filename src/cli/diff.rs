@@ -1,5 +1,6 @@
 //! `mlpack diff`.
 
+use super::convert::FreezeArgs;
 use super::print_json;
 use super::verify_args::InputSetArgs;
 use crate::pipeline::{self, DiffOptions, DiffReport, WeightDesc, WeightTotals};
@@ -27,6 +28,9 @@ pub struct DiffArgs {
     weights: bool,
     #[command(flatten)]
     input_set: InputSetArgs,
+    /// An ONNX A: the inputs B was converted with bound (its `--freeze` flags).
+    #[command(flatten)]
+    freeze: FreezeArgs,
 }
 
 /// Runs `mlpack diff`.
@@ -37,6 +41,7 @@ pub fn execute(args: &DiffArgs, quiet: bool) -> Result<(), Error> {
         seed: args.input_set.seed,
         ranges: args.input_set.input_ranges.clone(),
         weights: args.weights,
+        frozen: args.freeze.frozen()?,
     };
     let report = pipeline::diff(&args.a, &args.b, &options)?;
     if args.json {

@@ -1,7 +1,7 @@
 //! `mlpack inspect`.
 
 use super::print_json;
-use crate::frontend::onnx::{DimSummary, OnnxSummary, Storage};
+use crate::frontend::onnx::{Coverage, DimSummary, NodeCoverage, OnnxSummary, Refusal, Storage};
 use crate::pipeline::{self, ChainSummary, DescriptionInfo, InspectReport, IoInfo, PackageSummary};
 use crate::Error;
 use clap::Args;
@@ -24,10 +24,24 @@ pub struct InspectArgs {
     /// Describe this function of a multifunction package (default: its default function).
     #[arg(long, value_name = "NAME")]
     function: Option<String>,
+    /// ONNX: say which nodes would convert (for iOS17) and why the others would not, by
+    /// running each node's converter; nothing is written.
+    #[arg(long, conflicts_with_all = ["mil", "ops", "function"])]
+    coverage: bool,
 }
 
 /// Runs `mlpack inspect`.
 pub fn execute(args: &InspectArgs) -> Result<(), Error> {
+    if args.coverage {
+        let coverage = pipeline::coverage(&args.path)?;
+        return match args.json {
+            true => print_json(&coverage),
+            false => {
+                print_coverage(&coverage);
+                Ok(())
+            }
+        };
+    }
     let report =
         pipeline::inspect_function(&args.path, args.function.as_deref(), args.mil, args.ops)?;
     if args.json {
@@ -60,6 +74,56 @@ pub fn execute(args: &InspectArgs) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The coverage table: one row per node, with the reason of each that does not convert.
+fn print_coverage(c: &Coverage) {
+    println!(
+        "{}: {} of {} nodes convert (target {})",
+        c.path.display(),
+        c.convertible,
+        c.total,
+        c.target
+    );
+    if c.nodes.is_empty() {
+        return;
+    }
+    let width = |f: &dyn Fn(&NodeCoverage) -> usize, title: &str| {
+        c.nodes.iter().map(f).max().unwrap_or(0).max(title.len())
+    };
+    let op = |n: &NodeCoverage| match n.domain.as_str() {
+        "" | "ai.onnx" => n.op_type.clone(),
+        domain => format!("{} [{domain}]", n.op_type),
+    };
+    let name_w = width(&|n| n.name.chars().count(), "NODE");
+    let op_w = width(&|n| op(n).chars().count(), "OP");
+    println!("  {:<name_w$}  {:<op_w$}  CONVERTS  REASON", "NODE", "OP");
+    for n in &c.nodes {
+        let verdict = if n.convertible { "yes" } else { "no" };
+        let reason = match (&n.refusal, &n.reason) {
+            (Some(class), Some(reason)) => format!("{}: {reason}", refusal_name(*class)),
+            _ => String::new(),
+        };
+        let line = format!(
+            "  {:<name_w$}  {:<op_w$}  {verdict:<8}  {reason}",
+            n.name,
+            op(n)
+        );
+        println!("{}", line.trim_end());
+    }
+}
+
+/// How a refusal class is shown in the coverage table.
+fn refusal_name(r: Refusal) -> &'static str {
+    match r {
+        Refusal::UnsupportedOp => "unsupported op",
+        Refusal::NotForInference => "not an inference op",
+        Refusal::Opset => "opset",
+        Refusal::ElementType => "element type",
+        Refusal::NeedsConstant => "needs a constant",
+        Refusal::Upstream => "upstream",
+        Refusal::Converter => "converter",
+    }
 }
 
 fn print_io(title: &str, list: &[IoInfo]) {

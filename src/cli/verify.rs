@@ -1,5 +1,6 @@
 //! `mlpack verify`.
 
+use super::convert::FreezeArgs;
 use super::progress::Progress;
 use super::values;
 use super::verify_args::InputSetArgs;
@@ -51,6 +52,9 @@ pub struct VerifyCommandArgs {
     /// The candidate's function to check (default: its default function).
     #[arg(long, value_name = "NAME")]
     function: Option<String>,
+    /// ONNX sources: the inputs the candidate was converted with bound (its `--freeze` flags).
+    #[command(flatten)]
+    freeze: FreezeArgs,
 }
 
 /// Parses `NAME=LO,HI`.
@@ -85,6 +89,7 @@ pub fn execute(args: &VerifyCommandArgs, progress: &Progress, quiet: bool) -> Re
         &args.source,
         &args.candidate,
         args.function.as_deref(),
+        &args.freeze.frozen()?,
         args.input_set.inputs.as_deref(),
         &options,
     )?;

@@ -4,7 +4,7 @@ use super::describe::DescribeOptions;
 use super::precision::{apply_precision, MixedPrecision, Precision, PrecisionReport};
 use super::ModelKind;
 use crate::backend::write_package;
-use crate::frontend::onnx::{self, InputShape, NamedDim, OnnxOptions};
+use crate::frontend::onnx::{self, FrozenInput, InputShape, NamedDim, OnnxOptions};
 use crate::frontend::torch::{self, TorchOptions};
 use crate::ir::{validate_program, Program, Target};
 use crate::passes::states::{self, StatePair};
@@ -55,20 +55,23 @@ impl ConvertOptions {
     }
 }
 
-/// Shapes for ONNX inputs with dynamic dimensions: fixed, ranged or enumerated, per input
-/// (`--input-shape`) or per named dimension (`--dim`).
+/// How the source model's inputs are pinned: shapes for inputs with dynamic dimensions
+/// (fixed, ranged or enumerated, per input with `--input-shape` or per named dimension with
+/// `--dim`), and ONNX inputs bound to constants (`--freeze`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct InputShapes {
     /// Whole shapes by input name.
     pub inputs: Vec<InputShape>,
     /// Sizes by ONNX `dim_param`.
     pub dims: Vec<NamedDim>,
+    /// ONNX graph inputs bound to constants, no inputs of the package.
+    pub frozen: Vec<FrozenInput>,
 }
 
 impl InputShapes {
-    /// True when no shape is given.
+    /// True when no shape and no frozen input is given.
     pub fn is_empty(&self) -> bool {
-        self.inputs.is_empty() && self.dims.is_empty()
+        self.inputs.is_empty() && self.dims.is_empty() && self.frozen.is_empty()
     }
 }
 
@@ -186,9 +189,15 @@ pub fn load_model(
             &OnnxOptions {
                 input_shapes: input_shapes.inputs.clone(),
                 dims: input_shapes.dims.clone(),
+                frozen: input_shapes.frozen.clone(),
                 target,
             },
         ),
+        ModelKind::Pt2 if !input_shapes.frozen.is_empty() => Err(Error::Usage(format!(
+            "--freeze {}: binding inputs to constants applies to ONNX models only ({} is a .pt2 archive)",
+            input_shapes.frozen[0].name,
+            path.display()
+        ))),
         ModelKind::Pt2 => torch::load(
             path,
             &TorchOptions {
@@ -200,7 +209,7 @@ pub fn load_model(
         ModelKind::Package => {
             if !input_shapes.is_empty() {
                 return Err(Error::Usage(
-                    "--input-shape and --dim apply to ONNX and .pt2 inputs only".into(),
+                    "--input-shape, --dim and --freeze apply to ONNX and .pt2 inputs only".into(),
                 ));
             }
             let mut program = super::read_single_function_package(path)?;

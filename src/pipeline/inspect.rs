@@ -184,6 +184,18 @@ pub fn inspect(path: &Path, mil: bool, ops: bool) -> Result<InspectReport, Error
     inspect_function(path, None, mil, ops)
 }
 
+/// Which nodes of the ONNX model at `path` convert for the default target (iOS17), and why
+/// the others do not (see [`onnx::coverage`]); a usage error for any other kind of file.
+pub fn coverage(path: &Path) -> Result<onnx::Coverage, Error> {
+    if ModelKind::of(path)? != ModelKind::Onnx {
+        return Err(Error::Usage(format!(
+            "--coverage: {} is not an .onnx model (coverage is reported for ONNX models)",
+            path.display()
+        )));
+    }
+    onnx::coverage(path, Target::IOS17)
+}
+
 /// Describes `path` as [`inspect`] does; for a package, its function `function` (its default
 /// function when `None`), listing every function of a multifunction package. A chain
 /// directory's packages have one function each.

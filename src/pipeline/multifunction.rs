@@ -227,6 +227,7 @@ fn shapes_of(global: &InputShapes, spec: &FunctionSpec) -> InputShapes {
     InputShapes {
         inputs,
         dims: global.dims.clone(),
+        frozen: global.frozen.clone(),
     }
 }
 
@@ -243,6 +244,15 @@ fn in_function(error: Error, name: &str) -> Error {
         Error::Unsupported { path, message } => Error::Unsupported {
             path,
             message: prefix(message),
+        },
+        Error::NeedsConstant {
+            path,
+            message,
+            inputs,
+        } => Error::NeedsConstant {
+            path,
+            message: prefix(message),
+            inputs,
         },
         other => other,
     }
@@ -309,6 +319,7 @@ mod tests {
                 InputShape::fixed("mask", &[1, 4]),
             ],
             dims: vec!["batch=1".parse().unwrap()],
+            frozen: Vec::new(),
         };
         let spec: FunctionSpec = "f:ids=1,8".parse().unwrap();
         let shapes = shapes_of(&global, &spec);

@@ -4,7 +4,9 @@
 use super::chain::{is_chain, Chain};
 use super::{read_package_function, ModelKind};
 use crate::backend::read_package;
-use crate::frontend::onnx::{self, DimSize, DimSummary, InputShape, OnnxOptions, ShapeSpec};
+use crate::frontend::onnx::{
+    self, DimSize, DimSummary, FrozenInput, InputShape, OnnxOptions, ShapeSpec,
+};
 use crate::frontend::torch::{self, TorchOptions};
 use crate::image_file::{is_image_file, read_image};
 use crate::ir::{sanitize_name, Program, ShapeSet};
@@ -25,17 +27,19 @@ pub fn verify(
     npz: Option<&Path>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, Error> {
-    verify_function(source, candidate, None, npz, options)
+    verify_function(source, candidate, None, &[], npz, options)
 }
 
 /// Verifies function `function` of the package `candidate` (its default function when
-/// `None`) as [`verify`] does. An ONNX source runs at that function's input shapes; a
-/// reference package contributes its function of the same name, or its default one. A chain
-/// directory's packages have one function each.
+/// `None`) as [`verify`] does. An ONNX source runs at that function's input shapes, with the
+/// `frozen` inputs bound as the candidate was converted; a reference package contributes its
+/// function of the same name, or its default one. A chain directory's packages have one
+/// function each.
 pub fn verify_function(
     source: &Path,
     candidate: &Path,
     function: Option<&str>,
+    frozen: &[FrozenInput],
     npz: Option<&Path>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, Error> {
@@ -55,7 +59,7 @@ pub fn verify_function(
     } else {
         read_package_function(candidate, function)?
     };
-    let src = load_source(source, &cand)?;
+    let src = load_source(source, &cand, frozen)?;
     compare(&src, &cand, npz, options)?.map_err(|e| verify_error(e, source, candidate))
 }
 
@@ -111,10 +115,16 @@ fn image_sample(file: &Path, cand: &Program) -> Result<inputs::Sample, Error> {
 }
 
 /// The reference program: an ONNX model as the unoptimised fp32 program (dynamic input
-/// dimensions take the candidate's sizes: fixed, or the same ranges or enumerations), or a
-/// package as written (its function named like the candidate's, or its default one).
-pub(super) fn load_source(source: &Path, candidate: &Program) -> Result<Program, Error> {
+/// dimensions take the candidate's sizes: fixed, or the same ranges or enumerations; the
+/// `frozen` inputs bound), or a package as written (its function named like the candidate's,
+/// or its default one). The inputs the candidate was converted with frozen must be `frozen`.
+pub(super) fn load_source(
+    source: &Path,
+    candidate: &Program,
+    frozen: &[FrozenInput],
+) -> Result<Program, Error> {
     let target = candidate.target;
+    check_frozen(candidate, frozen, source)?;
     let mut program = match ModelKind::of(source)? {
         ModelKind::Package => {
             let reference = read_package(source)?;
@@ -143,9 +153,17 @@ pub(super) fn load_source(source: &Path, candidate: &Program) -> Result<Program,
                 &OnnxOptions {
                     input_shapes,
                     dims,
+                    frozen: frozen.to_vec(),
                     target,
                 },
             )?
+        }
+        ModelKind::Pt2 if !frozen.is_empty() => {
+            return Err(Error::Usage(format!(
+                "--freeze {}: binding inputs to constants applies to ONNX models only ({} is a .pt2 archive)",
+                frozen[0].name,
+                source.display()
+            )))
         }
         ModelKind::Pt2 => {
             let input_shapes = candidate
@@ -167,6 +185,30 @@ pub(super) fn load_source(source: &Path, candidate: &Program) -> Result<Program,
     };
     pair_states(&mut program, candidate, source)?;
     Ok(program)
+}
+
+/// Refuses to load the source without the inputs the candidate was converted with frozen
+/// (listed in its metadata under [`onnx::FROZEN_METADATA_KEY`]): the source would ask for
+/// inputs the candidate does not have.
+fn check_frozen(candidate: &Program, frozen: &[FrozenInput], source: &Path) -> Result<(), Error> {
+    let recorded = candidate.metadata.get(onnx::FROZEN_METADATA_KEY);
+    let missing: Vec<&str> = recorded
+        .into_iter()
+        .flat_map(|names| names.split(','))
+        .filter(|name| {
+            !frozen
+                .iter()
+                .any(|f| f.name == *name || sanitize_name(name) == f.name)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "the candidate was converted with input(s) {} of {} frozen; give the same --freeze NAME=FILE.npy flags",
+        missing.join(", "),
+        source.display()
+    )))
 }
 
 /// The shapes the candidate accepts for the source input `name` (the candidate's input is

@@ -126,15 +126,73 @@ impl<'m> Ctx<'m> {
     }
 
     /// The constant value of input `i` (None when omitted); an error naming the input when it
-    /// is computed at run time.
+    /// is computed at run time (see [`Ctx::needs_constant`]).
     pub fn const_input(&mut self, node: &Node, i: usize) -> Result<Option<Tensor>, Error> {
         match self.try_const_input(node, i)? {
             Some(t) => Ok(Some(t)),
-            None => match node.input_name(i) {
-                None => Ok(None),
-                Some(name) => Err(self.unsupported(format!("input '{name}' must be a constant"))),
-            },
+            None if node.input_name(i).is_none() => Ok(None),
+            None => Err(self.needs_constant(node, i, "")),
         }
+    }
+
+    /// The error for input `i` of `node` computed at run time where it must be a constant
+    /// (`detail` says what else would do, e.g. " (or computed from input dimensions only)"):
+    /// [`Error::NeedsConstant`] with the graph inputs it is computed from, which `--freeze`
+    /// can bind; plain Unsupported when it comes from no graph input.
+    pub fn needs_constant(&self, node: &Node, i: usize, detail: &str) -> Error {
+        let name = node.input_name(i).unwrap_or_default();
+        let inputs = self.graph_inputs_feeding(name);
+        if inputs.is_empty() {
+            return self.unsupported(format!("input '{name}' must be a constant{detail}"));
+        }
+        let quoted: Vec<String> = inputs.iter().map(|n| format!("'{n}'")).collect();
+        Error::NeedsConstant {
+            path: self.e.path.clone(),
+            message: format!(
+                "{}: input '{name}' must be a constant{detail}; it is computed from graph input {}, \
+                 which --freeze NAME=FILE.npy binds to a value",
+                self.e.current,
+                quoted.join(", ")
+            ),
+            inputs,
+        }
+    }
+
+    /// The graph inputs (not initializers, not frozen) ONNX tensor `name` is computed from, in
+    /// graph input order.
+    fn graph_inputs_feeding(&self, name: &str) -> Vec<String> {
+        let producers: HashMap<&str, &NodeProto> = self
+            .graph
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
+            .collect();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut stack = vec![name];
+        while let Some(t) = stack.pop() {
+            if t.is_empty() || !seen.insert(t) {
+                continue;
+            }
+            // Shape and Size read their input's dimensions, which --freeze does not fix.
+            if let Some(n) = producers
+                .get(t)
+                .filter(|n| !matches!(n.op_type.as_str(), "Shape" | "Size"))
+            {
+                stack.extend(n.input.iter().map(String::as_str));
+            }
+        }
+        self.graph
+            .input
+            .iter()
+            .map(|v| v.name.as_str())
+            .filter(|n| seen.contains(n) && !self.initializers.contains_key(n))
+            .filter(|n| {
+                self.values
+                    .get(*n)
+                    .is_some_and(|v| self.e.b.const_value(v).is_none())
+            })
+            .map(str::to_string)
+            .collect()
     }
 
     /// Records that symbolic dimension `dim` can be at most `max` for the model to compute
@@ -277,7 +335,7 @@ pub fn default_opset(model: &ModelProto, path: &Path) -> Result<i64, Error> {
 
 /// Refuses a graph in which two nodes write the same value name (ONNX graphs are in SSA
 /// form), naming both nodes.
-fn check_single_producers(graph: &GraphProto, path: &Path) -> Result<(), Error> {
+pub(super) fn check_single_producers(graph: &GraphProto, path: &Path) -> Result<(), Error> {
     let mut producers: HashMap<&str, String> = HashMap::new();
     for proto in &graph.node {
         for output in proto.output.iter().filter(|o| !o.is_empty()) {
@@ -293,22 +351,32 @@ fn check_single_producers(graph: &GraphProto, path: &Path) -> Result<(), Error> 
     Ok(())
 }
 
+/// Why node `proto` has no converter, as its operator key: `Op`, `Op [domain]`, with the
+/// reason when it is no inference op (`Op (a training loss, not an inference op)`); None when
+/// it has one.
+pub(super) fn missing_converter(proto: &NodeProto) -> Option<String> {
+    if ops::converter_in(&proto.domain, &proto.op_type).is_some() {
+        return None;
+    }
+    let default_domain = proto.domain.is_empty() || proto.domain == "ai.onnx";
+    let key = if default_domain {
+        proto.op_type.clone()
+    } else {
+        format!("{} [{}]", proto.op_type, proto.domain)
+    };
+    Some(match not_for_inference(&proto.domain, &proto.op_type) {
+        Some(reason) => format!("{key} ({reason})"),
+        None => key,
+    })
+}
+
 /// One `Unsupported` error listing every node without a converter, grouped by op type.
 fn check_supported(graph: &GraphProto, path: &Path) -> Result<(), Error> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for proto in &graph.node {
-        let default_domain = proto.domain.is_empty() || proto.domain == "ai.onnx";
-        if ops::converter_in(&proto.domain, &proto.op_type).is_some() {
+        let Some(key) = missing_converter(proto) else {
             continue;
-        }
-        let mut key = if default_domain {
-            proto.op_type.clone()
-        } else {
-            format!("{} [{}]", proto.op_type, proto.domain)
         };
-        if let Some(reason) = not_for_inference(&proto.domain, &proto.op_type) {
-            key = format!("{key} ({reason})");
-        }
         let label = Node::new(proto).label;
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, names)) => names.push(label),
@@ -326,7 +394,7 @@ fn check_supported(graph: &GraphProto, path: &Path) -> Result<(), Error> {
 
 /// Why an op has no Core ML conversion by design: training ops and losses compute gradients,
 /// optimizer steps or losses, not a model's inference outputs.
-fn not_for_inference(domain: &str, op_type: &str) -> Option<&'static str> {
+pub(super) fn not_for_inference(domain: &str, op_type: &str) -> Option<&'static str> {
     const LOSSES: &[&str] = &["NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"];
     if domain == "ai.onnx.preview.training" {
         Some("a training op, not an inference op")
@@ -338,7 +406,7 @@ fn not_for_inference(domain: &str, op_type: &str) -> Option<&'static str> {
 }
 
 /// The declared element type and dims of a graph input (None: no declared shape).
-fn declared_input(
+pub(super) fn declared_input(
     v: &ValueInfoProto,
     path: &Path,
 ) -> Result<(i32, Option<Vec<input_shapes::Declared>>), Error> {
@@ -464,15 +532,93 @@ fn check_input_size(
     Ok(())
 }
 
+/// The values of the graph inputs bound to constants (`--freeze`) by ONNX name, each checked
+/// against its input: named once, of the declared element kind and shape. Usage errors name
+/// the flag and the input.
+fn frozen_inputs(
+    graph: &GraphProto,
+    options: &OnnxOptions,
+    path: &Path,
+) -> Result<Vec<(String, Tensor)>, Error> {
+    let init_names: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|v| !init_names.contains(v.name.as_str()))
+        .collect();
+    let mut frozen: Vec<(String, Tensor)> = Vec::with_capacity(options.frozen.len());
+    for f in &options.frozen {
+        let usage = |m: String| Error::Usage(format!("--freeze {}: {m}", f.name));
+        let Some(v) = inputs
+            .iter()
+            .find(|v| v.name == f.name || sanitize_name(&v.name) == f.name)
+        else {
+            let known: Vec<&str> = inputs.iter().map(|v| v.name.as_str()).collect();
+            return Err(usage(format!(
+                "not an input of the model (inputs: {})",
+                known.join(", ")
+            )));
+        };
+        if frozen.iter().any(|(name, _)| *name == v.name) {
+            return Err(usage(format!("input '{}' is frozen twice", v.name)));
+        }
+        if options
+            .input_shapes
+            .iter()
+            .any(|s| s.name == v.name || s.name == sanitize_name(&v.name))
+        {
+            return Err(usage(format!(
+                "input '{}' also has an --input-shape (a frozen input takes its value's shape)",
+                v.name
+            )));
+        }
+        let (elem_type, declared) = declared_input(v, path)?;
+        let kind = |d: DType| match d {
+            DType::Bool => "bool",
+            d if d.is_float() => "float",
+            _ => "integer",
+        };
+        match ir_dtype(elem_type) {
+            Some(d) if d == f.value.dtype() => {}
+            _ => {
+                return Err(usage(format!(
+                    "the value is {} but input '{}' is declared {}",
+                    kind(f.value.dtype()),
+                    v.name,
+                    elem_type_name(elem_type)
+                )))
+            }
+        }
+        if let Some(dims) = declared {
+            let shape = f.value.shape();
+            let fits = dims.len() == shape.len()
+                && dims
+                    .iter()
+                    .zip(shape)
+                    .all(|(d, &n)| !matches!(d, Ok(d) if *d != n));
+            if !fits {
+                return Err(usage(format!(
+                    "the value has shape {shape:?} but input '{}' is declared {}",
+                    v.name,
+                    shown_shape(&dims)
+                )));
+            }
+        }
+        frozen.push((v.name.clone(), f.value.clone()));
+    }
+    Ok(frozen)
+}
+
 /// (ONNX name, function input) pairs, and the accepted shapes of flexible inputs by name.
 type FunctionInputs = (Vec<(String, Var)>, BTreeMap<String, ShapeSet>);
 
-/// The function inputs: graph inputs that are not initializers, with `--input-shape` and
-/// `--dim` applied; every dynamic dimension must be fixed or made flexible, and the accepted
-/// shapes of flexible inputs are returned by function input name.
-fn function_inputs(
+/// The function inputs: graph inputs that are neither initializers nor in `skip`, with
+/// `--input-shape` and `--dim` applied; every dynamic dimension must be fixed or made
+/// flexible, and the accepted shapes of flexible inputs are returned by function input name.
+pub(super) fn function_inputs(
     graph: &GraphProto,
     options: &OnnxOptions,
+    skip: &HashSet<&str>,
     path: &Path,
 ) -> Result<FunctionInputs, Error> {
     let init_names: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
@@ -480,6 +626,7 @@ fn function_inputs(
         .input
         .iter()
         .filter(|v| !init_names.contains(v.name.as_str()))
+        .filter(|v| !skip.contains(v.name.as_str()))
         .collect();
     for shape in &options.input_shapes {
         let name = &shape.name;
@@ -591,22 +738,18 @@ fn function_inputs(
     Ok((result, flexible))
 }
 
-/// Converts a decoded model into an IR program (function `main`); `model_map` is the map of the
-/// model file that its payloads are slices of (see [`super::reader::map_model`]).
-pub fn convert(
-    model: &ModelProto,
+/// The conversion context of `graph`: a builder over the function `inputs` (bool ones typed
+/// as int32 features and cast to bool right after), with the `frozen` inputs bound to constants.
+pub(super) fn begin<'m>(
+    graph: &'m GraphProto,
     model_map: Bytes,
     path: &Path,
-    options: &OnnxOptions,
-) -> Result<Program, Error> {
-    let graph = model
-        .graph
-        .as_ref()
-        .ok_or_else(|| Error::invalid(path, "the model has no graph"))?;
-    check_supported(graph, path)?;
-    let opset = default_opset(model, path)?;
-    check_single_producers(graph, path)?;
-    let (mut inputs, input_shapes) = function_inputs(graph, options, path)?;
+    opset: i64,
+    target: Target,
+    inputs: &[(String, Var)],
+    frozen: Vec<(String, Tensor)>,
+) -> Result<Ctx<'m>, Error> {
+    let mut inputs = inputs.to_vec();
     // Bool inputs and outputs are int32 features, cast at both ends (see `BOOL_FEATURE`).
     let bool_inputs: Vec<String> = inputs
         .iter_mut()
@@ -655,15 +798,50 @@ pub fn convert(
                     .map(|t| t.name.as_str()),
             )
             .collect(),
-        target: options.target,
+        target,
         graph,
         warnings: BTreeMap::new(),
     };
+    for (name, value) in frozen {
+        let var = ctx.e.b.constant(&name, value);
+        ctx.values.insert(name, var);
+    }
     for name in &bool_inputs {
         let var = ctx.values[name].clone();
         let cast = ctx.cast(&var, DType::Bool, &format!("{var}_bool"))?;
         ctx.values.insert(name.clone(), cast);
     }
+    Ok(ctx)
+}
+
+/// Converts a decoded model into an IR program (function `main`); `model_map` is the map of the
+/// model file that its payloads are slices of (see [`super::reader::map_model`]).
+pub fn convert(
+    model: &ModelProto,
+    model_map: Bytes,
+    path: &Path,
+    options: &OnnxOptions,
+) -> Result<Program, Error> {
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::invalid(path, "the model has no graph"))?;
+    check_supported(graph, path)?;
+    let opset = default_opset(model, path)?;
+    check_single_producers(graph, path)?;
+    let frozen = frozen_inputs(graph, options, path)?;
+    let frozen_names: Vec<String> = frozen.iter().map(|(name, _)| name.clone()).collect();
+    let skip: HashSet<&str> = frozen_names.iter().map(String::as_str).collect();
+    let (inputs, input_shapes) = function_inputs(graph, options, &skip, path)?;
+    let mut ctx = begin(
+        graph,
+        model_map,
+        path,
+        opset,
+        options.target,
+        &inputs,
+        frozen,
+    )?;
     for proto in &graph.node {
         let node = Node::new(proto);
         ctx.e.current = format!("node '{}' ({})", node.label, node.op_type());
@@ -713,6 +891,9 @@ pub fn convert(
     );
     metadata.insert("mlpack.source".to_string(), file_name);
     metadata.insert(OPSET_METADATA_KEY.to_string(), opset.to_string());
+    if !frozen_names.is_empty() {
+        metadata.insert(FROZEN_METADATA_KEY.to_string(), frozen_names.join(","));
+    }
     if !limited.1.is_empty() {
         metadata.insert(LIMITS_METADATA_KEY.to_string(), limited.1.join("; "));
     }
@@ -734,6 +915,9 @@ pub fn convert(
 
 /// Metadata key of the default-domain opset the source model imports.
 pub const OPSET_METADATA_KEY: &str = "mlpack.onnx_opset";
+
+/// Metadata key of the graph inputs bound to constants (`--freeze`), joined with `,`.
+pub const FROZEN_METADATA_KEY: &str = "mlpack.onnx_frozen_inputs";
 
 /// Metadata key of the warnings the conversion went on despite (see [`Ctx::warn`]), joined
 /// with `"; "`.

@@ -5,6 +5,7 @@
 //! inputs are all constant are folded while building, so shape computations resolve.
 
 mod convert;
+mod coverage;
 mod node;
 mod ops;
 mod reader;
@@ -16,15 +17,17 @@ mod tests;
 
 pub use crate::frontend::input_shapes::{DimSize, InputShape, NamedDim, ShapeSpec};
 pub use convert::{
-    opset_warning, LIMITS_METADATA_KEY, MAX_OPSET, OPSET_METADATA_KEY, WARNINGS_METADATA_KEY,
+    opset_warning, FROZEN_METADATA_KEY, LIMITS_METADATA_KEY, MAX_OPSET, OPSET_METADATA_KEY,
+    WARNINGS_METADATA_KEY,
 };
+pub use coverage::{coverage, Coverage, NodeCoverage, Refusal};
 pub use reader::external_locations;
 pub use summary::{
     summarize, DimSummary, InitializerSummary, OnnxSummary, OpsetImport, Storage, Totals,
     ValueSummary,
 };
 
-use crate::ir::{Program, Target};
+use crate::ir::{Program, Target, Tensor};
 use crate::Error;
 use std::path::Path;
 
@@ -35,8 +38,21 @@ pub struct OnnxOptions {
     pub input_shapes: Vec<InputShape>,
     /// Sizes of named dynamic dimensions (`--dim`), by ONNX `dim_param`.
     pub dims: Vec<NamedDim>,
+    /// Graph inputs bound to constants before conversion (`--freeze`); they are no inputs of
+    /// the program.
+    pub frozen: Vec<FrozenInput>,
     /// Deployment target recorded in the program.
     pub target: Target,
+}
+
+/// A graph input bound to a constant (`--freeze NAME=FILE.npy`), so that what it feeds folds
+/// like an initializer would: shape inputs such as axes, pads, shapes, scales or `k`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrozenInput {
+    /// The ONNX input name, or its sanitised form.
+    pub name: String,
+    /// Its value: fp32, int32 or bool (the IR types of ONNX floats, integers and bools).
+    pub value: Tensor,
 }
 
 impl Default for OnnxOptions {
@@ -44,6 +60,7 @@ impl Default for OnnxOptions {
         OnnxOptions {
             input_shapes: Vec::new(),
             dims: Vec::new(),
+            frozen: Vec::new(),
             target: Target::IOS15,
         }
     }

@@ -1559,6 +1559,7 @@ mod composite_activation;
 mod einsum;
 mod elementwise;
 mod exporter_idioms;
+mod freeze;
 mod group_norm;
 mod tensor_ops;
 

@@ -12,6 +12,7 @@ pub use weights::{weights, WeightDesc, WeightTotals};
 
 use super::verify::{compare, load_source};
 use super::{read_package_function, ModelKind};
+use crate::frontend::onnx::FrozenInput;
 use crate::ir::Program;
 use crate::verify::{InputRange, InputSpec, Side, VerifyError, VerifyOptions, VerifyReport};
 use crate::Error;
@@ -31,6 +32,8 @@ pub struct DiffOptions {
     pub ranges: Vec<InputRange>,
     /// List every weight of both sides, not only the totals.
     pub weights: bool,
+    /// An ONNX A's graph inputs bound to constants, as B was converted (`--freeze`).
+    pub frozen: Vec<FrozenInput>,
 }
 
 impl Default for DiffOptions {
@@ -41,6 +44,7 @@ impl Default for DiffOptions {
             seed: 0,
             ranges: Vec::new(),
             weights: false,
+            frozen: Vec::new(),
         }
     }
 }
@@ -136,7 +140,7 @@ pub fn diff(a: &Path, b: &Path, options: &DiffOptions) -> Result<DiffReport, Err
         )));
     }
     let prog_b = read_package_function(b, None)?;
-    let prog_a = load_source(a, &prog_b)?;
+    let prog_a = load_source(a, &prog_b, &options.frozen)?;
     let (fa, fb) = (prog_a.main(), prog_b.main());
     let weights_a = weights(fa);
     let weights_b = weights(fb);

@@ -154,7 +154,7 @@ fn dropout(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
                 return Err(ctx.unsupported("training_mode=true is not supported"));
             }
         } else if node.input_name(2).is_some() {
-            return Err(ctx.unsupported("a run-time training_mode input is not supported"));
+            return Err(ctx.needs_constant(node, 2, ""));
         }
     }
     alias(ctx, node)

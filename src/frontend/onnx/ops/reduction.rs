@@ -1,6 +1,7 @@
 //! Reductions (`ReduceMean`, `ReduceSum`, …) and `ArgMax`/`ArgMin`.
 
 use super::{axes, axis, ints_attr_or_input, ConvertFn, Ctx, Emit, Node};
+use crate::ir::DType;
 use crate::Error;
 
 /// Opset from which each reduction takes `axes` as an input instead of an attribute.
@@ -35,13 +36,25 @@ fn reduce(ctx: &mut Ctx, node: &Node, mil: &str) -> Result<(), Error> {
             .collect()
     };
     reduced.sort_unstable();
+    // Bool ReduceMax/ReduceMin (any/all) reduce the values as int32 0/1.
+    let boolean = ctx.ty(&x)?.dtype == DType::Bool;
+    let (x, reduced_name) = match boolean {
+        true => (
+            ctx.cast(&x, DType::I32, &format!("{out}_int"))?,
+            format!("{out}_reduced"),
+        ),
+        false => (x, out.clone()),
+    };
     let axes_c = ctx.ints(&format!("{out}_axes"), &reduced);
     let keep_c = ctx.boolean(&format!("{out}_keep_dims"), keep);
-    let y = ctx.op1(
+    let mut y = ctx.op1(
         mil,
-        &out,
+        &reduced_name,
         &[("x", &x), ("axes", &axes_c), ("keep_dims", &keep_c)],
     )?;
+    if boolean {
+        y = ctx.cast(&y, DType::Bool, &out)?;
+    }
     ctx.set_output(node, 0, y);
     Ok(())
 }

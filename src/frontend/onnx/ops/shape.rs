@@ -71,11 +71,18 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         ),
         None => {
             let v = ctx.input(node, 1)?;
-            let elems = ctx.e.b.symbolic_value(&v).map(<[_]>::to_vec).ok_or_else(|| {
-                ctx.unsupported(
-                    "the target shape is computed at run time from more than input dimensions; fix the dynamic dimensions with --dim",
-                )
-            })?;
+            let elems = ctx
+                .e
+                .b
+                .symbolic_value(&v)
+                .map(<[_]>::to_vec)
+                .ok_or_else(|| {
+                    ctx.needs_constant(
+                        node,
+                        1,
+                        " (or computed from input dimensions only, which --dim fixes)",
+                    )
+                })?;
             (elems, Some(v))
         }
     };
@@ -88,6 +95,11 @@ fn reshape(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         })
         .collect();
     if let (Some(input), Some(requested)) = (in_ty.static_shape(), &known) {
+        if input.contains(&0) {
+            return Err(ctx.unsupported(format!(
+                "input '{x}' of type {in_ty} has no elements (Core ML has no empty tensors)"
+            )));
+        }
         let shape = reshape_target(&input, requested, allow_zero).map_err(|m| ctx.invalid(m))?;
         let y = reshape_to(ctx, &x, &shape, &ctx.out_name(node, 0))?;
         ctx.set_output(node, 0, y);
@@ -576,6 +588,12 @@ fn pad(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
         ctx.set_output(node, 0, x);
         return Ok(());
     };
+    let dtype = ctx.ty(&x)?.dtype;
+    if mil_mode != "constant" && !dtype.is_float() {
+        return Err(ctx.unsupported(format!(
+            "mode '{mode}' on {dtype} data is not supported (Core ML pads integers only with a constant)"
+        )));
+    }
     let mil_pad: Vec<i64> = full[first..].iter().flat_map(|&(b, e)| [b, e]).collect();
     let pad_c = ctx.ints(&format!("{out}_pad"), &mil_pad);
     let mode_c = ctx.string(&format!("{out}_mode"), mil_mode);

@@ -56,14 +56,12 @@ fn bounds_input(ctx: &mut Ctx, node: &Node, i: usize) -> Result<Option<Vec<Bound
     if let Some(t) = ctx.try_const_input(node, i)? {
         return Ok(Some(t.to_i64_vec().into_iter().map(Bound::Known).collect()));
     }
-    let Some(name) = node.input_name(i) else {
+    if node.input_name(i).is_none() {
         return Ok(None);
-    };
+    }
     let var = ctx.input(node, i)?;
     let Some(elems) = ctx.e.b.symbolic_value(&var).map(<[_]>::to_vec) else {
-        return Err(ctx.unsupported(format!(
-            "input '{name}' must be a constant (or computed from input dimensions only)"
-        )));
+        return Err(ctx.needs_constant(node, i, " (or computed from input dimensions only)"));
     };
     Ok(Some(
         elems
