@@ -163,8 +163,14 @@ fn op_cases_match_onnx_runtime_in_fp32() {
 #[test]
 fn recurrent_fixtures_use_native_ops_where_they_fit() {
     use mlpack::frontend::onnx::{self, OnnxOptions};
-    // (group, case, the native op and how many, the fewest matmuls).
-    let cases: &[(&str, &str, Option<(&str, usize)>, usize)] = &[
+    /// (group, case, the native op and how many, the fewest matmuls).
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<(&'static str, usize)>,
+        usize,
+    );
+    let cases: &[Case] = &[
         // Two bidirectional LSTM layers become `lstm`; torch's GRU (linear_before_reset=1)
         // unrolls over the 12 steps.
         ("models", "recurrent_op14", Some(("lstm", 2)), 12),
