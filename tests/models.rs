@@ -157,3 +157,54 @@ fn models_match_onnx_runtime_in_fp16() {
 fn op_cases_match_onnx_runtime_in_fp32() {
     check_group("ops", Precision::Fp32);
 }
+
+/// The recurrent fixtures take the path the README describes: MIL's `lstm`/`gru`/`rnn` where
+/// they compute ONNX's function, the unrolled form (`matmul` per step) elsewhere. Their values
+/// are checked against ONNX Runtime by the group tests above, in fp32 and (models) fp16.
+#[test]
+fn recurrent_fixtures_use_native_ops_where_they_fit() {
+    use mlpack::frontend::onnx::{self, OnnxOptions};
+    /// (group, case, the native op and how many, the fewest matmuls).
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<(&'static str, usize)>,
+        usize,
+    );
+    let cases: &[Case] = &[
+        // Two bidirectional LSTM layers become `lstm`; torch's GRU (linear_before_reset=1)
+        // unrolls over the 12 steps.
+        ("models", "recurrent_op14", Some(("lstm", 2)), 12),
+        ("ops", "lstm_bidirectional_peepholes", Some(("lstm", 1)), 0),
+        ("ops", "lstm_reverse", Some(("lstm", 1)), 0),
+        ("ops", "lstm_sequence_lens_clip", None, 10),
+        ("ops", "gru_bidirectional", Some(("gru", 2)), 0),
+        ("ops", "gru_linear_before_reset_reverse", None, 4),
+        ("ops", "rnn_bidirectional_relu_tanh", Some(("rnn", 2)), 0),
+        ("ops", "rnn_leaky_relu_alpha", None, 3),
+    ];
+    for &(group, case, native, matmuls) in cases {
+        let fx = Fixture::load(group, case);
+        let options = OnnxOptions {
+            input_shapes: Vec::new(),
+            dims: Vec::new(),
+            target: Target::IOS17,
+        };
+        let program = onnx::load(&fx.model_path(), &options).unwrap();
+        let counts = program.main().op_counts();
+        let recurrent: Vec<(&str, usize)> = counts
+            .iter()
+            .filter(|(op, _)| ["lstm", "gru", "rnn"].contains(&op.as_str()))
+            .map(|(op, &n)| (op.as_str(), n))
+            .collect();
+        assert_eq!(
+            recurrent,
+            native.into_iter().collect::<Vec<_>>(),
+            "{group}/{case}: {counts:?}"
+        );
+        assert!(
+            counts.get("matmul").copied().unwrap_or(0) >= matmuls,
+            "{group}/{case}: {counts:?}"
+        );
+    }
+}

@@ -22,6 +22,7 @@ pub mod linear;
 mod normalization;
 pub mod pool;
 mod quantization_ops;
+mod recurrent;
 pub mod reduction;
 mod scatter_gather;
 mod states;
@@ -273,6 +274,7 @@ const FAMILIES: &[&[OpDef]] = &[
     states::DEFS,
     classify::DEFS,
     quantization_ops::DEFS,
+    recurrent::DEFS,
 ];
 
 /// The definition of MIL op `op_type`, if mlpack knows it.

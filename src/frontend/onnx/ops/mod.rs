@@ -25,6 +25,7 @@ mod linear;
 mod normalization;
 mod pool;
 mod quantization;
+mod recurrent;
 mod reduction;
 mod resize;
 mod shape;
@@ -55,6 +56,7 @@ const TABLE: &[&[(&str, ConvertFn)]] = &[
     normalization::CONVERTERS,
     pool::CONVERTERS,
     quantization::CONVERTERS,
+    recurrent::CONVERTERS,
     reduction::CONVERTERS,
     resize::CONVERTERS,
     shape::CONVERTERS,
