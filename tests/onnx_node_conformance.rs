@@ -1238,6 +1238,7 @@ fn only_types_core_ml_lacks_and_training_ops_are_not_applicable() {
         op: "X".into(),
         status,
         message: message.into(),
+        frozen: Vec::new(),
     };
     let lacking = "input 'x' has element type FLOAT8E4M3FN";
     assert!(inapplicable(&case(Status::Unsupported, lacking)));
