@@ -1,6 +1,7 @@
 //! Nodes that produce constants or pass their input through: `Constant`,
-//! `ConstantOfShape`, `Range`, `Dropout`.
+//! `ConstantOfShape`, `EyeLike`, `Range`, `Dropout`.
 
+use super::super::tensor::{elem_type_name, ir_dtype};
 use super::{alias, ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Tensor};
 use crate::Error;
@@ -87,6 +88,34 @@ fn filled(value: &Tensor, shape: &[usize]) -> Tensor {
     }
 }
 
+/// `EyeLike(x, k, dtype)`: a constant of `x`'s (static) 2-D shape with ones on diagonal `k`
+/// (above the main one for k > 0) and zeros elsewhere, of type `dtype` (default `x`'s type).
+fn eye_like(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let shape = ctx.shape(&x)?;
+    let [rows, cols] = shape[..] else {
+        return Err(ctx.invalid(format!("input must be 2-D, has shape {shape:?}")));
+    };
+    let dtype = match ctx.attr(node.int("dtype"))? {
+        Some(elem) => ir_dtype(elem as i32).ok_or_else(|| {
+            ctx.unsupported(format!(
+                "dtype {} is not supported",
+                elem_type_name(elem as i32)
+            ))
+        })?,
+        None => ctx.ty(&x)?.dtype,
+    };
+    let k = ctx.attr(node.int_or("k", 0))?;
+    let ones: Vec<f32> = (0..rows * cols)
+        .map(|i| f32::from((i % cols) as i64 - (i / cols) as i64 == k))
+        .collect();
+    let eye = Tensor::from_f32(&shape, &ones).cast(dtype);
+    let y = ctx.constant(&out, eye);
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// The values of ONNX `Range(start, limit, delta)`: `max(ceil((limit - start) / delta), 0)`
 /// elements `start + i * delta`.
 pub fn range_values(start: f64, limit: f64, delta: f64) -> Result<Vec<f64>, String> {
@@ -165,6 +194,7 @@ pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("Constant", constant),
     ("ConstantOfShape", constant_of_shape),
     ("Dropout", dropout),
+    ("EyeLike", eye_like),
     ("Range", range),
 ];
 

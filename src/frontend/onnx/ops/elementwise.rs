@@ -1,5 +1,5 @@
-//! Elementwise ops: arithmetic, comparisons, logic, unary math, `IsNaN`/`IsInf`, `Where`,
-//! `Cast`, `CastLike`, variadic `Sum`/`Max`/`Min`/`Mean`.
+//! Elementwise ops: arithmetic, comparisons, logic, bitwise ops and shifts on integers, unary
+//! math, `IsNaN`/`IsInf`, `Where`, `Cast`, `CastLike`, variadic `Sum`/`Max`/`Min`/`Mean`.
 
 use super::super::tensor::ir_dtype;
 use super::shape::broadcast_to;
@@ -26,7 +26,7 @@ unary! {
     sqrt => "sqrt", exp => "exp", log => "log", abs => "abs", erf => "erf", tanh => "tanh",
     floor => "floor", ceil => "ceil", round => "round", sign => "sign", sin => "sin", cos => "cos",
     tan => "tan", asin => "asin", acos => "acos", atan => "atan", sinh => "sinh", cosh => "cosh",
-    not => "logical_not",
+    atanh => "atanh", not => "logical_not",
 }
 
 binary! {
@@ -374,6 +374,52 @@ pub fn to_bfloat16(ctx: &mut Ctx, x: &str, out: &str) -> Result<String, Error> {
     Ok(ctx.constant(out, Tensor::from_f32(value.shape(), &rounded)))
 }
 
+/// `Asinh` (MIL has none): `sign(x) · log(|x| + sqrt(x² + 1))`, on `|x|` so that large
+/// negative inputs do not cancel.
+fn asinh(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let abs = ctx.op1("abs", &format!("{out}_abs"), &[("x", &x)])?;
+    let square = ctx.op1("square", &format!("{out}_square"), &[("x", &x)])?;
+    let one = ctx.float(&format!("{out}_one"), 1.0);
+    let plus_one = ctx.op1(
+        "add",
+        &format!("{out}_square_plus_one"),
+        &[("x", &square), ("y", &one)],
+    )?;
+    let root = ctx.op1("sqrt", &format!("{out}_root"), &[("x", &plus_one)])?;
+    let sum = ctx.op1("add", &format!("{out}_sum"), &[("x", &abs), ("y", &root)])?;
+    let magnitude = ctx.op1("log", &format!("{out}_magnitude"), &[("x", &sum)])?;
+    let sign = ctx.op1("sign", &format!("{out}_sign"), &[("x", &x)])?;
+    let y = ctx.op1("mul", &out, &[("x", &sign), ("y", &magnitude)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Acosh` (MIL has none): `log(x + sqrt((x − 1)(x + 1)))`; the factored square root keeps
+/// inputs near 1 from cancelling. NaN below 1, as in ONNX.
+fn acosh(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let one = ctx.float(&format!("{out}_one"), 1.0);
+    let below = ctx.op1(
+        "sub",
+        &format!("{out}_minus_one"),
+        &[("x", &x), ("y", &one)],
+    )?;
+    let above = ctx.op1("add", &format!("{out}_plus_one"), &[("x", &x), ("y", &one)])?;
+    let product = ctx.op1(
+        "mul",
+        &format!("{out}_product"),
+        &[("x", &below), ("y", &above)],
+    )?;
+    let root = ctx.op1("sqrt", &format!("{out}_root"), &[("x", &product)])?;
+    let sum = ctx.op1("add", &format!("{out}_sum"), &[("x", &x), ("y", &root)])?;
+    let y = ctx.op1("log", &out, &[("x", &sum)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// `Mean`: the broadcast sum of every input divided by their count.
 fn mean(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     let n = node.num_inputs();
@@ -399,14 +445,278 @@ fn cast_like(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
+/// An ONNX integer type's width in bits and whether it is signed; None for other types.
+fn int_width(elem: DataType) -> Option<(u32, bool)> {
+    use DataType as D;
+    match elem {
+        D::Int8 => Some((8, true)),
+        D::Int16 => Some((16, true)),
+        D::Int32 => Some((32, true)),
+        D::Int64 => Some((64, true)),
+        D::Uint8 => Some((8, false)),
+        D::Uint16 => Some((16, false)),
+        D::Uint32 => Some((32, false)),
+        D::Uint64 => Some((64, false)),
+        _ => None,
+    }
+}
+
+/// The declared integer type of input `i` (width, signed): the bit ops depend on it.
+fn int_input_width(ctx: &Ctx, node: &Node, i: usize) -> Result<(u32, bool), Error> {
+    match ctx.elem_type(node, i) {
+        Some(elem) => int_width(elem).ok_or_else(|| {
+            ctx.invalid(format!(
+                "input #{i} must be an integer tensor, not {}",
+                elem.as_str_name()
+            ))
+        }),
+        None => Err(ctx.unsupported(format!(
+            "the element type of input #{i} is not declared, and the result depends on it"
+        ))),
+    }
+}
+
+/// The 31 low bits (0..=30) of int32 `x` along a new trailing axis, as 0/1 int32 values:
+/// `mod(floor_div(x, 2^i), 2)` for the `powers` 2^0..2^30. Floor rounding makes these the
+/// two's-complement bits of negative values too.
+fn low_bits(ctx: &mut Ctx, x: &str, powers: &str, hint: &str) -> Result<String, Error> {
+    let last = ctx.ints(&format!("{hint}_axis"), &[-1]);
+    let column = ctx.op1(
+        "expand_dims",
+        &format!("{hint}_column"),
+        &[("x", x), ("axes", &last)],
+    )?;
+    let shifted = ctx.op1(
+        "floor_div",
+        &format!("{hint}_shifted"),
+        &[("x", &column), ("y", powers)],
+    )?;
+    let two = ctx.int(&format!("{hint}_two"), 2);
+    ctx.op1("mod", hint, &[("x", &shifted), ("y", &two)])
+}
+
+/// The sign bit (bit 31) of int32 `x` as a 0/1 int32 value.
+fn sign_bit(ctx: &mut Ctx, x: &str, hint: &str) -> Result<String, Error> {
+    let zero = ctx.int(&format!("{hint}_zero"), 0);
+    let negative = ctx.op1(
+        "less",
+        &format!("{hint}_negative"),
+        &[("x", x), ("y", &zero)],
+    )?;
+    ctx.cast(&negative, DType::I32, hint)
+}
+
+/// A bitwise operation on 0/1 int32 bits.
+#[derive(Clone, Copy)]
+enum BitOp {
+    And,
+    Or,
+    Xor,
+}
+
+/// `op` on 0/1 int32 tensors `a` and `b` (broadcast): a product, a maximum or a sum mod 2.
+fn combine_bits(ctx: &mut Ctx, op: BitOp, a: &str, b: &str, hint: &str) -> Result<String, Error> {
+    match op {
+        BitOp::And => ctx.op1("mul", hint, &[("x", a), ("y", b)]),
+        BitOp::Or => ctx.op1("maximum", hint, &[("x", a), ("y", b)]),
+        BitOp::Xor => {
+            let sum = ctx.op1("add", &format!("{hint}_sum"), &[("x", a), ("y", b)])?;
+            let two = ctx.int(&format!("{hint}_two"), 2);
+            ctx.op1("mod", hint, &[("x", &sum), ("y", &two)])
+        }
+    }
+}
+
+/// `BitwiseAnd`/`BitwiseOr`/`BitwiseXor` (Core ML has no bitwise ops), exactly in int32 arithmetic:
+/// both operands are split into their 31 low bits and their sign bit, the bits are
+/// combined, and the result is reassembled as `Σ bit_i · 2^i + sign · (−2^31)`. Every integer
+/// type is held as int32 with its value sign- or zero-extended, and these operations commute
+/// with that extension, so 32 bits are exact for each of them.
+fn bitwise(ctx: &mut Ctx, node: &Node, op: BitOp) -> Result<(), Error> {
+    let (a, b) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+    let out = ctx.out_name(node, 0);
+    for var in [&a, &b] {
+        let dtype = ctx.ty(var)?.dtype;
+        if dtype != DType::I32 {
+            return Err(ctx.invalid(format!("takes integer tensors, not {dtype}")));
+        }
+    }
+    let exponents: Vec<i64> = (0..31).map(|i| 1i64 << i).collect();
+    let powers = ctx.ints(&format!("{out}_powers"), &exponents);
+    let bits_a = low_bits(ctx, &a, &powers, &format!("{out}_a_bits"))?;
+    let bits_b = low_bits(ctx, &b, &powers, &format!("{out}_b_bits"))?;
+    let bits = combine_bits(ctx, op, &bits_a, &bits_b, &format!("{out}_bits"))?;
+    // Bits 0..=15 and 16..=30 are summed apart, each to less than 2^16, which a reduction
+    // carried out in floating point (as the interpreter's is) still sums exactly.
+    let last = ctx.ints(&format!("{out}_last_axis"), &[-1]);
+    let no_keep = ctx.boolean(&format!("{out}_keep_dims"), false);
+    let mut halves = Vec::with_capacity(2);
+    for (half, range) in [("lower", 0..16), ("upper", 16..31)] {
+        let weights: Vec<i64> = (0..31)
+            .map(|i| {
+                if range.contains(&i) {
+                    1i64 << (i - range.start)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let weights = ctx.ints(&format!("{out}_{half}_weights"), &weights);
+        let weighted = ctx.op1(
+            "mul",
+            &format!("{out}_{half}_weighted"),
+            &[("x", &bits), ("y", &weights)],
+        )?;
+        halves.push(ctx.op1(
+            "reduce_sum",
+            &format!("{out}_{half}"),
+            &[("x", &weighted), ("axes", &last), ("keep_dims", &no_keep)],
+        )?);
+    }
+    let shift = ctx.int(&format!("{out}_upper_shift"), 1 << 16);
+    let upper = ctx.op1(
+        "mul",
+        &format!("{out}_upper_shifted"),
+        &[("x", &halves[1]), ("y", &shift)],
+    )?;
+    let low = ctx.op1(
+        "add",
+        &format!("{out}_low"),
+        &[("x", &halves[0]), ("y", &upper)],
+    )?;
+    let sign_a = sign_bit(ctx, &a, &format!("{out}_a_sign"))?;
+    let sign_b = sign_bit(ctx, &b, &format!("{out}_b_sign"))?;
+    let sign = combine_bits(ctx, op, &sign_a, &sign_b, &format!("{out}_sign"))?;
+    let min = ctx.int(&format!("{out}_int_min"), i32::MIN as i64);
+    let high = ctx.op1("mul", &format!("{out}_high"), &[("x", &sign), ("y", &min)])?;
+    let y = ctx.op1("add", &out, &[("x", &low), ("y", &high)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+fn bitwise_and(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    bitwise(ctx, node, BitOp::And)
+}
+
+fn bitwise_or(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    bitwise(ctx, node, BitOp::Or)
+}
+
+fn bitwise_xor(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    bitwise(ctx, node, BitOp::Xor)
+}
+
+/// `BitwiseNot`: `−1 − x` for signed types (two's complement), `2^N − 1 − x` for unsigned
+/// types of N ≤ 16 bits. For 32- and 64-bit unsigned types every result of an input held in
+/// int32 is at least 2^31, outside the int32 range Core ML computes in.
+fn bitwise_not(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let all_ones = match int_input_width(ctx, node, 0)? {
+        (_, true) => -1,
+        (bits, false) if bits <= 16 => (1i64 << bits) - 1,
+        (bits, false) => {
+            return Err(ctx.unsupported(format!(
+                "the bitwise not of a {bits}-bit unsigned integer is outside the int32 range Core ML computes in"
+            )))
+        }
+    };
+    let all_ones = ctx.int(&format!("{out}_all_ones"), all_ones);
+    let y = ctx.op1("sub", &out, &[("x", &all_ones), ("y", &x)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `BitShift(x, y, direction)` on unsigned integers of N bits, in int32 arithmetic:
+/// `x · 2^y` (mod 2^N for N ≤ 16) to the left, `floor(x / 2^y)` to the right, with `2^y` from
+/// `pow` on `y` clamped so that it stays in range, and 0 where the shift is so large that
+/// every bit leaves (for 32/64 bits: where any result that fits in int32 is 0).
+fn bit_shift(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let (x, y) = (ctx.input(node, 0)?, ctx.input(node, 1)?);
+    let out = ctx.out_name(node, 0);
+    let left = match ctx.attr(node.string("direction"))?.as_deref() {
+        Some("LEFT") => true,
+        Some("RIGHT") => false,
+        Some(other) => {
+            return Err(ctx.invalid(format!("direction '{other}' is neither LEFT nor RIGHT")))
+        }
+        None => return Err(ctx.invalid("attribute 'direction' is missing")),
+    };
+    let bits = match int_input_width(ctx, node, 0)? {
+        (bits, false) => bits,
+        (bits, true) => {
+            return Err(ctx.invalid(format!(
+                "shifts unsigned integers, not {bits}-bit signed ones"
+            )))
+        }
+    };
+    // Shifts from `gone` on give 0; shifts are clamped below it for `pow`.
+    let gone = if left { bits.min(31) } else { 31 };
+    let top = ctx.int(&format!("{out}_top_shift"), gone as i64 - 1);
+    let clamped = ctx.op1(
+        "minimum",
+        &format!("{out}_clamped"),
+        &[("x", &y), ("y", &top)],
+    )?;
+    let two = ctx.int(&format!("{out}_two"), 2);
+    let factor = ctx.op1(
+        "pow",
+        &format!("{out}_factor"),
+        &[("x", &two), ("y", &clamped)],
+    )?;
+    let mut shifted = if left {
+        ctx.op1(
+            "mul",
+            &format!("{out}_shifted"),
+            &[("x", &x), ("y", &factor)],
+        )?
+    } else {
+        ctx.op1(
+            "floor_div",
+            &format!("{out}_shifted"),
+            &[("x", &x), ("y", &factor)],
+        )?
+    };
+    if left && bits <= 16 {
+        let modulus = ctx.int(&format!("{out}_modulus"), 1i64 << bits);
+        shifted = ctx.op1(
+            "mod",
+            &format!("{out}_wrapped"),
+            &[("x", &shifted), ("y", &modulus)],
+        )?;
+    }
+    let gone_c = ctx.int(&format!("{out}_gone"), gone as i64);
+    let all_gone = ctx.op1(
+        "greater_equal",
+        &format!("{out}_all_gone"),
+        &[("x", &y), ("y", &gone_c)],
+    )?;
+    let zero = ctx.int(&format!("{out}_zero"), 0);
+    let z = ctx.op1(
+        "select",
+        &out,
+        &[("cond", &all_gone), ("a", &zero), ("b", &shifted)],
+    )?;
+    ctx.set_output(node, 0, z);
+    Ok(())
+}
+
 /// This family's converters.
 pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("Abs", abs),
     ("Acos", acos),
+    ("Acosh", acosh),
     ("Add", add),
     ("And", and),
     ("Asin", asin),
+    ("Asinh", asinh),
     ("Atan", atan),
+    ("Atanh", atanh),
+    ("BitShift", bit_shift),
+    ("BitwiseAnd", bitwise_and),
+    ("BitwiseNot", bitwise_not),
+    ("BitwiseOr", bitwise_or),
+    ("BitwiseXor", bitwise_xor),
     ("Cast", cast),
     ("Ceil", ceil),
     ("Cos", cos),

@@ -1,5 +1,5 @@
 //! Normalisation: `BatchNormalization` (inference), `InstanceNormalization`,
-//! `LayerNormalization`, `RMSNormalization`.
+//! `LayerNormalization`, `RMSNormalization`, `LpNormalization`, `LRN`.
 
 use super::{axis, ConvertFn, Ctx, Emit, Node};
 use crate::frontend::lowering::{self, BatchNormParams};
@@ -301,10 +301,84 @@ fn rms_norm(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
+/// `LpNormalization(axis = -1, p = 2)`: `x / ‖x‖_p` along the axis, the norm from
+/// `reduce_l1_norm`/`reduce_l2_norm` (MIL `l2_norm` would add an epsilon ONNX does not have,
+/// so a zero vector gives NaN as in ONNX).
+fn lp_normalization(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let a = axis(ctx, ctx.attr(node.int_or("axis", -1))?, ctx.rank(&x)?)?;
+    let reduce = match ctx.attr(node.int_or("p", 2))? {
+        1 => "reduce_l1_norm",
+        2 => "reduce_l2_norm",
+        p => return Err(ctx.invalid(format!("p must be 1 or 2, not {p}"))),
+    };
+    let axes = ctx.ints(&format!("{out}_axes"), &[a as i64]);
+    let keep = ctx.boolean(&format!("{out}_keep_dims"), true);
+    let norm = ctx.op1(
+        reduce,
+        &format!("{out}_norm"),
+        &[("x", &x), ("axes", &axes), ("keep_dims", &keep)],
+    )?;
+    let y = ctx.op1("real_div", &out, &[("x", &x), ("y", &norm)])?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `LRN(size, alpha, beta, bias)` → `local_response_norm` (`bias` is MIL `k`), for an odd
+/// `size`. An even window is not centred: ONNX puts its extra channel after the centre, PyTorch
+/// before it, and Core ML does not say which it does, so an even size is unsupported.
+fn lrn(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let rank = ctx.rank(&x)?;
+    if !(3..=5).contains(&rank) {
+        return Err(ctx.unsupported(format!(
+            "Core ML's local_response_norm takes inputs of rank 3 to 5, not {rank}"
+        )));
+    }
+    let size = ctx
+        .attr(node.int("size"))?
+        .ok_or_else(|| ctx.invalid("attribute 'size' is missing"))?;
+    if size < 1 {
+        return Err(ctx.invalid(format!("size {size} is not positive")));
+    }
+    if size % 2 == 0 {
+        return Err(ctx.unsupported(format!(
+            "an even size ({size}) is not supported: Core ML does not say on which side of the centre an even window's extra channel goes"
+        )));
+    }
+    let size_c = ctx.int(&format!("{out}_size"), size);
+    let alpha = ctx.float(
+        &format!("{out}_alpha"),
+        ctx.attr(node.float_or("alpha", 1e-4))?,
+    );
+    let beta = ctx.float(
+        &format!("{out}_beta"),
+        ctx.attr(node.float_or("beta", 0.75))?,
+    );
+    let k = ctx.float(&format!("{out}_k"), ctx.attr(node.float_or("bias", 1.0))?);
+    let y = ctx.op1(
+        "local_response_norm",
+        &out,
+        &[
+            ("x", &x),
+            ("size", &size_c),
+            ("alpha", &alpha),
+            ("beta", &beta),
+            ("k", &k),
+        ],
+    )?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// This family's converters.
 pub const CONVERTERS: &[(&str, ConvertFn)] = &[
     ("BatchNormalization", batch_norm),
     ("InstanceNormalization", instance_norm),
     ("LayerNormalization", layer_norm),
     ("RMSNormalization", rms_norm),
+    ("LpNormalization", lp_normalization),
+    ("LRN", lrn),
 ];

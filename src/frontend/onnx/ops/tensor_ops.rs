@@ -1,6 +1,7 @@
-//! `CumSum`, `TopK` and `Trilu`.
+//! `CumSum`, `OneHot`, `TopK` and `Trilu`.
 
 use super::elementwise::{coerce, scalar_like};
+use super::shape::broadcast_to;
 use super::{axis, ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Tensor};
 use crate::Error;
@@ -111,9 +112,96 @@ fn trilu(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
+/// `OneHot(indices, depth, values)` with `axis` (default -1): `values[1]` where the new axis'
+/// position equals the index (a negative index counting from `depth`), `values[0]` elsewhere,
+/// so indices outside `[-depth, depth)` give a row of `values[0]`. Built from comparisons with
+/// a constant position vector and a `select`, which is exact for every index (MIL `one_hot`
+/// does not say what negative indices give). `depth` must be constant; float indices are
+/// truncated like ONNX's cast to int64.
+fn one_hot(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let mut idx = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let depth = ctx
+        .const_input(node, 1)?
+        .and_then(|t| t.scalar_f64())
+        .ok_or_else(|| ctx.invalid("input 'depth' must hold one value"))?
+        .trunc();
+    if !(1.0..=i32::MAX as f64).contains(&depth) {
+        return Err(ctx.invalid(format!("depth {depth} is not a positive int32")));
+    }
+    let depth = depth as usize;
+    if ctx.ty(&idx)?.dtype.is_float() {
+        idx = ctx.cast(&idx, DType::I32, &format!("{out}_indices"))?;
+    }
+    let idx_shape = ctx.shape(&idx)?;
+    let a = axis(ctx, ctx.attr(node.int_or("axis", -1))?, idx_shape.len() + 1)?;
+    let mut out_shape = idx_shape.clone();
+    out_shape.insert(a, depth);
+    let mut position_shape = vec![1; idx_shape.len() + 1];
+    position_shape[a] = depth;
+    let positions: Vec<i32> = (0..depth as i32).collect();
+    let from_end: Vec<i32> = positions.iter().map(|p| p - depth as i32).collect();
+    let positions = ctx.constant(
+        &format!("{out}_positions"),
+        Tensor::from_i32(&position_shape, &positions),
+    );
+    let from_end = ctx.constant(
+        &format!("{out}_positions_from_end"),
+        Tensor::from_i32(&position_shape, &from_end),
+    );
+    let axes = ctx.ints(&format!("{out}_axes"), &[a as i64]);
+    let column = ctx.op1(
+        "expand_dims",
+        &format!("{out}_column"),
+        &[("x", &idx), ("axes", &axes)],
+    )?;
+    let at = ctx.op1(
+        "equal",
+        &format!("{out}_at"),
+        &[("x", &column), ("y", &positions)],
+    )?;
+    let at_from_end = ctx.op1(
+        "equal",
+        &format!("{out}_at_from_end"),
+        &[("x", &column), ("y", &from_end)],
+    )?;
+    let hot = ctx.op1(
+        "logical_or",
+        &format!("{out}_hot"),
+        &[("x", &at), ("y", &at_from_end)],
+    )?;
+    let values = ctx.input(node, 2)?;
+    if ctx.shape(&values)? != [2] {
+        return Err(ctx.invalid("input 'values' must hold two values [off, on]"));
+    }
+    let mut picked = Vec::with_capacity(2);
+    for (i, name) in [(0, "off"), (1, "on")] {
+        let at = ctx.int(&format!("{out}_{name}_index"), i);
+        let zero = ctx.int(&format!("{out}_{name}_axis"), 0);
+        picked.push(ctx.op1(
+            "gather",
+            &format!("{out}_{name}"),
+            &[("x", &values), ("indices", &at), ("axis", &zero)],
+        )?);
+    }
+    let dims: Vec<i64> = out_shape.iter().map(|&d| d as i64).collect();
+    let on = broadcast_to(ctx, &picked[1], &dims, &format!("{out}_on_full"))?;
+    let y = ctx.op1(
+        "select",
+        &out,
+        &[("cond", &hot), ("a", &on), ("b", &picked[0])],
+    )?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// This family's converters.
-pub const CONVERTERS: &[(&str, ConvertFn)] =
-    &[("CumSum", cumsum), ("TopK", topk), ("Trilu", trilu)];
+pub const CONVERTERS: &[(&str, ConvertFn)] = &[
+    ("CumSum", cumsum),
+    ("OneHot", one_hot),
+    ("TopK", topk),
+    ("Trilu", trilu),
+];
 
 #[cfg(test)]
 mod tests {
