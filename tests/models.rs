@@ -186,9 +186,8 @@ fn recurrent_fixtures_use_native_ops_where_they_fit() {
     for &(group, case, native, matmuls) in cases {
         let fx = Fixture::load(group, case);
         let options = OnnxOptions {
-            input_shapes: Vec::new(),
-            dims: Vec::new(),
             target: Target::IOS17,
+            ..OnnxOptions::default()
         };
         let program = onnx::load(&fx.model_path(), &options).unwrap();
         let counts = program.main().op_counts();
