@@ -1,6 +1,5 @@
 //! Transformer building blocks of opset 23: `Attention` and `RotaryEmbedding`, composed from
-//! MIL matmul/softmax/elementwise ops (the attention fusion pass then finds the
-//! `scaled_dot_product_attention` inside where it applies). Both need static shapes.
+//! MIL matmul/softmax/elementwise ops. Both need static shapes.
 
 use super::{ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Tensor};
