@@ -1561,6 +1561,8 @@ mod elementwise;
 mod exporter_idioms;
 mod freeze;
 mod group_norm;
+mod image_ops;
+mod shape_ops;
 mod tensor_ops;
 
 #[test]

@@ -1,9 +1,11 @@
-//! Indexed reads and writes: `GatherElements`, `GatherND`, `ScatterElements`, `ScatterND`.
+//! Indexed reads and writes: `GatherElements`, `GatherND`, `ScatterElements` (and its
+//! deprecated alias `Scatter`), `ScatterND`, and `ReverseSequence` and `Compress` as gathers.
 //! Constant indices are made non-negative against the dimension they index; run-time indices
 //! are wrapped (`mod` by that dimension), since Core ML leaves negative indices undefined.
 
+use super::shape::broadcast_to;
 use super::{axis, ConvertFn, Ctx, Emit, Node};
-use crate::ir::{Dim, Tensor};
+use crate::ir::{DType, Dim, Tensor};
 use crate::Error;
 
 /// The size of axis `a` of `x`: a constant when it is fixed, else read from `shape(x)`.
@@ -222,10 +224,143 @@ fn scatter_nd(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
+/// `ReverseSequence(x, sequence_lens, batch_axis = 1, time_axis = 0)`: for batch entry `b`,
+/// the first `sequence_lens[b]` steps along the time axis reversed and the rest kept. A
+/// `gather_along_axis` on the time axis with index `len − 1 − t` where `t < len`, else `t`;
+/// the lengths may be computed at run time (they are clamped to `[0, T]`, so no index leaves
+/// the axis). Needs a static shape.
+fn reverse_sequence(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let shape = ctx.shape(&x)?;
+    let rank = shape.len();
+    let b = axis(ctx, ctx.attr(node.int_or("batch_axis", 1))?, rank)?;
+    let t = axis(ctx, ctx.attr(node.int_or("time_axis", 0))?, rank)?;
+    if b == t || b > 1 || t > 1 {
+        return Err(ctx.invalid(format!(
+            "batch_axis {b} and time_axis {t} must be 0 and 1 in some order"
+        )));
+    }
+    let lens = ctx.input(node, 1)?;
+    let lens = ctx.coerce(&lens, DType::I32, &format!("{out}_lens_int"))?;
+    let mut lens_shape = vec![1i64; rank];
+    lens_shape[b] = shape[b] as i64;
+    let lens_shape = ctx.ints(&format!("{out}_lens_shape"), &lens_shape);
+    let lens = ctx.op1(
+        "reshape",
+        &format!("{out}_lens"),
+        &[("x", &lens), ("shape", &lens_shape)],
+    )?;
+    let steps = shape[t] as i64;
+    let (zero, top) = (
+        ctx.int(&format!("{out}_zero"), 0),
+        ctx.int(&format!("{out}_steps"), steps),
+    );
+    let lens = ctx.op1(
+        "maximum",
+        &format!("{out}_lens_low"),
+        &[("x", &lens), ("y", &zero)],
+    )?;
+    let lens = ctx.op1(
+        "minimum",
+        &format!("{out}_lens_clamped"),
+        &[("x", &lens), ("y", &top)],
+    )?;
+    let mut time_shape = vec![1; rank];
+    time_shape[t] = shape[t];
+    let positions: Vec<i32> = (0..steps as i32).collect();
+    let positions = ctx.constant(
+        &format!("{out}_positions"),
+        Tensor::from_i32(&time_shape, &positions),
+    );
+    let within = ctx.op1(
+        "less",
+        &format!("{out}_within"),
+        &[("x", &positions), ("y", &lens)],
+    )?;
+    let one = ctx.int(&format!("{out}_one"), 1);
+    let last = ctx.op1("sub", &format!("{out}_last"), &[("x", &lens), ("y", &one)])?;
+    let reversed = ctx.op1(
+        "sub",
+        &format!("{out}_reversed"),
+        &[("x", &last), ("y", &positions)],
+    )?;
+    let index = ctx.op1(
+        "select",
+        &format!("{out}_index"),
+        &[("cond", &within), ("a", &reversed), ("b", &positions)],
+    )?;
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let index = broadcast_to(ctx, &index, &dims, &format!("{out}_indices"))?;
+    let axis_c = ctx.int(&format!("{out}_axis"), t as i64);
+    let y = ctx.op1(
+        "gather_along_axis",
+        &out,
+        &[("x", &x), ("indices", &index), ("axis", &axis_c)],
+    )?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `Compress(x, condition, axis)`: the slices along `axis` (of `x` flattened, without one)
+/// whose `condition` entry is true, as a `gather` of their positions. The condition must be
+/// constant (Core ML's output shapes are fixed when the model is compiled); one selecting
+/// nothing is unsupported, since Core ML has no empty tensors.
+fn compress(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let mut x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let condition = ctx
+        .const_input(node, 1)?
+        .ok_or_else(|| ctx.invalid("input 'condition' is missing"))?;
+    let a = match ctx.attr(node.int("axis"))? {
+        Some(a) => axis(ctx, a, ctx.rank(&x)?)?,
+        None => {
+            let flat = ctx.ints(&format!("{out}_flat_shape"), &[-1]);
+            x = ctx.op1(
+                "reshape",
+                &format!("{out}_flat"),
+                &[("x", &x), ("shape", &flat)],
+            )?;
+            0
+        }
+    };
+    let size = ctx.shape(&x)?[a];
+    let keep: Vec<i64> = condition
+        .to_i64_vec()
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c != 0)
+        .map(|(i, _)| i as i64)
+        .collect();
+    if condition.len() > size {
+        return Err(ctx.invalid(format!(
+            "condition has {} entries, more than the {size} along the axis",
+            condition.len()
+        )));
+    }
+    if keep.is_empty() {
+        return Err(
+            ctx.unsupported("the condition selects nothing, and Core ML has no empty tensors")
+        );
+    }
+    let indices = ctx.ints(&format!("{out}_indices"), &keep);
+    let axis_c = ctx.int(&format!("{out}_axis"), a as i64);
+    let y = ctx.op1(
+        "gather",
+        &out,
+        &[("x", &x), ("indices", &indices), ("axis", &axis_c)],
+    )?;
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
 /// This family's converters.
 pub const CONVERTERS: &[(&str, ConvertFn)] = &[
+    ("Compress", compress),
     ("GatherElements", gather_elements),
     ("GatherND", gather_nd),
+    ("ReverseSequence", reverse_sequence),
+    ("Scatter", scatter_elements),
     ("ScatterElements", scatter_elements),
     ("ScatterND", scatter_nd),
 ];

@@ -1,5 +1,5 @@
 //! `MatMul` and `Gemm`: `linear` when the right operand is a constant matrix (or, for `Gemm`
-//! with `transB`, a constexpr-rebuilt one), `matmul` otherwise.
+//! with `transB`, a constexpr-rebuilt one), `matmul` otherwise. `Det` of small matrices.
 
 use super::{ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Tensor};
@@ -158,5 +158,78 @@ fn gemm_general(
     Ok(())
 }
 
+/// `Det(x)` of `[*, M, M]` matrices with M ≤ 3, by the cofactor formula (Core ML has no
+/// determinant): each entry is gathered from the matrices flattened to `[*, M·M]`, then
+/// `a`, `ad − bc`, or `a(ei − fh) − b(di − fg) + c(dh − eg)`. Larger matrices are unsupported.
+fn det(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let shape = ctx.shape(&x)?;
+    let rank = shape.len();
+    if rank < 2 || shape[rank - 1] != shape[rank - 2] || !ctx.ty(&x)?.dtype.is_float() {
+        return Err(ctx.invalid(format!(
+            "input must be float square matrices [*, M, M], got shape {shape:?}"
+        )));
+    }
+    let m = shape[rank - 1];
+    if !(1..=3).contains(&m) {
+        return Err(ctx.unsupported(format!(
+            "only 1×1 to 3×3 matrices are supported, got {m}×{m}"
+        )));
+    }
+    let mut flat: Vec<i64> = shape[..rank - 2].iter().map(|&d| d as i64).collect();
+    flat.push((m * m) as i64);
+    let flat = ctx.ints(&format!("{out}_flat_shape"), &flat);
+    let entries = ctx.op1(
+        "reshape",
+        &format!("{out}_entries"),
+        &[("x", &x), ("shape", &flat)],
+    )?;
+    let last = ctx.int(&format!("{out}_axis"), rank as i64 - 2);
+    let mut e = Vec::with_capacity(m * m);
+    for i in 0..m * m {
+        let at = ctx.int(&format!("{out}_at{i}"), i as i64);
+        e.push(ctx.op1(
+            "gather",
+            &format!("{out}_e{i}"),
+            &[("x", &entries), ("indices", &at), ("axis", &last)],
+        )?);
+    }
+    let y = match m {
+        1 => e[0].clone(),
+        2 => minor(ctx, [&e[0], &e[3], &e[1], &e[2]], &out)?,
+        _ => {
+            let cofactors = [
+                minor(ctx, [&e[4], &e[8], &e[5], &e[7]], &format!("{out}_minor0"))?,
+                minor(ctx, [&e[3], &e[8], &e[5], &e[6]], &format!("{out}_minor1"))?,
+                minor(ctx, [&e[3], &e[7], &e[4], &e[6]], &format!("{out}_minor2"))?,
+            ];
+            let mut terms = Vec::with_capacity(3);
+            for (i, cofactor) in cofactors.iter().enumerate() {
+                terms.push(ctx.op1(
+                    "mul",
+                    &format!("{out}_term{i}"),
+                    &[("x", &e[i]), ("y", cofactor)],
+                )?);
+            }
+            let partial = ctx.op1(
+                "sub",
+                &format!("{out}_partial"),
+                &[("x", &terms[0]), ("y", &terms[1])],
+            )?;
+            ctx.op1("add", &out, &[("x", &partial), ("y", &terms[2])])?
+        }
+    };
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
+
+/// `p·q − r·s` for `[p, q, r, s]`.
+fn minor(ctx: &mut Ctx, [p, q, r, s]: [&String; 4], hint: &str) -> Result<String, Error> {
+    let pq = ctx.op1("mul", &format!("{hint}_pq"), &[("x", p), ("y", q)])?;
+    let rs = ctx.op1("mul", &format!("{hint}_rs"), &[("x", r), ("y", s)])?;
+    ctx.op1("sub", hint, &[("x", &pq), ("y", &rs)])
+}
+
 /// This family's converters.
-pub const CONVERTERS: &[(&str, ConvertFn)] = &[("Gemm", gemm), ("MatMul", matmul)];
+pub const CONVERTERS: &[(&str, ConvertFn)] = &[("Det", det), ("Gemm", gemm), ("MatMul", matmul)];

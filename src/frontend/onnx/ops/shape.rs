@@ -533,6 +533,13 @@ fn split(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     Ok(())
 }
 
+/// MIL `pad` amounts ([begin, end] pairs) for per-axis `(begin, end)` padding: from the first
+/// padded axis on, since MIL pads the trailing axes it is given. None when nothing is padded.
+pub(super) fn trailing_pad(full: &[(i64, i64)]) -> Option<Vec<i64>> {
+    let first = full.iter().position(|&(b, e)| b != 0 || e != 0)?;
+    Some(full[first..].iter().flat_map(|&(b, e)| [b, e]).collect())
+}
+
 /// `Pad`: attributes before opset 11, inputs from it (`axes` from 18); modes constant,
 /// reflect and edge (MIL `replicate`). Padding is given for the trailing axes that need it.
 fn pad(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
@@ -583,8 +590,7 @@ fn pad(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
     for (k, &a) in padded_axes.iter().enumerate() {
         full[a] = (pads[k], pads[n + k]);
     }
-    let first = full.iter().position(|&(b, e)| b != 0 || e != 0);
-    let Some(first) = first else {
+    let Some(mil_pad) = trailing_pad(&full) else {
         ctx.set_output(node, 0, x);
         return Ok(());
     };
@@ -594,7 +600,6 @@ fn pad(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
             "mode '{mode}' on {dtype} data is not supported (Core ML pads integers only with a constant)"
         )));
     }
-    let mil_pad: Vec<i64> = full[first..].iter().flat_map(|&(b, e)| [b, e]).collect();
     let pad_c = ctx.ints(&format!("{out}_pad"), &mil_pad);
     let mode_c = ctx.string(&format!("{out}_mode"), mil_mode);
     let value_c = super::elementwise::scalar_like(

@@ -1,7 +1,9 @@
 //! `Slice`: constant bounds become a `slice_by_index` with concrete begin/end/stride; an end
 //! computed from a symbolic input dimension (BERT's `position_ids[:, :seq]`, with `seq` read
-//! by `Shape` → `Gather`) becomes a begin/end vector computed at run time.
+//! by `Shape` → `Gather`) becomes a begin/end vector computed at run time. `CenterCropPad`
+//! is a slice and a pad.
 
+use super::shape::trailing_pad;
 use super::{axes, ConvertFn, Ctx, Emit, Node};
 use crate::ir::{DType, Dim, SymInt, Tensor, TensorType};
 use crate::Error;
@@ -335,7 +337,79 @@ fn runtime_element(ctx: &mut Ctx, var: &str, index: usize, hint: &str) -> Result
 }
 
 /// This family's converters.
-pub const CONVERTERS: &[(&str, ConvertFn)] = &[("Slice", slice)];
+pub const CONVERTERS: &[(&str, ConvertFn)] =
+    &[("CenterCropPad", center_crop_pad), ("Slice", slice)];
+
+/// `CenterCropPad(x, shape, axes)`: each listed axis (all, by default) is cropped or
+/// zero-padded to its size in the constant `shape`, centred, the odd element going to the end
+/// (as ONNX's reference does): a `slice_by_index` for the cropped axes, then a `pad`.
+fn center_crop_pad(ctx: &mut Ctx, node: &Node) -> Result<(), Error> {
+    let x = ctx.input(node, 0)?;
+    let out = ctx.out_name(node, 0);
+    let dims = ctx.shape(&x)?;
+    let rank = dims.len();
+    let sizes = ctx
+        .const_input(node, 1)?
+        .ok_or_else(|| ctx.invalid("input 'shape' is missing"))?
+        .to_i64_vec();
+    let listed = match ctx.attr(node.ints("axes"))? {
+        Some(a) => axes(ctx, &a, rank)?,
+        None => (0..rank).collect(),
+    };
+    if sizes.len() != listed.len() || sizes.iter().any(|&s| s < 1) {
+        return Err(ctx.invalid(format!(
+            "shape {sizes:?} does not give a positive size for each of the {} axes",
+            listed.len()
+        )));
+    }
+    let mut begin = vec![0i64; rank];
+    let mut end: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    let mut pads = vec![(0i64, 0i64); rank];
+    for (&a, &size) in listed.iter().zip(&sizes) {
+        let dim = dims[a] as i64;
+        if size < dim {
+            begin[a] = (dim - size) / 2;
+            end[a] = begin[a] + size;
+        } else if size > dim {
+            let extra = size - dim;
+            pads[a] = (extra / 2, extra - extra / 2);
+        }
+    }
+    let cropped =
+        begin.iter().any(|&b| b != 0) || end.iter().zip(&dims).any(|(&e, &d)| e != d as i64);
+    let pad = trailing_pad(&pads);
+    let mut y = x;
+    if cropped {
+        let name = if pad.is_some() {
+            format!("{out}_cropped")
+        } else {
+            out.clone()
+        };
+        let begin_c = ctx.ints(&format!("{out}_begin"), &begin);
+        let end_c = ctx.ints(&format!("{out}_end"), &end);
+        y = ctx.op1(
+            "slice_by_index",
+            &name,
+            &[("x", &y), ("begin", &begin_c), ("end", &end_c)],
+        )?;
+    }
+    if let Some(pad) = pad {
+        let pad_c = ctx.ints(&format!("{out}_pad"), &pad);
+        let zero = super::elementwise::scalar_like(
+            ctx,
+            &format!("{out}_constant_val"),
+            ctx.ty(&y)?.dtype,
+            0.0,
+        );
+        y = ctx.op1(
+            "pad",
+            &out,
+            &[("x", &y), ("pad", &pad_c), ("constant_val", &zero)],
+        )?;
+    }
+    ctx.set_output(node, 0, y);
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
